@@ -1,0 +1,287 @@
+"""The Python API: a `Collection` of indexed images and its `nearest` look-alikes.
+
+    >>> col = Collection.index(["photos/"], db="photos.db")       # doctest: +SKIP
+    >>> res = col.nearest(["photos/cat.jpg"], k=5)                   # doctest: +SKIP
+    >>> res.paths, res.distances                                     # doctest: +SKIP
+
+The command line and the web viewer only translate to and from these calls.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+from dataclasses import dataclass, field
+from typing import Any, Sequence
+
+import numpy as np
+
+from . import images
+from .errors import LookalikeError
+from .indexing import IndexReport, embed_files, index_paths
+from .metrics import canonical_metric
+from .search import nearest_rows
+from .sources import display_path, resolve
+from .store import Store
+
+DEFAULT_METRIC = "Cosine"
+
+#: Fields of every neighbour record, in output order (`--format json` and `to_records`).
+RECORD_FIELDS = ("rank", "path", "distance", "name", "category", "width", "height", "size", "id")
+
+
+class ReferenceError_(LookalikeError):
+    """A reference image that cannot be used."""
+
+
+@dataclass
+class Neighbors:
+    """The look-alikes of one or several references, nearest first."""
+
+    rows: list[dict]
+    distances: np.ndarray
+    model: str
+    metric: str
+    references: list[str] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    @property
+    def paths(self) -> list[str]:
+        return [r["path"] for r in self.rows]
+
+    @property
+    def ids(self) -> list[int]:
+        return [r["id"] for r in self.rows]
+
+    def to_records(self) -> list[dict[str, Any]]:
+        """One dict per neighbour with RECORD_FIELDS: rank (from 1), path, distance, ..."""
+        return [{"rank": i + 1, "path": r["path"], "distance": float(d), "name": r["name"],
+                 "category": r["category"], "width": r["width"], "height": r["height"],
+                 "size": r["size"], "id": r["id"]}
+                for i, (r, d) in enumerate(zip(self.rows, self.distances))]
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_records(), indent=2, ensure_ascii=False)
+
+    def to_csv(self) -> str:
+        buf = io.StringIO()
+        writer = csv.DictWriter(buf, fieldnames=RECORD_FIELDS, lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(self.to_records())
+        return buf.getvalue()
+
+    def to_pandas(self):
+        try:
+            import pandas as pd
+        except ImportError:
+            raise LookalikeError("to_pandas needs pandas: pip install pandas") from None
+        return pd.DataFrame.from_records(self.to_records(), columns=RECORD_FIELDS)
+
+
+class Collection:
+    """An indexed image collection stored in one SQLite file."""
+
+    def __init__(self, store: Store):
+        self.store = store
+        self._matrices: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+
+    # -- opening and indexing ----------------------------------------------------------------
+
+    @classmethod
+    def open(cls, db: str | os.PathLike | None = None) -> "Collection":
+        """Open an existing collection (`db` default: `$LOOKALIKE_DB` or the user data folder)."""
+        return cls(Store(db, create=False))
+
+    @classmethod
+    def create(cls, db: str | os.PathLike | None = None) -> "Collection":
+        """Open a collection, creating an empty one if the file does not exist."""
+        return cls(Store(db, create=True))
+
+    @classmethod
+    def index(cls, paths: Sequence[str | os.PathLike] | str | os.PathLike,
+              db: str | os.PathLike | None = None, model: str | None = None,
+              **options) -> "Collection":
+        """Open (or create) `db` and index `paths` into it; the report is in `last_report`."""
+        col = cls.create(db)
+        col.add(paths, model=model, **options)
+        return col
+
+    def add(self, paths: Sequence[str | os.PathLike] | str | os.PathLike, model: str | None = None,
+            *, batch_size: int = 32, threads: int | None = None, progress: bool = False,
+            max_pixels: int = images.DEFAULT_MAX_PIXELS) -> IndexReport:
+        """Index folders or files: new and changed images are embedded, vanished ones dropped."""
+        from .models import DEFAULT_MODEL
+
+        if isinstance(paths, (str, os.PathLike)):
+            paths = [paths]
+        report = index_paths(self.store, list(paths), model or DEFAULT_MODEL,
+                             batch_size=batch_size, threads=threads, progress=progress,
+                             max_pixels=max_pixels)
+        self._matrices.clear()
+        self.last_report = report
+        return report
+
+    def close(self) -> None:
+        self.store.close()
+
+    def __enter__(self) -> "Collection":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def __len__(self) -> int:
+        return self.store.count_images(usable_only=True)
+
+    # -- what is inside ------------------------------------------------------------------------
+
+    @property
+    def models(self) -> dict[str, int]:
+        """Models with vectors in this collection, with the number of images each covers."""
+        return self.store.models()
+
+    @property
+    def default_model(self) -> str:
+        """The model last used to index, if it has vectors, else the one covering most images."""
+        present = self.models
+        if not present:
+            raise LookalikeError(f"{self.store.path}: the collection has no indexed images yet")
+        last = self.store.get_setting("last_model")
+        if last in present:
+            return last
+        return max(present, key=present.get)
+
+    def skipped(self) -> list[dict]:
+        """Every catalogued file that could not be used, with its reason."""
+        return self.store.skipped()
+
+    def vectors(self, model: str | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """(image ids, float32 matrix) for a model; loaded once and kept."""
+        model = self._model(model)
+        if model not in self._matrices:
+            self._matrices[model] = self.store.vectors(model)
+        return self._matrices[model]
+
+    def _model(self, model: str | None) -> str:
+        if model is None:
+            return self.default_model
+        from .models import get_model_info
+
+        name = get_model_info(model).name
+        if name not in self.models:
+            raise LookalikeError(
+                f"no image in {self.store.path} has a {name} vector; "
+                f"index with --model {name} first (present: {', '.join(self.models) or 'none'})")
+        return name
+
+    # -- search -------------------------------------------------------------------------------
+
+    def nearest(self, refs: Any, k: int | None = 10, metric: str = DEFAULT_METRIC,
+                include_references: bool = False, model: str | None = None,
+                category: str | None = None, path_prefix: str | None = None) -> Neighbors:
+        """The k images nearest to the references (min distance to any), nearest first.
+
+        `refs`: one or several indexed paths, image files outside the collection (embedded on
+        the fly, not stored) or vectors. `k=None` ranks every candidate. References that are
+        catalogue rows are left out unless `include_references`.
+        """
+        if k is not None and (isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1):
+            raise LookalikeError(f"k must be a positive whole number or None, not {k!r}")
+        metric = canonical_metric(metric)
+        model = self._model(model)
+        ids, matrix = self.vectors(model)
+        if len(ids) == 0:
+            raise LookalikeError(f"{self.store.path}: the collection is empty")
+        queries, ref_ids, names = self._references(refs, model, ids, matrix)
+        exclude = None if include_references else np.flatnonzero(np.isin(ids, ref_ids))
+        candidates = None
+        if category is not None or path_prefix is not None:
+            candidates = self._filtered(ids, category, path_prefix)
+        if exclude is not None and len(exclude) == len(ids):
+            raise LookalikeError("every image in the collection is a reference: nothing else to "
+                                 "show (use --include-references to rank them)")
+        rows, dist = nearest_rows(matrix, queries, k, metric, exclude=exclude, candidates=candidates)
+        records = self.store.rows(ids[rows])
+        return Neighbors(rows=records, distances=dist, model=model, metric=metric, references=names)
+
+    def _filtered(self, ids: np.ndarray, category: str | None, path_prefix: str | None) -> np.ndarray:
+        sql, args = "SELECT id FROM images WHERE skip_reason IS NULL", []
+        if category is not None:
+            sql += " AND (category = ? OR category LIKE ? ESCAPE '\\')"
+            args += [category, _like_escape(category) + "/%"]
+        if path_prefix is not None:
+            sql += " AND path LIKE ? ESCAPE '\\'"
+            args.append(_like_escape(os.path.abspath(path_prefix)) + "%")
+        wanted = np.fromiter((r[0] for r in self.store.conn.execute(sql, args)), np.int64)
+        return np.flatnonzero(np.isin(ids, wanted))
+
+    def _references(self, refs: Any, model: str, ids: np.ndarray, matrix: np.ndarray):
+        if isinstance(refs, np.ndarray) and refs.dtype.kind in "fiu":
+            vectors = np.atleast_2d(refs)
+            self._check_dim(vectors, matrix)
+            return vectors, np.zeros(0, np.int64), [f"vector {i}" for i in range(len(vectors))]
+        if isinstance(refs, (str, os.PathLike)):
+            refs = [refs]
+        refs = list(refs)
+        if not refs:
+            raise LookalikeError("give at least one reference image")
+        vectors, ref_ids, names, outside = [], [], [], []
+        for ref in refs:
+            if not isinstance(ref, (str, os.PathLike)):
+                v = np.asarray(ref, dtype=np.float32).ravel()
+                self._check_dim(v[None], matrix)
+                vectors.append(v)
+                names.append("vector")
+                continue
+            row = self.store.find(resolve(ref))
+            shown = display_path(ref)
+            if row is not None and row["skip_reason"] is not None:
+                raise ReferenceError_(f"{shown}: was skipped when indexed ({row['skip_reason']})")
+            if row is not None:
+                where = np.flatnonzero(ids == row["id"])
+                if len(where):
+                    vectors.append(matrix[where[0]])
+                    ref_ids.append(row["id"])
+                    names.append(row["path"])
+                    continue
+            if not os.path.exists(ref):
+                raise ReferenceError_(f"{shown}: no such file, and not in the collection")
+            if os.path.isdir(ref):
+                raise ReferenceError_(f"{shown}: is a folder; give image files as references")
+            try:
+                outside.append(embed_files([ref], model, embedder=self._embedder(model))[0])
+            except images.ImageSkipped as exc:
+                raise ReferenceError_(f"{shown}: not a usable image ({exc.reason})") from None
+            vectors.append(outside[-1])
+            names.append(display_path(os.path.abspath(ref)))
+        return np.stack(vectors), np.asarray(ref_ids, np.int64), names
+
+    def _embedder(self, model: str):
+        from .models import load_model
+
+        if getattr(self, "_embedders", None) is None:
+            self._embedders = {}
+        if model not in self._embedders:
+            self._embedders[model] = load_model(model)
+        return self._embedders[model]
+
+    @staticmethod
+    def _check_dim(vectors: np.ndarray, matrix: np.ndarray) -> None:
+        if vectors.shape[-1] != matrix.shape[1]:
+            raise LookalikeError(f"reference vectors have {vectors.shape[-1]} dimensions; the "
+                                 f"collection's have {matrix.shape[1]}")
+
+
+def _like_escape(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+def open_collection(db: str | os.PathLike | None = None) -> Collection:
+    return Collection.open(db)
+
+
+__all__ = ["Collection", "Neighbors", "RECORD_FIELDS", "DEFAULT_METRIC", "open_collection"]

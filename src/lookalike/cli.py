@@ -1,0 +1,244 @@
+"""The `lookalike` command line: a thin translation to the Python API.
+
+Errors a user can fix are printed as one line, `lookalike: error: ...`, with exit status 1
+(2 for a wrong option, as argparse does); tracebacks are only for bugs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from typing import Sequence
+
+from . import __version__
+from .errors import LookalikeError
+
+FORMATS = ("table", "json", "csv")
+
+
+def _db_help() -> str:
+    return ("the collection's database file (default: $LOOKALIKE_DB, else lookalike.db in the "
+            "user data folder)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from .metrics import METRICS
+
+    parser = argparse.ArgumentParser(
+        prog="lookalike",
+        description="Find look-alike images: index a collection once, then ask for the images "
+                    "nearest to any reference image.",
+        epilog="Run `lookalike COMMAND --help` for the options of a command.")
+    parser.add_argument("--version", action="version", version=f"lookalike {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+
+    p = sub.add_parser("index", help="add folders or image files to a collection",
+                       description="Scan folders (recursively) and image files, embed every new or "
+                                   "changed image and store it. Unchanged files are not opened "
+                                   "again; renamed or copied files reuse their cached vector; "
+                                   "files that vanished from an indexed folder are dropped.")
+    p.add_argument("paths", nargs="+", metavar="PATH", help="a folder or an image file")
+    p.add_argument("--db", help=_db_help())
+    p.add_argument("--model", help="the network that embeds the images (see `lookalike models`; "
+                                   "default: the default model)")
+    p.add_argument("--batch-size", type=_positive_int, default=32, metavar="N",
+                   help="images per inference batch and per database commit (default 32)")
+    p.add_argument("--threads", type=_positive_int, metavar="N",
+                   help="decoding and inference threads (default: the number of CPU cores)")
+    p.add_argument("--max-pixels", type=_positive_int, metavar="N",
+                   help="refuse images with more pixels than this (default 268,435,456)")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    p.add_argument("-v", "--verbose", action="store_true", help="list every skipped file")
+
+    p = sub.add_parser("similar", help="show the images nearest to one or several references",
+                       description="Print the k images of the collection nearest to the reference "
+                                   "images. With several references, an image's distance is its "
+                                   "distance to the nearest of them. A reference may be an indexed "
+                                   "file or any image file (embedded on the fly, not stored).")
+    p.add_argument("refs", nargs="+", metavar="REF", help="a reference image file")
+    p.add_argument("--db", help=_db_help())
+    group = p.add_mutually_exclusive_group()
+    group.add_argument("-k", type=_positive_int, default=10, metavar="N",
+                       help="how many look-alikes to show (default 10)")
+    group.add_argument("--all", action="store_true", help="rank every image of the collection")
+    p.add_argument("--metric", default="cosine", metavar="NAME",
+                   help=f"distance measure, one of: {', '.join(METRICS)} (default cosine)")
+    p.add_argument("--model", help="which of the collection's models to use (default: the one "
+                                   "it was last indexed with)")
+    p.add_argument("--include-references", action="store_true",
+                   help="also rank the reference images themselves")
+    p.add_argument("--category", help="only images of this category (sub-folder)")
+    p.add_argument("--path-prefix", metavar="PATH", help="only images whose path starts so")
+    p.add_argument("--format", choices=FORMATS, default="table",
+                   help="table for people, json or csv for programs (default table)")
+
+    p = sub.add_parser("models", help="list the networks that can embed images")
+    p.add_argument("--format", choices=("table", "json"), default="table")
+
+    p = sub.add_parser("skipped", help="list the files that could not be indexed, with reasons")
+    p.add_argument("--db", help=_db_help())
+    p.add_argument("--format", choices=FORMATS, default="table")
+
+    p = sub.add_parser("datasets", help="list or fetch sample collections that install offline",
+                       description="Without arguments, list the sample collections. "
+                                   "`lookalike datasets get NAME DIR` writes one out as a folder.")
+    p.add_argument("action", nargs="?", choices=("list", "get"), default="list")
+    p.add_argument("name", nargs="?", help="the sample collection to get")
+    p.add_argument("dir", nargs="?", help="where to write it (default: ./NAME)")
+    return parser
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} must be at least 1")
+    return value
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    handler = {"index": cmd_index, "similar": cmd_similar, "models": cmd_models,
+               "skipped": cmd_skipped, "datasets": cmd_datasets}[args.command]
+    try:
+        return handler(args) or 0
+    except LookalikeError as exc:
+        print(f"lookalike: error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("lookalike: interrupted; what was committed is kept, run the command again to "
+              "resume", file=sys.stderr)
+        return 130
+    except BrokenPipeError:  # e.g. `lookalike similar ... | head`
+        sys.stderr.close()
+        return 0
+
+
+# -- commands ------------------------------------------------------------------------------
+
+def cmd_index(args) -> int:
+    from .api import Collection
+    from .images import DEFAULT_MAX_PIXELS
+    from .models import DEFAULT_MODEL
+
+    with Collection.create(args.db) as col:
+        report = col.add(args.paths, model=args.model or DEFAULT_MODEL,
+                         batch_size=args.batch_size, threads=args.threads,
+                         progress=not args.quiet,
+                         max_pixels=args.max_pixels or DEFAULT_MAX_PIXELS)
+        print(_summary(report, col.store.path))
+        if args.verbose and report.skipped:
+            print("skipped files:")
+            for path, reason in report.skipped:
+                print(f"  {path}: {reason}")
+        elif report.skipped:
+            print("run `lookalike skipped` (or index --verbose) for the list of skipped files")
+    return 0
+
+
+def _summary(report, db) -> str:
+    rate = f" ({report.images_per_second:,.0f} images/s)" if report.embedded else ""
+    lines = [f"{report.found:,} files in {report.seconds:.1f} s{rate}, model {report.model}, "
+             f"database {db}",
+             f"  embedded    {report.embedded:>8,}",
+             f"  from cache  {report.from_cache:>8,}",
+             f"  unchanged   {report.unchanged:>8,}",
+             f"  removed     {report.removed:>8,}",
+             f"  skipped     {len(report.skipped):>8,}"]
+    for reason, count in report.skipped_by_reason.items():
+        lines.append(f"    {count:>6,}  {reason}")
+    return "\n".join(lines)
+
+
+def cmd_similar(args) -> int:
+    from .api import Collection
+
+    with Collection.open(args.db) as col:
+        res = col.nearest(args.refs, k=None if args.all else args.k, metric=args.metric,
+                          include_references=args.include_references, model=args.model,
+                          category=args.category, path_prefix=args.path_prefix)
+    if args.format == "json":
+        print(res.to_json())
+    elif args.format == "csv":
+        sys.stdout.write(res.to_csv())
+    else:
+        print(_table(["rank", "distance", "category", "size", "path"],
+                     [[r["rank"], f"{r['distance']:.4f}", r["category"] or "",
+                       f"{r['width']}x{r['height']}", r["path"]] for r in res.to_records()]))
+        if not len(res):
+            print("(no other images match)")
+    return 0
+
+
+def cmd_models(args) -> int:
+    from .models import list_models
+
+    infos = list_models()
+    if args.format == "json":
+        print(json.dumps([{"name": m.name, "dim": m.dim, "input_size": m.input_size,
+                           "licence": m.licence, "package": m.package, "installed": m.installed,
+                           "default": m.is_default, "install_hint": m.install_hint,
+                           "description": m.description} for m in infos], indent=2))
+        return 0
+    print(_table(["name", "dim", "input", "licence", "package", "installed", "default"],
+                 [[m.name, m.dim, f"{m.input_size}px", m.licence, m.package,
+                   "yes" if m.installed else "no", "*" if m.is_default else ""] for m in infos]))
+    for m in infos:
+        if not m.installed:
+            print(f"{m.name} is not installed: {m.install_hint}")
+    return 0
+
+
+def cmd_skipped(args) -> int:
+    from .api import Collection
+
+    with Collection.open(args.db) as col:
+        rows = col.skipped()
+    if args.format == "json":
+        print(json.dumps(rows, indent=2, ensure_ascii=False))
+    elif args.format == "csv":
+        import csv
+
+        writer = csv.DictWriter(sys.stdout, fieldnames=["path", "reason"], lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(rows)
+    else:
+        for row in rows:
+            print(f"{row['path']}: {row['reason']}")
+        print(f"{len(rows):,} skipped files")
+    return 0
+
+
+def cmd_datasets(args) -> int:
+    from . import datasets
+
+    if args.action == "list":
+        print(_table(["name", "images", "licence", "how to get it"],
+                     [[d.name, f"{d.size:,}", d.licence, d.how] for d in datasets.DATASETS.values()]))
+        return 0
+    if not args.name:
+        raise LookalikeError("name the sample collection to get, e.g. `lookalike datasets get "
+                             "twemoji DIR`")
+    target = datasets.get(args.name, args.dir or os.path.join(".", args.name))
+    print(f"wrote {target.count:,} images to {target.path}")
+    if target.attribution:
+        print(target.attribution)
+    return 0
+
+
+def _table(header: list[str], rows: list[list]) -> str:
+    cells = [[str(c) for c in header]] + [[str(c) for c in row] for row in rows]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(header))]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() for row in cells]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,233 @@
+"""Indexing: scan sources, decode what changed, embed it in batches, commit batch by batch.
+
+Decoding runs in a thread pool a few batches ahead of inference, so the two overlap (Pillow
+and onnxruntime both release the GIL). Every batch is one transaction: an interrupted run
+loses at most the batch in flight, and the next run resumes where it stopped, because files
+whose size and modification time are unchanged are not opened again.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import time
+from collections import Counter, deque
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Callable, Iterable, Iterator, Sequence
+
+import numpy as np
+
+from . import images
+from .sources import ImageFile, Unreadable, scan_all
+from .store import ImageRow, Store
+
+#: Files larger than this are skipped without being read.
+DEFAULT_MAX_BYTES = 1 << 31
+
+
+@dataclass
+class IndexReport:
+    """What one `index` run did. `skipped` lists (path, reason) for every file not usable."""
+
+    model: str
+    found: int = 0
+    embedded: int = 0
+    from_cache: int = 0
+    unchanged: int = 0
+    removed: int = 0
+    skipped: list[tuple[str, str]] = field(default_factory=list)
+    seconds: float = 0.0
+    interrupted: bool = False
+
+    @property
+    def skipped_by_reason(self) -> dict[str, int]:
+        """Skip counts by the reason's first words (details in brackets dropped)."""
+        return dict(Counter(reason.split(" (")[0] for _, reason in self.skipped).most_common())
+
+    @property
+    def images_per_second(self) -> float:
+        return self.embedded / self.seconds if self.seconds > 0 else 0.0
+
+
+@dataclass
+class _Prepared:
+    file: ImageFile
+    content_hash: bytes | None = None
+    width: int | None = None
+    height: int | None = None
+    pixels: np.ndarray | None = None
+    skip_reason: str | None = None
+
+    def row(self) -> ImageRow:
+        f = self.file
+        return ImageRow(f.locator, f.path, f.root, f.name, f.category, f.size, f.mtime_ns,
+                        self.width, self.height, self.content_hash, self.skip_reason)
+
+
+def read_file(locator: bytes, max_bytes: int = DEFAULT_MAX_BYTES) -> bytes:
+    """The bytes of a file, or ImageSkipped with the reason it cannot be read."""
+    try:
+        with open(locator, "rb") as fh:
+            size = os.fstat(fh.fileno()).st_size
+            if size > max_bytes:
+                raise images.ImageSkipped(f"file too large ({size:,} bytes; the limit is {max_bytes:,})")
+            return fh.read()
+    except images.ImageSkipped:
+        raise
+    except IsADirectoryError:
+        raise images.ImageSkipped("a folder, not an image file") from None
+    except OSError as exc:
+        raise images.ImageSkipped(f"cannot read file ({exc.strerror or exc})") from None
+
+
+def content_hash(data: bytes) -> bytes:
+    return hashlib.blake2b(data, digest_size=16).digest()
+
+
+def _bounded_map(pool: ThreadPoolExecutor, fn: Callable, items: Iterable, window: int) -> Iterator:
+    """pool.map that keeps at most `window` items in flight, in order."""
+    pending: deque = deque()
+    for item in items:
+        pending.append(pool.submit(fn, item))
+        if len(pending) >= window:
+            yield pending.popleft().result()
+    while pending:
+        yield pending.popleft().result()
+
+
+def default_threads() -> int:
+    return max(1, os.cpu_count() or 1)
+
+
+def index_paths(store: Store, paths: Sequence[str | os.PathLike], model: str, *,
+                batch_size: int = 32, threads: int | None = None, progress: bool = True,
+                max_pixels: int = images.DEFAULT_MAX_PIXELS,
+                max_bytes: int = DEFAULT_MAX_BYTES,
+                load_model: Callable | None = None) -> IndexReport:
+    """Bring the catalogue up to date with `paths` and make sure every image has a `model` vector."""
+    from .models import get_model_info, load_model as _load_model
+
+    info = get_model_info(model)
+    load_model = load_model or _load_model
+    started = time.perf_counter()
+    report = IndexReport(model=info.name)
+    threads = threads or default_threads()
+
+    found = list(scan_all(paths))  # raises SourceError for a path that is not there
+    report.found = len(found)
+    known = store.known_files()
+    embedded_hashes = store.hashes_with_embedding(info.name)
+
+    seen = {item.locator for item in found}
+    vanished: list[int] = []
+    for path in paths:
+        absolute = os.path.abspath(os.fspath(path))
+        if os.path.isdir(absolute):
+            vanished += [i for loc, i in store.ids_under(os.fsencode(absolute)).items() if loc not in seen]
+    report.removed = store.remove(vanished) if vanished else 0
+
+    todo: list[ImageFile] = []
+    unreadable_rows: list[ImageRow] = []
+    for item in found:
+        if isinstance(item, Unreadable):
+            report.skipped.append((item.path, item.reason))
+            unreadable_rows.append(ImageRow(item.locator, item.path, item.root, None, None, None,
+                                            None, skip_reason=item.reason))
+            continue
+        k = known.get(item.locator)
+        if k is not None and k.size == item.size and k.mtime_ns == item.mtime_ns:
+            if k.skip_reason is not None:
+                report.skipped.append((item.path, k.skip_reason))
+                continue
+            if k.content_hash in embedded_hashes:
+                report.unchanged += 1
+                continue
+        todo.append(item)
+    if unreadable_rows:
+        store.write(unreadable_rows)
+
+    size = info.input_size
+
+    def prepare(f: ImageFile) -> _Prepared:
+        p = _Prepared(f)
+        try:
+            data = read_file(f.locator, max_bytes)
+            p.content_hash = content_hash(data)
+            if p.content_hash in embedded_hashes:
+                p.width, p.height = images.read_size(data, max_pixels)
+            else:
+                decoded = images.decode(data, size, max_pixels=max_pixels)
+                p.width, p.height, p.pixels = decoded.width, decoded.height, decoded.pixels
+        except images.ImageSkipped as exc:
+            p.skip_reason = exc.reason
+            p.pixels = None
+        return p
+
+    embedder = None
+    rows: list[ImageRow] = []
+    batch: list[_Prepared] = []
+
+    def flush() -> None:
+        nonlocal embedder
+        vectors: list[tuple[bytes, str, np.ndarray]] = []
+        if batch:
+            if embedder is None:
+                embedder = load_model(info.name, threads=threads)
+            out = embedder.embed(np.stack([p.pixels for p in batch]))
+            seen_in_batch = set()
+            for p, v in zip(batch, out):
+                if p.content_hash not in seen_in_batch:
+                    vectors.append((p.content_hash, info.name, v))
+                    seen_in_batch.add(p.content_hash)
+                embedded_hashes.add(p.content_hash)
+            report.embedded += len(batch)
+        store.write(rows, vectors)
+        rows.clear()
+        batch.clear()
+
+    bar = _progress_bar(len(todo), progress)
+    pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="lookalike-decode")
+    try:
+        for p in _bounded_map(pool, prepare, todo, window=batch_size * 3):
+            rows.append(p.row())
+            if p.skip_reason is not None:
+                report.skipped.append((p.file.path, p.skip_reason))
+            elif p.pixels is None:
+                report.from_cache += 1
+            elif p.content_hash in embedded_hashes:  # a copy of a file embedded earlier in this run
+                report.from_cache += 1
+            else:
+                batch.append(p)
+            if len(batch) >= batch_size or len(rows) >= 1000:
+                flush()
+            bar.update(1)
+        flush()
+    except KeyboardInterrupt:
+        report.interrupted = True
+        raise
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+        bar.close()
+        report.seconds = time.perf_counter() - started
+    store.set_setting("last_model", info.name)
+    return report
+
+
+def embed_files(paths: Sequence[str | os.PathLike], model: str, *, threads: int | None = None,
+                max_pixels: int = images.DEFAULT_MAX_PIXELS, embedder=None) -> np.ndarray:
+    """Vectors for image files outside any collection (nothing is stored). Raises ImageSkipped."""
+    from .models import get_model_info, load_model
+
+    info = get_model_info(model)
+    pixels = [images.decode(read_file(os.fsencode(p)), info.input_size, max_pixels=max_pixels).pixels
+              for p in paths]
+    embedder = embedder or load_model(info.name, threads=threads)
+    return embedder.embed(np.stack(pixels))
+
+
+def _progress_bar(total: int, enabled: bool):
+    from tqdm import tqdm
+
+    return tqdm(total=total, unit="img", desc="embedding", disable=not enabled or total == 0,
+                dynamic_ncols=True, smoothing=0.1)

@@ -1,0 +1,168 @@
+"""Orange's distance measures between rows of two matrices, vectorised.
+
+Names and formulas follow Orange's Neighbors widget: Pearson and Spearman distances are
+(1 - r) / 2, the absolute ones (1 - |r|) / 2, Spearman is Pearson on ranks, Jaccard treats
+non-zero as 1, Mahalanobis uses the inverse covariance of the data rows (shrunk towards a
+multiple of the identity when singular). Degenerate inputs give defined values, never NaN:
+cosine with a zero vector is 1 (0 between two zero vectors), a correlation with a constant
+vector is 0 (distance 0.5), Jaccard between two all-zero vectors is 0.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import numpy as np
+
+from .errors import LookalikeError
+
+#: Canonical names, as Orange spells them, in Orange's order.
+METRICS = ("Euclidean", "Manhattan", "Mahalanobis", "Cosine", "Jaccard", "Spearman",
+           "Absolute Spearman", "Pearson", "Absolute Pearson")
+
+_ALIASES = {name.lower(): name for name in METRICS}
+_ALIASES.update({name.lower().replace(" ", "-"): name for name in METRICS})
+_ALIASES.update({name.lower().replace(" ", "_"): name for name in METRICS})
+_ALIASES.update({name.lower().replace(" ", ""): name for name in METRICS})
+
+
+class UnknownMetricError(LookalikeError, ValueError):
+    pass
+
+
+def canonical_metric(name: str) -> str:
+    """The canonical spelling of a metric name (case-insensitive; '-' or '_' for spaces)."""
+    try:
+        return _ALIASES[str(name).strip().lower()]
+    except KeyError:
+        raise UnknownMetricError(
+            f"unknown metric {name!r}; choose one of: {', '.join(METRICS)}") from None
+
+
+def _as_2d(a) -> np.ndarray:
+    a = np.asarray(a, dtype=np.float64)
+    if a.ndim == 1:
+        a = a[None, :]
+    if a.ndim != 2:
+        raise ValueError(f"expected a matrix of row vectors, got an array of shape {a.shape}")
+    return a
+
+
+def _euclidean(x, y):
+    if x.size * len(y) <= 1 << 24:  # small enough to subtract directly, which is exact
+        out = np.empty((len(x), len(y)))
+        step = max(1, (1 << 22) // max(1, y.size))
+        for i in range(0, len(x), step):
+            diff = x[i:i + step, None, :] - y[None, :, :]
+            out[i:i + step] = np.sqrt(np.einsum("ijk,ijk->ij", diff, diff))
+        return out
+    sq = (x * x).sum(1)[:, None] + (y * y).sum(1)[None, :] - 2.0 * (x @ y.T)
+    return np.sqrt(np.maximum(sq, 0.0))
+
+
+def _manhattan(x, y):
+    out = np.empty((len(x), len(y)))
+    step = max(1, (1 << 22) // max(1, y.size))
+    for i in range(0, len(x), step):
+        out[i:i + step] = np.abs(x[i:i + step, None, :] - y[None, :, :]).sum(-1)
+    return out
+
+
+def _cosine(x, y):
+    nx = np.linalg.norm(x, axis=1)
+    ny = np.linalg.norm(y, axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        sim = (x @ y.T) / (nx[:, None] * ny[None, :])
+    zx, zy = nx == 0, ny == 0
+    sim = np.where(zx[:, None] | zy[None, :], np.where(zx[:, None] & zy[None, :], 1.0, 0.0), sim)
+    return np.clip(1.0 - sim, 0.0, 2.0)
+
+
+def _jaccard(x, y):
+    bx = (x != 0).astype(np.float64)
+    by = (y != 0).astype(np.float64)
+    inter = bx @ by.T
+    union = bx.sum(1)[:, None] + by.sum(1)[None, :] - inter
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(union > 0, 1.0 - inter / np.where(union > 0, union, 1), 0.0)
+
+
+def _centre_normalise(a):
+    c = a - a.mean(1, keepdims=True)
+    n = np.linalg.norm(c, axis=1, keepdims=True)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(n > 0, c / np.where(n > 0, n, 1), 0.0)
+
+
+def _correlation(x, y):
+    return np.clip(_centre_normalise(x) @ _centre_normalise(y).T, -1.0, 1.0)
+
+
+def rank_rows(a: np.ndarray) -> np.ndarray:
+    """Ranks within each row, ties given their average rank (as scipy.stats.rankdata)."""
+    a = np.asarray(a, dtype=np.float64)
+    n, d = a.shape
+    order = np.argsort(a, axis=1, kind="mergesort")
+    sorted_vals = np.take_along_axis(a, order, axis=1)
+    ranks = np.empty_like(a)
+    for i in range(n):
+        v = sorted_vals[i]
+        # Run boundaries of equal values; each run gets the mean of its positions (1-based).
+        starts = np.flatnonzero(np.r_[True, v[1:] != v[:-1]])
+        ends = np.r_[starts[1:], d]
+        avg = (starts + ends + 1) / 2.0
+        ranks[i, order[i]] = np.repeat(avg, ends - starts)
+    return ranks
+
+
+def mahalanobis_transform(data: np.ndarray, shrinkage: float = 0.1) -> np.ndarray:
+    """A matrix L with (x-y) L L^T (x-y)^T the squared Mahalanobis distance for `data`.
+
+    When the covariance of `data` is well conditioned this is its exact inverse (as Orange and
+    scipy use). When it is singular (always, with more dimensions than rows) it is shrunk
+    towards a multiple of the identity: (1 - s) C + s (trace(C)/d) I, with s = `shrinkage`.
+    """
+    data = _as_2d(data)
+    d = data.shape[1]
+    if len(data) < 2:
+        return np.eye(d)
+    cov = np.atleast_2d(np.cov(data, rowvar=False))
+    eig = np.linalg.eigvalsh(cov)
+    scale = float(np.trace(cov)) / d if d else 1.0
+    if scale <= 0:
+        return np.eye(d)
+    if eig.min() <= 1e-10 * eig.max():
+        cov = (1.0 - shrinkage) * cov + shrinkage * scale * np.eye(d)
+    inv = np.linalg.inv(cov)
+    inv = (inv + inv.T) / 2
+    return np.linalg.cholesky(inv)
+
+
+def distances(x, y=None, metric: str = "Euclidean", *, data=None) -> np.ndarray:
+    """Distances between the rows of `x` and of `y` (default: `x`), shape (len(x), len(y)).
+
+    `data`, for Mahalanobis only, is the set of rows whose covariance defines the distance
+    (default: the rows of `y`, Orange's data rows).
+    """
+    name = canonical_metric(metric)
+    x = _as_2d(x)
+    y = x if y is None else _as_2d(y)
+    if x.shape[1] != y.shape[1]:
+        raise ValueError(f"vectors differ in length: {x.shape[1]} and {y.shape[1]}")
+    if name == "Mahalanobis":
+        transform = mahalanobis_transform(y if data is None else data)
+        return _euclidean(x @ transform, y @ transform)
+    if name in ("Spearman", "Absolute Spearman"):
+        x, y = rank_rows(x), rank_rows(y)
+    fn: Callable = {
+        "Euclidean": _euclidean,
+        "Manhattan": _manhattan,
+        "Cosine": _cosine,
+        "Jaccard": _jaccard,
+    }.get(name)
+    if fn is not None:
+        return fn(x, y)
+    r = _correlation(x, y)
+    if name.startswith("Absolute"):
+        return (1.0 - np.abs(r)) / 2.0
+    return (1.0 - r) / 2.0

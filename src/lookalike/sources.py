@@ -1,0 +1,142 @@
+"""Finding the images of a collection: folder trees and single files become `ImageFile` records.
+
+A folder is walked recursively like Orange's Import Images: dot-files and dot-folders are
+skipped, symbolic links are followed but loops are not, and the category of an image is its
+sub-folder path relative to the folder given. Nothing here opens an image.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+from dataclasses import dataclass
+from typing import Iterator
+
+from .errors import LookalikeError
+
+#: File name endings taken as images when a folder is scanned (a file given by name is tried
+#: whatever its ending).
+IMAGE_SUFFIXES = frozenset({
+    ".jpg", ".jpeg", ".jpe", ".jfif", ".png", ".apng", ".gif", ".bmp", ".dib", ".tif", ".tiff",
+    ".webp", ".ppm", ".pgm", ".pbm", ".pnm", ".ico", ".heic", ".heif", ".avif",
+})
+
+
+class SourceError(LookalikeError):
+    """A path given by the user that cannot be a collection source."""
+
+
+@dataclass(frozen=True)
+class ImageFile:
+    """One candidate image file. `locator` (the raw path bytes) is its identity in the store."""
+
+    path: str          # absolute path, for display (undecodable bytes shown as escapes)
+    locator: bytes     # os.fsencode of the absolute path: exact even for names that are not UTF-8
+    root: str          # the folder (or file) the user gave
+    name: str          # file stem, Orange's "image name"
+    category: str | None  # sub-folder path relative to the root; None directly in the root
+    size: int
+    mtime_ns: int
+
+
+@dataclass(frozen=True)
+class Unreadable:
+    """A file-system entry named like an image that is not a readable regular file."""
+
+    path: str
+    locator: bytes
+    root: str
+    reason: str
+
+
+def display_path(path: str | bytes) -> str:
+    """A printable form of a path, even when its bytes are not valid UTF-8."""
+    raw = os.fsencode(path)
+    return raw.decode("utf-8", "backslashreplace")
+
+
+def _record(path: str, root: str, category: str | None) -> ImageFile | Unreadable:
+    locator = os.fsencode(path)
+    shown = display_path(path)
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        return Unreadable(shown, locator, root, "broken symbolic link")
+    except OSError as exc:
+        return Unreadable(shown, locator, root, f"cannot read file information ({exc.strerror})")
+    if not stat.S_ISREG(st.st_mode):
+        kind = "a named pipe" if stat.S_ISFIFO(st.st_mode) else "not a regular file"
+        return Unreadable(shown, locator, root, f"{kind}, not an image file")
+    stem = os.path.splitext(os.path.basename(path))[0]
+    return ImageFile(shown, locator, display_path(root), display_path(stem),
+                     None if category is None else display_path(category), st.st_size, st.st_mtime_ns)
+
+
+def scan(path: str | os.PathLike) -> Iterator[ImageFile | Unreadable]:
+    """Yield every image file under `path` (a folder, walked recursively, or one file)."""
+    root = os.path.abspath(os.fspath(path))
+    try:
+        st = os.stat(root)
+    except FileNotFoundError:
+        raise SourceError(f"{display_path(path)}: no such file or folder") from None
+    except OSError as exc:
+        raise SourceError(f"{display_path(path)}: cannot be read ({exc.strerror})") from None
+    if stat.S_ISDIR(st.st_mode):
+        yield from _walk(root)
+    else:
+        yield _record(root, root, None)
+
+
+def _walk(root: str) -> Iterator[ImageFile | Unreadable]:
+    # Real folders are walked before folders reached through symbolic links, so a file seen
+    # both ways is listed under its real path; a folder is entered once, which ends loops.
+    seen_dirs: set[tuple[int, int]] = set()
+    stack, linked = [root], []
+    while stack or linked:
+        folder = stack.pop() if stack else linked.pop(0)
+        try:
+            st = os.stat(folder)
+        except OSError:
+            continue
+        key = (st.st_dev, st.st_ino)
+        if key in seen_dirs:
+            continue
+        seen_dirs.add(key)
+        try:
+            entries = sorted(os.scandir(folder), key=lambda e: e.name)
+        except OSError:
+            continue
+        rel = os.path.relpath(folder, root)
+        category = None if rel == "." else rel
+        subfolders = []
+        for entry in entries:
+            if entry.name.startswith("."):
+                continue
+            try:
+                is_dir = entry.is_dir()  # follows symbolic links
+            except OSError:
+                is_dir = False
+            if is_dir:
+                (linked if entry.is_symlink() else subfolders).append(entry.path)
+            elif os.path.splitext(entry.name)[1].lower() in IMAGE_SUFFIXES:
+                yield _record(entry.path, root, category)
+        stack.extend(reversed(subfolders))
+
+
+def scan_all(paths: list[str | os.PathLike]) -> Iterator[ImageFile | Unreadable]:
+    """Scan several sources in order, each file once."""
+    seen: set[bytes] = set()
+    for path in paths:
+        for item in scan(path):
+            if item.locator not in seen:
+                seen.add(item.locator)
+                yield item
+
+
+def resolve(path: str | os.PathLike) -> bytes:
+    """The store identity of a file path given on the command line."""
+    return os.fsencode(os.path.abspath(os.fspath(path)))
+
+
+__all__ = ["IMAGE_SUFFIXES", "ImageFile", "Unreadable", "SourceError", "scan", "scan_all",
+           "resolve", "display_path"]

@@ -1,0 +1,306 @@
+"""The SQLite file that holds a collection: its catalogue of images and the embedding cache.
+
+Images are identified by their locator (the raw bytes of an absolute path, or a URL).
+Embeddings are keyed by (content hash, model), so a renamed or copied file is not embedded
+again. The schema is versioned with `PRAGMA user_version` and upgraded by `MIGRATIONS`.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable, Sequence
+
+import numpy as np
+
+from .errors import LookalikeError
+
+SCHEMA_VERSION = 1
+
+#: Statements that take a database from version N-1 to N, by N.
+MIGRATIONS: dict[int, str] = {
+    1: """
+    CREATE TABLE images (
+        id           INTEGER PRIMARY KEY,
+        locator      BLOB NOT NULL UNIQUE,  -- os.fsencode(absolute path), or a URL
+        path         TEXT NOT NULL,         -- the locator for display
+        root         TEXT,                  -- the folder the user indexed
+        name         TEXT,                  -- file stem (Orange's "image name")
+        category     TEXT,                  -- sub-folder relative to root
+        size         INTEGER,               -- bytes
+        mtime_ns     INTEGER,
+        width        INTEGER,
+        height       INTEGER,
+        content_hash BLOB,                  -- blake2b-128 of the file bytes
+        skip_reason  TEXT,                  -- NULL for a usable image
+        indexed_at   REAL NOT NULL
+    );
+    CREATE INDEX images_content_hash ON images(content_hash);
+    CREATE INDEX images_root ON images(root);
+    CREATE TABLE embeddings (
+        content_hash BLOB NOT NULL,
+        model        TEXT NOT NULL,
+        vector       BLOB NOT NULL,         -- float32, little-endian
+        PRIMARY KEY (content_hash, model)
+    ) WITHOUT ROWID;
+    CREATE TABLE settings (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+    """,
+}
+
+IMAGE_COLUMNS = ("id", "path", "root", "name", "category", "size", "mtime_ns", "width", "height",
+                 "content_hash", "skip_reason", "indexed_at")
+
+
+class StoreError(LookalikeError):
+    """The database file cannot be used."""
+
+
+def default_db_path() -> Path:
+    """`$LOOKALIKE_DB`, else lookalike.db in the user data folder."""
+    env = os.environ.get("LOOKALIKE_DB")
+    if env:
+        return Path(env)
+    import platformdirs
+
+    return Path(platformdirs.user_data_dir("lookalike")) / "lookalike.db"
+
+
+@dataclass(frozen=True)
+class KnownFile:
+    """What the catalogue remembers of a file, to tell whether it changed."""
+
+    id: int
+    size: int | None
+    mtime_ns: int | None
+    content_hash: bytes | None
+    skip_reason: str | None
+
+
+@dataclass
+class ImageRow:
+    """One catalogue row to write."""
+
+    locator: bytes
+    path: str
+    root: str | None
+    name: str | None
+    category: str | None
+    size: int | None
+    mtime_ns: int | None
+    width: int | None = None
+    height: int | None = None
+    content_hash: bytes | None = None
+    skip_reason: str | None = None
+
+
+class Store:
+    """An open collection database. Use as a context manager, or call `close()`."""
+
+    def __init__(self, path: str | os.PathLike | None = None, *, create: bool = True):
+        self.path = Path(path) if path is not None else default_db_path()
+        if not self.path.exists():
+            if not create:
+                raise StoreError(f"{self.path}: no collection there; index some images first "
+                                 f"(lookalike index FOLDER --db {self.path})")
+            try:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise StoreError(f"{self.path}: cannot create its folder ({exc.strerror})") from None
+        elif self.path.is_dir():
+            raise StoreError(f"{self.path}: is a folder, not a database file")
+        try:
+            self.conn = sqlite3.connect(self.path, timeout=30, isolation_level=None,
+                                        check_same_thread=False)
+            self.conn.execute("PRAGMA busy_timeout = 30000")
+            mode = self.conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+            if mode.lower() != "wal":  # pragma: no cover - e.g. a read-only file system
+                pass
+            # In WAL mode NORMAL is safe against application crashes (kill -9 loses only
+            # the open transaction); only a power cut may lose the last commits.
+            self.conn.execute("PRAGMA synchronous = NORMAL")
+            self.conn.execute("PRAGMA foreign_keys = ON")
+            self._migrate()
+        except sqlite3.DatabaseError as exc:
+            raise StoreError(f"{self.path}: not a lookalike database ({exc})") from None
+
+    # -- life cycle -----------------------------------------------------------------------
+
+    def close(self) -> None:
+        self.conn.close()
+
+    def __enter__(self) -> "Store":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def _migrate(self) -> None:
+        version = self.conn.execute("PRAGMA user_version").fetchone()[0]
+        if version > SCHEMA_VERSION:
+            raise StoreError(
+                f"{self.path}: made by a newer version of lookalike (schema {version}; this "
+                f"version reads up to {SCHEMA_VERSION}); upgrade lookalike to use it")
+        if version == 0 and self._has_foreign_tables():
+            raise StoreError(f"{self.path}: an SQLite file that is not a lookalike database")
+        for target in range(version + 1, SCHEMA_VERSION + 1):
+            with self.transaction():
+                for statement in MIGRATIONS[target].split(";"):
+                    if statement.strip():
+                        self.conn.execute(statement)
+                self.conn.execute(f"PRAGMA user_version = {target}")
+
+    def _has_foreign_tables(self) -> bool:
+        return self.conn.execute(
+            "SELECT count(*) FROM sqlite_master WHERE type = 'table'").fetchone()[0] > 0
+
+    def transaction(self):
+        """A context manager for one write transaction (BEGIN IMMEDIATE ... COMMIT)."""
+        return _Transaction(self.conn)
+
+    @property
+    def schema_version(self) -> int:
+        return self.conn.execute("PRAGMA user_version").fetchone()[0]
+
+    # -- settings ---------------------------------------------------------------------------
+
+    def get_setting(self, key: str, default: str | None = None) -> str | None:
+        row = self.conn.execute("SELECT value FROM settings WHERE key = ?", (key,)).fetchone()
+        return row[0] if row else default
+
+    def set_setting(self, key: str, value: str) -> None:
+        with self.transaction():
+            self.conn.execute("INSERT INTO settings(key, value) VALUES (?, ?) "
+                              "ON CONFLICT(key) DO UPDATE SET value = excluded.value", (key, value))
+
+    # -- catalogue --------------------------------------------------------------------------
+
+    def known_files(self) -> dict[bytes, KnownFile]:
+        """Every catalogued file by locator."""
+        cur = self.conn.execute(
+            "SELECT locator, id, size, mtime_ns, content_hash, skip_reason FROM images")
+        return {row[0]: KnownFile(*row[1:]) for row in cur}
+
+    def hashes_with_embedding(self, model: str) -> set[bytes]:
+        cur = self.conn.execute("SELECT content_hash FROM embeddings WHERE model = ?", (model,))
+        return {row[0] for row in cur}
+
+    def size_of_content(self, content_hash: bytes) -> tuple[int, int] | None:
+        """(width, height) of an already catalogued image with these bytes, if any."""
+        row = self.conn.execute(
+            "SELECT width, height FROM images WHERE content_hash = ? AND width IS NOT NULL "
+            "LIMIT 1", (content_hash,)).fetchone()
+        return (row[0], row[1]) if row else None
+
+    def write(self, rows: Sequence[ImageRow], embeddings: Iterable[tuple[bytes, str, np.ndarray]] = ()) -> None:
+        """Add or update catalogue rows and cache embeddings, all in one transaction."""
+        now = time.time()
+        with self.transaction():
+            self.conn.executemany(
+                "INSERT INTO embeddings(content_hash, model, vector) VALUES (?, ?, ?) "
+                "ON CONFLICT(content_hash, model) DO UPDATE SET vector = excluded.vector",
+                [(h, m, np.ascontiguousarray(v, dtype="<f4").tobytes()) for h, m, v in embeddings])
+            self.conn.executemany(
+                "INSERT INTO images(locator, path, root, name, category, size, mtime_ns, width,"
+                " height, content_hash, skip_reason, indexed_at)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+                " ON CONFLICT(locator) DO UPDATE SET path = excluded.path, root = excluded.root,"
+                " name = excluded.name, category = excluded.category, size = excluded.size,"
+                " mtime_ns = excluded.mtime_ns, width = excluded.width, height = excluded.height,"
+                " content_hash = excluded.content_hash, skip_reason = excluded.skip_reason,"
+                " indexed_at = excluded.indexed_at",
+                [(r.locator, r.path, r.root, r.name, r.category, r.size, r.mtime_ns, r.width,
+                  r.height, r.content_hash, r.skip_reason, now) for r in rows])
+
+    def remove(self, ids: Iterable[int]) -> int:
+        """Drop catalogue rows (their cached embeddings stay, for files that come back)."""
+        ids = list(ids)
+        with self.transaction():
+            self.conn.executemany("DELETE FROM images WHERE id = ?", [(i,) for i in ids])
+        return len(ids)
+
+    def ids_under(self, folder: bytes) -> dict[bytes, int]:
+        """Catalogued locators inside a folder (given as path bytes), with their ids."""
+        prefix = folder.rstrip(b"/") + b"/"
+        upper = prefix[:-1] + b"0"  # "0" sorts just after "/"
+        cur = self.conn.execute(
+            "SELECT locator, id FROM images WHERE locator >= ? AND locator < ?", (prefix, upper))
+        return dict(cur.fetchall())
+
+    def count_images(self, *, usable_only: bool = False) -> int:
+        sql = "SELECT count(*) FROM images"
+        if usable_only:
+            sql += " WHERE skip_reason IS NULL"
+        return self.conn.execute(sql).fetchone()[0]
+
+    def models(self) -> dict[str, int]:
+        """Models with vectors for catalogued images, and how many images each covers."""
+        cur = self.conn.execute(
+            "SELECT e.model, count(*) FROM images i JOIN embeddings e "
+            "ON e.content_hash = i.content_hash WHERE i.skip_reason IS NULL GROUP BY e.model")
+        return dict(cur.fetchall())
+
+    def skipped(self) -> list[dict]:
+        cur = self.conn.execute(
+            "SELECT path, skip_reason FROM images WHERE skip_reason IS NOT NULL ORDER BY path")
+        return [{"path": p, "reason": r} for p, r in cur]
+
+    def find(self, locator: bytes) -> dict | None:
+        """The catalogue row of a locator, as a dict of IMAGE_COLUMNS."""
+        row = self.conn.execute(
+            f"SELECT {', '.join(IMAGE_COLUMNS)} FROM images WHERE locator = ?", (locator,)).fetchone()
+        return dict(zip(IMAGE_COLUMNS, row)) if row else None
+
+    def rows(self, ids: Sequence[int]) -> list[dict]:
+        """Catalogue rows for image ids, in the order given."""
+        out: dict[int, dict] = {}
+        ids = [int(i) for i in ids]
+        for start in range(0, len(ids), 900):  # SQLite's parameter limit
+            chunk = ids[start:start + 900]
+            marks = ",".join("?" * len(chunk))
+            cur = self.conn.execute(
+                f"SELECT {', '.join(IMAGE_COLUMNS)} FROM images WHERE id IN ({marks})", chunk)
+            for row in cur:
+                out[row[0]] = dict(zip(IMAGE_COLUMNS, row))
+        return [out[i] for i in ids if i in out]
+
+    def vector(self, content_hash: bytes, model: str) -> np.ndarray | None:
+        row = self.conn.execute("SELECT vector FROM embeddings WHERE content_hash = ? AND model = ?",
+                                (content_hash, model)).fetchone()
+        return np.frombuffer(row[0], dtype="<f4").astype(np.float32) if row else None
+
+    def vectors(self, model: str) -> tuple[np.ndarray, np.ndarray]:
+        """(image ids, float32 matrix) of every usable image that has a `model` vector."""
+        cur = self.conn.execute(
+            "SELECT i.id, e.vector FROM images i JOIN embeddings e ON e.content_hash = i.content_hash"
+            " WHERE e.model = ? AND i.skip_reason IS NULL ORDER BY i.id", (model,))
+        ids: list[int] = []
+        blobs: list[bytes] = []
+        for image_id, blob in cur:
+            ids.append(image_id)
+            blobs.append(blob)
+        if not blobs:
+            return np.zeros(0, np.int64), np.zeros((0, 0), np.float32)
+        matrix = np.frombuffer(b"".join(blobs), dtype="<f4").reshape(len(blobs), -1)
+        return np.asarray(ids, np.int64), matrix.astype(np.float32, copy=False)
+
+    def integrity_check(self) -> str:
+        return self.conn.execute("PRAGMA integrity_check").fetchone()[0]
+
+
+class _Transaction:
+    def __init__(self, conn: sqlite3.Connection):
+        self.conn = conn
+
+    def __enter__(self):
+        self.conn.execute("BEGIN IMMEDIATE")
+        return self.conn
+
+    def __exit__(self, exc_type, exc, tb):
+        if exc_type is None:
+            self.conn.execute("COMMIT")
+        else:
+            self.conn.execute("ROLLBACK")
+        return False

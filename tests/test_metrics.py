@@ -1,0 +1,118 @@
+"""Orange's distances, each checked against an independent formula."""
+
+import numpy as np
+import pytest
+from scipy.spatial import distance as sd
+from scipy.stats import pearsonr, rankdata, spearmanr
+
+import lookalike
+from lookalike.metrics import METRICS, canonical_metric, rank_rows
+from lookalike.search import nearest_rows
+
+
+@pytest.fixture
+def data():
+    rng = np.random.default_rng(7)
+    x = rng.normal(size=(6, 12))
+    y = rng.normal(size=(9, 12))
+    x[1, ::2] = 0.0                      # sparse rows for Jaccard
+    y[2] = np.round(y[2])                # ties for Spearman
+    y[3, :6] = y[3, 6:]                  # more ties
+    return x, y
+
+
+def brute(x, y, fn):
+    return np.array([[fn(a, b) for b in y] for a in x])
+
+
+def test_euclidean_manhattan_cosine_jaccard_match_scipy(data):
+    x, y = data
+    for name, ref in [("euclidean", sd.euclidean), ("manhattan", sd.cityblock),
+                      ("cosine", sd.cosine), ("jaccard", lambda a, b: sd.jaccard(a != 0, b != 0))]:
+        np.testing.assert_allclose(lookalike.distances(x, y, name), brute(x, y, ref), atol=1e-9,
+                                   err_msg=name)
+
+
+def test_correlations_are_orange_formulas(data):
+    x, y = data
+    r = brute(x, y, lambda a, b: pearsonr(a, b)[0])
+    rho = brute(x, y, lambda a, b: spearmanr(a, b)[0])
+    np.testing.assert_allclose(lookalike.distances(x, y, "Pearson"), (1 - r) / 2, atol=1e-9)
+    np.testing.assert_allclose(lookalike.distances(x, y, "absolute pearson"), (1 - abs(r)) / 2,
+                               atol=1e-9)
+    np.testing.assert_allclose(lookalike.distances(x, y, "Spearman"), (1 - rho) / 2, atol=1e-9)
+    np.testing.assert_allclose(lookalike.distances(x, y, "Absolute Spearman"),
+                               (1 - abs(rho)) / 2, atol=1e-9)
+
+
+def test_ranks_average_ties_like_scipy():
+    a = np.array([[3, 1, 3, 2, 3, 0], [1, 1, 1, 1, 1, 1]], float)
+    np.testing.assert_array_equal(rank_rows(a), [rankdata(row) for row in a])
+
+
+def test_mahalanobis_matches_scipy_when_covariance_is_regular():
+    rng = np.random.default_rng(1)
+    data = rng.normal(size=(200, 5)) @ rng.normal(size=(5, 5))
+    vi = np.linalg.inv(np.cov(data, rowvar=False))
+    x = data[:4]
+    got = lookalike.distances(x, data, "Mahalanobis")
+    want = brute(x, data, lambda a, b: sd.mahalanobis(a, b, vi))
+    np.testing.assert_allclose(got, want, atol=1e-8)
+
+
+def test_mahalanobis_is_regularised_when_singular():
+    rng = np.random.default_rng(2)
+    data = rng.normal(size=(10, 40))      # more dimensions than rows: singular covariance
+    d = lookalike.distances(data, data, "mahalanobis")
+    assert np.all(np.isfinite(d))
+    np.testing.assert_allclose(np.diag(d), 0, atol=1e-6)
+    np.testing.assert_allclose(d, d.T, atol=1e-6)
+    assert np.all(d[~np.eye(10, dtype=bool)] > 0)
+
+
+def test_degenerate_vectors_give_defined_values():
+    zero = np.zeros(5)
+    const = np.full(5, 3.0)
+    v = np.array([1.0, 2, 0, 4, 5])
+    for name in METRICS:
+        d = lookalike.distances(np.stack([zero, const, v]), np.stack([zero, const, v]), name)
+        assert np.all(np.isfinite(d)), name
+    cos = lookalike.distances([zero, v], [zero, v], "cosine")
+    assert cos[0, 0] == 0 and cos[0, 1] == 1 and abs(cos[1, 1]) < 1e-12
+    assert lookalike.distances([const], [v], "pearson")[0, 0] == 0.5
+    assert lookalike.distances([zero], [zero], "jaccard")[0, 0] == 0
+
+
+def test_metric_names_are_case_insensitive_and_unknown_names_list_the_choices():
+    assert canonical_metric("ABSOLUTE spearman") == "Absolute Spearman"
+    assert canonical_metric("absolute-pearson") == "Absolute Pearson"
+    with pytest.raises(ValueError) as info:
+        canonical_metric("hamming")
+    for name in METRICS:
+        assert name in str(info.value)
+
+
+def test_orange_worked_example():
+    """Orange's own test: rows 0-12 at these distances, references are rows 1 and 3."""
+    dist = np.array([4, 1, 7, 0, 5, 2, 4, 0, 2, 2, 2, 9, 8], float)
+    matrix = dist[:, None]                # 1-d vectors whose Euclidean distance to 0 is `dist`
+    refs = np.zeros((1, 1))
+    exclude = np.array([1, 3])
+    rows, d = nearest_rows(matrix, refs, 5, "euclidean", exclude=exclude)
+    assert set(rows) == {5, 7, 8, 9, 10}
+    rows, d = nearest_rows(matrix, refs, 1, "euclidean", exclude=exclude)
+    assert list(rows) == [7]
+    for k in (100, None):
+        rows, d = nearest_rows(matrix, refs, k, "euclidean", exclude=exclude)
+        assert sorted(rows) == [i for i in range(13) if i not in (1, 3)]
+        assert np.all(np.diff(d) >= 0)
+
+
+def test_several_references_take_the_minimum():
+    rng = np.random.default_rng(3)
+    matrix = rng.normal(size=(50, 8))
+    q = matrix[[4, 9]]
+    rows, d = nearest_rows(matrix, q, None, "manhattan", exclude=np.array([4, 9]))
+    want = lookalike.distances(q, matrix, "manhattan").min(0)
+    np.testing.assert_allclose(d, want[rows])
+    assert 4 not in rows and 9 not in rows and len(rows) == 48

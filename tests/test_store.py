@@ -1,0 +1,90 @@
+"""The SQLite catalogue: schema versions, embeddings by content, clear errors for wrong files."""
+
+import sqlite3
+
+import numpy as np
+import pytest
+
+from lookalike.store import SCHEMA_VERSION, ImageRow, Store, StoreError
+
+
+def row(name: str, content: bytes | None = b"h" * 16, **kw) -> ImageRow:
+    return ImageRow(f"/pics/{name}".encode(), f"/pics/{name}", "/pics", name, None, 10, 1,
+                    width=4, height=3, content_hash=content, **kw)
+
+
+def test_new_database_is_wal_and_at_the_current_schema(tmp_path):
+    with Store(tmp_path / "c.db") as store:
+        assert store.schema_version == SCHEMA_VERSION
+        assert store.conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+        assert store.integrity_check() == "ok"
+
+
+def test_rows_and_vectors_round_trip(tmp_path):
+    v = np.arange(6, dtype=np.float32)
+    with Store(tmp_path / "c.db") as store:
+        store.write([row("a.png"), row("b.png", content=b"g" * 16)], [(b"h" * 16, "m", v)])
+        ids, matrix = store.vectors("m")
+        assert len(ids) == 1 and np.array_equal(matrix[0], v)   # b.png has no vector yet
+        assert store.find(b"/pics/a.png")["width"] == 4
+        assert store.hashes_with_embedding("m") == {b"h" * 16}
+        assert store.models() == {"m": 1}
+
+
+def test_upsert_keeps_the_id_and_updates_fields(tmp_path):
+    with Store(tmp_path / "c.db") as store:
+        store.write([row("a.png")])
+        first = store.find(b"/pics/a.png")["id"]
+        store.write([row("a.png", skip_reason="not an image")])
+        again = store.find(b"/pics/a.png")
+        assert again["id"] == first and again["skip_reason"] == "not an image"
+        assert store.count_images() == 1 and store.count_images(usable_only=True) == 0
+
+
+def test_copies_share_one_cached_vector(tmp_path):
+    v = np.ones(3, np.float32)
+    with Store(tmp_path / "c.db") as store:
+        store.write([row("a.png"), row("copy.png")], [(b"h" * 16, "m", v)])
+        ids, matrix = store.vectors("m")
+        assert len(ids) == 2 and np.array_equal(matrix[0], matrix[1])
+
+
+def test_ids_under_a_folder_do_not_leak_into_siblings(tmp_path):
+    with Store(tmp_path / "c.db") as store:
+        store.write([ImageRow(p.encode(), p, "/", "x", None, 1, 1)
+                     for p in ["/a/x.png", "/a/sub/y.png", "/a-b/z.png", "/ab/w.png"]])
+        assert sorted(store.ids_under(b"/a")) == [b"/a/sub/y.png", b"/a/x.png"]
+
+
+def test_a_failed_transaction_leaves_nothing(tmp_path):
+    with Store(tmp_path / "c.db") as store:
+        with pytest.raises(sqlite3.IntegrityError):
+            store.write([row("a.png"), ImageRow(None, "x", None, None, None, None, None)])
+        assert store.count_images() == 0
+
+
+def test_newer_schema_is_refused_with_one_clear_line(tmp_path):
+    path = tmp_path / "c.db"
+    Store(path).close()
+    con = sqlite3.connect(path)
+    con.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
+    con.close()
+    with pytest.raises(StoreError, match="newer version of lookalike"):
+        Store(path)
+
+
+def test_files_that_are_not_lookalike_databases_are_refused(tmp_path):
+    text = tmp_path / "notes.db"
+    text.write_text("hello " * 100)
+    with pytest.raises(StoreError, match="not a lookalike database"):
+        Store(text)
+    other = tmp_path / "other.db"
+    con = sqlite3.connect(other)
+    con.execute("CREATE TABLE people (name TEXT)")
+    con.close()
+    with pytest.raises(StoreError, match="not a lookalike database"):
+        Store(other)
+    with pytest.raises(StoreError, match="no collection there"):
+        Store(tmp_path / "missing.db", create=False)
+    with pytest.raises(StoreError, match="is a folder"):
+        Store(tmp_path)
