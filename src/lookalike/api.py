@@ -155,6 +155,17 @@ class Collection:
             return last
         return max(present, key=present.get)
 
+    def attributions(self, rows: Sequence[dict] | None = None) -> list[str]:
+        """Credits that must be shown with these images (all of the collection's by default),
+        from the ATTRIBUTION.txt of the folders they were indexed from."""
+        notes = {k[len("attribution:"):]: v for k, v in self.store.conn.execute(
+            "SELECT key, value FROM settings WHERE key LIKE 'attribution:%'")}
+        if rows is None:
+            return sorted(set(notes.values()))
+        roots = {r["root"] for r in rows}
+        return sorted({text for root, text in notes.items()
+                       if any(r == root or (r or "").startswith(root + os.sep) for r in roots)})
+
     def skipped(self) -> list[dict]:
         """Every catalogued file that could not be used, with its reason."""
         return self.store.skipped()

@@ -163,6 +163,7 @@ def cmd_similar(args) -> int:
         res = col.nearest(args.refs, k=None if args.all else args.k, metric=args.metric,
                           include_references=args.include_references, model=args.model,
                           category=args.category, path_prefix=args.path_prefix)
+        credits = col.attributions(res.rows)
     if args.format == "json":
         print(res.to_json())
     elif args.format == "csv":
@@ -173,6 +174,8 @@ def cmd_similar(args) -> int:
                        f"{r['width']}x{r['height']}", r["path"]] for r in res.to_records()]))
         if not len(res):
             print("(no other images match)")
+        for text in credits:
+            print(text)
     return 0
 
 

@@ -1,0 +1,195 @@
+"""The command line as a user runs it: a real process, real files, one-line errors."""
+
+import csv
+import io
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+
+import pytest
+from PIL import Image
+
+from imagefactory import pattern, write_bad_files
+from test_indexing import photo_families
+
+MODEL = "squeezenet"
+
+
+def run(*args, check=True, env=None):
+    proc = subprocess.run([sys.executable, "-m", "lookalike", *map(str, args)],
+                          capture_output=True, text=True, timeout=300,
+                          env={**os.environ, **(env or {})})
+    if check and proc.returncode != 0:
+        raise AssertionError(f"exit {proc.returncode}\n{proc.stdout}\n{proc.stderr}")
+    return proc
+
+
+@pytest.fixture(scope="module")
+def indexed(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("cli")
+    root = tmp / "photos"
+    files = photo_families(root)
+    write_bad_files(root / "bad")
+    db = tmp / "c.db"
+    proc = run("index", root, "--db", db, "--model", MODEL, "--quiet")
+    return root, files, db, proc
+
+
+def test_index_prints_a_summary(indexed):
+    root, files, db, proc = indexed
+    out = proc.stdout
+    assert "embedded          16" in out and "skipped            5" in out
+    assert "empty file" in out and "not an image" in out
+    assert "lookalike skipped" in out
+    again = run("index", root, "--db", db, "--model", MODEL, "--quiet").stdout
+    assert "unchanged         16" in again and "embedded           0" in again
+
+
+def test_similar_as_json_csv_and_table(indexed):
+    root, files, db, _ = indexed
+    ref = files[("chelsea", "orig")]
+    records = json.loads(run("similar", ref, "--db", db, "-k", 3, "--format", "json").stdout)
+    assert [r["rank"] for r in records] == [1, 2, 3]
+    for r in records:
+        assert {"rank", "path", "distance", "category", "width", "height", "size"} <= set(r)
+        assert r["category"] == "chelsea" and os.path.exists(r["path"])
+    assert records[0]["distance"] <= records[1]["distance"] <= records[2]["distance"]
+    rows = list(csv.DictReader(io.StringIO(
+        run("similar", ref, "--db", db, "--all", "--format", "csv").stdout)))
+    assert len(rows) == 15 and rows[0]["path"] == records[0]["path"]
+    table = run("similar", ref, files[("rocket", "orig")], "--db", db, "-k", 2,
+                "--metric", "Absolute Pearson").stdout
+    assert table.splitlines()[0].split() == ["rank", "distance", "category", "size", "path"]
+    assert len(table.splitlines()) == 4
+
+
+def test_skipped_lists_each_file_with_its_reason(indexed):
+    _, _, db, _ = indexed
+    rows = json.loads(run("skipped", "--db", db, "--format", "json").stdout)
+    assert len(rows) == 5 and all(r["reason"] for r in rows)
+    assert any(r["path"].endswith("bomb.png") and "too many pixels" in r["reason"] for r in rows)
+
+
+def test_models_lists_every_model_and_the_default():
+    rows = json.loads(run("models", "--format", "json").stdout)
+    names = {r["name"] for r in rows}
+    assert {"squeezenet", "efficientnet-lite0", "efficientnet-lite1", "efficientnet-lite2",
+            "mobilenet-v2"} <= names
+    assert sum(r["default"] for r in rows) == 1
+    table = run("models").stdout
+    assert "efficientnet-lite0" in table and "1280" in table
+
+
+def one_line_error(proc, *needles):
+    assert proc.returncode != 0
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1, proc.stderr
+    assert "Traceback" not in proc.stderr
+    for needle in needles:
+        assert needle in lines[0], lines[0]
+
+
+def test_errors_are_one_clear_line(indexed, tmp_path):
+    root, files, db, _ = indexed
+    one_line_error(run("similar", tmp_path / "nope.jpg", "--db", db, check=False), "no such file")
+    text = tmp_path / "t.jpg"
+    text.write_text("not a picture")
+    one_line_error(run("similar", text, "--db", db, check=False), "not a usable image")
+    one_line_error(run("similar", files[("coffee", "orig")], "--db", db, "--metric", "hamming",
+                       check=False), "unknown metric", "Euclidean")
+    one_line_error(run("index", root, "--db", tmp_path / "x.db", "--model", "resnet",
+                       check=False), "unknown model", "squeezenet")
+    one_line_error(run("index", tmp_path / "missing", "--db", tmp_path / "x.db", check=False),
+                   "no such file or folder")
+    one_line_error(run("similar", files[("coffee", "orig")], "--db", tmp_path / "none.db",
+                       check=False), "no collection there")
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    run("index", empty, "--db", tmp_path / "empty.db", "--model", MODEL, "--quiet")
+    one_line_error(run("similar", files[("coffee", "orig")], "--db", tmp_path / "empty.db",
+                       check=False), "no indexed images")
+    newer = tmp_path / "newer.db"
+    run("index", empty, "--db", newer, "--model", MODEL, "--quiet")
+    con = sqlite3.connect(newer)
+    con.execute("PRAGMA user_version = 99")
+    con.close()
+    one_line_error(run("similar", files[("coffee", "orig")], "--db", newer, check=False),
+                   "newer version of lookalike")
+    bad_option = run("similar", files[("coffee", "orig")], "--db", db, "-k", "0", check=False)
+    assert bad_option.returncode == 2 and "must be at least 1" in bad_option.stderr
+
+
+def test_db_defaults_to_the_environment_variable(indexed, tmp_path):
+    root, files, db, _ = indexed
+    proc = run("similar", files[("coffee", "orig")], "-k", 1, "--format", "json",
+               env={"LOOKALIKE_DB": str(db)})
+    assert json.loads(proc.stdout)[0]["category"] == "coffee"
+
+
+def catalogue(db):
+    con = sqlite3.connect(db)
+    rows = con.execute("SELECT i.path, i.content_hash, i.skip_reason, e.vector FROM images i "
+                       "LEFT JOIN embeddings e ON e.content_hash = i.content_hash "
+                       "ORDER BY i.path").fetchall()
+    assert con.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    con.close()
+    return rows
+
+
+def test_kill_9_during_index_loses_nothing_committed_and_resumes(tmp_path):
+    root = tmp_path / "many"
+    for i in range(240):
+        folder = root / f"group{i % 6}"
+        folder.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(pattern(120, 90, seed=i)).save(folder / f"img{i:03d}.png")
+    reference = tmp_path / "reference.db"
+    run("index", root, "--db", reference, "--model", MODEL, "--quiet", "--batch-size", 8)
+    want = catalogue(reference)
+    assert len(want) == 240
+    interrupted = []
+    for trial, delay in enumerate([0.8, 1.4, 2.0, 2.6]):
+        db = tmp_path / f"killed{trial}.db"
+        proc = subprocess.Popen([sys.executable, "-m", "lookalike", "index", str(root), "--db",
+                                 str(db), "--model", MODEL, "--quiet", "--batch-size", "8",
+                                 "--threads", "1"], stdout=subprocess.DEVNULL,
+                                stderr=subprocess.DEVNULL)
+        time.sleep(delay)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        if db.exists():
+            partial = catalogue(db)                      # consistent right after the kill
+            assert len(set(r[0] for r in partial)) == len(partial)
+            interrupted.append(len(partial))
+        run("index", root, "--db", db, "--model", MODEL, "--quiet", "--batch-size", "8")
+        assert catalogue(db) == want
+    # At least one kill landed mid-run, after some batches were committed.
+    assert any(0 < n < 240 for n in interrupted), interrupted
+
+
+def test_ctrl_c_stops_cleanly_and_the_next_run_resumes(tmp_path):
+    root = tmp_path / "many"
+    root.mkdir()
+    for i in range(300):
+        Image.fromarray(pattern(120, 90, seed=i)).save(root / f"img{i:03d}.png")
+    db = tmp_path / "c.db"
+    proc = subprocess.Popen([sys.executable, "-m", "lookalike", "index", str(root), "--db", str(db),
+                             "--model", MODEL, "--batch-size", "8", "--threads", "1"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 60
+    while time.time() < deadline:    # wait until some batches are committed
+        if db.exists() and len(catalogue(db)) >= 16:
+            break
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert "interrupted" in err and "Traceback" not in err
+    done = len(catalogue(db))
+    assert 16 <= done < 300
+    again = run("index", root, "--db", db, "--model", MODEL, "--quiet").stdout
+    assert f"unchanged   {done:>8,}" in again
+    assert len(catalogue(db)) == 300
