@@ -7,7 +7,6 @@ from scipy.stats import pearsonr, rankdata, spearmanr
 
 import lookalike
 from lookalike.metrics import METRICS, canonical_metric, rank_rows
-from lookalike.search import nearest_rows
 
 
 @pytest.fixture
@@ -90,29 +89,3 @@ def test_metric_names_are_case_insensitive_and_unknown_names_list_the_choices():
         canonical_metric("hamming")
     for name in METRICS:
         assert name in str(info.value)
-
-
-def test_orange_worked_example():
-    """Orange's own test: rows 0-12 at these distances, references are rows 1 and 3."""
-    dist = np.array([4, 1, 7, 0, 5, 2, 4, 0, 2, 2, 2, 9, 8], float)
-    matrix = dist[:, None]                # 1-d vectors whose Euclidean distance to 0 is `dist`
-    refs = np.zeros((1, 1))
-    exclude = np.array([1, 3])
-    rows, d = nearest_rows(matrix, refs, 5, "euclidean", exclude=exclude)
-    assert set(rows) == {5, 7, 8, 9, 10}
-    rows, d = nearest_rows(matrix, refs, 1, "euclidean", exclude=exclude)
-    assert list(rows) == [7]
-    for k in (100, None):
-        rows, d = nearest_rows(matrix, refs, k, "euclidean", exclude=exclude)
-        assert sorted(rows) == [i for i in range(13) if i not in (1, 3)]
-        assert np.all(np.diff(d) >= 0)
-
-
-def test_several_references_take_the_minimum():
-    rng = np.random.default_rng(3)
-    matrix = rng.normal(size=(50, 8))
-    q = matrix[[4, 9]]
-    rows, d = nearest_rows(matrix, q, None, "manhattan", exclude=np.array([4, 9]))
-    want = lookalike.distances(q, matrix, "manhattan").min(0)
-    np.testing.assert_allclose(d, want[rows])
-    assert 4 not in rows and 9 not in rows and len(rows) == 48

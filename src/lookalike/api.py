@@ -22,7 +22,8 @@ from . import images
 from .errors import LookalikeError
 from .indexing import IndexReport, embed_files, index_paths
 from .metrics import canonical_metric
-from .search import nearest_rows
+from .search import ExactIndex
+from .vectors import load_matrix
 from .sources import display_path, resolve
 from .store import Store
 
@@ -87,7 +88,8 @@ class Collection:
 
     def __init__(self, store: Store):
         self.store = store
-        self._matrices: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+        # model -> (generation, ids, ExactIndex); reloaded when the store's generation moves
+        self._indexes: dict[str, tuple[int, np.ndarray, ExactIndex]] = {}
 
     # -- opening and indexing ----------------------------------------------------------------
 
@@ -121,7 +123,7 @@ class Collection:
         report = index_paths(self.store, list(paths), model or DEFAULT_MODEL,
                              batch_size=batch_size, threads=threads, progress=progress,
                              max_pixels=max_pixels)
-        self._matrices.clear()
+        self._indexes.clear()
         self.last_report = report
         return report
 
@@ -171,11 +173,19 @@ class Collection:
         return self.store.skipped()
 
     def vectors(self, model: str | None = None) -> tuple[np.ndarray, np.ndarray]:
-        """(image ids, float32 matrix) for a model; loaded once and kept."""
-        model = self._model(model)
-        if model not in self._matrices:
-            self._matrices[model] = self.store.vectors(model)
-        return self._matrices[model]
+        """(image ids, float32 matrix) for a model; the matrix is memory-mapped, loaded once
+        per process and reloaded only when the collection changed."""
+        ids, index = self._index(self._model(model))
+        return ids, index.matrix
+
+    def _index(self, model: str) -> tuple[np.ndarray, ExactIndex]:
+        generation = self.store.generation
+        cached = self._indexes.get(model)
+        if cached is None or cached[0] != generation:
+            ids, matrix = load_matrix(self.store, model)
+            cached = (generation, ids, ExactIndex(matrix))
+            self._indexes[model] = cached
+        return cached[1], cached[2]
 
     def _model(self, model: str | None) -> str:
         if model is None:
@@ -204,7 +214,8 @@ class Collection:
             raise LookalikeError(f"k must be a positive whole number or None, not {k!r}")
         metric = canonical_metric(metric)
         model = self._model(model)
-        ids, matrix = self.vectors(model)
+        ids, index = self._index(model)
+        matrix = index.matrix
         if len(ids) == 0:
             raise LookalikeError(f"{self.store.path}: the collection is empty")
         queries, ref_ids, names = self._references(refs, model, ids, matrix)
@@ -215,7 +226,7 @@ class Collection:
         if exclude is not None and len(exclude) == len(ids):
             raise LookalikeError("every image in the collection is a reference: nothing else to "
                                  "show (use --include-references to rank them)")
-        rows, dist = nearest_rows(matrix, queries, k, metric, exclude=exclude, candidates=candidates)
+        rows, dist = index.search(queries, k, metric, exclude=exclude, candidates=candidates)
         records = self.store.rows(ids[rows])
         return Neighbors(rows=records, distances=dist, model=model, metric=metric, references=names)
 

@@ -213,13 +213,25 @@ class Store:
                 " indexed_at = excluded.indexed_at",
                 [(r.locator, r.path, r.root, r.name, r.category, r.size, r.mtime_ns, r.width,
                   r.height, r.content_hash, r.skip_reason, now) for r in rows])
+            self._bump_generation()
 
     def remove(self, ids: Iterable[int]) -> int:
         """Drop catalogue rows (their cached embeddings stay, for files that come back)."""
         ids = list(ids)
         with self.transaction():
             self.conn.executemany("DELETE FROM images WHERE id = ?", [(i,) for i in ids])
+            self._bump_generation()
         return len(ids)
+
+    def _bump_generation(self) -> None:
+        self.conn.execute("INSERT INTO settings(key, value) VALUES ('generation', '1') "
+                          "ON CONFLICT(key) DO UPDATE SET value = CAST(value AS INTEGER) + 1")
+
+    @property
+    def generation(self) -> int:
+        """A counter that changes with every write to the catalogue or the vectors, so that
+        caches derived from them (the search matrix) know when they are stale."""
+        return int(self.get_setting("generation", "0"))
 
     def ids_under(self, folder: bytes) -> dict[bytes, int]:
         """Catalogued locators inside a folder (given as path bytes), with their ids."""
@@ -273,18 +285,26 @@ class Store:
 
     def vectors(self, model: str) -> tuple[np.ndarray, np.ndarray]:
         """(image ids, float32 matrix) of every usable image that has a `model` vector."""
-        cur = self.conn.execute(
-            "SELECT i.id, e.vector FROM images i JOIN embeddings e ON e.content_hash = i.content_hash"
-            " WHERE e.model = ? AND i.skip_reason IS NULL ORDER BY i.id", (model,))
         ids: list[int] = []
         blobs: list[bytes] = []
-        for image_id, blob in cur:
+        for image_id, blob in self.iter_vectors(model):
             ids.append(image_id)
             blobs.append(blob)
         if not blobs:
             return np.zeros(0, np.int64), np.zeros((0, 0), np.float32)
         matrix = np.frombuffer(b"".join(blobs), dtype="<f4").reshape(len(blobs), -1)
         return np.asarray(ids, np.int64), matrix.astype(np.float32, copy=False)
+
+    def iter_vectors(self, model: str):
+        """(image id, raw float32 bytes) of every usable image with a `model` vector, by id."""
+        return self.conn.execute(
+            "SELECT i.id, e.vector FROM images i JOIN embeddings e ON e.content_hash = i.content_hash"
+            " WHERE e.model = ? AND i.skip_reason IS NULL ORDER BY i.id", (model,))
+
+    def count_vectors(self, model: str) -> int:
+        return self.conn.execute(
+            "SELECT count(*) FROM images i JOIN embeddings e ON e.content_hash = i.content_hash"
+            " WHERE e.model = ? AND i.skip_reason IS NULL", (model,)).fetchone()[0]
 
     def integrity_check(self) -> str:
         return self.conn.execute("PRAGMA integrity_check").fetchone()[0]

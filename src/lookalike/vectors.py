@@ -1,0 +1,94 @@
+"""The search matrix of one model: every usable image's vector as one contiguous float32 array.
+
+Reading a million vectors out of SQLite takes seconds, so the matrix is written once to a
+`.npy` file beside the database (`<db>.vectors/<model>.g<generation>.npy`, ids alongside) and
+memory-mapped by every later process: opening it is instant and the operating system shares
+its pages. The file name carries the store's generation counter, so any change to the
+catalogue makes a new file; older ones are deleted.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import re
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from .store import Store
+
+
+def cache_folder(store: Store) -> Path:
+    return store.path.with_name(store.path.name + ".vectors")
+
+
+def _safe(model: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]", "_", model)
+
+
+def load_matrix(store: Store, model: str) -> tuple[np.ndarray, np.ndarray]:
+    """(image ids, float32 matrix) for `model`, memory-mapped from the cache (built if stale)."""
+    folder = cache_folder(store)
+    generation = store.generation
+    for _ in range(3):
+        stem = f"{_safe(model)}.g{generation}"
+        matrix_file, ids_file = folder / f"{stem}.npy", folder / f"{stem}.ids.npy"
+        if matrix_file.is_file() and ids_file.is_file():
+            try:
+                return np.load(ids_file), np.load(matrix_file, mmap_mode="r")
+            except (OSError, ValueError):
+                pass  # a damaged cache file: rebuild it
+        try:
+            folder.mkdir(exist_ok=True)
+            generation = _build(store, model, folder)
+        except OSError:
+            break  # a read-only folder or a full disk
+        _remove_other_generations(folder, model, generation)
+    return store.vectors(model)  # search from memory instead
+
+
+def _remove_other_generations(folder: Path, model: str, generation: int) -> None:
+    keep = f"{_safe(model)}.g{generation}."
+    for old in folder.glob(f"{_safe(model)}.g*.npy"):
+        if not old.name.startswith(keep):
+            try:
+                old.unlink()
+            except OSError:
+                pass
+
+
+def _build(store: Store, model: str, folder: Path) -> int:
+    """Write the cache files from one consistent snapshot; returns their generation."""
+    conn = store.conn
+    conn.execute("BEGIN")  # a read transaction: count, rows and generation agree
+    try:
+        generation = store.generation
+        count = store.count_vectors(model)
+        rows = store.iter_vectors(model)
+        first = rows.fetchone()
+        dim = len(first[1]) // 4 if first else 0
+        stem = f"{_safe(model)}.g{generation}"
+        ids = np.empty(count, np.int64)
+        fd, tmp = tempfile.mkstemp(dir=folder, suffix=".tmp")
+        os.close(fd)
+        try:
+            out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float32, shape=(count, dim))
+            for n, (image_id, blob) in enumerate(itertools.chain([first], rows) if first else ()):
+                ids[n] = image_id
+                out[n] = np.frombuffer(blob, dtype="<f4")
+            out.flush()
+            del out
+            ids_tmp = folder / f"{stem}.ids.npy.tmp"
+            with open(ids_tmp, "wb") as fh:
+                np.save(fh, ids)
+            os.replace(ids_tmp, folder / f"{stem}.ids.npy")   # ids first: the matrix file
+            os.replace(tmp, folder / f"{stem}.npy")            # appearing means both are whole
+        finally:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+    finally:
+        conn.execute("COMMIT")
+    return generation
+

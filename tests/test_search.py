@@ -1,0 +1,91 @@
+"""Exact search: the same ranking as a brute-force computation, for every metric."""
+
+import numpy as np
+import pytest
+
+import lookalike
+from lookalike import search
+from lookalike.metrics import METRICS
+from lookalike.search import ExactIndex, nearest_rows
+
+
+def brute(matrix, queries, k, metric, exclude=()):
+    d = lookalike.distances(queries, matrix, metric, data=matrix).min(0)
+    rows = [i for i in np.lexsort((np.arange(len(d)), np.round(d, 12))) if i not in set(exclude)]
+    return np.array(rows[:k]), d
+
+
+def test_orange_worked_example():
+    """Orange's own test: rows 0-12 at these distances, references are rows 1 and 3."""
+    dist = np.array([4, 1, 7, 0, 5, 2, 4, 0, 2, 2, 2, 9, 8], float)
+    matrix = dist[:, None]                # 1-d vectors whose Euclidean distance to 0 is `dist`
+    refs = np.zeros((1, 1))
+    exclude = np.array([1, 3])
+    rows, d = nearest_rows(matrix, refs, 5, "euclidean", exclude=exclude)
+    assert set(rows) == {5, 7, 8, 9, 10}
+    rows, d = nearest_rows(matrix, refs, 1, "euclidean", exclude=exclude)
+    assert list(rows) == [7]
+    for k in (100, None):
+        rows, d = nearest_rows(matrix, refs, k, "euclidean", exclude=exclude)
+        assert sorted(rows) == [i for i in range(13) if i not in (1, 3)]
+        assert np.all(np.diff(d) >= 0)
+
+
+def test_several_references_take_the_minimum():
+    rng = np.random.default_rng(3)
+    matrix = rng.normal(size=(50, 8))
+    q = matrix[[4, 9]]
+    rows, d = nearest_rows(matrix, q, None, "manhattan", exclude=np.array([4, 9]))
+    want = lookalike.distances(q, matrix, "manhattan").min(0)
+    np.testing.assert_allclose(d, want[rows])
+    assert 4 not in rows and 9 not in rows and len(rows) == 48
+
+
+@pytest.fixture
+def features():
+    """Non-negative, correlated vectors like pooled CNN features, with exact duplicates,
+    ties, a zero row and a constant row."""
+    rng = np.random.default_rng(11)
+    base = np.abs(rng.normal(size=(300, 24)) @ rng.normal(size=(24, 24))).astype(np.float32)
+    base[10] = base[20]
+    base[30] = base[31] = base[32]
+    base[40] = 0.0
+    base[50] = 2.0
+    base[60:70] = np.round(base[60:70])
+    return base
+
+
+@pytest.mark.parametrize("metric", METRICS)
+def test_search_equals_brute_force(features, metric, monkeypatch):
+    monkeypatch.setattr(search, "CHUNK_ROWS", 64)   # several chunks
+    monkeypatch.setattr(search, "SEARCH_CELLS", 64)
+    index = ExactIndex(features)
+    for queries, exclude in [(features[[20]], [20]), (features[[5, 31, 40]], [5, 31, 40]),
+                             (features[[50]] * 0.5 + 0.25, [])]:
+        rows, dist = index.search(queries, 15, metric, exclude=np.array(exclude, np.int64))
+        want, d = brute(features, queries, 15, metric, exclude)
+        np.testing.assert_allclose(dist, d[want], rtol=1e-9, atol=1e-12, err_msg=metric)
+        assert list(rows) == list(want), metric
+
+
+def test_every_row_ranked_and_candidates_restrict(features):
+    index = ExactIndex(features)
+    rows, dist = index.search(features[:1], None, "cosine")
+    assert sorted(rows) == list(range(len(features))) and np.all(np.diff(dist) >= 0)
+    rows, _ = index.search(features[:1], 5, "cosine", candidates=np.arange(100, 120))
+    assert len(rows) == 5 and all(100 <= r < 120 for r in rows)
+    rows, _ = index.search(features[:1], 5, "cosine", candidates=np.arange(3),
+                           exclude=np.arange(3))
+    assert len(rows) == 0
+
+
+def test_near_duplicates_are_found_exactly_despite_float32(features):
+    """Large norms make float32 products lose the difference between near-duplicates; the
+    exact re-scoring must still rank them by their true tiny distances."""
+    big = (features * 1000).astype(np.float32)
+    big[100] = big[7] + np.float32(0.001) * np.arange(24, dtype=np.float32)
+    big[101] = big[7] + np.float32(0.002) * np.arange(24, dtype=np.float32)
+    rows, dist = ExactIndex(big).search(big[[7]], 2, "euclidean", exclude=np.array([7]))
+    assert list(rows) == [100, 101]
+    np.testing.assert_allclose(dist, [0.001 * np.sqrt((np.arange(24) ** 2).sum()),
+                                      0.002 * np.sqrt((np.arange(24) ** 2).sum())], rtol=1e-3)
