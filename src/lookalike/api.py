@@ -9,8 +9,6 @@ The command line and the web viewer only translate to and from these calls.
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 import os
 from dataclasses import dataclass, field
@@ -22,6 +20,9 @@ from . import images
 from .errors import LookalikeError
 from .indexing import IndexReport, embed_files, index_paths
 from .metrics import canonical_metric
+from .approximate import AUTO_THRESHOLD, ApproximateIndex
+from .approximate import search as approximate_search
+from .approximate import supports as approximate_supports
 from .search import ExactIndex
 from .vectors import load_matrix
 from .sources import display_path, resolve
@@ -59,28 +60,59 @@ class Neighbors:
         return [r["id"] for r in self.rows]
 
     def to_records(self) -> list[dict[str, Any]]:
-        """One dict per neighbour with RECORD_FIELDS: rank (from 1), path, distance, ..."""
-        return [{"rank": i + 1, "path": r["path"], "distance": float(d), "name": r["name"],
-                 "category": r["category"], "width": r["width"], "height": r["height"],
-                 "size": r["size"], "id": r["id"]}
-                for i, (r, d) in enumerate(zip(self.rows, self.distances))]
+        """One dict per neighbour with RECORD_FIELDS: rank (from 1), path, distance, ...,
+        then any extra metadata columns the collection's source carried."""
+        from .export import neighbor_records
 
-    def to_json(self) -> str:
-        return json.dumps(self.to_records(), indent=2, ensure_ascii=False)
+        return neighbor_records(self)
 
-    def to_csv(self) -> str:
-        buf = io.StringIO()
-        writer = csv.DictWriter(buf, fieldnames=RECORD_FIELDS, lineterminator="\n")
-        writer.writeheader()
-        writer.writerows(self.to_records())
-        return buf.getvalue()
+    def to_json(self, path: str | os.PathLike | None = None) -> str | None:
+        """The records as a JSON list; returned as text, or written to `path` (returns None)."""
+        from .export import write_neighbors
+
+        return write_neighbors(self, "json", path)
+
+    def to_csv(self, path: str | os.PathLike | None = None) -> str | None:
+        """The records as CSV with a header row (strings quoted, numbers in their shortest
+        exact form); returned as text, or written to `path` (returns None)."""
+        from .export import write_neighbors
+
+        return write_neighbors(self, "csv", path)
+
+    def to_parquet(self, path: str | os.PathLike) -> None:
+        """The records as a Parquet file; model, metric and references are in the schema's
+        metadata under b"lookalike" (JSON)."""
+        from .export import write_neighbors
+
+        write_neighbors(self, "parquet", path)
+
+    def to_tab(self, path: str | os.PathLike | None = None) -> str | None:
+        """The result in Orange's .tab format, ready for Orange's Image Viewer; returned as
+        text, or written to `path` (returns None).
+
+        The columns are those of Orange's Import Images plus Neighbors' `distance`:
+        `category` (discrete, the class: Import Images makes it the class, Neighbors compares
+        only features, so it never enters a distance, and Image Viewer titles images by it),
+        and as metas `image name`, `image` (string, flagged `type=image origin=FOLDER`),
+        `distance`, `rank`, `width`, `height`, `size`, `id` and any extras. `image` holds the
+        path relative to `origin`, as Import Images writes it, so Orange's File widget can
+        find the images again when the .tab and the folder move together; a path whose
+        relative form Image Viewer would misread as a URL (with '#', '?', '%' or ':') is
+        written absolute, which Image Viewer and Image Embedding open directly; URLs are
+        kept. Values are tab-separated, strings quoted with '"' (so tabs, newlines and quotes
+        in them survive Orange's csv reader). Orange strips spaces around every value and
+        reads "?", ".", "~", "NA" and "nan" as missing in discrete and numeric columns: such
+        values cannot be carried. Checked by loading the files in Orange 3.40.
+        """
+        from .export import write_neighbors
+
+        return write_neighbors(self, "tab", path)
 
     def to_pandas(self):
-        try:
-            import pandas as pd
-        except ImportError:
-            raise LookalikeError("to_pandas needs pandas: pip install pandas") from None
-        return pd.DataFrame.from_records(self.to_records(), columns=RECORD_FIELDS)
+        """Every column of the records as a pandas DataFrame, nearest first."""
+        from .export import neighbors_dataframe
+
+        return neighbors_dataframe(self)
 
 
 class Collection:
@@ -203,12 +235,20 @@ class Collection:
 
     def nearest(self, refs: Any, k: int | None = 10, metric: str = DEFAULT_METRIC,
                 include_references: bool = False, model: str | None = None,
-                category: str | None = None, path_prefix: str | None = None) -> Neighbors:
+                category: str | None = None, path_prefix: str | None = None,
+                approximate: bool | str | None = None) -> Neighbors:
         """The k images nearest to the references (min distance to any), nearest first.
 
         `refs`: one or several indexed paths, image files outside the collection (embedded on
         the fly, not stored) or vectors. `k=None` ranks every candidate. References that are
-        catalogue rows are left out unless `include_references`.
+        catalogue rows are left out unless `include_references`. `category` (a sub-folder,
+        its own sub-folders included) and `path_prefix` restrict the candidates.
+
+        `approximate`: None (default) searches exactly below 200,000 images and with FAISS
+        above; True or "ivf" / "scan" ask for FAISS (built and saved beside the database on
+        first use), False for exact. Distances are exact either way; approximate search may
+        miss a few true neighbours (recall@10 is measured in benchmarks/search.py). Manhattan,
+        Jaccard, k=None and filtered searches are always exact.
         """
         if k is not None and (isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1):
             raise LookalikeError(f"k must be a positive whole number or None, not {k!r}")
@@ -226,9 +266,67 @@ class Collection:
         if exclude is not None and len(exclude) == len(ids):
             raise LookalikeError("every image in the collection is a reference: nothing else to "
                                  "show (use --include-references to rank them)")
-        rows, dist = index.search(queries, k, metric, exclude=exclude, candidates=candidates)
+        kind = self._approximate_kind(approximate, len(ids), metric, k, candidates)
+        if kind is None:
+            rows, dist = index.search(queries, k, metric, exclude=exclude, candidates=candidates)
+        else:
+            approx = self._approximate_index(model, metric, kind, ids, index)
+            rows, dist = approximate_search(approx, index, ids, queries, k, metric,
+                                            exclude_rows=exclude)
         records = self.store.rows(ids[rows])
         return Neighbors(rows=records, distances=dist, model=model, metric=metric, references=names)
+
+    @staticmethod
+    def _approximate_kind(approximate, n: int, metric: str, k, candidates) -> str | None:
+        if approximate is False or k is None or candidates is not None:
+            return None
+        if not approximate_supports(metric):
+            if approximate:
+                raise LookalikeError(f"{metric} has no approximate search; it is always exact "
+                                     "(approximate search covers Cosine, Euclidean, Pearson, "
+                                     "Spearman, their absolute forms and Mahalanobis)")
+            return None
+        if approximate is None:
+            return "auto" if n >= AUTO_THRESHOLD else None
+        if approximate is True:
+            return "auto"
+        if approximate in ("ivf", "scan", "auto"):
+            return approximate
+        raise LookalikeError(f"approximate must be True, False, None, 'ivf' or 'scan', "
+                             f"not {approximate!r}")
+
+    def _approximate_index(self, model: str, metric: str, kind: str, ids: np.ndarray,
+                           index: ExactIndex) -> ApproximateIndex:
+        from .approximate import FAMILY
+
+        family = FAMILY[metric]
+        if kind == "auto":
+            kind = "ivf" if len(ids) >= AUTO_THRESHOLD else "scan"
+        key = (model, family, kind)
+        generation = self.store.generation
+        cached = getattr(self, "_approx", {}).get(key)
+        if cached is not None and cached[0] == generation:
+            return cached[1]
+        path = self.store.path.with_name(self.store.path.name + ".faiss") / f"{model}.{family}.{kind}.index"
+        approx = cached[1] if cached is not None else ApproximateIndex.load(path)
+        current_ids, hashes = self.store.vector_hashes(model)
+        if not np.array_equal(current_ids, ids):  # the catalogue moved on since the matrix loaded
+            ids, index = self._index(model)
+            current_ids, hashes = self.store.vector_hashes(model)
+        if approx is None or len(ids) >= 2 * max(approx.trained_on, 1) or approx.kind != kind:
+            approx = ApproximateIndex.build(ids, hashes, index, metric, kind)
+            changed = True
+        else:
+            changed = approx.sync(ids, hashes, index) > 0
+        if changed:
+            try:
+                approx.save(path)
+            except OSError:
+                pass  # still usable from memory
+        if not hasattr(self, "_approx"):
+            self._approx = {}
+        self._approx[key] = (generation, approx)
+        return approx
 
     def _filtered(self, ids: np.ndarray, category: str | None, path_prefix: str | None) -> np.ndarray:
         sql, args = "SELECT id FROM images WHERE skip_reason IS NULL", []
@@ -296,6 +394,24 @@ class Collection:
         if vectors.shape[-1] != matrix.shape[1]:
             raise LookalikeError(f"reference vectors have {vectors.shape[-1]} dimensions; the "
                                  f"collection's have {matrix.shape[1]}")
+
+    # -- export -------------------------------------------------------------------------------
+
+    def export(self, path: str | os.PathLike, format: str | None = None, model: str | None = None,
+               vectors: bool = True, *, progress: bool = False):
+        """Write every usable image (skipped files are left out) to `path`: its catalogue
+        columns (id, path, name, category, width, height, size, extras) and the vector of
+        `model` (default: `default_model`); returns an `export.ExportReport`.
+
+        `format` (default: from the extension): "csv" and "tab" (Orange's format, loadable as
+        the output of Orange's Image Embedding) give the vector as columns f0..f{d-1};
+        "json" and "parquet" as a `vector` list; "npz" holds the arrays `ids`, `vectors`,
+        `paths` (and `model`). `vectors=False` writes the catalogue only. Images without a
+        `model` vector are left out and counted in the report's `without_vector`.
+        """
+        from .export import export_collection
+
+        return export_collection(self, path, format, model, vectors, progress=progress)
 
 
 def _like_escape(text: str) -> str:

@@ -16,6 +16,8 @@ from . import __version__
 from .errors import LookalikeError
 
 FORMATS = ("table", "json", "csv")
+SIMILAR_FORMATS = ("table", "json", "csv", "parquet", "tab")
+EXPORT_FORMATS = ("csv", "json", "parquet", "tab", "npz")
 
 
 def _db_help() -> str:
@@ -72,8 +74,35 @@ def build_parser() -> argparse.ArgumentParser:
                    help="also rank the reference images themselves")
     p.add_argument("--category", help="only images of this category (sub-folder)")
     p.add_argument("--path-prefix", metavar="PATH", help="only images whose path starts so")
-    p.add_argument("--format", choices=FORMATS, default="table",
-                   help="table for people, json or csv for programs (default table)")
+    search = p.add_mutually_exclusive_group()
+    search.add_argument("--exact", action="store_const", const=False, dest="approximate",
+                        help="always search exactly (the default below 200,000 images)")
+    search.add_argument("--approximate", action="store_const", const=True, dest="approximate",
+                        help="search with a FAISS index (the default from 200,000 images): "
+                             "distances stay exact, a few true neighbours may be missed")
+    p.add_argument("--format", choices=SIMILAR_FORMATS,
+                   help="table for people; json, csv or parquet for programs; tab for Orange "
+                        "(Image Viewer shows the images). Default: from the extension of "
+                        "--output, else table")
+    p.add_argument("-o", "--output", metavar="FILE",
+                   help="write to FILE instead of printing (needed for parquet)")
+
+    p = sub.add_parser("export", help="write the whole collection, with its vectors, to a file",
+                       description="Write every usable image of the collection (skipped files "
+                                   "are left out): id, path, name, category, width, height, size "
+                                   "and the vector of one model. CSV and Orange's .tab give the "
+                                   "vector as columns f0, f1, ... (the .tab loads in Orange as "
+                                   "Image Embedding's output would); JSON and Parquet as a "
+                                   "`vector` list; .npz as the arrays ids, vectors and paths.")
+    p.add_argument("--db", help=_db_help())
+    p.add_argument("--model", help="whose vectors to write (default: the model the collection "
+                                   "was last indexed with)")
+    p.add_argument("--format", choices=EXPORT_FORMATS,
+                   help="default: from the extension of --output")
+    p.add_argument("-o", "--output", metavar="FILE", required=True, help="the file to write")
+    p.add_argument("--no-vectors", action="store_true",
+                   help="the catalogue only, without vectors (not for npz)")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
 
     p = sub.add_parser("models", help="list the networks that can embed images")
     p.add_argument("--format", choices=("table", "json"), default="table")
@@ -105,7 +134,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     handler = {"index": cmd_index, "similar": cmd_similar, "models": cmd_models,
-               "skipped": cmd_skipped, "datasets": cmd_datasets}[args.command]
+               "skipped": cmd_skipped, "datasets": cmd_datasets, "export": cmd_export}[args.command]
     try:
         return handler(args) or 0
     except LookalikeError as exc:
@@ -159,23 +188,68 @@ def _summary(report, db) -> str:
 def cmd_similar(args) -> int:
     from .api import Collection
 
+    fmt = args.format
+    if fmt is None:
+        from .export import EXTENSIONS
+
+        fmt = EXTENSIONS.get(os.path.splitext(args.output or "")[1].lower(), "table")
+        if fmt not in SIMILAR_FORMATS:
+            print(f"lookalike: error: similar writes {', '.join(SIMILAR_FORMATS)}, not {fmt}; "
+                  f"give --format", file=sys.stderr)
+            return 2
+    if fmt == "parquet" and not args.output:
+        print("lookalike: error: --format parquet writes a binary file: give --output FILE",
+              file=sys.stderr)
+        return 2
     with Collection.open(args.db) as col:
         res = col.nearest(args.refs, k=None if args.all else args.k, metric=args.metric,
                           include_references=args.include_references, model=args.model,
-                          category=args.category, path_prefix=args.path_prefix)
+                          category=args.category, path_prefix=args.path_prefix,
+                          approximate=args.approximate)
         credits = col.attributions(res.rows)
-    if args.format == "json":
-        print(res.to_json())
-    elif args.format == "csv":
-        sys.stdout.write(res.to_csv())
-    else:
-        print(_table(["rank", "distance", "category", "size", "path"],
-                     [[r["rank"], f"{r['distance']:.4f}", r["category"] or "",
-                       f"{r['width']}x{r['height']}", r["path"]] for r in res.to_records()]))
+    if fmt == "table":
+        lines = [_table(["rank", "distance", "category", "size", "path"],
+                        [[r["rank"], f"{r['distance']:.4f}", r["category"] or "",
+                          f"{r['width']}x{r['height']}", r["path"]] for r in res.to_records()])]
         if not len(res):
-            print("(no other images match)")
-        for text in credits:
-            print(text)
+            lines.append("(no other images match)")
+        lines += credits
+        text = "\n".join(lines) + "\n"
+        if not args.output:
+            sys.stdout.write(text)
+            return 0
+        from .export import atomic_write
+
+        with atomic_write(args.output) as f:
+            f.write(text.encode("utf-8"))
+    elif not args.output:
+        text = {"json": res.to_json, "csv": res.to_csv, "tab": res.to_tab}[fmt]()
+        sys.stdout.write(text if text.endswith("\n") else text + "\n")
+        return 0
+    else:
+        {"json": res.to_json, "csv": res.to_csv, "tab": res.to_tab,
+         "parquet": res.to_parquet}[fmt](args.output)
+    print(f"wrote {len(res):,} look-alikes ({fmt}) to {args.output}")
+    return 0
+
+
+def cmd_export(args) -> int:
+    from .api import Collection
+    from .export import resolve_format
+
+    fmt = resolve_format(args.output, args.format, EXPORT_FORMATS)
+    if fmt == "npz" and args.no_vectors:
+        print("lookalike: error: an .npz export holds the vectors; drop --no-vectors or choose "
+              "another format", file=sys.stderr)
+        return 2
+    with Collection.open(args.db) as col:
+        report = col.export(args.output, fmt, model=args.model, vectors=not args.no_vectors,
+                            progress=not args.quiet)
+    what = f", {report.model} vectors of {report.dim} dimensions" if report.model else ""
+    print(f"wrote {report.rows:,} images{what} to {report.path} ({fmt}, {report.seconds:.1f} s)")
+    if report.without_vector:
+        print(f"{report.without_vector:,} usable images have no {report.model} vector and were "
+              f"left out; index them with --model {report.model} to include them")
     return 0
 
 

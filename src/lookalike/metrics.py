@@ -48,6 +48,14 @@ def _as_2d(a) -> np.ndarray:
     return a
 
 
+def _dot(x, y):
+    """x @ y.T; small products skip BLAS, whose thread wake-up (milliseconds on a busy
+    machine) would dwarf them, e.g. when re-scoring a few hundred search candidates."""
+    if x.shape[0] * y.shape[0] * x.shape[1] <= 1 << 22:
+        return np.einsum("ik,jk->ij", x, y)
+    return x @ y.T
+
+
 def _euclidean(x, y):
     if x.size * len(y) <= 1 << 24:  # small enough to subtract directly, which is exact
         out = np.empty((len(x), len(y)))
@@ -56,7 +64,7 @@ def _euclidean(x, y):
             diff = x[i:i + step, None, :] - y[None, :, :]
             out[i:i + step] = np.sqrt(np.einsum("ijk,ijk->ij", diff, diff))
         return out
-    sq = (x * x).sum(1)[:, None] + (y * y).sum(1)[None, :] - 2.0 * (x @ y.T)
+    sq = (x * x).sum(1)[:, None] + (y * y).sum(1)[None, :] - 2.0 * _dot(x, y)
     return np.sqrt(np.maximum(sq, 0.0))
 
 
@@ -72,7 +80,7 @@ def _cosine(x, y):
     nx = np.linalg.norm(x, axis=1)
     ny = np.linalg.norm(y, axis=1)
     with np.errstate(invalid="ignore", divide="ignore"):
-        sim = (x @ y.T) / (nx[:, None] * ny[None, :])
+        sim = _dot(x, y) / (nx[:, None] * ny[None, :])
     zx, zy = nx == 0, ny == 0
     sim = np.where(zx[:, None] | zy[None, :], np.where(zx[:, None] & zy[None, :], 1.0, 0.0), sim)
     return np.clip(1.0 - sim, 0.0, 2.0)
@@ -81,7 +89,7 @@ def _cosine(x, y):
 def _jaccard(x, y):
     bx = (x != 0).astype(np.float64)
     by = (y != 0).astype(np.float64)
-    inter = bx @ by.T
+    inter = _dot(bx, by)
     union = bx.sum(1)[:, None] + by.sum(1)[None, :] - inter
     with np.errstate(invalid="ignore", divide="ignore"):
         return np.where(union > 0, 1.0 - inter / np.where(union > 0, union, 1), 0.0)
@@ -95,7 +103,7 @@ def _centre_normalise(a):
 
 
 def _correlation(x, y):
-    return np.clip(_centre_normalise(x) @ _centre_normalise(y).T, -1.0, 1.0)
+    return np.clip(_dot(_centre_normalise(x), _centre_normalise(y)), -1.0, 1.0)
 
 
 def rank_rows(a: np.ndarray) -> np.ndarray:

@@ -301,6 +301,16 @@ class Store:
             "SELECT i.id, e.vector FROM images i JOIN embeddings e ON e.content_hash = i.content_hash"
             " WHERE e.model = ? AND i.skip_reason IS NULL ORDER BY i.id", (model,))
 
+    def vector_hashes(self, model: str) -> tuple[np.ndarray, np.ndarray]:
+        """(image ids, content hashes as 'S16') of the rows `iter_vectors` gives, by id."""
+        cur = self.conn.execute(
+            "SELECT i.id, i.content_hash FROM images i JOIN embeddings e"
+            " ON e.content_hash = i.content_hash WHERE e.model = ? AND i.skip_reason IS NULL"
+            " ORDER BY i.id", (model,))
+        rows = cur.fetchall()
+        return (np.fromiter((r[0] for r in rows), np.int64, len(rows)),
+                np.array([r[1] for r in rows], dtype="S16"))
+
     def count_vectors(self, model: str) -> int:
         return self.conn.execute(
             "SELECT count(*) FROM images i JOIN embeddings e ON e.content_hash = i.content_hash"

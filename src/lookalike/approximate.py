@@ -1,0 +1,277 @@
+"""Approximate candidate search with FAISS, re-ranked exactly: for large collections.
+
+Each metric is turned into an L2 search by a transform of the vectors: cosine -> unit rows
+(for unit vectors L2 ranks as the inner product); Pearson -> centred unit rows; Spearman ->
+ranks, then as Pearson; Euclidean -> the rows as they are; Mahalanobis -> rows whitened by the
+collection's covariance. The absolute correlations search with q and -q. Manhattan and
+Jaccard have no such transform and stay exact.
+
+Two kinds of index hold 8-bit codes of the transformed rows (4x less memory than float32):
+`"scan"` compares the query with every code (a compressed exhaustive scan) and `"ivf"` first picks the `nprobe` nearest of about sqrt(N) clusters. Either
+returns a few hundred candidates that `ExactIndex` re-scores exactly, so distances are always
+exact and only recall is approximate. Indexes are saved beside the database and brought up to
+date incrementally (FAISS ids are image ids); they are rebuilt when the collection has doubled
+since they were trained.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .errors import LookalikeError
+from .metrics import canonical_metric, mahalanobis_transform, rank_rows
+from .search import ExactIndex
+
+FAMILY = {"Cosine": "cosine", "Pearson": "pearson", "Absolute Pearson": "pearson",
+          "Spearman": "spearman", "Absolute Spearman": "spearman", "Euclidean": "euclidean",
+          "Mahalanobis": "mahalanobis"}
+
+#: Collections at least this large are searched approximately by default.
+AUTO_THRESHOLD = 200_000
+
+
+def _faiss():
+    try:
+        import faiss
+    except ImportError:  # pragma: no cover - faiss-cpu is a declared dependency
+        raise LookalikeError("approximate search needs FAISS: pip install faiss-cpu") from None
+    return faiss
+
+
+def supports(metric: str) -> bool:
+    return canonical_metric(metric) in FAMILY
+
+
+def _unit(a: np.ndarray) -> np.ndarray:
+    a = np.asarray(a, dtype=np.float32)
+    n = np.linalg.norm(a, axis=1, keepdims=True)
+    return np.divide(a, n, out=np.zeros_like(a), where=n > 0)
+
+
+@dataclass
+class _Transform:
+    """The metric's transform, then an affine map onto 0..255 so FAISS can keep one byte per
+    value without its own scaling (QT_8bit_direct scans about twice as fast as its trained
+    8-bit codes; measured in benchmarks/search.py).
+
+    Every family is searched by L2 in that space: the inner-product families are unit vectors,
+    for which L2 ranks exactly as the inner product does. (FAISS 1.15's QT_8bit_direct returns
+    zeros for inner products from 32 dimensions up, so inner products are not used.) The scale
+    is one number for all dimensions, which keeps L2 distances proportional.
+    """
+
+    family: str
+    lo: np.ndarray          # per-dimension offset
+    scale: np.float32       # one step of the 0..255 code, in metric-space units
+    whitening: np.ndarray | None = None  # Mahalanobis only
+
+    @classmethod
+    def fit(cls, family: str, sample: np.ndarray, whitening: np.ndarray | None = None) -> "_Transform":
+        t = cls(family, np.zeros(sample.shape[1], np.float32), np.float32(1.0), whitening)
+        rows = t.metric_space(sample)
+        lo, hi = rows.min(0), rows.max(0)
+        t.scale = np.float32(max(float((hi - lo).max()), 1e-12) / 255.0)
+        t.lo = lo
+        return t
+
+    def metric_space(self, rows: np.ndarray) -> np.ndarray:
+        rows = np.asarray(rows, dtype=np.float32)
+        if self.family == "cosine":
+            return _unit(rows)
+        if self.family in ("pearson", "spearman"):
+            if self.family == "spearman":
+                rows = rank_rows(rows).astype(np.float32)
+            return _unit(rows - rows.mean(1, keepdims=True))
+        if self.family == "mahalanobis":
+            return np.ascontiguousarray(rows @ self.whitening.astype(np.float32))
+        return np.ascontiguousarray(rows)
+
+    def codes(self, rows: np.ndarray) -> np.ndarray:
+        """Rows as the 0..255 values FAISS stores (rounded by FAISS)."""
+        c = (self.metric_space(rows) - self.lo) / self.scale
+        return np.ascontiguousarray(np.clip(c, 0, 255), dtype=np.float32)
+
+    def queries(self, q: np.ndarray) -> np.ndarray:
+        """Queries in the same space (not rounded, not clipped)."""
+        return np.ascontiguousarray((self.metric_space(q) - self.lo) / self.scale, dtype=np.float32)
+
+
+class ApproximateIndex:
+    """A FAISS index over one model's vectors for one metric family."""
+
+    def __init__(self, shards: list, transform: _Transform, kind: str, trained_on: int,
+                 ids: np.ndarray, hashes: np.ndarray):
+        self.shards = shards                # FAISS indexes (one today; kept as a list on disk)
+        self.transform = transform
+        self.kind = kind
+        self.trained_on = trained_on
+        self.ids = ids                      # sorted image ids held by the index
+        self.hashes = hashes                # their content hashes ('S16'), to see changes
+        self.nprobe = 32
+
+    @property
+    def ntotal(self) -> int:
+        return sum(s.ntotal for s in self.shards)
+
+    # -- building ----------------------------------------------------------------------------
+
+    @classmethod
+    def build(cls, ids: np.ndarray, hashes: np.ndarray, exact: ExactIndex, metric: str,
+              kind: str = "auto", seed: int = 0) -> "ApproximateIndex":
+        faiss = _faiss()
+        family = FAMILY[canonical_metric(metric)]
+        n, d = len(exact), exact.dim
+        if kind == "auto":
+            kind = "ivf" if n >= AUTO_THRESHOLD else "scan"
+        if kind not in ("scan", "ivf"):
+            raise ValueError(f"unknown approximate index kind {kind!r}; use scan, ivf or auto")
+        rng = np.random.default_rng(seed)
+        nlist = max(1, min(int(np.sqrt(n)), n // 39)) if kind == "ivf" else 0
+        sample_size = min(n, max(20_000, 50 * nlist))
+        sample_rows = np.sort(rng.choice(n, sample_size, replace=False)) if n else np.zeros(0, int)
+        sample = exact.rows(sample_rows)
+        whitening = mahalanobis_transform(sample[:20_000]) if family == "mahalanobis" else None
+        transform = _Transform.fit(family, sample, whitening)
+        metric_type = faiss.METRIC_L2
+        direct = faiss.ScalarQuantizer.QT_8bit_direct
+        if kind == "scan":
+            # One shard: scanning shards from a thread pool measured no faster (4.5 vs 4.3 ms
+            # over 100k codes), the single scan is already 2-2.5x under the float32 floor.
+            shards = [faiss.IndexIDMap2(faiss.IndexScalarQuantizer(d, direct, metric_type))]
+        else:
+            quantizer = faiss.IndexFlat(d, metric_type)
+            ivf = faiss.IndexIVFScalarQuantizer(quantizer, d, nlist, direct, metric_type, False)
+            ivf.cp.seed = seed
+            ivf.cp.niter = 10
+            ivf.train(transform.codes(sample))
+            shards = [ivf]
+        made = cls(shards, transform, kind, n, np.zeros(0, np.int64), np.zeros(0, "S16"))
+        made._add(ids, hashes, exact, np.arange(n))
+        return made
+
+    def _add(self, ids, hashes, exact: ExactIndex, rows: np.ndarray, batch: int = 65536) -> None:
+        for start in range(0, len(rows), batch):
+            part = rows[start:start + batch]
+            codes, part_ids = self.transform.codes(exact.rows(part)), ids[part].astype(np.int64)
+            # Spread over the shards, smallest first, so they stay the same size.
+            order = np.argsort([s.ntotal for s in self.shards], kind="stable")
+            pieces = np.array_split(np.arange(len(part)), len(self.shards))
+            for shard_no, piece in zip(order, pieces):
+                if len(piece):
+                    self.shards[shard_no].add_with_ids(codes[piece], part_ids[piece])
+        merged_ids = np.concatenate([self.ids, ids[rows]])
+        merged_hashes = np.concatenate([self.hashes, hashes[rows]])
+        order = np.argsort(merged_ids, kind="stable")
+        self.ids, self.hashes = merged_ids[order], merged_hashes[order]
+
+    def _remove(self, gone: np.ndarray) -> None:
+        if len(gone):
+            for shard in self.shards:
+                shard.remove_ids(np.asarray(gone, dtype=np.int64))
+            keep = ~np.isin(self.ids, gone)
+            self.ids, self.hashes = self.ids[keep], self.hashes[keep]
+
+    def sync(self, ids: np.ndarray, hashes: np.ndarray, exact: ExactIndex) -> int:
+        """Bring the index up to date with the collection (sorted `ids`, their content
+        `hashes`, rows of `exact`): drop vanished and changed images, add new and changed
+        ones. Returns how many changes were applied."""
+        if len(ids):
+            pos = np.minimum(np.searchsorted(ids, self.ids), len(ids) - 1)
+            same = (ids[pos] == self.ids) & (hashes[pos] == self.hashes)
+        else:
+            same = np.zeros(len(self.ids), bool)
+        gone = self.ids[~same]
+        self._remove(gone)
+        new_rows = np.flatnonzero(~np.isin(ids, self.ids))
+        if len(new_rows):
+            self._add(ids, hashes, exact, new_rows)
+        return len(gone) + len(new_rows)
+
+    # -- searching ---------------------------------------------------------------------------
+
+    def candidates(self, queries: np.ndarray, metric: str, count: int) -> np.ndarray:
+        """Image ids of about `count` candidates per query (the union over queries)."""
+        faiss = _faiss()
+        name = canonical_metric(metric)
+        q = self.transform.queries(np.atleast_2d(queries))
+        if name in ("Absolute Pearson", "Absolute Spearman"):
+            q = np.vstack([q, -q])
+        count = int(min(max(count, 1), max(1, self.ntotal)))
+        if self.kind == "ivf":
+            ivf = self.shards[0]
+            params = faiss.SearchParametersIVF(nprobe=min(self.nprobe, ivf.nlist))
+            found = ivf.search(q, count, params=params)[1]
+        else:
+            found = np.concatenate([s.search(q, min(count, max(1, s.ntotal)))[1]
+                                    for s in self.shards], axis=1)
+        found = found.ravel()
+        return np.unique(found[found >= 0])
+
+    # -- persistence ---------------------------------------------------------------------------
+
+    def save(self, path: Path) -> None:
+        faiss = _faiss()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmps = []
+        try:
+            for i, shard in enumerate(self.shards):
+                fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
+                os.close(fd)
+                tmps.append(tmp)
+                faiss.write_index(shard, tmp)
+            meta = {"kind": self.kind, "family": self.transform.family,
+                    "trained_on": self.trained_on, "shards": len(self.shards)}
+            extra = {"ids": self.ids, "hashes": self.hashes, "lo": self.transform.lo,
+                     "scale": self.transform.scale}
+            if self.transform.whitening is not None:
+                extra["whitening"] = self.transform.whitening
+            fd, meta_tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
+            os.close(fd)
+            tmps.append(meta_tmp)
+            with open(meta_tmp, "wb") as fh:
+                np.savez(fh, meta=json.dumps(meta), **extra)
+            for i, tmp in enumerate(tmps[:-1]):
+                os.replace(tmp, f"{path}.{i}")
+            os.replace(meta_tmp, path)  # last: its presence means the shards are whole
+        finally:
+            for leftover in tmps:
+                if os.path.exists(leftover):
+                    os.unlink(leftover)
+
+    @classmethod
+    def load(cls, path: Path) -> "ApproximateIndex | None":
+        faiss = _faiss()
+        if not path.is_file():
+            return None
+        try:
+            with np.load(path) as extra:
+                meta = json.loads(str(extra["meta"]))
+                whitening = extra["whitening"] if "whitening" in extra else None
+                transform = _Transform(meta["family"], extra["lo"], extra["scale"], whitening)
+                ids, hashes = extra["ids"], extra["hashes"]
+            shards = [faiss.read_index(f"{path}.{i}") for i in range(meta["shards"])]
+        except Exception:
+            return None  # unreadable: it will be rebuilt
+        return cls(shards, transform, meta["kind"], int(meta["trained_on"]), ids, hashes)
+
+
+def search(approx: ApproximateIndex, exact: ExactIndex, ids: np.ndarray, queries: np.ndarray,
+           k: int, metric: str, exclude_rows: np.ndarray | None = None,
+           candidates: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """(rows, exact distances) of about the k nearest rows, from FAISS candidates re-scored."""
+    n_exclude = 0 if exclude_rows is None else len(exclude_rows)
+    want = candidates or max(200, 8 * k)
+    found = approx.candidates(queries, metric, want + n_exclude)
+    rows = np.searchsorted(ids, found)
+    rows = rows[(rows < len(ids)) & (ids[np.minimum(rows, len(ids) - 1)] == found)]
+    if n_exclude:
+        rows = np.setdiff1d(rows, exclude_rows)
+    scores = exact.exact_scores(queries, rows, metric)
+    order = np.lexsort((rows, np.round(scores, 12)))[:k]
+    return rows[order], scores[order]

@@ -1,0 +1,714 @@
+"""Writing look-alikes and whole collections to files that other tools read.
+
+CSV, JSON and Parquet for programs, NumPy `.npz` for vectors, and Orange's tab-separated `.tab`
+format, so that a result opens in Orange (Image Viewer, Neighbors, ...) as if Orange had made it.
+`Neighbors.to_*` and `Collection.export` are the public entry points; this module does the work.
+"""
+
+from __future__ import annotations
+
+import ast
+import csv
+import io
+import json
+import os
+import re
+import secrets
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Iterator, Sequence
+
+import numpy as np
+
+from .errors import LookalikeError
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .api import Collection, Neighbors
+
+#: What `Collection.export` writes, and what a `Neighbors` result can be written as.
+FORMATS = ("csv", "json", "parquet", "tab", "npz")
+NEIGHBOR_FORMATS = ("csv", "json", "parquet", "tab")
+
+#: File extensions that name a format when none is given.
+EXTENSIONS = {".csv": "csv", ".json": "json", ".parquet": "parquet", ".pq": "parquet",
+              ".tab": "tab", ".npz": "npz"}
+
+#: Catalogue columns of a collection export, in order (then extras, then the vector).
+CATALOGUE_FIELDS = ("id", "path", "name", "category", "width", "height", "size")
+
+#: Vector columns in CSV and .tab are FEATURE_PREFIX + index: f0, f1, ...
+FEATURE_PREFIX = "f"
+
+_INT_FIELDS = {"rank", "id", "width", "height", "size"}
+_FLOAT_FIELDS = {"distance"}
+
+#: Orange's names for our catalogue fields (those of its Import Images widget).
+_ORANGE_NAMES = {"name": "image name", "path": "image"}
+
+#: About this many vector values are formatted per chunk (a 1280-d chunk is ~3,300 rows).
+_CHUNK_VALUES = 1 << 22
+
+
+@dataclass
+class ExportReport:
+    """What `Collection.export` wrote."""
+
+    path: str
+    format: str
+    rows: int
+    model: str | None          # None when written without vectors
+    dim: int                   # vector length; 0 without vectors
+    without_vector: int        # usable images left out because they have no `model` vector
+    seconds: float
+
+
+def resolve_format(path: str | os.PathLike | None, format: str | None,
+                   allowed: Sequence[str] = FORMATS) -> str:
+    """`format` checked against `allowed`, or guessed from the extension of `path`."""
+    if format is None:
+        ext = os.path.splitext(os.fspath(path or ""))[1].lower()
+        format = EXTENSIONS.get(ext)
+        if format is None or format not in allowed:
+            raise LookalikeError(f"cannot tell the format of {os.fspath(path or '')!r} from its "
+                                 f"extension; give a format, one of: {', '.join(allowed)}")
+        return format
+    name = str(format).lower()
+    if name not in allowed:
+        raise LookalikeError(f"unknown format {format!r}; use one of: {', '.join(allowed)}")
+    return name
+
+
+# -- columns ----------------------------------------------------------------------------------
+
+@dataclass
+class _Column:
+    key: str        # where the value is in a record
+    name: str       # the column's name in the file
+    kind: str       # "int", "float" or "str"
+
+
+def extras_of(row: dict) -> dict[str, Any]:
+    """Extra metadata of a catalogue row (columns a table source carried), as a dict.
+
+    A row may hold them under "extras", as a dict or as a JSON object in text."""
+    extras = row.get("extras")
+    if not extras:
+        return {}
+    if isinstance(extras, (str, bytes)):
+        try:
+            extras = json.loads(extras)
+        except ValueError:
+            return {}
+    return dict(extras) if isinstance(extras, dict) else {}
+
+
+class _Extras:
+    """The extra columns seen across rows: their order of appearance and a type for each."""
+
+    def __init__(self) -> None:
+        self.kinds: dict[str, str] = {}
+
+    def see(self, extras: dict[str, Any]) -> None:
+        for key, value in extras.items():
+            if value is None:
+                self.kinds.setdefault(key, "none")
+                continue
+            if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
+                kind = "str"
+            elif isinstance(value, (int, np.integer)):
+                kind = "int"
+            else:
+                kind = "float"
+            old = self.kinds.get(key, "none")
+            if old == "none" or old == kind:
+                self.kinds[key] = kind
+            elif {old, kind} == {"int", "float"}:
+                self.kinds[key] = "float"
+            else:
+                self.kinds[key] = "str"
+
+    def columns(self, taken: set[str]) -> list[_Column]:
+        out = []
+        for key, kind in self.kinds.items():
+            name = _unique(key, taken)
+            taken.add(name)
+            out.append(_Column("extra:" + key, name, "str" if kind == "none" else kind))
+        return out
+
+
+def _unique(name: str, taken: set[str]) -> str:
+    # Orange's own rule for a clashing name: "name (1)", "name (2)", ...
+    if name not in taken:
+        return name
+    i = 1
+    while f"{name} ({i})" in taken:
+        i += 1
+    return f"{name} ({i})"
+
+
+def _value(record: dict, column: _Column) -> Any:
+    if column.key.startswith("extra:"):
+        return record.get("extras", {}).get(column.key[len("extra:"):])
+    return record.get(column.key)
+
+
+def _arrow_array(values: list, kind: str):
+    import pyarrow as pa
+
+    if kind == "int":
+        return pa.array([None if v is None else int(v) for v in values], pa.int64())
+    if kind == "float":
+        return pa.array([None if v is None else float(v) for v in values], pa.float64())
+    return pa.array([None if v is None else v if isinstance(v, str) else _text(v)
+                     for v in values], pa.string())
+
+
+def _text(value: Any) -> str:
+    if isinstance(value, (dict, list)):
+        return json.dumps(value, ensure_ascii=False)
+    return str(value)
+
+
+def _arrow_table(records: list[dict], columns: list[_Column], matrix: np.ndarray | None = None,
+                 vector: str | None = None):
+    """An Arrow table of the records' columns, plus the matrix as one float32 column per
+    dimension (`vector=None`) or as one fixed-size list column named `vector`."""
+    import pyarrow as pa
+
+    arrays = [_arrow_array([_value(r, c) for r in records], c.kind) for c in columns]
+    names = [c.name for c in columns]
+    if matrix is not None:
+        matrix = np.ascontiguousarray(matrix, dtype=np.float32)
+        if vector is None:
+            arrays += [pa.array(matrix[:, j]) for j in range(matrix.shape[1])]
+            names += feature_names(matrix.shape[1])
+        else:
+            arrays.append(pa.FixedSizeListArray.from_arrays(pa.array(matrix.ravel()),
+                                                            matrix.shape[1]))
+            names.append(vector)
+    return pa.Table.from_arrays(arrays, names=names)
+
+
+def feature_names(dim: int) -> list[str]:
+    return [f"{FEATURE_PREFIX}{j}" for j in range(dim)]
+
+
+def _delimited_rows(table, delimiter: str) -> bytes:
+    """Data rows (no header) as UTF-8 text: every string quoted with '"' (doubled inside),
+    numbers bare in their shortest exact form (float32 stays float32), nulls empty."""
+    import pyarrow.csv as pacsv
+
+    if table.num_rows == 0:
+        return b""
+    out = io.BytesIO()
+    pacsv.write_csv(table, out, pacsv.WriteOptions(include_header=False, delimiter=delimiter))
+    return out.getvalue()
+
+
+def _header_line(cells: Sequence[str], delimiter: str, quoting: int = csv.QUOTE_MINIMAL) -> bytes:
+    buf = io.StringIO()
+    csv.writer(buf, delimiter=delimiter, quoting=quoting, lineterminator="\n").writerow(cells)
+    return buf.getvalue().encode("utf-8")
+
+
+# -- Orange's .tab ------------------------------------------------------------------------------
+
+_URL = re.compile(r"^(?:[a-zA-Z][a-zA-Z0-9+.-]*://|data:)")
+# A relative path that Qt's QUrl (in Orange's Image Viewer) reads as something else, checked
+# with QUrl itself: '#' starts a fragment, '?' a query, '%' an escape, ':' a scheme. Tabs,
+# newlines, quotes, brackets, backslashes and unicode resolve fine. A leading space would be
+# stripped by Orange's reader; the absolute form starts with the folder.
+_URL_UNSAFE = re.compile(r"[#?%:]|^\s")
+
+
+def orange_origin(paths: Sequence[str], roots: Sequence[str | None]) -> str | None:
+    """The `origin` of Orange's `image` column: the indexed folder when all the images share
+    one, else the deepest folder holding them all; None when no image is a local file."""
+    bases = []
+    for path, root in zip(paths, roots):
+        if _URL.match(path):
+            continue
+        if root and path.startswith(root.rstrip(os.sep) + os.sep):
+            bases.append(root)
+        else:
+            bases.append(os.path.dirname(path))
+    if not bases:
+        return None
+    try:
+        return os.path.commonpath(bases)
+    except ValueError:  # e.g. different drives on Windows
+        return None
+
+
+def orange_image_value(path: str, origin: str | None) -> str:
+    """A value of Orange's `image` column: the path relative to `origin`, as Import Images
+    writes it, except where Orange's Image Viewer would misread the relative form (then the
+    absolute path, which it opens directly); URLs as they are."""
+    if origin is None or _URL.match(path):
+        return path
+    rel = os.path.relpath(path, origin)
+    if rel.startswith(os.pardir) or _URL_UNSAFE.search(rel):
+        return path
+    return rel
+
+
+def parse_orange_flags(cell: str) -> tuple[set[str], dict[str, Any]] | None:
+    """What Orange's reader makes of a cell of the third header row: (flags, attributes), or
+    None where Orange would fail or warn. Follows Orange.data.io_base.Flags: split on spaces
+    not escaped by a backslash, then `\\ ` becomes a space; an attribute value is kept as
+    text when it starts with a letter or "_", else passed to ast.literal_eval (kept as text if
+    that is a SyntaxError; any other error breaks Orange's reader)."""
+    flags: set[str] = set()
+    attributes: dict[str, Any] = {}
+    for part in re.split(r"(?<!\\) ", cell):
+        part = part.replace("\\ ", " ").strip()
+        if not part:
+            continue
+        if "\n" in part or "\r" in part:
+            return None
+        if "=" not in part:
+            if part not in ("class", "c", "meta", "m", "ignore", "i", "weight", "w"):
+                return None
+            flags.add(part)
+            continue
+        key, value = part.split("=", 1)
+        if not key:
+            return None
+        if not re.match(r"^[a-zA-Z_]", value):
+            try:
+                value = ast.literal_eval(value)
+            except SyntaxError:
+                pass
+            except Exception:
+                return None
+        if value in ("True", "False"):
+            value = value == "True"
+        attributes[key] = value
+    return flags, attributes
+
+
+def orange_flags(flags: Sequence[str], attributes: dict[str, str]) -> str:
+    """A third-header-row cell that Orange reads back as exactly these flags and attributes.
+
+    An attribute is written as Orange writes it (`origin=/photos/my\\ cats`) where that reads
+    back unchanged, else as a Python string literal, which Orange's reader evaluates
+    (`origin='/photos/tab\\there'`)."""
+    parts = list(flags)
+    for key, value in attributes.items():
+        raw = f"{key}={value.replace(' ', chr(92) + ' ')}"
+        quoted = f"{key}={repr(value).replace(' ', chr(92) + ' ')}"
+        for candidate in (raw, quoted):
+            parsed = parse_orange_flags(" ".join(parts + [candidate]))
+            if parsed is not None and parsed[1].get(key) == value:
+                parts.append(candidate)
+                break
+        else:  # pragma: no cover - repr() always reads back
+            raise LookalikeError(f"cannot write {key}={value!r} in an Orange .tab header")
+    cell = " ".join(parts)
+    expected = (set(flags), dict(attributes))
+    if parse_orange_flags(cell) != expected:  # pragma: no cover - a bug, not a user error
+        raise AssertionError(f"Orange would read {cell!r} differently from {expected}")
+    return cell
+
+
+@dataclass
+class _TabColumn:
+    column: _Column
+    type: str       # Orange's type row: "continuous", "discrete", "string"
+    flags: str      # Orange's flag row cell
+
+
+def _tab_columns(columns: list[_Column], origin: str | None, has_category: bool) -> list[_TabColumn]:
+    out = []
+    for c in columns:
+        if c.key == "category":
+            if has_category:
+                out.append(_TabColumn(c, "discrete", "class"))
+            continue
+        if c.key == "path":
+            attrs = {"type": "image"}
+            if origin:
+                attrs["origin"] = origin
+            out.append(_TabColumn(c, "string", orange_flags(["meta"], attrs)))
+            continue
+        out.append(_TabColumn(c, "continuous" if c.kind in ("int", "float") else "string", "meta"))
+    return out
+
+
+def _tab_header(tab_columns: list[_TabColumn], dim: int) -> bytes:
+    # Every header cell is quoted: Orange guesses the quote character with csv.Sniffer on the
+    # first lines, and many '"'-quoted cells keep it from guessing "'" from a file name.
+    names = [t.column.name for t in tab_columns] + feature_names(dim)
+    types = [t.type for t in tab_columns] + ["continuous"] * dim
+    flags = [t.flags for t in tab_columns] + [""] * dim
+    return b"".join(_header_line(row, "\t", csv.QUOTE_ALL) for row in (names, types, flags))
+
+
+def _tab_records(records: list[dict], origin: str | None) -> list[dict]:
+    return [{**r, "path": orange_image_value(r["path"], origin)} for r in records]
+
+
+# -- Neighbors -----------------------------------------------------------------------------------
+
+def neighbor_columns(records: list[dict]) -> list[_Column]:
+    from .api import RECORD_FIELDS
+
+    columns = [_Column(f, f, "int" if f in _INT_FIELDS else "float" if f in _FLOAT_FIELDS else "str")
+               for f in RECORD_FIELDS]
+    extras = _Extras()
+    for r in records:
+        extras.see(r.get("extras", {}))
+    return columns + extras.columns(set(RECORD_FIELDS))
+
+
+def _neighbor_records(res: "Neighbors") -> list[dict]:
+    # to_records() gives the public dicts (extras flattened); the writers want them apart.
+    out = []
+    for i, (row, d) in enumerate(zip(res.rows, res.distances)):
+        out.append({"rank": i + 1, "path": row["path"], "distance": float(d), "name": row["name"],
+                    "category": row["category"], "width": row["width"], "height": row["height"],
+                    "size": row["size"], "id": row["id"], "root": row.get("root"),
+                    "extras": extras_of(row)})
+    return out
+
+
+def neighbor_records(res: "Neighbors") -> list[dict[str, Any]]:
+    """One flat dict per neighbour: RECORD_FIELDS, then the extra columns by their names."""
+    records = _neighbor_records(res)
+    columns = neighbor_columns(records)
+    return [{c.name: _json_value(_value(r, c)) for c in columns} for r in records]
+
+
+def write_neighbors(res: "Neighbors", format: str, path: str | os.PathLike | None = None) -> str | None:
+    """`res` as `format` text (path None) or into the file `path` (then None is returned)."""
+    format = resolve_format(path, format, NEIGHBOR_FORMATS)
+    if format == "parquet":
+        if path is None:
+            raise LookalikeError("Parquet is a binary format: give a file path to write it to")
+        table = _neighbors_arrow(res)
+        with atomic_write(path) as f:
+            import pyarrow.parquet as pq
+
+            pq.write_table(table, f)
+        return None
+    if format == "json":
+        text = json.dumps(neighbor_records(res), indent=2, ensure_ascii=False)
+        if path is None:
+            return text
+        data = (text + "\n").encode("utf-8")
+    else:
+        data = _neighbors_bytes(res, format)
+    if path is None:
+        return data.decode("utf-8")
+    with atomic_write(path) as f:
+        f.write(data)
+    return None
+
+
+def _neighbors_bytes(res: "Neighbors", format: str) -> bytes:
+    records = _neighbor_records(res)
+    columns = neighbor_columns(records)
+    if format == "csv":
+        table = _arrow_table(records, columns)
+        return _header_line([c.name for c in columns], ",") + _delimited_rows(table, ",")
+    # tab: Orange's Neighbors output is its input plus a "distance" meta; ours is Import
+    # Images' columns (category as class, image name, image) plus distance and rank.
+    origin = orange_origin([r["path"] for r in records], [r["root"] for r in records])
+    has_category = any(r["category"] for r in records)
+    order = ["category", "name", "path", "distance", "rank", "width", "height", "size", "id"]
+    by_key = {c.key: c for c in columns}
+    ordered = [by_key[k] for k in order] + [c for c in columns if c.key not in order]
+    tab_columns = _tab_columns(_orange_named(ordered), origin, has_category)
+    table = _arrow_table(_tab_records(records, origin), [t.column for t in tab_columns])
+    return _tab_header(tab_columns, 0) + _delimited_rows(table, "\t")
+
+
+def _orange_named(columns: list[_Column]) -> list[_Column]:
+    taken: set[str] = set()
+    out = []
+    for c in columns:
+        name = _unique(_ORANGE_NAMES.get(c.key, c.name) if not c.key.startswith("extra:") else c.name,
+                       taken)
+        taken.add(name)
+        out.append(_Column(c.key, name, c.kind))
+    return out
+
+
+def _neighbors_arrow(res: "Neighbors"):
+    records = _neighbor_records(res)
+    table = _arrow_table(records, neighbor_columns(records))
+    meta = {"model": res.model, "metric": res.metric, "references": list(res.references)}
+    return table.replace_schema_metadata({"lookalike": json.dumps(meta)})
+
+
+def neighbors_dataframe(res: "Neighbors"):
+    """Every column of the result, nearest first, as a pandas DataFrame."""
+    import pandas as pd
+
+    records = _neighbor_records(res)
+    columns = neighbor_columns(records)
+    data = {}
+    for c in columns:
+        values = [_value(r, c) for r in records]
+        if c.kind == "int":
+            data[c.name] = pd.array(values, dtype="Int64" if None in values else "int64")
+        elif c.kind == "float":
+            data[c.name] = pd.array([np.nan if v is None else float(v) for v in values],
+                                    dtype="float64")
+        else:
+            data[c.name] = [None if v is None else v if isinstance(v, str) else _text(v)
+                            for v in values]
+    return pd.DataFrame(data, columns=[c.name for c in columns])
+
+
+# -- whole collections -----------------------------------------------------------------------------
+
+def export_collection(col: "Collection", path: str | os.PathLike, format: str | None = None,
+                      model: str | None = None, vectors: bool = True, *, progress: bool = False,
+                      chunk_rows: int | None = None) -> ExportReport:
+    """Write every usable image of `col` (catalogue columns, extras and, unless `vectors` is
+    False, the vector of `model`) to `path`. See `Collection.export`."""
+    start = time.perf_counter()
+    format = resolve_format(path, format, FORMATS)
+    if format == "npz" and not vectors:
+        raise LookalikeError("an .npz export holds the vectors; drop --no-vectors or choose "
+                             "another format")
+    store = col.store
+    usable = store.count_images(usable_only=True)
+    matrix = None
+    if vectors:
+        model = col._model(model)
+        ids, matrix = col.vectors(model)
+        dim = int(matrix.shape[1]) if len(ids) else 0
+    else:
+        model, dim = None, 0
+        ids = np.fromiter((r[0] for r in store.conn.execute(
+            "SELECT id FROM images WHERE skip_reason IS NULL ORDER BY id")), np.int64)
+    chunk = chunk_rows or max(256, _CHUNK_VALUES // max(dim, 1))
+
+    survey = _survey(store, ids, chunk, need_paths=format == "tab")
+    columns = [_Column(f, f, "int" if f in _INT_FIELDS else "str") for f in CATALOGUE_FIELDS]
+    columns += survey.extras.columns(set(CATALOGUE_FIELDS) | {"vector"} | set(feature_names(dim)))
+
+    from tqdm import tqdm
+
+    bar = tqdm(total=len(ids), unit="img", desc=f"export {format}", disable=not progress,
+               leave=False)
+    rows = 0
+    try:
+        with atomic_write(path) as f:
+            writer = _WRITERS[format](f, columns, model, dim, survey)
+            for records, block in _chunks(store, ids, matrix, chunk):
+                writer.write(records, block)
+                rows += len(records)
+                bar.update(len(records))
+            writer.close()
+    finally:
+        bar.close()
+    return ExportReport(path=os.fspath(path), format=format, rows=rows, model=model, dim=dim,
+                        without_vector=usable - len(ids) if vectors else 0,
+                        seconds=time.perf_counter() - start)
+
+
+@dataclass
+class _Survey:
+    extras: _Extras
+    origin: str | None
+    has_category: bool
+
+
+def _survey(store, ids: np.ndarray, chunk: int, need_paths: bool) -> _Survey:
+    """One pass over the catalogue for what a header needs: extra columns, the .tab origin."""
+    extras = _Extras()
+    paths: list[str] = []
+    roots: list[str | None] = []
+    has_category = False
+    first = store.rows(ids[:min(len(ids), 900)]) if len(ids) else []
+    if not need_paths and not any("extras" in r for r in first):
+        return _Survey(extras, None, True)
+    for start in range(0, len(ids), chunk):
+        for row in store.rows(ids[start:start + chunk]):
+            extras.see(extras_of(row))
+            has_category = has_category or bool(row["category"])
+            if need_paths:
+                paths.append(row["path"])
+                roots.append(row.get("root"))
+    origin = orange_origin(paths, roots) if need_paths else None
+    return _Survey(extras, origin, has_category)
+
+
+def _chunks(store, ids: np.ndarray, matrix: np.ndarray | None,
+            chunk: int) -> Iterator[tuple[list[dict], np.ndarray | None]]:
+    for start in range(0, len(ids), chunk):
+        wanted = ids[start:start + chunk]
+        rows = store.rows(wanted)
+        block = None if matrix is None else matrix[start:start + chunk]
+        if len(rows) != len(wanted):  # rows removed while exporting: keep the two aligned
+            present = np.isin(wanted, [r["id"] for r in rows])
+            block = None if block is None else block[present]
+        records = [{"id": r["id"], "path": r["path"], "name": r["name"], "category": r["category"],
+                    "width": r["width"], "height": r["height"], "size": r["size"],
+                    "root": r.get("root"), "extras": extras_of(r)} for r in rows]
+        yield records, block
+
+
+class _CSVWriter:
+    delimiter = ","
+
+    def __init__(self, f, columns: list[_Column], model, dim: int, survey: _Survey):
+        self.f, self.columns, self.dim = f, columns, dim
+        f.write(self._header())
+
+    def _header(self) -> bytes:
+        return _header_line([c.name for c in self.columns] + feature_names(self.dim), ",")
+
+    def _records(self, records: list[dict]) -> list[dict]:
+        return records
+
+    def write(self, records: list[dict], block: np.ndarray | None) -> None:
+        self.f.write(_delimited_rows(
+            _arrow_table(self._records(records), self.columns, block), self.delimiter))
+
+    def close(self) -> None:
+        pass
+
+
+class _TabWriter(_CSVWriter):
+    delimiter = "\t"
+
+    def __init__(self, f, columns, model, dim, survey: _Survey):
+        self.origin = survey.origin
+        # Import Images' column order: category (class), image name, image, then the rest.
+        order = ["category", "name", "path"]
+        by_key = {c.key: c for c in columns}
+        ordered = [by_key[k] for k in order] + [c for c in columns if c.key not in order]
+        self.tab_columns = _tab_columns(_orange_named(ordered), survey.origin, survey.has_category)
+        super().__init__(f, [t.column for t in self.tab_columns], model, dim, survey)
+
+    def _header(self) -> bytes:
+        return _tab_header(self.tab_columns, self.dim)
+
+    def _records(self, records):
+        return _tab_records(records, self.origin)
+
+
+class _JSONWriter:
+    def __init__(self, f, columns, model, dim, survey):
+        self.f, self.columns, self.first = f, columns, True
+        f.write(b"[")
+
+    def write(self, records: list[dict], block: np.ndarray | None) -> None:
+        vectors = _json_vectors(block) if block is not None else None
+        lines = []
+        for i, r in enumerate(records):
+            obj = {c.name: _json_value(_value(r, c)) for c in self.columns}
+            text = json.dumps(obj, ensure_ascii=False)
+            if vectors is not None:
+                text = f'{text[:-1]}, "vector": [{vectors[i]}]}}'
+            lines.append(text)
+        if lines:
+            self.f.write((("\n" if self.first else ",\n") + ",\n".join(lines)).encode("utf-8"))
+            self.first = False
+
+    def close(self) -> None:
+        self.f.write(b"\n]\n")
+
+
+def _json_value(value: Any) -> Any:
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
+
+
+def _json_vectors(block: np.ndarray) -> list[str]:
+    """Each row as comma-separated JSON numbers, shortest exact float32 form (0.1, not
+    0.10000000149011612); non-finite values, which JSON cannot hold, become null."""
+    if not len(block):
+        return []
+    if block.shape[1] == 0:
+        return [""] * len(block)
+    if not np.isfinite(block).all():
+        return [", ".join("null" if not np.isfinite(v) else repr(float(v)) for v in row)
+                for row in block]
+    import pyarrow as pa
+
+    table = pa.Table.from_arrays([pa.array(np.ascontiguousarray(block[:, j]))
+                                  for j in range(block.shape[1])], names=feature_names(block.shape[1]))
+    return _delimited_rows(table, ",").decode("ascii").replace(",", ", ").splitlines()
+
+
+class _ParquetWriter:
+    def __init__(self, f, columns, model, dim, survey):
+        self.f, self.columns, self.model, self.dim = f, columns, model, dim
+        self.writer = None
+
+    def write(self, records: list[dict], block: np.ndarray | None) -> None:
+        import pyarrow.parquet as pq
+
+        table = _arrow_table(records, self.columns, block, vector="vector")
+        if self.writer is None:
+            meta = {"model": self.model, "dim": self.dim}
+            table = table.replace_schema_metadata({"lookalike": json.dumps(meta)})
+            self.writer = pq.ParquetWriter(self.f, table.schema)
+        self.writer.write_table(table.cast(self.writer.schema))
+
+    def close(self) -> None:
+        if self.writer is None:  # no rows: still a valid file with the columns
+            self.write([], None if self.model is None else np.zeros((0, self.dim), np.float32))
+        self.writer.close()
+
+
+class _NPZWriter:
+    def __init__(self, f, columns, model, dim, survey):
+        self.f, self.model, self.dim = f, model, dim
+        self.ids: list[np.ndarray] = []
+        self.paths: list[str] = []
+        self.blocks: list[np.ndarray] = []
+
+    def write(self, records: list[dict], block: np.ndarray | None) -> None:
+        self.ids.append(np.asarray([r["id"] for r in records], np.int64))
+        self.paths.extend(r["path"] for r in records)
+        self.blocks.append(np.asarray(block, np.float32))
+
+    def close(self) -> None:
+        ids = np.concatenate(self.ids) if self.ids else np.zeros(0, np.int64)
+        vectors = (np.concatenate(self.blocks) if self.blocks
+                   else np.zeros((0, self.dim), np.float32))
+        paths = np.asarray(self.paths, dtype=str) if self.paths else np.zeros(0, dtype="<U1")
+        np.savez(self.f, ids=ids, vectors=vectors, paths=paths, model=np.asarray(self.model))
+
+
+_WRITERS = {"csv": _CSVWriter, "tab": _TabWriter, "json": _JSONWriter, "parquet": _ParquetWriter,
+            "npz": _NPZWriter}
+
+
+@contextmanager
+def atomic_write(path: str | os.PathLike):
+    """A binary file that appears at `path` only once it is completely written."""
+    path = os.fspath(path)
+    folder = os.path.dirname(os.path.abspath(path))
+    if os.path.isdir(path):
+        raise LookalikeError(f"{path}: is a folder; give a file name to write to")
+    tmp = os.path.join(folder, f".{os.path.basename(path)}.{secrets.token_hex(4)}.part")
+    try:
+        f = open(tmp, "xb")
+    except FileNotFoundError:
+        raise LookalikeError(f"{path}: the folder {folder} does not exist") from None
+    except OSError as exc:
+        raise LookalikeError(f"{path}: cannot write there ({exc.strerror})") from None
+    try:
+        with f:
+            yield f
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+
+
+__all__ = ["FORMATS", "NEIGHBOR_FORMATS", "ExportReport", "export_collection", "write_neighbors", "neighbor_records",
+           "neighbors_dataframe", "orange_origin", "orange_image_value", "orange_flags", "parse_orange_flags",
+           "resolve_format", "feature_names", "extras_of", "atomic_write"]
