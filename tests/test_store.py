@@ -88,3 +88,21 @@ def test_files_that_are_not_lookalike_databases_are_refused(tmp_path):
         Store(tmp_path / "missing.db", create=False)
     with pytest.raises(StoreError, match="is a folder"):
         Store(tmp_path)
+
+
+def test_version_1_databases_are_upgraded_in_place(tmp_path):
+    from lookalike.store import MIGRATIONS
+
+    path = tmp_path / "old.db"
+    con = sqlite3.connect(path)
+    con.executescript(MIGRATIONS[1])
+    con.execute("INSERT INTO embeddings VALUES (?, 'm', ?)", (b"h" * 16, np.ones(2, "<f4").tobytes()))
+    con.execute("PRAGMA user_version = 1")
+    con.commit()
+    con.close()
+    with Store(path) as store:
+        assert store.schema_version == SCHEMA_VERSION
+        assert store.hashes_with_embedding("m") == {b"h" * 16}
+        plan = store.conn.execute("EXPLAIN QUERY PLAN SELECT content_hash FROM embeddings "
+                                  "WHERE model = 'm'").fetchall()
+        assert "embeddings_model" in str(plan)

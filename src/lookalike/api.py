@@ -175,8 +175,14 @@ class Collection:
 
     @property
     def models(self) -> dict[str, int]:
-        """Models with vectors in this collection, with the number of images each covers."""
-        return self.store.models()
+        """Models with vectors in this collection, with the number of images each covers
+        (counted once per catalogue generation: every search asks)."""
+        generation = self.store.generation
+        cached = getattr(self, "_models_cache", None)
+        if cached is None or cached[0] != generation:
+            cached = (generation, self.store.models())
+            self._models_cache = cached
+        return dict(cached[1])
 
     @property
     def default_model(self) -> str:
@@ -412,6 +418,80 @@ class Collection:
         from .export import export_collection
 
         return export_collection(self, path, format, model, vectors, progress=progress)
+
+    # -- browsing (what the web viewer shows) -------------------------------------------------
+
+    def images(self, offset: int = 0, limit: int | None = 100, category: str | None = None,
+               name: str | None = None) -> tuple[int, list[dict]]:
+        """(how many usable images match, one page of their catalogue rows), in id order.
+
+        `category` keeps that sub-folder and its own sub-folders (as `nearest` does); `name`
+        keeps images whose name contains it (case-insensitive for ASCII letters).
+        """
+        where, args = "skip_reason IS NULL", []
+        if category is not None:
+            where += " AND (category = ? OR category LIKE ? ESCAPE '\\')"
+            args += [category, _like_escape(category) + "/%"]
+        if name:
+            where += " AND name LIKE ? ESCAPE '\\'"
+            args.append("%" + _like_escape(name) + "%")
+        conn = self.store.conn
+        total = conn.execute(f"SELECT count(*) FROM images WHERE {where}", args).fetchone()[0]
+        ids = [r[0] for r in conn.execute(
+            f"SELECT id FROM images WHERE {where} ORDER BY id LIMIT ? OFFSET ?",
+            args + [-1 if limit is None else int(limit), max(0, int(offset))])]
+        return total, self.store.rows(ids)
+
+    def categories(self) -> dict[str, int]:
+        """Every category with its number of usable images, its sub-folders' included
+        (so "animals" counts "animals/cats"), sorted by name."""
+        counts: dict[str, int] = {}
+        for category, n in self.store.conn.execute(
+                "SELECT category, count(*) FROM images WHERE skip_reason IS NULL "
+                "AND category IS NOT NULL GROUP BY category"):
+            parts = category.split("/")
+            for depth in range(1, len(parts) + 1):
+                key = "/".join(parts[:depth])
+                counts[key] = counts.get(key, 0) + n
+        return dict(sorted(counts.items()))
+
+    def image(self, image_id: int) -> dict | None:
+        """The catalogue row of one usable image by id, with its `locator` (the file path's
+        bytes, or a URL), or None if there is no such image."""
+        found = self.store.conn.execute(
+            "SELECT locator FROM images WHERE id = ? AND skip_reason IS NULL",
+            (int(image_id),)).fetchone()
+        rows = self.store.rows([int(image_id)]) if found else []
+        return dict(rows[0], locator=found[0]) if rows else None
+
+    def nearest_to_ids(self, ids: Sequence[int], k: int | None = 10, metric: str = DEFAULT_METRIC,
+                       include_references: bool = False, model: str | None = None,
+                       **options) -> Neighbors:
+        """`nearest` with images of the collection, given by id, as the references."""
+        if k is not None and (isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1):
+            raise LookalikeError(f"k must be a positive whole number or None, not {k!r}")
+        wanted = list(dict.fromkeys(int(i) for i in ids))
+        if not wanted:
+            raise LookalikeError("give at least one reference image")
+        name = self._model(model)
+        index_ids, index = self._index(name)
+        where = np.searchsorted(index_ids, wanted)  # index ids are sorted
+        for i, w in zip(wanted, where):
+            if w >= len(index_ids) or index_ids[w] != i:
+                raise ReferenceError_(f"image {i}: not in the collection, or it has no {name} "
+                                      "vector")
+        extra = 0 if include_references else len(wanted)
+        res = self.nearest(index.matrix[where], k=None if k is None else k + extra, metric=metric,
+                           include_references=True, model=model, **options)
+        refs = set(wanted)
+        keep = [n for n, row in enumerate(res.rows)
+                if include_references or row["id"] not in refs][:k]
+        if not keep and not include_references and len(wanted) >= len(index_ids):
+            raise LookalikeError("every image in the collection is a reference: nothing else to "
+                                 "show (use --include-references to rank them)")
+        references = [row["path"] for row in self.store.rows(wanted)]
+        return Neighbors(rows=[res.rows[n] for n in keep], distances=res.distances[keep],
+                         model=res.model, metric=res.metric, references=references)
 
 
 def _like_escape(text: str) -> str:

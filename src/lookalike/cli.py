@@ -117,6 +117,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("action", nargs="?", choices=("list", "get"), default="list")
     p.add_argument("name", nargs="?", help="the sample collection to get")
     p.add_argument("dir", nargs="?", help="where to write it (default: ./NAME)")
+
+    p = sub.add_parser("serve", help="browse the collection and walk through look-alikes in a "
+                                     "web browser",
+                       description="Start the web viewer: a grid of every image; click one to "
+                                   "see its look-alikes, click a look-alike to walk on. The "
+                                   "page's data is also a JSON API, documented at /docs. It "
+                                   "listens on this machine only unless --host says otherwise.")
+    p.add_argument("--db", help=_db_help())
+    p.add_argument("--host", default="127.0.0.1",
+                   help="the address to listen on (default 127.0.0.1: this machine only; "
+                        "0.0.0.0 shows the collection to the whole network, with a warning)")
+    p.add_argument("--port", type=int, default=8000,
+                   help="the port to listen on (default 8000; 0 picks a free one)")
+    p.add_argument("--open", action="store_true", help="open the page in a web browser")
     return parser
 
 
@@ -134,7 +148,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     handler = {"index": cmd_index, "similar": cmd_similar, "models": cmd_models,
-               "skipped": cmd_skipped, "datasets": cmd_datasets, "export": cmd_export}[args.command]
+               "skipped": cmd_skipped, "datasets": cmd_datasets, "export": cmd_export,
+               "serve": cmd_serve}[args.command]
     try:
         return handler(args) or 0
     except LookalikeError as exc:
@@ -306,6 +321,17 @@ def cmd_datasets(args) -> int:
     print(f"wrote {target.count:,} images to {target.path}")
     if target.attribution:
         print(target.attribution)
+    return 0
+
+
+def cmd_serve(args) -> int:
+    from .web import serve
+
+    if not 0 <= args.port <= 65535:
+        print(f"lookalike: error: --port must be between 0 and 65535, not {args.port}",
+              file=sys.stderr)
+        return 2
+    serve(args.db, host=args.host, port=args.port, open_browser=args.open)
     return 0
 
 

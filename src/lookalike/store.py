@@ -18,7 +18,7 @@ import numpy as np
 
 from .errors import LookalikeError
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 #: Statements that take a database from version N-1 to N, by N.
 MIGRATIONS: dict[int, str] = {
@@ -47,6 +47,11 @@ MIGRATIONS: dict[int, str] = {
         PRIMARY KEY (content_hash, model)
     ) WITHOUT ROWID;
     CREATE TABLE settings (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+    """,
+    # Embedding rows hold their vector inline, so counting or listing a model's hashes read
+    # every blob (2.5 s at 100k images); this index answers them without touching vectors.
+    2: """
+    CREATE INDEX embeddings_model ON embeddings(model, content_hash);
     """,
 }
 

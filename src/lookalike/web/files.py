@@ -1,0 +1,135 @@
+"""Reading catalogued image files for the web viewer, and their cached thumbnails.
+
+A file is served only as the catalogue knows it: looked up by image id, still a regular file,
+and with the very bytes that were indexed (same content hash). Thumbnails are made once per
+(content hash, size step) and kept beside the database in `<db>.thumbs/`.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import stat
+import tempfile
+from pathlib import Path
+
+from PIL import Image, ImageOps
+
+from .. import images
+from ..indexing import content_hash
+
+#: Thumbnail sizes (longest side, pixels); a request is served the smallest step that covers it.
+THUMBNAIL_SIZES = (32, 64, 128, 256, 512, 1024)
+
+#: Originals larger than this are not served (the indexer refuses larger files too).
+MAX_ORIGINAL_BYTES = 1 << 30
+
+_ALPHA_MODES = {"RGBA", "LA", "PA", "RGBa", "La"}
+
+
+class FileGone(Exception):
+    """The catalogued file is missing or no longer a regular file."""
+
+
+class FileChanged(Exception):
+    """The catalogued file's bytes are not those that were indexed."""
+
+
+def snap_size(size: int) -> int:
+    """The smallest thumbnail step at least `size` (the largest step for anything bigger)."""
+    return next((s for s in THUMBNAIL_SIZES if s >= size), THUMBNAIL_SIZES[-1])
+
+
+def read_catalogued(locator: bytes | str, expected_hash: bytes | None,
+                    max_bytes: int = MAX_ORIGINAL_BYTES) -> bytes:
+    """The bytes of a catalogued file, refused unless it is still the regular file, with the
+    same content, that was indexed. Never blocks on a named pipe or a device."""
+    if not isinstance(locator, bytes) or not os.path.isabs(locator):
+        raise FileGone("not a local file")
+    try:
+        fd = os.open(locator, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_NOCTTY", 0))
+    except OSError as exc:
+        raise FileGone(exc.strerror or str(exc)) from None
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise FileGone("no longer a regular file")
+        if info.st_size > max_bytes:
+            raise FileChanged(f"larger than {max_bytes:,} bytes")
+        with os.fdopen(fd, "rb", closefd=False) as fh:
+            data = fh.read(max_bytes + 1)
+    finally:
+        os.close(fd)
+    if expected_hash is not None and content_hash(data) != expected_hash:
+        raise FileChanged("its content changed since it was indexed; run `lookalike index` again")
+    return data
+
+
+def media_type(data: bytes) -> str:
+    """The MIME type of encoded image bytes, from their header."""
+    try:
+        with Image.open(io.BytesIO(data)) as im:
+            return Image.MIME.get(im.format or "", "application/octet-stream")
+    except Exception:
+        return "application/octet-stream"
+
+
+def make_thumbnail(data: bytes, size: int) -> bytes:
+    """A PNG (images with transparency) or JPEG at most `size` pixels on its longest side,
+    upright; never enlarged. Raises images.ImageSkipped for what cannot be decoded."""
+    images.read_size(data)  # refuses decompression bombs with a reason
+    try:
+        im = Image.open(io.BytesIO(data))
+        if im.format == "JPEG" and im.mode in ("RGB", "L", "CMYK"):
+            im.draft(im.mode, (size, size))  # decode at a reduced scale: much faster
+        im = ImageOps.exif_transpose(im)
+        has_alpha = im.mode in _ALPHA_MODES or (im.mode == "P" and "transparency" in im.info)
+        im = im.convert("RGBA") if has_alpha else images.to_rgb(im)
+        im.thumbnail((size, size), Image.Resampling.LANCZOS, reducing_gap=3.0)
+        out = io.BytesIO()
+        if has_alpha:
+            im.save(out, "PNG", optimize=False, compress_level=6)
+        else:
+            im.save(out, "JPEG", quality=85)
+        return out.getvalue()
+    except images.ImageSkipped:
+        raise
+    except Exception as exc:
+        raise images.ImageSkipped(
+            f"cannot make a thumbnail ({type(exc).__name__}: {exc})") from None
+
+
+def thumbnail_media_type(data: bytes) -> str:
+    return "image/png" if data.startswith(b"\x89PNG") else "image/jpeg"
+
+
+class ThumbnailCache:
+    """Thumbnails on disk under `folder/<size>/<hash[:2]>/<hash>`, written atomically."""
+
+    def __init__(self, folder: Path):
+        self.folder = Path(folder)
+
+    def path(self, digest: bytes, size: int) -> Path:
+        name = digest.hex()
+        return self.folder / str(size) / name[:2] / name
+
+    def get(self, digest: bytes, size: int) -> bytes | None:
+        try:
+            return self.path(digest, size).read_bytes()
+        except OSError:
+            return None
+
+    def put(self, digest: bytes, size: int, data: bytes) -> None:
+        target = self.path(digest, size)
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".tmp-")
+            try:
+                with os.fdopen(fd, "wb") as fh:
+                    fh.write(data)
+                os.replace(tmp, target)
+            finally:
+                if os.path.exists(tmp):
+                    os.unlink(tmp)
+        except OSError:
+            pass  # a read-only folder or a full disk: serve it uncached
