@@ -244,3 +244,15 @@ def test_several_references_preview_filters_and_export(page, site):
     width = page.eval_on_selector(".cell", "c => c.getBoundingClientRect().width")
     assert width == 256
     shot(page, "10-large-thumbnails")
+
+
+def test_api_documentation_renders_offline(page, site):
+    """/docs must not need a CDN: the machine running lookalike may have no internet."""
+    live = site[0]
+    requested = []
+    page.on("request", lambda r: requested.append(r.url))
+    page.goto(live.url.rstrip("/") + "/docs")
+    page.get_by_text("/api/neighbors").first.wait_for(timeout=15000)
+    assert page.locator(".opblock").count() >= 6        # every route is listed
+    assert all(u.startswith(live.url.rstrip("/")) for u in requested), requested
+    shot(page, "12-api-docs")

@@ -198,7 +198,7 @@ def create_app(collection: Collection | str | os.PathLike | None = None, *,
                 col.close()
 
     app = FastAPI(
-        title="lookalike", version=__version__, lifespan=lifespan,
+        title="lookalike", version=__version__, lifespan=lifespan, docs_url=None,
         description="Find look-alike images in an indexed collection. Every view of the page "
                     "at / has a JSON twin here. Errors are `{\"error\": \"...\"}` with a 4xx "
                     "status.")
@@ -235,6 +235,21 @@ def create_app(collection: Collection | str | os.PathLike | None = None, *,
                                        "frame-ancestors 'none'"})
 
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
+
+    # FastAPI's /docs page loads Swagger UI from a CDN, blank offline: serve the copy that
+    # ships in the swagger-ui-bundle-v2 package instead.
+    import swagger_ui_bundle
+    from fastapi.openapi.docs import get_swagger_ui_html
+
+    app.mount("/docs-assets", StaticFiles(directory=swagger_ui_bundle.swagger_ui_path),
+              name="docs-assets")
+
+    @app.get("/docs", include_in_schema=False)
+    def docs():
+        return get_swagger_ui_html(openapi_url="/openapi.json", title="lookalike API",
+                                   swagger_js_url="/docs-assets/swagger-ui-bundle.js",
+                                   swagger_css_url="/docs-assets/swagger-ui.css",
+                                   swagger_favicon_url="/docs-assets/favicon-32x32.png")
 
     # -- JSON --------------------------------------------------------------------------------
 
