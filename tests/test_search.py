@@ -1,5 +1,7 @@
 """Exact search: the same ranking as a brute-force computation, for every metric."""
 
+import time
+
 import numpy as np
 import pytest
 
@@ -89,3 +91,38 @@ def test_near_duplicates_are_found_exactly_despite_float32(features):
     assert list(rows) == [100, 101]
     np.testing.assert_allclose(dist, [0.001 * np.sqrt((np.arange(24) ** 2).sum()),
                                       0.002 * np.sqrt((np.arange(24) ** 2).sum())], rtol=1e-3)
+
+
+def test_concurrent_searches_are_answered_together_and_correctly(features, monkeypatch):
+    """A web server's simultaneous requests share one pass over the matrix."""
+    import threading
+
+    index = ExactIndex(features)
+    queries = [features[[i]] + 0.01 for i in range(8)]
+    want = [index.search(q, 5, "cosine", exclude=np.array([i])) for i, q in enumerate(queries)]
+    groups_per_pass = []
+    real = ExactIndex.bounds_many
+
+    def held_first_pass(self, groups, metric):
+        if not groups_per_pass:                    # hold the first pass until all have queued
+            deadline = time.time() + 10
+            while len(self._queue) < 7 and time.time() < deadline:
+                time.sleep(0.005)
+        groups_per_pass.append(len(groups))
+        return real(self, groups, metric)
+
+    monkeypatch.setattr(ExactIndex, "bounds_many", held_first_pass)
+    got = [None] * 8
+
+    def ask(i):
+        got[i] = index.search(queries[i], 5, "cosine", exclude=np.array([i]))
+
+    threads = [threading.Thread(target=ask, args=(i,)) for i in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert groups_per_pass[0] == 1 and groups_per_pass[1] == 7 and len(groups_per_pass) == 2
+    for (rows, dist), (want_rows, want_dist) in zip(got, want):
+        assert list(rows) == list(want_rows)
+        np.testing.assert_allclose(dist, want_dist)

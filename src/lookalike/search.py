@@ -42,6 +42,10 @@ class ExactIndex:
         self.matrix = matrix if matrix.dtype == np.float32 else matrix.astype(np.float32)
         self._stats: dict[str, object] = {}
         self._lock = threading.Lock()
+        self._queue: list[_Request] = []
+        self._queue_lock = threading.Lock()
+        self._queue_changed = threading.Condition(self._queue_lock)
+        self._scanning = False
 
     def __len__(self) -> int:
         return len(self.matrix)
@@ -123,26 +127,37 @@ class ExactIndex:
         lower bound exceeds the k-th smallest upper bound cannot be among the k nearest.
         Manhattan and Jaccard are computed exactly (both bounds equal).
         """
+        return self.bounds_many([queries], metric)[0]
+
+    def bounds_many(self, groups: list[np.ndarray], metric: str) -> list[tuple[np.ndarray, np.ndarray]]:
+        """`bounds` for several independent groups of queries, in one pass over the matrix:
+        the queries of every group go into one BLAS product, which reads the matrix once."""
         name = canonical_metric(metric)
-        queries = np.atleast_2d(np.asarray(queries, dtype=np.float64))
-        if queries.shape[1] != self.dim:
-            raise ValueError(f"queries have {queries.shape[1]} dimensions, the index {self.dim}")
+        groups = [np.atleast_2d(np.asarray(g, dtype=np.float64)) for g in groups]
+        for g in groups:
+            if g.shape[1] != self.dim:
+                raise ValueError(f"queries have {g.shape[1]} dimensions, the index {self.dim}")
         if name in ("Spearman", "Absolute Spearman"):
-            return self.ranks().bounds(rank_rows(queries), name.replace("Spearman", "Pearson"))
-        lo = np.empty(len(self.matrix))
-        hi = np.empty(len(self.matrix))
+            return self.ranks().bounds_many([rank_rows(g) for g in groups],
+                                            name.replace("Spearman", "Pearson"))
+        n = len(self.matrix)
+        out = [(np.empty(n), np.empty(n)) for _ in groups]
+        edges = np.cumsum([0] + [len(g) for g in groups])
         if name in PRODUCT_METRICS:
+            queries = np.vstack(groups)
             q32, extra = self._prepare_queries(queries, name)
             for start, chunk in self._chunks(max(CHUNK_ROWS, SEARCH_CELLS // len(queries))):
                 products = chunk @ q32.T  # (rows, queries): the one BLAS call per chunk
                 a, b = self._finish(products, start, extra, name)
-                lo[start:start + len(chunk)] = a.min(1)
-                hi[start:start + len(chunk)] = b.min(1)
+                for (lo, hi), first, last in zip(out, edges[:-1], edges[1:]):
+                    lo[start:start + len(chunk)] = a[:, first:last].min(1)
+                    hi[start:start + len(chunk)] = b[:, first:last].min(1)
         else:
-            for start, chunk in self._chunks(max(1, SEARCH_CELLS // (len(queries) * self.dim))):
-                lo[start:start + len(chunk)] = distances(queries, chunk, name).min(0)
-            hi[:] = lo
-        return lo, hi
+            for g, (lo, hi) in zip(groups, out):
+                for start, chunk in self._chunks(max(1, SEARCH_CELLS // (len(g) * self.dim))):
+                    lo[start:start + len(chunk)] = distances(g, chunk, name).min(0)
+                hi[:] = lo
+        return out
 
     def _prepare_queries(self, q: np.ndarray, name: str):
         extra = {"q_norm": np.linalg.norm(q, axis=1)}
@@ -214,17 +229,68 @@ class ExactIndex:
 
         `exclude`: rows never returned; `candidates`: if given, only these rows are searched.
         `k=None` ranks every row. Ties are broken by row index, so results are deterministic.
+
+        Searches asked for at the same time from several threads (a web server's requests)
+        are answered together: one thread scans the matrix once for all of them, which is
+        what a memory-bound scan needs to serve many clients.
         """
-        name = canonical_metric(metric)
-        lo, hi = self.bounds(queries, name)
+        queries = np.atleast_2d(np.asarray(queries, dtype=np.float64))
+        if queries.shape[1] != self.dim:
+            raise ValueError(f"queries have {queries.shape[1]} dimensions, the index {self.dim}")
+        request = _Request(queries, k, canonical_metric(metric), exclude, candidates)
+        with self._queue_lock:
+            self._queue.append(request)
+        while True:
+            with self._queue_lock:
+                if request.done:
+                    break
+                if not self._scanning:
+                    batch, self._queue = self._queue, []
+                    self._scanning = True
+                else:
+                    self._queue_changed.wait()
+                    continue
+            try:
+                self._answer(batch)
+            finally:
+                with self._queue_lock:
+                    for r in batch:  # interrupted (Ctrl-C): nobody may wait forever
+                        if not r.done:
+                            r.error, r.done = RuntimeError("the search was interrupted"), True
+                    self._scanning = False
+                    self._queue_changed.notify_all()
+        if request.error is not None:
+            raise request.error
+        return request.result
+
+    def _answer(self, batch: list["_Request"]) -> None:
+        by_metric: dict[str, list[_Request]] = {}
+        for r in batch:
+            by_metric.setdefault(r.metric, []).append(r)
+        for name, requests in by_metric.items():
+            try:
+                all_bounds = self.bounds_many([r.queries for r in requests], name)
+            except Exception as exc:  # the same error for every request of this metric
+                for r in requests:
+                    r.error, r.done = exc, True
+                continue
+            for r, (lo, hi) in zip(requests, all_bounds):
+                try:
+                    r.result = self._select(r, lo, hi)
+                except Exception as exc:
+                    r.error = exc
+                r.done = True
+
+    def _select(self, r: "_Request", lo: np.ndarray, hi: np.ndarray):
+        k, name, queries = r.k, r.metric, r.queries
         allowed = None
-        if candidates is not None:
+        if r.candidates is not None:
             allowed = np.zeros(len(lo), bool)
-            allowed[np.asarray(candidates, dtype=np.int64)] = True
-        if exclude is not None and len(exclude):
+            allowed[np.asarray(r.candidates, dtype=np.int64)] = True
+        if r.exclude is not None and len(r.exclude):
             if allowed is None:
                 allowed = np.ones(len(lo), bool)
-            allowed[np.asarray(exclude, dtype=np.int64)] = False
+            allowed[np.asarray(r.exclude, dtype=np.int64)] = False
         if allowed is not None:
             lo[~allowed] = np.inf
             hi[~allowed] = np.inf
@@ -241,6 +307,17 @@ class ExactIndex:
         # keeps last-bit differences between summation orders from breaking such ties.
         order = np.lexsort((pool, np.round(exact, 12)))[: (k if k is not None else None)]
         return pool[order], exact[order]
+
+
+class _Request:
+    """One caller's search, waiting to be answered with others."""
+
+    def __init__(self, queries, k, metric, exclude, candidates):
+        self.queries, self.k, self.metric = queries, k, metric
+        self.exclude, self.candidates = exclude, candidates
+        self.result = None
+        self.error: BaseException | None = None
+        self.done = False
 
 
 def nearest_rows(matrix: np.ndarray, queries: np.ndarray, k: int | None, metric: str = "cosine",

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import sqlite3
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -116,25 +117,45 @@ class Store:
                 raise StoreError(f"{self.path}: cannot create its folder ({exc.strerror})") from None
         elif self.path.is_dir():
             raise StoreError(f"{self.path}: is a folder, not a database file")
+        # One connection per thread: a web server answers requests from several threads,
+        # and SQLite (in WAL mode) lets them all read at once while an indexer writes.
+        self._local = threading.local()
+        self._connections: list[sqlite3.Connection] = []
+        self._connections_lock = threading.Lock()
         try:
-            self.conn = sqlite3.connect(self.path, timeout=30, isolation_level=None,
-                                        check_same_thread=False)
-            self.conn.execute("PRAGMA busy_timeout = 30000")
             mode = self.conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
             if mode.lower() != "wal":  # pragma: no cover - e.g. a read-only file system
                 pass
-            # In WAL mode NORMAL is safe against application crashes (kill -9 loses only
-            # the open transaction); only a power cut may lose the last commits.
-            self.conn.execute("PRAGMA synchronous = NORMAL")
-            self.conn.execute("PRAGMA foreign_keys = ON")
             self._migrate()
         except sqlite3.DatabaseError as exc:
+            self.close()
             raise StoreError(f"{self.path}: not a lookalike database ({exc})") from None
+
+    @property
+    def conn(self) -> sqlite3.Connection:
+        """This thread's connection (opened on first use)."""
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = sqlite3.connect(self.path, timeout=30, isolation_level=None,
+                                   check_same_thread=False)
+            conn.execute("PRAGMA busy_timeout = 30000")
+            # In WAL mode NORMAL is safe against application crashes (kill -9 loses only
+            # the open transaction); only a power cut may lose the last commits.
+            conn.execute("PRAGMA synchronous = NORMAL")
+            conn.execute("PRAGMA foreign_keys = ON")
+            self._local.conn = conn
+            with self._connections_lock:
+                self._connections.append(conn)
+        return conn
 
     # -- life cycle -----------------------------------------------------------------------
 
     def close(self) -> None:
-        self.conn.close()
+        with self._connections_lock:
+            for conn in self._connections:
+                conn.close()
+            self._connections.clear()
+        self._local = threading.local()
 
     def __enter__(self) -> "Store":
         return self

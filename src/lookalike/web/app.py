@@ -316,14 +316,16 @@ def create_app(collection: Collection | str | os.PathLike | None = None, *,
         ids = list(dict.fromkeys(query.references))
         with lock:
             references = col.store.rows(ids)
-            found = {r["id"] for r in references if r["skip_reason"] is None}
-            missing = [i for i in ids if i not in found]
-            if missing:
-                raise HTTPError(404, f"image {missing[0]}: no such image in the collection")
-            res = col.nearest_to_ids(ids, k=query.k, metric=query.metric, model=query.model,
-                                     include_references=query.include_references,
-                                     category=query.category or None,
-                                     approximate=query.approximate)
+        found = {r["id"] for r in references if r["skip_reason"] is None}
+        missing = [i for i in ids if i not in found]
+        if missing:
+            raise HTTPError(404, f"image {missing[0]}: no such image in the collection")
+        # Outside the lock: the store gives each thread its own connection, and searches
+        # asked for at the same time are answered by one pass over the matrix (search.py).
+        res = col.nearest_to_ids(ids, k=query.k, metric=query.metric, model=query.model,
+                                 include_references=query.include_references,
+                                 category=query.category or None,
+                                 approximate=query.approximate)
         return neighbors_response(res, references, query.k)
 
     @app.post("/api/neighbors/upload", summary="The look-alikes of an image file you send")
