@@ -120,8 +120,11 @@ class Collection:
 
     def __init__(self, store: Store):
         self.store = store
-        # model -> (generation, ids, ExactIndex); reloaded when the store's generation moves
-        self._indexes: dict[str, tuple[int, np.ndarray, ExactIndex]] = {}
+        # Caches, each tagged with the catalogue generation it is valid for.
+        self._indexes: dict[str, tuple[int, np.ndarray, ExactIndex]] = {}  # model -> ...
+        self._approx: dict[tuple[str, str, str], tuple[int, ApproximateIndex]] = {}
+        self._models_cache: tuple[int, dict[str, int]] | None = None
+        self._embedders: dict[str, Any] = {}  # models loaded to embed outside references
 
     # -- opening and indexing ----------------------------------------------------------------
 
@@ -178,7 +181,7 @@ class Collection:
         """Models with vectors in this collection, with the number of images each covers
         (counted once per catalogue generation: every search asks)."""
         generation = self.store.generation
-        cached = getattr(self, "_models_cache", None)
+        cached = self._models_cache
         if cached is None or cached[0] != generation:
             cached = (generation, self.store.models())
             self._models_cache = cached
@@ -256,8 +259,7 @@ class Collection:
         miss a few true neighbours (recall@10 is measured in benchmarks/search.py). Manhattan,
         Jaccard, k=None and filtered searches are always exact.
         """
-        if k is not None and (isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1):
-            raise LookalikeError(f"k must be a positive whole number or None, not {k!r}")
+        _check_k(k)
         metric = canonical_metric(metric)
         model = self._model(model)
         ids, index = self._index(model)
@@ -310,7 +312,7 @@ class Collection:
             kind = "ivf" if len(ids) >= AUTO_THRESHOLD else "scan"
         key = (model, family, kind)
         generation = self.store.generation
-        cached = getattr(self, "_approx", {}).get(key)
+        cached = self._approx.get(key)
         if cached is not None and cached[0] == generation:
             return cached[1]
         path = self.store.path.with_name(self.store.path.name + ".faiss") / f"{model}.{family}.{kind}.index"
@@ -329,16 +331,13 @@ class Collection:
                 approx.save(path)
             except OSError:
                 pass  # still usable from memory
-        if not hasattr(self, "_approx"):
-            self._approx = {}
         self._approx[key] = (generation, approx)
         return approx
 
     def _filtered(self, ids: np.ndarray, category: str | None, path_prefix: str | None) -> np.ndarray:
         sql, args = "SELECT id FROM images WHERE skip_reason IS NULL", []
         if category is not None:
-            sql += " AND (category = ? OR category LIKE ? ESCAPE '\\')"
-            args += [category, _like_escape(category) + "/%"]
+            sql, args = sql + _CATEGORY_CLAUSE, args + _category_args(category)
         if path_prefix is not None:
             sql += " AND path LIKE ? ESCAPE '\\'"
             args.append(_like_escape(os.path.abspath(path_prefix)) + "%")
@@ -389,8 +388,6 @@ class Collection:
     def _embedder(self, model: str):
         from .models import load_model
 
-        if getattr(self, "_embedders", None) is None:
-            self._embedders = {}
         if model not in self._embedders:
             self._embedders[model] = load_model(model)
         return self._embedders[model]
@@ -430,8 +427,7 @@ class Collection:
         """
         where, args = "skip_reason IS NULL", []
         if category is not None:
-            where += " AND (category = ? OR category LIKE ? ESCAPE '\\')"
-            args += [category, _like_escape(category) + "/%"]
+            where, args = where + _CATEGORY_CLAUSE, args + _category_args(category)
         if name:
             where += " AND name LIKE ? ESCAPE '\\'"
             args.append("%" + _like_escape(name) + "%")
@@ -468,8 +464,7 @@ class Collection:
                        include_references: bool = False, model: str | None = None,
                        **options) -> Neighbors:
         """`nearest` with images of the collection, given by id, as the references."""
-        if k is not None and (isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1):
-            raise LookalikeError(f"k must be a positive whole number or None, not {k!r}")
+        _check_k(k)
         wanted = list(dict.fromkeys(int(i) for i in ids))
         if not wanted:
             raise LookalikeError("give at least one reference image")
@@ -492,6 +487,19 @@ class Collection:
         references = [row["path"] for row in self.store.rows(wanted)]
         return Neighbors(rows=[res.rows[n] for n in keep], distances=res.distances[keep],
                          model=res.model, metric=res.metric, references=references)
+
+
+def _check_k(k) -> None:
+    if k is not None and (isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1):
+        raise LookalikeError(f"k must be a positive whole number or None, not {k!r}")
+
+
+#: A category filter keeps the sub-folder and its own sub-folders.
+_CATEGORY_CLAUSE = " AND (category = ? OR category LIKE ? ESCAPE '\\')"
+
+
+def _category_args(category: str) -> list[str]:
+    return [category, _like_escape(category) + "/%"]
 
 
 def _like_escape(text: str) -> str:

@@ -237,13 +237,14 @@ def cmd_similar(args) -> int:
 
         with atomic_write(args.output) as f:
             f.write(text.encode("utf-8"))
-    elif not args.output:
-        text = {"json": res.to_json, "csv": res.to_csv, "tab": res.to_tab}[fmt]()
-        sys.stdout.write(text if text.endswith("\n") else text + "\n")
-        return 0
     else:
-        {"json": res.to_json, "csv": res.to_csv, "tab": res.to_tab,
-         "parquet": res.to_parquet}[fmt](args.output)
+        write = {"json": res.to_json, "csv": res.to_csv, "tab": res.to_tab,
+                 "parquet": res.to_parquet}[fmt]
+        if not args.output:  # parquet was refused above: the others return their text
+            text = write()
+            sys.stdout.write(text if text.endswith("\n") else text + "\n")
+            return 0
+        write(args.output)
     print(f"wrote {len(res):,} look-alikes ({fmt}) to {args.output}")
     return 0
 

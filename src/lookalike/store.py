@@ -56,6 +56,10 @@ MIGRATIONS: dict[int, str] = {
     """,
 }
 
+#: Usable images that have a vector of model `?`: the rows of a model's search matrix.
+_USABLE_WITH_VECTOR = ("FROM images i JOIN embeddings e ON e.content_hash = i.content_hash"
+                       " WHERE e.model = ? AND i.skip_reason IS NULL")
+
 IMAGE_COLUMNS = ("id", "path", "root", "name", "category", "size", "mtime_ns", "width", "height",
                  "content_hash", "skip_reason", "indexed_at")
 
@@ -324,23 +328,19 @@ class Store:
     def iter_vectors(self, model: str):
         """(image id, raw float32 bytes) of every usable image with a `model` vector, by id."""
         return self.conn.execute(
-            "SELECT i.id, e.vector FROM images i JOIN embeddings e ON e.content_hash = i.content_hash"
-            " WHERE e.model = ? AND i.skip_reason IS NULL ORDER BY i.id", (model,))
+            f"SELECT i.id, e.vector {_USABLE_WITH_VECTOR} ORDER BY i.id", (model,))
 
     def vector_hashes(self, model: str) -> tuple[np.ndarray, np.ndarray]:
         """(image ids, content hashes as 'S16') of the rows `iter_vectors` gives, by id."""
         cur = self.conn.execute(
-            "SELECT i.id, i.content_hash FROM images i JOIN embeddings e"
-            " ON e.content_hash = i.content_hash WHERE e.model = ? AND i.skip_reason IS NULL"
-            " ORDER BY i.id", (model,))
+            f"SELECT i.id, i.content_hash {_USABLE_WITH_VECTOR} ORDER BY i.id", (model,))
         rows = cur.fetchall()
         return (np.fromiter((r[0] for r in rows), np.int64, len(rows)),
                 np.array([r[1] for r in rows], dtype="S16"))
 
     def count_vectors(self, model: str) -> int:
         return self.conn.execute(
-            "SELECT count(*) FROM images i JOIN embeddings e ON e.content_hash = i.content_hash"
-            " WHERE e.model = ? AND i.skip_reason IS NULL", (model,)).fetchone()[0]
+            f"SELECT count(*) {_USABLE_WITH_VECTOR}", (model,)).fetchone()[0]
 
     def integrity_check(self) -> str:
         return self.conn.execute("PRAGMA integrity_check").fetchone()[0]

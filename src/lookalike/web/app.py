@@ -107,14 +107,12 @@ class _FairLock:
 
 
 class _SharedCollection(Collection):
-    """A Collection whose `models` is remembered per catalogue generation: counting them joins
-    every image with its vectors, which takes seconds on a 100,000-image collection, and
-    `nearest` asks for them on every call. The app's warm-up counts them on a connection of
-    its own, without holding up other requests; `models_ready` is clear meanwhile."""
+    """A Collection whose model counts can come from the app's warm-up, which counts them on
+    a connection of its own at start-up without holding up other requests; `models_ready` is
+    clear meanwhile, and a request that needs them waits rather than counting twice."""
 
     def __init__(self, store):
         super().__init__(store)
-        self._models_cache: tuple[int, dict[str, int]] | None = None
         self.models_ready = threading.Event()  # cleared while a warm-up counts them
         self.models_ready.set()
 
@@ -133,10 +131,7 @@ class _SharedCollection(Collection):
     def models(self) -> dict[str, int]:
         if self._models_cache is None:
             self.models_ready.wait(120)  # a warm-up is counting them: no need to do it twice
-        generation = self.store.generation
-        if self._models_cache is None or self._models_cache[0] != generation:
-            self.remember_models(generation, self.store.models())
-        return dict(self._models_cache[1])
+        return super().models  # cached per catalogue generation
 
 
 def _image_json(row: dict) -> dict[str, Any]:
