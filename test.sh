@@ -1,11 +1,17 @@
 #!/usr/bin/env bash
-# Installs what the tests need (into .venv) and runs them. Arguments go to pytest.
+# Installs what the tests need (into .venv, and Debian packages) and runs them. Arguments go to
+# pytest.
 set -euo pipefail
 cd "$(dirname "$0")"
 bash setup.sh "[test]"
-# The browser tests drive Debian's chromium with Playwright (never `playwright install`).
-if [ ! -x /usr/bin/chromium ]; then
+# Debian packages: chromium, which the browser tests drive with Playwright (never `playwright
+# install`), and the Fashion-MNIST files that the sample-set tests write out.
+missing=()
+[ -x /usr/bin/chromium ] || missing+=(chromium)
+[ -f /usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz ] || missing+=(dataset-fashion-mnist)
+if [ ${#missing[@]} -gt 0 ]; then
     SUDO=$([ "$(id -u)" = 0 ] || echo sudo)
-    $SUDO apt-get update -q && $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium
+    $SUDO apt-get update -q
+    $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${missing[@]}"
 fi
 exec .venv/bin/python -m pytest "$@"

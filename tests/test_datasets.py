@@ -4,6 +4,8 @@ import shutil
 import subprocess
 import sys
 
+import numpy as np
+import pytest
 from PIL import Image
 
 from lookalike import datasets
@@ -32,3 +34,28 @@ def test_the_attribution_is_printed_with_twemoji_results(tmp_path):
     out = run("similar", small / "face-smiling" / "grinning.png", "--db", db, "-k", 3)
     assert out.strip().splitlines()[-1] == datasets.TWEMOJI_ATTRIBUTION
     assert len(out.strip().splitlines()) == 2 + 3 + 1
+
+
+def test_fashion_mnist_test_split_is_ten_classes_of_a_thousand():
+    images, labels, classes = datasets.fashion_mnist()
+    assert images.shape == (10_000, 28, 28) and images.dtype == np.uint8
+    assert labels.shape == (10_000,) and labels.dtype.kind == "i"
+    assert np.bincount(labels).tolist() == [1000] * 10
+    assert classes[0] == "T-shirt/top" and classes[9] == "Ankle boot" and len(classes) == 10
+    # The published order: the first test images are an ankle boot, a pullover, two trousers.
+    assert labels[:4].tolist() == [9, 2, 1, 1]
+    # White garments on a black background, as published (not inverted).
+    assert np.median(images[:, 0, 0]) == 0 and images.mean() < 100 and images.max() == 255
+
+
+def test_fashion_mnist_train_split_has_six_thousand_per_class():
+    images, labels, _ = datasets.fashion_mnist("train")
+    assert images.shape == (60_000, 28, 28)
+    assert np.bincount(labels).tolist() == [6000] * 10
+
+
+def test_fashion_mnist_missing_files_name_the_install_command(tmp_path):
+    with pytest.raises(datasets.DatasetUnavailable, match="apt-get install dataset-fashion-mnist"):
+        datasets.fashion_mnist(directory=tmp_path)
+    with pytest.raises(datasets.LookalikeError, match="train or test"):
+        datasets.fashion_mnist("validation")
