@@ -1,11 +1,9 @@
 #!/usr/bin/env bash
-# Sets everything up, indexes the bundled Twemoji sample and shows the look-alikes of one emoji.
+# Sets everything up, then `lookalike demo`: writes the Twemoji sample into the user data
+# folder, indexes it (a second run only checks it), prints the look-alikes of one emoji and
+# serves the web viewer, opening it in the browser, until Ctrl-C. Arguments go to
+# `lookalike demo` (e.g. --no-serve, --port 8080, --dataset fashion-mnist).
 set -euo pipefail
 cd "$(dirname "$0")"
 bash setup.sh
-LOOKALIKE=.venv/bin/lookalike
-$LOOKALIKE datasets get twemoji samples/twemoji
-$LOOKALIKE index samples/twemoji --db samples/twemoji.db
-echo
-echo "Look-alikes of samples/twemoji/Smileys & Emotion/face-smiling/grinning.png:"
-$LOOKALIKE similar "samples/twemoji/Smileys & Emotion/face-smiling/grinning.png" --db samples/twemoji.db -k 8
+exec .venv/bin/lookalike demo "$@"

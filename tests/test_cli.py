@@ -193,3 +193,111 @@ def test_ctrl_c_stops_cleanly_and_the_next_run_resumes(tmp_path):
     again = run("index", root, "--db", db, "--model", MODEL, "--quiet").stdout
     assert f"unchanged   {done:>8,}" in again
     assert len(catalogue(db)) == 300
+
+
+# -- sample collections and the demo ---------------------------------------------------------
+
+def test_datasets_lists_each_sample_and_how_to_install_a_missing_one(tmp_path):
+    listing = run("datasets").stdout
+    for line in ("twemoji        1,903", "fashion-mnist  10,000", "skimage        26"):
+        assert line in listing
+    assert "is not installed" not in listing
+    entries = json.loads(run("datasets", "--format", "json").stdout)
+    assert [e["name"] for e in entries] == ["twemoji", "fashion-mnist", "skimage"]
+    assert all(e["available"] for e in entries)
+    # Without the Debian package (here: pointed at an empty folder) it says what to run.
+    gone = {"LOOKALIKE_FASHION_MNIST_DIR": str(tmp_path)}
+    listing = run("datasets", env=gone).stdout
+    assert ("fashion-mnist is not installed: install it with "
+            "`sudo apt-get install dataset-fashion-mnist`") in listing
+    one_line_error(run("datasets", "get", "fashion-mnist", tmp_path / "fm", env=gone,
+                       check=False), "sudo apt-get install dataset-fashion-mnist")
+    one_line_error(run("datasets", "get", "cifar", check=False), "choose one of")
+    assert not (tmp_path / "fm").exists()
+
+
+def test_datasets_get_writes_the_fashion_mnist_test_split_once(tmp_path):
+    out = run("datasets", "get", "fashion-mnist", tmp_path / "fm", "--quiet").stdout
+    assert out.startswith(f"wrote 10,000 images to {tmp_path / 'fm'}\n") and "Zalando" in out
+    folders = sorted(p for p in (tmp_path / "fm").iterdir() if p.is_dir())
+    assert [p.name for p in folders] == ["Ankle boot", "Bag", "Coat", "Dress", "Pullover",
+                                         "Sandal", "Shirt", "Sneaker", "T-shirt-top", "Trouser"]
+    assert all(len(list(p.glob("test-*.png"))) == 1000 for p in folders)
+    again = run("datasets", "get", "fashion-mnist", tmp_path / "fm", "--quiet").stdout
+    assert again.startswith(f"10,000 images already in {tmp_path / 'fm'}, nothing to write")
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("demo")
+    args = ["demo", "--no-serve", "--dir", tmp / "twemoji", "--db", tmp / "twemoji.db",
+            "--limit", 2, "--model", MODEL, "--quiet"]
+    return tmp, args, run(*args).stdout
+
+
+def test_demo_gets_indexes_and_shows_look_alikes_of_the_default_sample(demo):
+    from lookalike.datasets import TWEMOJI_ATTRIBUTION
+
+    tmp, _, out = demo
+    assert f"sample twemoji: wrote 199 images to {tmp / 'twemoji'}" in out
+    assert f"model {MODEL}, database {tmp / 'twemoji.db'}" in out
+    assert "embedded         199" in out
+    grinning = tmp / "twemoji" / "Smileys & Emotion" / "face-smiling" / "grinning.png"
+    lines = out.splitlines()
+    start = lines.index(f"Look-alikes of {grinning}:")
+    ranks = lines[start + 3:start + 8]
+    assert [line.split()[0] for line in ranks] == ["1", "2", "3", "4", "5"]
+    assert all(str(tmp / "twemoji") in line and str(grinning) not in line for line in ranks)
+    assert lines[start + 8] == TWEMOJI_ATTRIBUTION
+    assert len(catalogue(tmp / "twemoji.db")) == 199
+
+
+def test_a_second_demo_writes_and_embeds_nothing(demo):
+    tmp, args, _ = demo
+    started = time.perf_counter()
+    out = run(*args).stdout
+    assert "199 images already in" in out and "nothing to write" in out
+    assert "embedded           0" in out and "unchanged        199" in out
+    assert "Look-alikes of" in out
+    assert time.perf_counter() - started < 30   # no model is even loaded
+
+
+def test_demo_defaults_to_the_user_data_folder(tmp_path):
+    env = {"HOME": str(tmp_path), "XDG_DATA_HOME": str(tmp_path / "data")}
+    out = run("demo", "--dataset", "skimage", "--no-serve", "--model", MODEL, "-q",
+              env=env).stdout
+    samples = tmp_path / "data" / "lookalike" / "samples"
+    assert f"sample skimage: wrote 26 images to {samples / 'skimage'}" in out
+    assert len(catalogue(samples / "skimage.db")) == 26
+    assert f"Look-alikes of {samples / 'skimage' / 'photos' / 'chelsea.png'}:" in out
+
+
+def test_demo_serves_the_viewer_until_ctrl_c(demo):
+    import select
+    import urllib.request
+
+    tmp, args, _ = demo
+    serve_args = [a for a in args if a != "--no-serve"] + ["--port", "0", "--no-open"]
+    proc = subprocess.Popen([sys.executable, "-m", "lookalike", *map(str, serve_args)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        url, seen, deadline = None, "", time.time() + 120
+        while url is None and time.time() < deadline and proc.poll() is None:
+            if select.select([proc.stderr], [], [], 1)[0]:
+                line = proc.stderr.readline()
+                seen += line
+                if "serving" in line:
+                    url = line.split(" at ")[1].split()[0]
+        assert url and url.startswith("http://127.0.0.1:"), seen
+        with urllib.request.urlopen(url, timeout=30) as page:
+            assert page.status == 200 and "<title>lookalike</title>" in page.read().decode()
+        with urllib.request.urlopen(url + "api/collection", timeout=30) as answer:
+            info = json.load(answer)
+        assert info["count"] == 199 and info["models"] == {MODEL: 199}
+        assert any("Twemoji" in credit for credit in info["attributions"])
+        assert "no graphical browser" not in seen     # --no-open: not even tried
+    finally:
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err
+    assert "viewer stopped" in err and "Traceback" not in err

@@ -1,6 +1,7 @@
 """Sample collections: written out offline, with their licence credits shown beside results."""
 
 import shutil
+from pathlib import Path
 import subprocess
 import sys
 
@@ -59,3 +60,101 @@ def test_fashion_mnist_missing_files_name_the_install_command(tmp_path):
         datasets.fashion_mnist(directory=tmp_path)
     with pytest.raises(datasets.LookalikeError, match="train or test"):
         datasets.fashion_mnist("validation")
+
+
+def files_with_times(folder):
+    return {p.relative_to(folder): p.stat().st_mtime_ns for p in folder.rglob("*") if p.is_file()}
+
+
+def test_fashion_mnist_pngs_hold_the_same_pixels_by_class_name(tmp_path):
+    images, labels, classes = datasets.fashion_mnist("test")
+    out = datasets.get("fashion-mnist", tmp_path / "fm", limit=3)
+    pngs = sorted(out.path.rglob("*.png"))
+    assert out.count == out.written == len(pngs) == 30
+    assert {p.parent.name for p in pngs} == {c.replace("/", "-") for c in classes}
+    for png in pngs:
+        split, index = png.stem.split("-")
+        assert split == "test"
+        index = int(index)
+        assert png.parent.name == classes[labels[index]].replace("/", "-")
+        with Image.open(png) as im:
+            assert im.mode == "L"
+            assert np.array_equal(np.asarray(im), images[index])
+    # --limit takes the first images of each class, in the file's order.
+    sneakers = sorted(int(p.stem[5:]) for p in (out.path / "Sneaker").glob("*.png"))
+    assert sneakers == np.flatnonzero(labels == classes.index("Sneaker"))[:3].tolist()
+    assert out.example == out.path / "Sneaker" / "test-00009.png"
+    assert "Zalando" in (out.path / "ATTRIBUTION.txt").read_text()
+    assert "Permission is hereby granted" in (out.path / "LICENSE.txt").read_text()
+
+
+def test_getting_a_sample_again_rewrites_nothing_and_a_larger_limit_adds_the_rest(tmp_path):
+    first = datasets.get("fashion-mnist", tmp_path / "fm", limit=2)
+    before = files_with_times(first.path)
+    again = datasets.get("fashion-mnist", tmp_path / "fm", limit=2)
+    assert (again.count, again.written) == (20, 0)
+    assert files_with_times(first.path) == before           # not one file touched
+    more = datasets.get("fashion-mnist", tmp_path / "fm", limit=5)
+    assert (more.count, more.written) == (50, 30)
+    after = files_with_times(first.path)
+    assert len(after) == 50 + 2 and all(after[p] == t for p, t in before.items())
+
+
+def test_fashion_mnist_all_splits_start_with_the_test_images(tmp_path):
+    _, train_labels, classes = datasets.fashion_mnist("train")
+    out = datasets.get("fashion-mnist", tmp_path / "all", split="all", limit=1001)
+    bags = sorted(p.stem for p in (out.path / "Bag").glob("*.png"))
+    assert len(bags) == 1001 and out.count == 10_010
+    assert sum(name.startswith("test-") for name in bags) == 1000
+    first_train_bag = np.flatnonzero(train_labels == classes.index("Bag"))[0]
+    assert f"train-{first_train_bag:05d}" in bags
+    train = datasets.get("fashion-mnist", tmp_path / "train", split="train", limit=1)
+    assert {p.stem[:6] for p in train.path.rglob("*.png")} == {"train-"}
+
+
+def test_skimage_images_are_copied_as_shipped_by_category(tmp_path):
+    from skimage import data
+
+    out = datasets.get("skimage", tmp_path / "sk")
+    files = sorted(p for p in out.path.rglob("*") if p.suffix in (".png", ".jpg"))
+    assert out.count == len(files) == len(datasets.SKIMAGE_IMAGES) == 26
+    assert {p.parent.name for p in files} == {"photos", "textures", "microscopy & medical",
+                                              "graphics"}
+    for p in files:
+        with Image.open(p) as im:
+            im.load()
+            assert min(im.size) >= 100
+    with Image.open(out.path / "photos" / "coffee.png") as im:
+        assert np.array_equal(np.asarray(im.convert("RGB")), data.coffee())
+    with Image.open(out.path / "textures" / "brick.png") as im:
+        assert np.array_equal(np.asarray(im), data.brick())
+    assert (out.path / "photos" / "chelsea.png").read_bytes() == \
+        (Path(data.__file__).parent / "chelsea.png").read_bytes()
+    assert "BSD-3-Clause" in (out.path / "ATTRIBUTION.txt").read_text()
+    assert datasets.get("skimage", tmp_path / "sk", limit=1).written == 0
+
+
+def test_twemoji_limit_is_per_subcategory(tmp_path):
+    out = datasets.get("twemoji", tmp_path / "tw", limit=1)
+    leaves = [p.parent for p in out.path.rglob("*.png")]
+    assert out.count == len(leaves) == len(set(leaves)) > 90   # one per subcategory
+    assert out.example == out.path / "Smileys & Emotion" / "face-smiling" / "grinning.png"
+
+
+def test_every_listed_sample_is_available_here_and_says_how_to_install_it():
+    assert set(datasets.DATASETS) == {"twemoji", "fashion-mnist", "skimage"}
+    for d in datasets.DATASETS.values():
+        assert d.available, d.name
+        assert d.install.startswith(("pip install", "sudo apt-get install"))
+    assert datasets.DATASETS["fashion-mnist"].install == \
+        "sudo apt-get install dataset-fashion-mnist"
+
+
+def test_wrong_names_and_options_are_clear_errors(tmp_path):
+    with pytest.raises(datasets.LookalikeError, match="choose one of: twemoji, fashion-mnist"):
+        datasets.get("mnist", tmp_path)
+    with pytest.raises(datasets.LookalikeError, match="--split applies to fashion-mnist only"):
+        datasets.get("skimage", tmp_path, split="train")
+    with pytest.raises(datasets.LookalikeError, match="choose test, train or all"):
+        datasets.get("fashion-mnist", tmp_path, split="val")
+    assert not any(tmp_path.iterdir())

@@ -112,11 +112,48 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--format", choices=FORMATS, default="table")
 
     p = sub.add_parser("datasets", help="list or fetch sample collections that install offline",
-                       description="Without arguments, list the sample collections. "
-                                   "`lookalike datasets get NAME DIR` writes one out as a folder.")
+                       description="Without arguments, list the sample collections, whether each "
+                                   "is installed and, if not, the command that installs it. "
+                                   "`lookalike datasets get NAME [DIR]` writes one out as a folder "
+                                   "of images by class, ready for `lookalike index DIR`; files "
+                                   "already there are kept, so running it again writes nothing.")
     p.add_argument("action", nargs="?", choices=("list", "get"), default="list")
     p.add_argument("name", nargs="?", help="the sample collection to get")
     p.add_argument("dir", nargs="?", help="where to write it (default: ./NAME)")
+    p.add_argument("--split", choices=("test", "train", "all"),
+                   help="fashion-mnist only: test (default, 10,000 images), train (60,000) or all")
+    p.add_argument("--limit", type=_positive_int, metavar="N",
+                   help="at most N images per class (the first ones; default: all)")
+    p.add_argument("--format", choices=("table", "json"), default="table",
+                   help="how to list the collections")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+
+    p = sub.add_parser("demo", help="get a sample collection, index it and browse it in the web "
+                                    "viewer",
+                       description="The whole job on a sample: write the sample collection "
+                                   "(Twemoji by default) into the user data folder, index it, "
+                                   "print one example of look-alikes, then serve the web viewer "
+                                   "and open it in the browser, until Ctrl-C. A second run finds "
+                                   "everything done and starts within seconds.")
+    p.add_argument("--dataset", default="twemoji", metavar="NAME",
+                   help="the sample collection (see `lookalike datasets`; default twemoji)")
+    p.add_argument("--dir", help="where the sample's images go (default: samples/NAME in the "
+                                 "user data folder)")
+    p.add_argument("--db", help="the sample's database file (default: DIR.db, beside the folder)")
+    p.add_argument("--model", help="the network that embeds the images (default: the default "
+                                   "model)")
+    p.add_argument("--split", choices=("test", "train", "all"),
+                   help="fashion-mnist only: which split (default test)")
+    p.add_argument("--limit", type=_positive_int, metavar="N",
+                   help="at most N images per class of the sample (default: all)")
+    p.add_argument("--port", type=int,
+                   help="the viewer's port (default 8000, or a free one when 8000 is taken; "
+                        "0 picks a free one)")
+    p.add_argument("--no-open", action="store_true",
+                   help="do not open the page in a browser (the address is printed)")
+    p.add_argument("--no-serve", action="store_true",
+                   help="stop after indexing and the example, without starting the viewer")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
 
     p = sub.add_parser("serve", help="browse the collection and walk through look-alikes in a "
                                      "web browser",
@@ -134,6 +171,26 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"{text!r} must be a positive number")
+    return value
+
+
+def _non_negative_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{text!r} must be 0 or more")
+    return value
+
+
 def _positive_int(text: str) -> int:
     try:
         value = int(text)
@@ -149,7 +206,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     handler = {"index": cmd_index, "similar": cmd_similar, "models": cmd_models,
                "skipped": cmd_skipped, "datasets": cmd_datasets, "export": cmd_export,
-               "serve": cmd_serve}[args.command]
+               "serve": cmd_serve, "demo": cmd_demo}[args.command]
     try:
         return handler(args) or 0
     except LookalikeError as exc:
@@ -312,17 +369,119 @@ def cmd_datasets(args) -> int:
     from . import datasets
 
     if args.action == "list":
-        print(_table(["name", "images", "licence", "how to get it"],
-                     [[d.name, f"{d.size:,}", d.licence, d.how] for d in datasets.DATASETS.values()]))
+        rows = list(datasets.DATASETS.values())
+        if args.format == "json":
+            print(json.dumps([{"name": d.name, "images": d.size, "licence": d.licence,
+                               "source": d.source, "content": d.content,
+                               "available": d.available, "install": d.install,
+                               "attribution": d.attribution} for d in rows], indent=2))
+            return 0
+        print(_table(["name", "images", "licence", "installed", "from", "content"],
+                     [[d.name, f"{d.size:,}", d.licence, "yes" if d.available else "no",
+                       d.source, d.content] for d in rows]))
+        for d in rows:
+            if not d.available:
+                print(f"{d.name} is not installed: install it with `{d.install}`")
+        print("Write one out with `lookalike datasets get NAME [DIR]`, then `lookalike index DIR`; "
+              "or try `lookalike demo --dataset NAME`.")
         return 0
     if not args.name:
         raise LookalikeError("name the sample collection to get, e.g. `lookalike datasets get "
                              "twemoji DIR`")
-    target = datasets.get(args.name, args.dir or os.path.join(".", args.name))
-    print(f"wrote {target.count:,} images to {target.path}")
+    target = datasets.get(args.name, args.dir or os.path.join(".", args.name), split=args.split,
+                          limit=args.limit, progress=not args.quiet)
+    print(_written(target))
     if target.attribution:
         print(target.attribution)
     return 0
+
+
+def _written(target) -> str:
+    if target.written == target.count:
+        return f"wrote {target.count:,} images to {target.path}"
+    if target.written:
+        return (f"wrote {target.written:,} new images to {target.path} "
+                f"({target.count:,} in all, the others were there already)")
+    return f"{target.count:,} images already in {target.path}, nothing to write"
+
+
+def cmd_demo(args) -> int:
+    import shlex
+    from pathlib import Path
+
+    import platformdirs
+
+    from . import datasets
+    from .api import Collection
+    from .models import DEFAULT_MODEL
+
+    if args.port is not None and not 0 <= args.port <= 65535:
+        print(f"lookalike: error: --port must be between 0 and 65535, not {args.port}",
+              file=sys.stderr)
+        return 2
+    dataset = datasets.find(args.dataset)
+    folder = Path(args.dir) if args.dir else (
+        Path(platformdirs.user_data_dir("lookalike")) / "samples" / dataset.name)
+    db = Path(args.db) if args.db else folder.with_name(folder.name + ".db")
+
+    sample = datasets.get(dataset.name, folder, split=args.split, limit=args.limit,
+                          progress=not args.quiet)
+    print(f"sample {dataset.name}: {_written(sample)}")
+    with Collection.create(db) as col:
+        report = col.add([folder], model=args.model or DEFAULT_MODEL, progress=not args.quiet)
+        print(_summary(report, col.store.path))
+        if len(col):
+            reference = sample.example or col.images(limit=1)[1][0]["path"]
+            res = col.nearest([reference], k=5, model=report.model)
+            print(f"\nLook-alikes of {reference}:")
+            print(_table(["rank", "distance", "category", "path"],
+                         [[r["rank"], f"{r['distance']:.4f}", r["category"] or "", r["path"]]
+                          for r in res.to_records()]))
+            for credit in col.attributions(res.rows):
+                print(credit)
+    shown = shlex.quote(str(db))
+    print(f"\nAsk for look-alikes of any image: lookalike similar IMAGE --db {shown}\n"
+          f"Browse them: lookalike serve --db {shown} --open")
+    if args.no_serve:
+        return 0
+    from .web import serve
+
+    port = args.port
+    if port is None:
+        port = 8000 if _port_is_free("127.0.0.1", 8000) else 0
+    open_browser = not args.no_open and _has_browser()
+    if not args.no_open and not open_browser:
+        print("no graphical browser here: open the address below in one", file=sys.stderr)
+    serve(db, host="127.0.0.1", port=port, open_browser=open_browser)
+    return 0
+
+
+def _port_is_free(host: str, port: int) -> bool:
+    import socket
+
+    with socket.socket() as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the server will
+        try:
+            sock.bind((host, port))
+        except OSError:
+            return False
+    return True
+
+
+def _has_browser() -> bool:
+    """Whether opening a page can show it: on a machine without a display, Python's
+    webbrowser would start a text-mode browser in this terminal, or nothing at all."""
+    if os.environ.get("BROWSER") or sys.platform in ("darwin", "win32"):
+        return True
+    if not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
+        return False
+    import webbrowser
+
+    try:
+        webbrowser.get()
+    except webbrowser.Error:
+        return False
+    return True
 
 
 def cmd_serve(args) -> int:
