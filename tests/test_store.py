@@ -8,8 +8,8 @@ import pytest
 from lookalike.store import SCHEMA_VERSION, ImageRow, Store, StoreError
 
 
-def row(name: str, content: bytes | None = b"h" * 16, **kw) -> ImageRow:
-    return ImageRow(f"/pics/{name}".encode(), f"/pics/{name}", "/pics", name, None, 10, 1,
+def row(name: str, content: bytes | None = b"h" * 16, root: str = "/pics", **kw) -> ImageRow:
+    return ImageRow(f"/pics/{name}".encode(), f"/pics/{name}", root, name, None, 10, 1,
                     width=4, height=3, content_hash=content, **kw)
 
 
@@ -106,3 +106,35 @@ def test_version_1_databases_are_upgraded_in_place(tmp_path):
         plan = store.conn.execute("EXPLAIN QUERY PLAN SELECT content_hash FROM embeddings "
                                   "WHERE model = 'm'").fetchall()
         assert "embeddings_model" in str(plan)
+
+
+def test_version_2_databases_gain_the_extras_column(tmp_path):
+    from lookalike.store import MIGRATIONS
+
+    path = tmp_path / "v2.db"
+    con = sqlite3.connect(path)
+    con.executescript(MIGRATIONS[1] + MIGRATIONS[2])
+    con.execute("INSERT INTO images(locator, path, indexed_at) VALUES (?, '/pics/a.png', 1)",
+                (b"/pics/a.png",))
+    con.execute("PRAGMA user_version = 2")
+    con.commit()
+    con.close()
+    with Store(path) as store:
+        assert store.schema_version == SCHEMA_VERSION == 3
+        assert store.find(b"/pics/a.png")["extras"] is None       # folder images: no extras
+        assert not store.has_extras() and store.extra_columns() == []
+
+
+def test_table_rows_keep_their_columns_and_can_be_updated_alone(tmp_path):
+    with Store(tmp_path / "c.db") as store:
+        store.write([row("a.png", root="/t.csv", extras='{"label": "cat", "n": 1}'),
+                     row("b.png", root="/t.csv", extras='{"n": 2, "extra": null}'),
+                     row("c.png")])
+        assert store.has_extras()
+        assert store.extra_columns() == ["label", "n", "extra"]
+        assert sorted(store.ids_from_root("/t.csv")) == [b"/pics/a.png", b"/pics/b.png"]
+        before = store.find(b"/pics/a.png")
+        store.update_metadata([(b"/pics/a.png", "/t.csv", "a", "pets", '{"label": "dog"}')])
+        after = store.find(b"/pics/a.png")
+        assert (after["category"], after["extras"]) == ("pets", '{"label": "dog"}')
+        assert after["content_hash"] == before["content_hash"] and after["id"] == before["id"]

@@ -1,6 +1,7 @@
 """The SQLite file that holds a collection: its catalogue of images and the embedding cache.
 
-Images are identified by their locator (the raw bytes of an absolute path, or a URL).
+Images are identified by their locator (the raw bytes of an absolute path, or a URL); the
+other columns of a table source ride along as `extras`, a JSON object.
 Embeddings are keyed by (content hash, model), so a renamed or copied file is not embedded
 again. The schema is versioned with `PRAGMA user_version` and upgraded by `MIGRATIONS`.
 """
@@ -19,7 +20,7 @@ import numpy as np
 
 from .errors import LookalikeError
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 #: Statements that take a database from version N-1 to N, by N.
 MIGRATIONS: dict[int, str] = {
@@ -54,6 +55,13 @@ MIGRATIONS: dict[int, str] = {
     2: """
     CREATE INDEX embeddings_model ON embeddings(model, content_hash);
     """,
+    # Collections read from a table keep its other columns with each image (JSON object
+    # text, keys in the table's column order); NULL for images found in folders. The partial
+    # index lets "which columns are there" skip the folder images without reading them.
+    3: """
+    ALTER TABLE images ADD COLUMN extras TEXT;
+    CREATE INDEX images_with_extras ON images(id) WHERE extras IS NOT NULL;
+    """,
 }
 
 #: Usable images that have a vector of model `?`: the rows of a model's search matrix.
@@ -61,7 +69,7 @@ _USABLE_WITH_VECTOR = ("FROM images i JOIN embeddings e ON e.content_hash = i.co
                        " WHERE e.model = ? AND i.skip_reason IS NULL")
 
 IMAGE_COLUMNS = ("id", "path", "root", "name", "category", "size", "mtime_ns", "width", "height",
-                 "content_hash", "skip_reason", "indexed_at")
+                 "content_hash", "skip_reason", "indexed_at", "extras")
 
 
 class StoreError(LookalikeError):
@@ -87,6 +95,10 @@ class KnownFile:
     mtime_ns: int | None
     content_hash: bytes | None
     skip_reason: str | None
+    root: str | None = None
+    name: str | None = None
+    category: str | None = None
+    extras: str | None = None
 
 
 @dataclass
@@ -104,6 +116,7 @@ class ImageRow:
     height: int | None = None
     content_hash: bytes | None = None
     skip_reason: str | None = None
+    extras: str | None = None  # JSON object text: a table source's other columns
 
 
 class Store:
@@ -210,7 +223,8 @@ class Store:
     def known_files(self) -> dict[bytes, KnownFile]:
         """Every catalogued file by locator."""
         cur = self.conn.execute(
-            "SELECT locator, id, size, mtime_ns, content_hash, skip_reason FROM images")
+            "SELECT locator, id, size, mtime_ns, content_hash, skip_reason, root, name, category,"
+            " extras FROM images")
         return {row[0]: KnownFile(*row[1:]) for row in cur}
 
     def hashes_with_embedding(self, model: str) -> set[bytes]:
@@ -234,15 +248,26 @@ class Store:
                 [(h, m, np.ascontiguousarray(v, dtype="<f4").tobytes()) for h, m, v in embeddings])
             self.conn.executemany(
                 "INSERT INTO images(locator, path, root, name, category, size, mtime_ns, width,"
-                " height, content_hash, skip_reason, indexed_at)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+                " height, content_hash, skip_reason, indexed_at, extras)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
                 " ON CONFLICT(locator) DO UPDATE SET path = excluded.path, root = excluded.root,"
                 " name = excluded.name, category = excluded.category, size = excluded.size,"
                 " mtime_ns = excluded.mtime_ns, width = excluded.width, height = excluded.height,"
                 " content_hash = excluded.content_hash, skip_reason = excluded.skip_reason,"
-                " indexed_at = excluded.indexed_at",
+                " indexed_at = excluded.indexed_at, extras = excluded.extras",
                 [(r.locator, r.path, r.root, r.name, r.category, r.size, r.mtime_ns, r.width,
-                  r.height, r.content_hash, r.skip_reason, now) for r in rows])
+                  r.height, r.content_hash, r.skip_reason, now, r.extras) for r in rows])
+            self._bump_generation()
+
+    def update_metadata(self, updates: Sequence[tuple[bytes, str | None, str | None, str | None,
+                                                      str | None]]) -> None:
+        """Set (root, name, category, extras) of catalogued locators, given as
+        (locator, root, name, category, extras): a table row whose image is unchanged but
+        whose other columns changed is updated without touching its pixels."""
+        with self.transaction():
+            self.conn.executemany(
+                "UPDATE images SET root = ?, name = ?, category = ?, extras = ? WHERE locator = ?",
+                [(root, name, category, extras, loc) for loc, root, name, category, extras in updates])
             self._bump_generation()
 
     def remove(self, ids: Iterable[int]) -> int:
@@ -270,6 +295,24 @@ class Store:
         cur = self.conn.execute(
             "SELECT locator, id FROM images WHERE locator >= ? AND locator < ?", (prefix, upper))
         return dict(cur.fetchall())
+
+    def ids_from_root(self, root: str) -> dict[bytes, int]:
+        """Catalogued locators last indexed from `root` (e.g. a table file), with their ids."""
+        cur = self.conn.execute("SELECT locator, id FROM images WHERE root = ?", (root,))
+        return dict(cur.fetchall())
+
+    def has_extras(self) -> bool:
+        """Whether any image carries extra columns from a table source."""
+        return self.conn.execute(
+            "SELECT 1 FROM images WHERE extras IS NOT NULL AND extras != '{}' LIMIT 1"
+        ).fetchone() is not None
+
+    def extra_columns(self) -> list[str]:
+        """The names of the extra columns of usable images, roughly in table order."""
+        cur = self.conn.execute(
+            "SELECT j.key FROM images i, json_each(i.extras) j WHERE i.extras IS NOT NULL"
+            " AND i.skip_reason IS NULL GROUP BY j.key ORDER BY min(i.id), min(j.id)")
+        return [row[0] for row in cur]
 
     def count_images(self, *, usable_only: bool = False) -> int:
         sql = "SELECT count(*) FROM images"
