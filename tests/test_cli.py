@@ -301,3 +301,30 @@ def test_demo_serves_the_viewer_until_ctrl_c(demo):
         out, err = proc.communicate(timeout=60)
     assert proc.returncode == 0, err
     assert "viewer stopped" in err and "Traceback" not in err
+
+
+def test_ctrl_c_while_writing_a_sample_leaves_only_whole_files(tmp_path):
+    target = tmp_path / "fm"
+    proc = subprocess.Popen([sys.executable, "-m", "lookalike", "datasets", "get",
+                             "fashion-mnist", str(target), "--split", "train", "--limit", "1500"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    bags, deadline = target / "Bag", time.time() + 60
+    while time.time() < deadline and proc.poll() is None:
+        if bags.is_dir() and len(os.listdir(bags)) >= 20:
+            break
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, (out, err)
+    assert "interrupted" in err and "Traceback" not in err
+    files = [p for p in target.rglob("*") if p.is_file()]
+    assert not [p for p in files if p.name.startswith(".")]      # no temporary file left
+    written = [p for p in files if p.suffix == ".png"]
+    assert 20 <= len(written) < 15_000
+    for png in written[::50]:
+        with Image.open(png) as im:
+            im.load()
+    again = run("datasets", "get", "fashion-mnist", target, "--split", "train", "--limit", 1500,
+                "-q").stdout
+    assert again.startswith(f"wrote {15_000 - len(written):,} new images to {target} "
+                            "(15,000 in all")

@@ -207,10 +207,14 @@ def _write(target: Path, files: Iterable[_File], progress: bool) -> tuple[int, i
             todo.append((target / relative, content))
     if not todo:
         return count, 0
-    with tqdm(total=len(todo), unit="img", desc="writing", disable=not progress,
-              leave=False) as bar, ThreadPoolExecutor(min(8, (os.cpu_count() or 2) * 2)) as pool:
-        for _ in pool.map(lambda job: _write_bytes(job[0], job[1]()), todo):
-            bar.update()
+    pool = ThreadPoolExecutor(min(8, (os.cpu_count() or 2) * 2))
+    try:
+        with tqdm(total=len(todo), unit="img", desc="writing", disable=not progress,
+                  leave=False) as bar:
+            for _ in pool.map(lambda job: _write_bytes(job[0], job[1]()), todo):
+                bar.update()
+    finally:  # on Ctrl-C, drop the files not started instead of writing them all first
+        pool.shutdown(wait=True, cancel_futures=True)
     return count, len(todo)
 
 
