@@ -25,6 +25,7 @@ from .approximate import search as approximate_search
 from .approximate import supports as approximate_supports
 from .search import ExactIndex
 from .vectors import load_matrix
+from .downloads import is_url
 from .sources import display_path, resolve
 from .store import Store
 
@@ -149,15 +150,28 @@ class Collection:
 
     def add(self, paths: Sequence[str | os.PathLike] | str | os.PathLike, model: str | None = None,
             *, batch_size: int = 32, threads: int | None = None, progress: bool = False,
-            max_pixels: int = images.DEFAULT_MAX_PIXELS) -> IndexReport:
-        """Index folders or files: new and changed images are embedded, vanished ones dropped."""
+            max_pixels: int = images.DEFAULT_MAX_PIXELS, image_column: str | None = None,
+            category_column: str | None = None, base_dir: str | os.PathLike | None = None,
+            downloader=None) -> IndexReport:
+        """Index folders, image files and tables: new and changed images are embedded,
+        vanished ones (and rows taken out of a table) dropped.
+
+        A table (.csv, .tsv, .tab, .xlsx, .parquet) lists images by path or URL in
+        `image_column` (default: the column Orange would take; `last_report.tables` says
+        which), with an optional `category_column`; relative paths start at `base_dir`
+        (default: the `.tab` origin, else the table's folder). Its other columns are kept
+        with each image. URLs are fetched by `downloader` (a `downloads.Downloader`; default
+        settings and cache when None)."""
         from .models import DEFAULT_MODEL
+        from .tables import TableOptions
 
         if isinstance(paths, (str, os.PathLike)):
             paths = [paths]
         report = index_paths(self.store, list(paths), model or DEFAULT_MODEL,
                              batch_size=batch_size, threads=threads, progress=progress,
-                             max_pixels=max_pixels)
+                             max_pixels=max_pixels,
+                             tables=TableOptions(image_column, category_column, base_dir),
+                             downloader=downloader)
         self._indexes.clear()
         self.last_report = report
         return report
@@ -248,9 +262,9 @@ class Collection:
                 approximate: bool | str | None = None) -> Neighbors:
         """The k images nearest to the references (min distance to any), nearest first.
 
-        `refs`: one or several indexed paths, image files outside the collection (embedded on
-        the fly, not stored) or vectors. `k=None` ranks every candidate. References that are
-        catalogue rows are left out unless `include_references`. `category` (a sub-folder,
+        `refs`: one or several indexed paths or URLs, image files outside the collection
+        (embedded on the fly, not stored) or vectors. `k=None` ranks every candidate.
+        References that are catalogue rows are left out unless `include_references`. `category` (a sub-folder,
         its own sub-folders included) and `path_prefix` restrict the candidates.
 
         `approximate`: None (default) searches exactly below 200,000 images and with FAISS
@@ -373,6 +387,9 @@ class Collection:
                     ref_ids.append(row["id"])
                     names.append(row["path"])
                     continue
+            if isinstance(ref, str) and is_url(ref):
+                raise ReferenceError_(f"{shown}: not an image of the collection; a reference "
+                                      "URL must be indexed first (or give a local file)")
             if not os.path.exists(ref):
                 raise ReferenceError_(f"{shown}: no such file, and not in the collection")
             if os.path.isdir(ref):

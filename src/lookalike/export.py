@@ -524,8 +524,7 @@ def _survey(store, ids: np.ndarray, chunk: int, need_paths: bool) -> _Survey:
     paths: list[str] = []
     roots: list[str | None] = []
     has_category = False
-    first = store.rows(ids[:min(len(ids), 900)]) if len(ids) else []
-    if not need_paths and not any("extras" in r for r in first):
+    if not need_paths and not store.has_extras():
         return _Survey(extras, None, True)
     for start in range(0, len(ids), chunk):
         for row in store.rows(ids[start:start + chunk]):

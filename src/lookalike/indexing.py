@@ -1,9 +1,11 @@
 """Indexing: scan sources, decode what changed, embed it in batches, commit batch by batch.
 
 Decoding runs in a thread pool a few batches ahead of inference, so the two overlap (Pillow
-and onnxruntime both release the GIL). Every batch is one transaction: an interrupted run
-loses at most the batch in flight, and the next run resumes where it stopped, because files
-whose size and modification time are unchanged are not opened again.
+and onnxruntime both release the GIL); images named by URL are downloaded by a pool of their
+own ahead of decoding. Every batch is one transaction: an interrupted run loses at most the
+batch in flight, and the next run resumes where it stopped, because files whose size and
+modification time are unchanged are not opened again (and URLs already embedded, whose bytes
+are in the download cache, are not fetched again).
 """
 
 from __future__ import annotations
@@ -19,8 +21,10 @@ from typing import Callable, Iterable, Iterator, Sequence
 import numpy as np
 
 from . import images
-from .sources import ImageFile, Unreadable, scan_all
+from .downloads import DownloadFailed, Downloader, Fetched, is_http
+from .sources import ImageFile, RemoteImage, SourceError, Unreadable, scan
 from .store import ImageRow, Store
+from .tables import TableInfo, TableOptions, is_table, table_images
 
 #: Files larger than this are skipped without being read.
 DEFAULT_MAX_BYTES = 1 << 31
@@ -39,6 +43,10 @@ class IndexReport:
     skipped: list[tuple[str, str]] = field(default_factory=list)
     seconds: float = 0.0
     interrupted: bool = False
+    downloaded: int = 0             # images fetched over the network
+    download_cache_hits: int = 0    # images named by URL whose bytes were in the cache
+    metadata_updated: int = 0       # unchanged images whose table columns changed
+    tables: list[TableInfo] = field(default_factory=list)
 
     @property
     def skipped_by_reason(self) -> dict[str, int]:
@@ -52,17 +60,20 @@ class IndexReport:
 
 @dataclass
 class _Prepared:
-    file: ImageFile
+    file: ImageFile | RemoteImage
     content_hash: bytes | None = None
     width: int | None = None
     height: int | None = None
     pixels: np.ndarray | None = None
     skip_reason: str | None = None
+    size: int | None = None
 
     def row(self) -> ImageRow:
         f = self.file
-        return ImageRow(f.locator, f.path, f.root, f.name, f.category, f.size, f.mtime_ns,
-                        self.width, self.height, self.content_hash, self.skip_reason)
+        return ImageRow(f.locator, f.path, f.root, f.name, f.category,
+                        f.size if self.size is None else self.size, f.mtime_ns,
+                        self.width, self.height, self.content_hash, self.skip_reason,
+                        extras=f.extras)
 
 
 def read_file(locator: bytes, max_bytes: int = DEFAULT_MAX_BYTES) -> bytes:
@@ -85,7 +96,7 @@ def content_hash(data: bytes) -> bytes:
     return hashlib.blake2b(data, digest_size=16).digest()
 
 
-def _bounded_map(pool: ThreadPoolExecutor, fn: Callable, items: Iterable, window: int) -> Iterator:
+def bounded_map(pool: ThreadPoolExecutor, fn: Callable, items: Iterable, window: int) -> Iterator:
     """pool.map that keeps at most `window` items in flight, in order."""
     pending: deque = deque()
     for item in items:
@@ -105,8 +116,14 @@ def index_paths(store: Store, paths: Sequence[str | os.PathLike], model: str, *,
                 max_pixels: int = images.DEFAULT_MAX_PIXELS,
                 max_bytes: int = DEFAULT_MAX_BYTES,
                 decode_threads: int | None = None,
-                load_model: Callable | None = None) -> IndexReport:
-    """Bring the catalogue up to date with `paths` and make sure every image has a `model` vector."""
+                load_model: Callable | None = None,
+                tables: TableOptions | None = None,
+                downloader: Downloader | None = None) -> IndexReport:
+    """Bring the catalogue up to date with `paths` (folders, image files and tables that list
+    images by path or URL) and make sure every image has a `model` vector.
+
+    `tables` says how to read the tables among `paths`; `downloader` fetches the images named
+    by URL (default: a `Downloader` with its default settings and cache)."""
     from .models import get_model_info, load_model as _load_model
 
     info = get_model_info(model)
@@ -115,10 +132,13 @@ def index_paths(store: Store, paths: Sequence[str | os.PathLike], model: str, *,
     report = IndexReport(model=info.name)
     threads = threads or default_threads()
 
-    found = list(scan_all(paths))  # raises SourceError for a path that is not there
+    found, report.tables = _find(paths, tables)  # raises SourceError for a path not there
     report.found = len(found)
     known = store.known_files()
     embedded_hashes = store.hashes_with_embedding(info.name)
+    own_downloader = downloader is None
+    if own_downloader:
+        downloader = Downloader()
 
     seen = {item.locator for item in found}
     vanished: list[int] = []
@@ -126,11 +146,14 @@ def index_paths(store: Store, paths: Sequence[str | os.PathLike], model: str, *,
         absolute = os.path.abspath(os.fspath(path))
         if os.path.isdir(absolute):
             vanished += [i for loc, i in store.ids_under(os.fsencode(absolute)).items() if loc not in seen]
+    for table in report.tables:  # rows taken out of a table leave the collection
+        vanished += [i for loc, i in store.ids_from_root(table.path).items() if loc not in seen]
     report.removed = store.remove(vanished) if vanished else 0
     _remember_attributions(store, paths)
 
-    todo: list[ImageFile] = []
+    todo: list[ImageFile | RemoteImage] = []
     unreadable_rows: list[ImageRow] = []
+    metadata: list[tuple] = []
     for item in found:
         if isinstance(item, Unreadable):
             report.skipped.append((item.path, item.reason))
@@ -138,23 +161,43 @@ def index_paths(store: Store, paths: Sequence[str | os.PathLike], model: str, *,
                                             None, skip_reason=item.reason))
             continue
         k = known.get(item.locator)
-        if k is not None and k.size == item.size and k.mtime_ns == item.mtime_ns:
-            if k.skip_reason is not None:
-                report.skipped.append((item.path, k.skip_reason))
+        if isinstance(item, RemoteImage):
+            # A URL already embedded is not fetched again while its bytes are in the cache
+            # (the web viewer serves them from there); one that failed is tried again.
+            unchanged = (k is not None and k.skip_reason is None
+                         and k.content_hash in embedded_hashes and downloader.is_cached(item.path))
+            if not unchanged:
+                todo.append(item)
                 continue
-            if k.content_hash in embedded_hashes:
-                report.unchanged += 1
-                continue
-        todo.append(item)
+        elif k is None or k.size != item.size or k.mtime_ns != item.mtime_ns:
+            todo.append(item)
+            continue
+        if item.extras is not None and (k.root, k.name, k.category, k.extras) != (
+                item.root, item.name, item.category, item.extras):
+            metadata.append((item.locator, item.root, item.name, item.category, item.extras))
+        if k.skip_reason is not None:
+            report.skipped.append((item.path, k.skip_reason))
+        elif k.content_hash in embedded_hashes:
+            report.unchanged += 1
+        else:
+            todo.append(item)
     if unreadable_rows:
         store.write(unreadable_rows)
+    if metadata:
+        store.update_metadata(metadata)
+        report.metadata_updated = len(metadata)
 
     size = info.input_size
 
-    def prepare(f: ImageFile) -> _Prepared:
+    def prepare(staged: tuple[ImageFile | RemoteImage, Fetched | DownloadFailed | None]) -> _Prepared:
+        f, fetched = staged
         p = _Prepared(f)
         try:
-            data = read_file(f.locator, max_bytes)
+            if isinstance(fetched, DownloadFailed):
+                raise fetched
+            data = fetched.data if fetched is not None else read_file(f.locator, max_bytes)
+            if fetched is not None:
+                p.size = len(data)
             p.content_hash = content_hash(data)
             if p.content_hash in embedded_hashes:
                 p.width, p.height = images.read_size(data, max_pixels)
@@ -188,13 +231,17 @@ def index_paths(store: Store, paths: Sequence[str | os.PathLike], model: str, *,
         rows.clear()
         batch.clear()
 
-    bar = _progress_bar(len(todo), progress)
+    remote = sum(isinstance(item, RemoteImage) for item in todo)
+    download_bar = _progress_bar(remote, progress, "downloading", position=0)
+    bar = _progress_bar(len(todo), progress, position=1 if remote else None)
     # Twice as many decoders as cores keeps both busy while inference waits on its threads
     # (measured: +3-5 % images/s on 1600x1200 JPEGs over one decoder per core).
     pool = ThreadPoolExecutor(max_workers=decode_threads or 2 * threads,
                               thread_name_prefix="lookalike-decode")
+    staged = _fetched(todo, downloader, report, download_bar) if remote else \
+        ((item, None) for item in todo)
     try:
-        for p in _bounded_map(pool, prepare, todo, window=batch_size * 3):
+        for p in bounded_map(pool, prepare, staged, window=batch_size * 3):
             rows.append(p.row())
             if p.skip_reason is not None:
                 report.skipped.append((p.file.path, p.skip_reason))
@@ -213,20 +260,79 @@ def index_paths(store: Store, paths: Sequence[str | os.PathLike], model: str, *,
         raise
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
+        if hasattr(staged, "close"):
+            staged.close()  # stops the downloads still queued
+        if own_downloader:
+            downloader.close()
         bar.close()
+        download_bar.close()
         report.seconds = time.perf_counter() - started
     store.set_setting("last_model", info.name)
     return report
+
+
+def _find(paths: Sequence[str | os.PathLike], options: TableOptions | None
+          ) -> tuple[list[ImageFile | RemoteImage | Unreadable], list[TableInfo]]:
+    """Every image the paths name (folders walked, tables read), each locator once."""
+    options = options or TableOptions()
+    found: list[ImageFile | RemoteImage | Unreadable] = []
+    infos: list[TableInfo] = []
+    seen: set[bytes] = set()
+    for path in paths:
+        if is_table(path):
+            info, items = table_images(path, options)
+            infos.append(info)
+        else:
+            items = scan(path)
+        for item in items:
+            if item.locator not in seen:
+                seen.add(item.locator)
+                found.append(item)
+    if options.given() and not infos:
+        raise SourceError("--image-column, --category-column and --base-dir are for tables "
+                          "(.csv, .tsv, .tab, .xlsx, .parquet); no path given is one")
+    return found, infos
+
+
+def _fetched(todo: Sequence[ImageFile | RemoteImage], downloader: Downloader,
+             report: IndexReport, bar) -> Iterator[tuple]:
+    """(item, Fetched or DownloadFailed) for URLs, (item, None) for files, in order, with
+    `downloader.concurrency` downloads in flight."""
+    def fetch(item):
+        if not isinstance(item, RemoteImage):
+            return item, None
+        try:
+            return item, downloader.fetch(item.path)
+        except DownloadFailed as exc:
+            return item, exc
+
+    pool = ThreadPoolExecutor(max_workers=downloader.concurrency,
+                              thread_name_prefix="lookalike-download")
+    try:
+        for item, fetched in bounded_map(pool, fetch, todo, window=4 * downloader.concurrency):
+            if isinstance(item, RemoteImage):
+                if isinstance(fetched, Fetched):
+                    if fetched.downloaded:
+                        report.downloaded += 1
+                    elif is_http(item.path):  # not a data: URL
+                        report.download_cache_hits += 1
+                bar.update(1)
+            yield item, fetched
+    finally:  # interrupted: drop what is queued, do not wait for what is in flight
+        pool.shutdown(wait=False, cancel_futures=True)
 
 
 ATTRIBUTION_FILE = "ATTRIBUTION.txt"
 
 
 def _remember_attributions(store: Store, paths: Sequence[str | os.PathLike]) -> None:
-    """A folder's ATTRIBUTION.txt (licence credits, e.g. Twemoji's CC-BY) is kept in the store
-    so that every view of its images can show it."""
+    """A folder's (or a table's folder's) ATTRIBUTION.txt (licence credits, e.g. Twemoji's
+    CC-BY) is kept in the store so that every view of its images can show it."""
     for path in paths:
-        note = os.path.join(os.path.abspath(os.fspath(path)), ATTRIBUTION_FILE)
+        folder = os.path.abspath(os.fspath(path))
+        if is_table(folder):  # a table's credits sit beside it
+            folder = os.path.dirname(folder)
+        note = os.path.join(folder, ATTRIBUTION_FILE)
         if os.path.isfile(note):
             try:
                 with open(note, encoding="utf-8", errors="replace") as fh:
@@ -249,8 +355,8 @@ def embed_files(paths: Sequence[str | os.PathLike], model: str, *, threads: int 
     return embedder.embed(np.stack(pixels))
 
 
-def _progress_bar(total: int, enabled: bool):
+def _progress_bar(total: int, enabled: bool, desc: str = "embedding", position: int | None = None):
     from tqdm import tqdm
 
-    return tqdm(total=total, unit="img", desc="embedding", disable=not enabled or total == 0,
-                dynamic_ncols=True, smoothing=0.1, mininterval=0.5)
+    return tqdm(total=total, unit="img", desc=desc, disable=not enabled or total == 0,
+                dynamic_ncols=True, smoothing=0.1, mininterval=0.5, position=position)

@@ -2,7 +2,8 @@
 
 A folder is walked recursively like Orange's Import Images: dot-files and dot-folders are
 skipped, symbolic links are followed but loops are not, and the category of an image is its
-sub-folder path relative to the folder given. Nothing here opens an image.
+sub-folder path relative to the folder given. Nothing here opens an image. Tables that list
+images (paths or URLs, `RemoteImage`) are read by `tables.py` into the same records.
 """
 
 from __future__ import annotations
@@ -37,6 +38,21 @@ class ImageFile:
     category: str | None  # sub-folder path relative to the root; None directly in the root
     size: int
     mtime_ns: int
+    extras: str | None = None  # a table row's other columns (JSON object); None in folders
+
+
+@dataclass(frozen=True)
+class RemoteImage:
+    """An image named by URL in a table (http, https or data:). The URL is its locator."""
+
+    path: str          # the URL
+    locator: bytes     # the URL's UTF-8 bytes
+    root: str          # the table it was listed in
+    name: str
+    category: str | None
+    extras: str | None = None
+    size = None        # known once downloaded
+    mtime_ns = None
 
 
 @dataclass(frozen=True)
@@ -134,9 +150,13 @@ def scan_all(paths: list[str | os.PathLike]) -> Iterator[ImageFile | Unreadable]
 
 
 def resolve(path: str | os.PathLike) -> bytes:
-    """The store identity of a file path given on the command line."""
+    """The store identity of a file path (or an image URL) given on the command line."""
+    from .downloads import is_url
+
+    if isinstance(path, str) and is_url(path):
+        return path.encode("utf-8")
     return os.fsencode(os.path.abspath(os.fspath(path)))
 
 
-__all__ = ["IMAGE_SUFFIXES", "ImageFile", "Unreadable", "SourceError", "scan", "scan_all",
-           "resolve", "display_path"]
+__all__ = ["IMAGE_SUFFIXES", "ImageFile", "RemoteImage", "Unreadable", "SourceError", "scan",
+           "scan_all", "resolve", "display_path"]

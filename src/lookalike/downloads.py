@@ -1,0 +1,338 @@
+"""Images named by URL: downloaded concurrently into an on-disk cache, so re-indexing never
+downloads again and the web viewer serves them without touching the network.
+
+http(s) downloads have timeouts, a size limit and retries with exponential backoff (for
+connection errors, timeouts, 5xx and 429 answers; never for other 4xx). What arrives is kept
+only if its bytes are an image, whatever the URL or the server's Content-Type say. `data:`
+URLs are decoded locally. A URL that cannot be used raises `DownloadFailed` with the reason.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import io
+import random
+import re
+import threading
+import time
+import warnings
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterable, Iterator
+from urllib.parse import unquote_to_bytes, urlsplit
+
+from . import __version__
+from .images import ImageSkipped
+
+#: Largest download accepted, in bytes.
+DEFAULT_MAX_BYTES = 64 * 1024 * 1024
+#: Seconds to wait for a connection, or for the next bytes of an answer.
+DEFAULT_TIMEOUT = 30.0
+#: Seconds one attempt may take in all (a server can trickle bytes forever otherwise).
+DEFAULT_TOTAL_TIMEOUT = 300.0
+#: Further attempts after the first one fails in a way that may pass.
+DEFAULT_RETRIES = 3
+#: The wait before the first retry; it doubles for each further one.
+DEFAULT_BACKOFF = 0.5
+#: Downloads in flight at once.
+DEFAULT_CONCURRENCY = 8
+
+#: A Retry-After longer than this is not honoured (the usual backoff applies instead).
+_MAX_RETRY_AFTER = 60.0
+
+_SCHEME = re.compile(r"^([a-zA-Z][a-zA-Z0-9+.-]*):")
+_HTTP = re.compile(r"^https?://", re.IGNORECASE)
+_DATA = re.compile(r"^data:", re.IGNORECASE)
+
+
+class DownloadFailed(ImageSkipped):
+    """A URL whose image could not be had; `reason` says why, for people."""
+
+
+def is_url(text: str) -> bool:
+    """Whether a value names an image by URL (http, https or data) rather than by file path."""
+    return bool(_HTTP.match(text) or _DATA.match(text))
+
+
+def is_http(text: str) -> bool:
+    return bool(_HTTP.match(text))
+
+
+def url_scheme(text: str) -> str | None:
+    """The scheme of a URL-like value (`ftp` in `ftp://...`), None for a plain path. A
+    one-letter scheme is a Windows drive (`C:\\...`), not a URL."""
+    m = _SCHEME.match(text)
+    if not m or len(m.group(1)) == 1:
+        return None
+    if text[m.end():m.end() + 2] != "//" and m.group(1).lower() != "data":
+        return None
+    return m.group(1).lower()
+
+
+def cache_dir() -> Path:
+    """`$LOOKALIKE_CACHE_DIR/downloads`, else `downloads` in the user cache folder."""
+    from .models.cache import cache_root
+
+    return cache_root() / "downloads"
+
+
+def url_name(url: str) -> str:
+    """A short name for an image known by URL: the stem of the last part of its path."""
+    if _DATA.match(url):
+        return "data URL"
+    path = unquote_to_bytes(urlsplit(url).path).decode("utf-8", "replace").rstrip("/")
+    last = path.rsplit("/", 1)[-1]
+    stem = last.rsplit(".", 1)[0] if "." in last[1:] else last
+    return stem or urlsplit(url).hostname or url
+
+
+def decode_data_url(url: str, max_bytes: int = DEFAULT_MAX_BYTES) -> bytes:
+    """The bytes a `data:` URL carries (base64 or percent-encoded). Raises DownloadFailed."""
+    header, comma, payload = url.partition(",")
+    if not comma:
+        raise DownloadFailed("invalid data: URL (no comma before the data)")
+    if header.lower().endswith(";base64"):
+        if len(payload) * 3 // 4 > max_bytes + 3:
+            raise DownloadFailed(_too_large(len(payload) * 3 // 4, max_bytes))
+        try:
+            data = base64.b64decode(unquote_to_bytes(payload), validate=False)
+        except (binascii.Error, ValueError) as exc:
+            raise DownloadFailed(f"invalid data: URL (bad base64: {exc})") from None
+    else:
+        data = unquote_to_bytes(payload)
+    if len(data) > max_bytes:
+        raise DownloadFailed(_too_large(len(data), max_bytes))
+    return data
+
+
+def _too_large(size: int, limit: int, at_least: bool = False) -> str:
+    more = "more than " if at_least else ""
+    return f"download too large ({more}{size:,} bytes; the limit is {limit:,})"
+
+
+def sniff(data: bytes) -> str | None:
+    """The image format of some bytes (Pillow's name, e.g. "PNG"), or None if they are not
+    an image: the bytes decide, not a file name or a Content-Type."""
+    from PIL import Image
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            with Image.open(io.BytesIO(data)) as im:
+                return im.format or "image"
+    except Image.DecompressionBombError:
+        return "image"  # an image all the same; decoding will give the precise reason
+    except Exception:
+        return None
+
+
+def _not_an_image(data: bytes, content_type: str | None, who: str = "the server sent") -> str:
+    sent = content_type.split(";")[0].strip() if content_type else "no Content-Type"
+    start = data[:24]
+    shown = start.decode("ascii", "replace") if start.isascii() else start.hex(" ")
+    return (f"not an image ({who} {sent}, {len(data):,} bytes starting {shown!r})" if data
+            else f"not an image ({who} {sent} and no bytes)")
+
+
+@dataclass
+class Fetched:
+    """The bytes of a URL and whether they came over the network (else from the cache)."""
+
+    data: bytes
+    downloaded: bool
+
+
+@dataclass
+class Downloader:
+    """Fetches images by URL into `cache` (default `cache_dir()`); use as a context manager.
+
+    Thread-safe: one HTTP connection pool is shared by every thread."""
+
+    cache: Path | None = None
+    timeout: float = DEFAULT_TIMEOUT
+    total_timeout: float = DEFAULT_TOTAL_TIMEOUT
+    retries: int = DEFAULT_RETRIES
+    backoff: float = DEFAULT_BACKOFF
+    max_bytes: int = DEFAULT_MAX_BYTES
+    concurrency: int = DEFAULT_CONCURRENCY
+    _client: object = field(default=None, init=False, repr=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self.cache = Path(self.cache) if self.cache is not None else cache_dir()
+
+    # -- the cache ------------------------------------------------------------------------------
+
+    def cache_path(self, url: str) -> Path:
+        digest = hashlib.sha256(url.encode("utf-8")).hexdigest()
+        return self.cache / digest[:2] / digest
+
+    def is_cached(self, url: str) -> bool:
+        return _DATA.match(url) is not None or self.cache_path(url).is_file()
+
+    def cached(self, url: str) -> bytes | None:
+        """The bytes of a URL if they are at hand without the network (cache or data:)."""
+        if _DATA.match(url):
+            try:
+                return decode_data_url(url, self.max_bytes)
+            except DownloadFailed:
+                return None
+        try:
+            return self.cache_path(url).read_bytes()
+        except OSError:
+            return None
+
+    # -- fetching -------------------------------------------------------------------------------
+
+    def fetch(self, url: str) -> Fetched:
+        """The bytes of the image at `url`, from the cache when there; else downloaded, checked
+        to be an image and cached. Raises DownloadFailed."""
+        if _DATA.match(url):
+            data = decode_data_url(url, self.max_bytes)
+            if sniff(data) is None:
+                raise DownloadFailed(_not_an_image(data, url[5:].split(",")[0] or "text/plain",
+                                                   "the data: URL holds"))
+            return Fetched(data, downloaded=False)
+        if not is_http(url):
+            scheme = url_scheme(url) or "?"
+            raise DownloadFailed(f"unsupported URL scheme {scheme!r} (only http, https and data "
+                                 "URLs are read)")
+        data = self.cached(url)
+        if data is not None:
+            return Fetched(data, downloaded=False)
+        data, content_type = self._download(url)
+        if sniff(data) is None:
+            raise DownloadFailed(_not_an_image(data, content_type))
+        self._keep(url, data)
+        return Fetched(data, downloaded=True)
+
+    def fetch_many(self, urls: Iterable[str]) -> Iterator[tuple[str, Fetched | DownloadFailed]]:
+        """(url, Fetched or DownloadFailed) for each URL, in order, `concurrency` at a time."""
+        def one(url: str):
+            try:
+                return url, self.fetch(url)
+            except DownloadFailed as exc:
+                return url, exc
+
+        from .indexing import bounded_map
+
+        with ThreadPoolExecutor(self.concurrency, thread_name_prefix="lookalike-download") as pool:
+            yield from bounded_map(pool, one, urls, window=4 * self.concurrency)
+
+    def _keep(self, url: str, data: bytes) -> None:
+        from .models.cache import write_atomically
+
+        try:
+            write_atomically(self.cache_path(url), data)
+        except OSError:
+            pass  # a full disk or a read-only cache: the image is still indexed this time
+
+    def _http(self):
+        import httpx
+
+        with self._lock:
+            if self._client is None:
+                self._client = httpx.Client(
+                    timeout=httpx.Timeout(self.timeout), follow_redirects=True,
+                    headers={"User-Agent": f"lookalike/{__version__}"},
+                    limits=httpx.Limits(max_connections=max(self.concurrency, 1)))
+            return self._client
+
+    def _download(self, url: str) -> tuple[bytes, str | None]:
+        import httpx
+
+        client = self._http()
+        tries = self.retries + 1
+        for attempt in range(1, tries + 1):
+            wait = None
+            try:
+                return self._attempt(client, url)
+            except _Retryable as exc:
+                if attempt == tries:
+                    raise DownloadFailed(f"download failed: {exc.reason} "
+                                         f"({_tries(tries)})") from None
+                wait = exc.retry_after
+            except httpx.TimeoutException as exc:
+                reason = (f"cannot connect within {self.timeout:g} s"
+                          if isinstance(exc, httpx.ConnectTimeout)
+                          else f"timed out, nothing received for {self.timeout:g} s")
+                if attempt == tries:
+                    raise DownloadFailed(f"download failed: {reason} ({_tries(tries)})") from None
+            except httpx.TransportError as exc:
+                if attempt == tries:
+                    detail = str(exc).strip() or type(exc).__name__
+                    raise DownloadFailed(f"download failed: cannot connect or connection lost "
+                                         f"({type(exc).__name__}: {detail}; {_tries(tries)})") from None
+            except httpx.InvalidURL as exc:
+                raise DownloadFailed(f"download failed: invalid URL ({exc})") from None
+            delay = self.backoff * 2 ** (attempt - 1) * (1 + 0.25 * random.random())
+            time.sleep(delay if wait is None else max(wait, delay))
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _attempt(self, client, url: str) -> tuple[bytes, str | None]:
+        deadline = time.monotonic() + self.total_timeout
+        with client.stream("GET", url) as response:
+            status = response.status_code
+            if status == 429 or status >= 500:
+                raise _Retryable(f"HTTP {status} {response.reason_phrase}".rstrip(),
+                                 _retry_after(response.headers.get("retry-after")))
+            if status >= 400:
+                raise DownloadFailed(f"download failed: HTTP {status} "
+                                     f"{response.reason_phrase}".rstrip())
+            if status != 200:
+                raise DownloadFailed(f"download failed: HTTP {status} {response.reason_phrase} "
+                                     "(expected 200 OK)")
+            declared = response.headers.get("content-length")
+            if declared and declared.isdigit() and int(declared) > self.max_bytes:
+                raise DownloadFailed(_too_large(int(declared), self.max_bytes))
+            chunks, received = [], 0
+            for chunk in response.iter_bytes():
+                received += len(chunk)
+                if received > self.max_bytes:
+                    raise DownloadFailed(_too_large(self.max_bytes, self.max_bytes,
+                                                    at_least=True))
+                chunks.append(chunk)
+                if time.monotonic() > deadline:
+                    raise DownloadFailed(f"download failed: took longer than "
+                                         f"{self.total_timeout:g} s")
+            return b"".join(chunks), response.headers.get("content-type")
+
+    def close(self) -> None:
+        with self._lock:
+            if self._client is not None:
+                self._client.close()
+                self._client = None
+
+    def __enter__(self) -> "Downloader":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+class _Retryable(Exception):
+    def __init__(self, reason: str, retry_after: float | None):
+        super().__init__(reason)
+        self.reason = reason
+        self.retry_after = retry_after
+
+
+def _retry_after(value: str | None) -> float | None:
+    """Seconds from a Retry-After header given in seconds (dates are ignored)."""
+    try:
+        seconds = float(value) if value else None
+    except ValueError:
+        return None
+    return None if seconds is None or seconds < 0 or seconds > _MAX_RETRY_AFTER else seconds
+
+
+def _tries(n: int) -> str:
+    return "1 try" if n == 1 else f"{n} tries"
+
+
+__all__ = ["Downloader", "DownloadFailed", "Fetched", "is_url", "is_http", "url_scheme",
+           "url_name", "cache_dir", "decode_data_url", "sniff", "DEFAULT_MAX_BYTES",
+           "DEFAULT_TIMEOUT", "DEFAULT_RETRIES"]
