@@ -37,12 +37,36 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
 
-    p = sub.add_parser("index", help="add folders or image files to a collection",
+    p = sub.add_parser("index", help="add folders, image files or tables of images to a "
+                                     "collection",
                        description="Scan folders (recursively) and image files, embed every new or "
                                    "changed image and store it. Unchanged files are not opened "
                                    "again; renamed or copied files reuse their cached vector; "
-                                   "files that vanished from an indexed folder are dropped.")
-    p.add_argument("paths", nargs="+", metavar="PATH", help="a folder or an image file")
+                                   "files that vanished from an indexed folder are dropped. A "
+                                   "table (.csv, .tsv, .tab, .xlsx, .parquet) lists images by "
+                                   "path or http(s)/data URL in one column; its other columns are "
+                                   "kept with each image. URLs are downloaded once, into the user "
+                                   "cache folder.")
+    p.add_argument("paths", nargs="+", metavar="PATH", help="a folder, an image file or a table")
+    p.add_argument("--image-column", metavar="COL",
+                   help="the table column holding the image paths or URLs (default: the one "
+                        "marked type=image in an Orange .tab, else the one whose values look "
+                        "like images)")
+    p.add_argument("--category-column", metavar="COL",
+                   help="the table column holding each image's category (default: the class "
+                        "column of an Orange .tab, else none)")
+    p.add_argument("--base-dir", metavar="DIR",
+                   help="the folder relative paths in a table start from (default: the .tab's "
+                        "origin attribute, else the table's folder)")
+    p.add_argument("--download-timeout", type=_positive_float, default=30.0, metavar="SECONDS",
+                   help="give up on a URL after this long without an answer (default 30)")
+    p.add_argument("--download-retries", type=_non_negative_int, default=3, metavar="N",
+                   help="tries again after a connection error, a timeout or a 5xx/429 answer, "
+                        "waiting longer each time (default 3)")
+    p.add_argument("--download-limit", type=_positive_float, default=64.0, metavar="MB",
+                   help="skip downloads larger than this many megabytes (default 64)")
+    p.add_argument("--downloads", type=_positive_int, default=8, metavar="N",
+                   help="downloads in flight at once (default 8)")
     p.add_argument("--db", help=_db_help())
     p.add_argument("--model", help="the network that embeds the images (see `lookalike models`; "
                                    "default: the default model)")
@@ -225,14 +249,22 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def cmd_index(args) -> int:
     from .api import Collection
+    from .downloads import Downloader
     from .images import DEFAULT_MAX_PIXELS
     from .models import DEFAULT_MODEL
 
-    with Collection.create(args.db) as col:
+    downloader = Downloader(timeout=args.download_timeout, retries=args.download_retries,
+                            max_bytes=int(args.download_limit * 1_000_000),
+                            concurrency=args.downloads)
+    with Collection.create(args.db) as col, downloader:
         report = col.add(args.paths, model=args.model or DEFAULT_MODEL,
                          batch_size=args.batch_size, threads=args.threads,
                          progress=not args.quiet,
-                         max_pixels=args.max_pixels or DEFAULT_MAX_PIXELS)
+                         max_pixels=args.max_pixels or DEFAULT_MAX_PIXELS,
+                         image_column=args.image_column, category_column=args.category_column,
+                         base_dir=args.base_dir, downloader=downloader)
+        for table in report.tables:
+            print(_table_summary(table))
         print(_summary(report, col.store.path))
         if args.verbose and report.skipped:
             print("skipped files:")
@@ -241,6 +273,29 @@ def cmd_index(args) -> int:
         elif report.skipped:
             print("run `lookalike skipped` (or index --verbose) for the list of skipped files")
     return 0
+
+
+def _table_summary(info) -> str:
+    """What was read from a table: the columns used (and why), what the rows held."""
+    why = f" (chosen: {info.chosen_because})" if info.chosen_because else ""
+    parts = [f"table {info.path}: {info.rows:,} rows, images from column {info.image_column!r}"
+             f"{why}"]
+    if info.category_column:
+        because = f" ({info.category_because})" if info.category_because else ""
+        parts.append(f"category from {info.category_column!r}{because}")
+    if info.extra_columns:
+        shown = ", ".join(repr(c) for c in info.extra_columns[:6])
+        more = f" and {len(info.extra_columns) - 6} more" if len(info.extra_columns) > 6 else ""
+        parts.append(f"kept as metadata: {shown}{more}")
+    line = "; ".join(parts)
+    if info.urls:
+        line += f"\n  {info.urls:,} images named by URL"
+    if info.without_image:
+        line += f"\n  {info.without_image:,} rows without an image were left out"
+    if info.duplicates:
+        line += (f"\n  {info.duplicates:,} rows name an image listed on an earlier row (the "
+                 "first row's columns are kept)")
+    return line
 
 
 def _summary(report, db) -> str:
@@ -252,6 +307,12 @@ def _summary(report, db) -> str:
              f"  unchanged   {report.unchanged:>8,}",
              f"  removed     {report.removed:>8,}",
              f"  skipped     {len(report.skipped):>8,}"]
+    if report.downloaded or report.download_cache_hits:
+        lines.insert(1, f"  downloaded  {report.downloaded:>8,}"
+                        + (f"  ({report.download_cache_hits:,} more from the download cache)"
+                           if report.download_cache_hits else ""))
+    if report.metadata_updated:
+        lines.append(f"  table columns updated for {report.metadata_updated:,} unchanged images")
     for reason, count in report.skipped_by_reason.items():
         lines.append(f"    {count:>6,}  {reason}")
     return "\n".join(lines)
@@ -280,9 +341,13 @@ def cmd_similar(args) -> int:
                           approximate=args.approximate)
         credits = col.attributions(res.rows)
     if fmt == "table":
-        lines = [_table(["rank", "distance", "category", "size", "path"],
+        records = res.to_records()
+        extras = _table_extras(records)
+        lines = [_table(["rank", "distance", "category", "size"] + extras + ["path"],
                         [[r["rank"], f"{r['distance']:.4f}", r["category"] or "",
-                          f"{r['width']}x{r['height']}", r["path"]] for r in res.to_records()])]
+                          f"{r['width']}x{r['height']}"]
+                         + [_short(r.get(c)) for c in extras] + [_shown_path(r["path"])]
+                         for r in records])]
         if not len(res):
             lines.append("(no other images match)")
         lines += credits
@@ -493,6 +558,30 @@ def cmd_serve(args) -> int:
         return 2
     serve(args.db, host=args.host, port=args.port, open_browser=args.open)
     return 0
+
+
+#: The table view of `similar` shows at most this many metadata columns of a table source
+#: (all of them are in the json, csv, parquet and tab formats).
+_TABLE_EXTRAS = 4
+
+
+def _table_extras(records: list[dict]) -> list[str]:
+    from .api import RECORD_FIELDS
+
+    names: dict[str, None] = {}
+    for r in records:
+        names.update(dict.fromkeys(k for k in r if k not in RECORD_FIELDS))
+    return list(names)[:_TABLE_EXTRAS]
+
+
+def _short(value, width: int = 24) -> str:
+    text = "" if value is None else " ".join(str(value).split())
+    return text if len(text) <= width else text[:width - 1] + "…"
+
+
+def _shown_path(path: str) -> str:
+    # A data: URL holds the whole image: too long to read in a table.
+    return _short(path, 48) if path[:5].lower() == "data:" else path
 
 
 def _table(header: list[str], rows: list[list]) -> str:
