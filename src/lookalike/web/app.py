@@ -30,6 +30,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from .. import __version__
 from ..api import DEFAULT_METRIC, Collection
 from ..errors import LookalikeError
+from ..export import extras_of
 from ..images import ImageSkipped, decode
 from ..metrics import METRICS
 from ..store import Store
@@ -135,8 +136,11 @@ class _SharedCollection(Collection):
 
 
 def _image_json(row: dict) -> dict[str, Any]:
-    return {"id": row["id"], "path": row["path"], "name": row["name"], "category": row["category"],
-            "width": row["width"], "height": row["height"], "size": row["size"]}
+    out = {"id": row["id"], "path": row["path"], "name": row["name"], "category": row["category"],
+           "width": row["width"], "height": row["height"], "size": row["size"]}
+    if row.get("extras"):  # the other columns of a table the image was listed in
+        out["extras"] = extras_of(row)
+    return out
 
 
 # -- the app -------------------------------------------------------------------------------------
@@ -258,9 +262,11 @@ def create_app(collection: Collection | str | os.PathLike | None = None, *,
             models = col.models
             default = col.default_model if models else None
             credits = col.attributions()
+            extra_columns = col.store.extra_columns()
         return {"name": col.store.path.name, "count": count, "models": models,
                 "default_model": default, "metrics": list(METRICS),
                 "default_metric": DEFAULT_METRIC, "attributions": credits,
+                "extra_columns": extra_columns,
                 "thumbnail_sizes": list(files.THUMBNAIL_SIZES),
                 "max_upload_bytes": max_upload_bytes}
 
@@ -389,7 +395,7 @@ def create_app(collection: Collection | str | os.PathLike | None = None, *,
         """Exactly the bytes that were indexed; refused if the file changed since."""
         row = row_or_404(image_id)
         data = _read_original(row, image_id)
-        name = os.path.basename(row["path"])
+        name = files.download_name(row, data)
         from urllib.parse import quote
 
         return Response(data, media_type=files.media_type(data), headers={

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from PIL import Image, ImageOps
 
-from .. import images
+from .. import downloads, images
 from ..indexing import content_hash
 
 #: Thumbnail sizes (longest side, pixels); a request is served the smallest step that covers it.
@@ -43,7 +43,10 @@ def snap_size(size: int) -> int:
 def read_catalogued(locator: bytes | str, expected_hash: bytes | None,
                     max_bytes: int = MAX_ORIGINAL_BYTES) -> bytes:
     """The bytes of a catalogued file, refused unless it is still the regular file, with the
-    same content, that was indexed. Never blocks on a named pipe or a device."""
+    same content, that was indexed. Never blocks on a named pipe or a device. An image
+    catalogued by URL is read from the download cache (or its data: URL), never fetched."""
+    if isinstance(locator, bytes) and downloads.is_url(locator[:8].decode("latin-1")):
+        return _read_downloaded(locator.decode("utf-8", "replace"), expected_hash)
     if not isinstance(locator, bytes) or not os.path.isabs(locator):
         raise FileGone("not a local file")
     try:
@@ -63,6 +66,26 @@ def read_catalogued(locator: bytes | str, expected_hash: bytes | None,
     if expected_hash is not None and content_hash(data) != expected_hash:
         raise FileChanged("its content changed since it was indexed; run `lookalike index` again")
     return data
+
+
+def _read_downloaded(url: str, expected_hash: bytes | None) -> bytes:
+    data = downloads.Downloader().cached(url)
+    if data is None:
+        raise FileGone("not in the download cache; run `lookalike index` on its table again "
+                       "to download it")
+    if expected_hash is not None and content_hash(data) != expected_hash:
+        raise FileChanged("the downloaded copy is not the one indexed; run `lookalike index` "
+                          "again")
+    return data
+
+
+def download_name(row: dict, data: bytes) -> str:
+    """A file name for an original: its own, or for a URL its name and format."""
+    path = row["path"]
+    if not downloads.is_url(path):
+        return os.path.basename(path)
+    ext = (downloads.sniff(data) or "").lower().replace("jpeg", "jpg")
+    return f"{row['name'] or 'image'}.{ext}" if ext else (row["name"] or "image")
 
 
 def media_type(data: bytes) -> str:

@@ -38,7 +38,8 @@ function readUrl() {
     cat: p.get("cat") || "",
     q: p.get("q") || "",
     size: int(p.get("size"), DEFAULTS.size, 32, 1024),
-    title: p.get("title") === "name" ? "name" : "category",
+    title: p.get("title") === "name" || p.get("title")?.startsWith("x:") ? p.get("title")
+      : "category",
   };
 }
 
@@ -88,6 +89,17 @@ function imagesQuery(offset, limit) {
 
 // -- the grid ----------------------------------------------------------------------------------
 
+/** The title under a thumbnail: its category, its file name, or a column of its table
+ *  ("x:COLUMN", the extras of /api/images). */
+function titleText(item) {
+  if (state.title === "name") return item.name || "";
+  if (state.title.startsWith("x:")) {
+    const value = item.extras?.[state.title.slice(2)];
+    return value === null || value === undefined ? "" : String(value);
+  }
+  return (item.category ? item.category.split("/").pop() : item.name) || "";
+}
+
 const grid = new VirtualGrid($("grid"), {
   fetchPage: (offset, limit) => api(imagesQuery(offset, limit)),
   paintCell(el, item, px) {
@@ -108,9 +120,7 @@ const grid = new VirtualGrid($("grid"), {
     const src = thumbUrl(item.id, px);
     if (img.getAttribute("src") !== src) img.src = src;
     img.alt = item.name || "";
-    const text = state.title === "name" ? item.name
-      : (item.category ? item.category.split("/").pop() : item.name);
-    title.textContent = text || "";
+    title.textContent = titleText(item);
     el.title = `${item.name}${item.category ? ` — ${item.category}` : ""}  (${item.width}×${item.height})`;
     const isRef = state.refs.includes(item.id) && !result?.upload;
     const rank = ranks.get(item.id);
@@ -658,6 +668,10 @@ async function start() {
   fillSelect($("model"), models.map((m) => [m, m === info.default_model ? `${m} (default)` : m]),
              state.model || info.default_model);
   $("model-label").hidden = models.length < 2;
+  if (info.extra_columns?.length) {  // a table's columns can title the images too
+    fillSelect($("title"), [["category", "category"], ["name", "file name"],
+                            ...info.extra_columns.map((c) => [`x:${c}`, c])], state.title);
+  }
   $("mode-label").hidden = info.count < LARGE && !state.mode;
   if (info.attributions.length) {
     $("credits").textContent = info.attributions.join(" · ");
