@@ -498,9 +498,10 @@ def cmd_demo(args) -> int:
         if len(col):
             reference = sample.example or col.images(limit=1)[1][0]["path"]
             res = col.nearest([reference], k=5, model=report.model)
-            print(f"\nLook-alikes of {reference}:")
-            print(_table(["rank", "distance", "category", "path"],
-                         [[r["rank"], f"{r['distance']:.4f}", r["category"] or "", r["path"]]
+            inside = lambda path: os.path.relpath(path, folder)  # noqa: E731
+            print(f"\nLook-alikes of {inside(reference)} (in {folder}):")
+            print(_table(["rank", "distance", "image"],
+                         [[r["rank"], f"{r['distance']:.4f}", inside(r["path"])]
                           for r in res.to_records()]))
             for credit in col.attributions(res.rows):
                 print(credit)
