@@ -2,6 +2,7 @@
 metadata kept with each image, incremental re-indexing."""
 
 import base64
+import io
 import json
 import os
 import shutil
@@ -159,6 +160,25 @@ def test_choosing_a_column_by_its_values_and_when_none_fits(tmp_path):
     assert looks_like_image("https://h/img?id=3") and not looks_like_image("report.pdf")
 
 
+def test_pictures_win_over_a_column_of_web_pages(tmp_path):
+    (tmp_path / "p.csv").write_text("page,picture\nhttps://h/a,https://h/a.jpg\n"
+                                    "https://h/b,https://h/b.PNG?w=2\n", encoding="utf-8")
+    assert table_images(tmp_path / "p.csv")[0].image_column == "picture"
+
+
+def test_a_data_url_larger_than_a_csv_field_usually_is(tmp_path):
+    import numpy as np
+
+    noise = np.random.default_rng(0).integers(0, 256, (300, 300, 3), dtype=np.uint8)
+    out = io.BytesIO()
+    Image.fromarray(noise).save(out, "PNG")
+    url = "data:image/png;base64," + base64.b64encode(out.getvalue()).decode()
+    assert len(url) > 200_000
+    pd.DataFrame({"label": ["noise"], "image": [url]}).to_csv(tmp_path / "d.csv", index=False)
+    info, items = table_images(tmp_path / "d.csv")
+    assert info.image_column == "image" and items[0].path == url
+
+
 def test_orange_one_row_headers_semicolons_and_a_bom(tmp_path):
     (tmp_path / "o.csv").write_bytes("\ufeffmS#pic;C#age;cD#kind\na.png;3;x\nb.png;4;y\n"
                                      .encode("utf-8"))
@@ -252,6 +272,8 @@ def test_index_urls_skips_failures_with_reasons_and_never_downloads_twice(tmp_pa
         res = col.nearest(good[0], k=len(urls))
         assert good[0] not in res.paths and data_url in res.paths
         assert {r["path"]: r["n"] for r in res.to_records()}[flaky] == 3
+        assert col.nearest(good[0], k=10, path_prefix=server.url("/g")).paths == \
+            sorted(good[1:], key=col.nearest(good[0], k=10).paths.index)
 
         hits = sum(server.hits.values())
         col.add([tmp_path / "u.parquet"], model=MODEL, downloader=downloader)

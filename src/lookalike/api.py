@@ -354,7 +354,8 @@ class Collection:
             sql, args = sql + _CATEGORY_CLAUSE, args + _category_args(category)
         if path_prefix is not None:
             sql += " AND path LIKE ? ESCAPE '\\'"
-            args.append(_like_escape(os.path.abspath(path_prefix)) + "%")
+            prefix = path_prefix if is_url(path_prefix) else os.path.abspath(path_prefix)
+            args.append(_like_escape(prefix) + "%")
         wanted = np.fromiter((r[0] for r in self.store.conn.execute(sql, args)), np.int64)
         return np.flatnonzero(np.isin(ids, wanted))
 

@@ -282,7 +282,7 @@ class Downloader:
             if status >= 400:
                 raise DownloadFailed(f"download failed: HTTP {status} "
                                      f"{response.reason_phrase}".rstrip())
-            if status != 200:
+            if not 200 <= status < 300:  # a redirect that was not followed (e.g. 304)
                 raise DownloadFailed(f"download failed: HTTP {status} {response.reason_phrase} "
                                      "(expected 200 OK)")
             declared = response.headers.get("content-length")

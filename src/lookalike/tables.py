@@ -156,6 +156,8 @@ def _read_delimited(path, shown: str, delimiter: str | None) -> list[list]:
             delimiter = csv.Sniffer().sniff(sample, ",;\t|").delimiter
         except csv.Error:
             delimiter = ","
+    # A data: URL holds a whole image in one cell: far more than csv's 128 KB default.
+    csv.field_size_limit(max(csv.field_size_limit(), 1 << 28))
     reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
     return [row for row in reader if any(cell.strip() for cell in row)]
 
@@ -382,14 +384,19 @@ def choose_image_column(table: Table) -> tuple[Column, str]:
     marked = [c for c in table.columns if c.attributes.get("type") == "image"]
     if marked:
         return marked[0], "marked type=image"
-    best, best_share = None, 0.0
+    best, best_score = None, (0.0, 0.0)
     for c in table.columns:
         present = [v for v in c.values if v is not None]
         if not present:
             continue
         share = sum(map(looks_like_image, present)) / len(present)
-        if share > best_share:
-            best, best_share = c, share
+        # Between two such columns (a web page's URL beside its picture's), the one whose
+        # values end like image files.
+        named = sum(isinstance(v, str) and bool(_IMAGE_END.search(urlsplit(v).path))
+                    for v in present) / len(present)
+        if (share, named) > best_score:
+            best, best_score = c, (share, named)
+    best_share = best_score[0]
     if best is None or best_share < 0.5:
         names = ", ".join(repr(c.name) for c in table.columns) or "none"
         raise TableError(f"{table.path}: no column looks like image paths or URLs; name the "
