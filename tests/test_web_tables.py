@@ -62,3 +62,38 @@ def test_the_viewer_shows_table_columns_and_serves_urls_from_the_cache(collectio
         assert sum(server.hits.values()) == 3          # the viewer never went to the network
     finally:
         live.stop()
+
+
+def test_a_table_column_can_title_the_thumbnails_in_the_browser(tmp_path):
+    from test_tables import write_images
+    from test_web_browser import CHROMIUM, sync_api
+
+    paths = write_images(tmp_path / "imgs", 3)
+    pd.DataFrame({"file": [str(p) for p in paths], "label": ["alpha", "beta", None]}).to_csv(
+        tmp_path / "t.csv", index=False)
+    lookalike.Collection.index([tmp_path / "t.csv"], db=tmp_path / "t.db", model=MODEL).close()
+    live = serve(tmp_path / "t.db", thumbnails=tmp_path / "thumbs")
+    try:
+        with sync_api.sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox",
+                                                                        "--disable-gpu"])
+            page = browser.new_page()
+            errors = []
+            page.on("pageerror", lambda exc: errors.append(str(exc)))
+            page.goto(f"{live.url}/?title=x:label")
+            page.wait_for_selector("body[data-thumbnails=loaded]")
+            options = page.eval_on_selector_all("#title option", "os => os.map(o => o.value)")
+            assert options == ["category", "name", "x:label"]
+            assert page.eval_on_selector("#title", "s => s.value") == "x:label"
+            titles = page.eval_on_selector_all(
+                ".cell[data-id] .title", "ts => ts.map(t => t.textContent)")
+            assert titles == ["alpha", "beta", ""]
+            page.select_option("#title", "name")
+            page.wait_for_function("new URL(location).searchParams.get('title') === 'name'")
+            titles = page.eval_on_selector_all(
+                ".cell[data-id] .title", "ts => ts.map(t => t.textContent)")
+            assert titles == ["p0", "p1", "p2"]
+            browser.close()
+            assert not errors, errors
+    finally:
+        live.stop()
