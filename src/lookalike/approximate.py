@@ -203,20 +203,20 @@ class ApproximateIndex:
         if name in ("Absolute Pearson", "Absolute Spearman"):
             q = np.vstack([q, -q])
         count = int(min(max(count, 1), max(1, self.ntotal)))
-        if self.kind == "ivf":
-            ivf = self.shards[0]
-            params = faiss.SearchParametersIVF(nprobe=min(self.nprobe, ivf.nlist))
-            found = ivf.search(q, count, params=params)[1]
-        else:
-            # One query gains nothing from OpenMP here, and its spinning threads stall the
-            # BLAS threads of the exact re-ranking: p95 29 ms with 2 threads, 5 ms with one.
-            before = faiss.omp_get_max_threads()
-            faiss.omp_set_num_threads(1)
-            try:
+        # Fewer than 8 queries gain nothing from OpenMP here, and its spinning threads stall the
+        # BLAS threads of the exact re-ranking (scan: p95 29 ms with 2 threads, 5 ms with one).
+        before = faiss.omp_get_max_threads()
+        faiss.omp_set_num_threads(1 if len(q) < 8 else before)
+        try:
+            if self.kind == "ivf":
+                ivf = self.shards[0]
+                params = faiss.SearchParametersIVF(nprobe=min(self.nprobe, ivf.nlist))
+                found = ivf.search(q, count, params=params)[1]
+            else:
                 found = np.concatenate([s.search(q, min(count, max(1, s.ntotal)))[1]
                                         for s in self.shards], axis=1)
-            finally:
-                faiss.omp_set_num_threads(before)
+        finally:
+            faiss.omp_set_num_threads(before)
         found = found.ravel()
         return np.unique(found[found >= 0])
 
