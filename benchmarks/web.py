@@ -22,7 +22,8 @@ Measured against `lookalike serve` (a real process on 127.0.0.1, port picked at 
 - scrolling: the grid scrolled by one screen per frame for 120 frames, through pages never
   loaded before; frame intervals p50/p95 and how many cells the DOM held (virtualisation).
 - neighbours: `POST /api/neighbors` (k=10, cosine, one random reference) from 1 client in a
-  loop, then from 20 concurrent clients (keep-alive connections, `--requests` per client);
+  loop, then from 20 concurrent clients (keep-alive connections, `--requests` per client,
+  sent by benchmarks/load.py: one asyncio loop, ~0.1 ms of CPU per request);
   latency p50/p95 and requests per second. Twice: with the default search (exact: the
   collection is below the 200,000-image threshold) and with `"approximate": "ivf"` (FAISS's
   inverted file, what the page's "approximate" asks for; built before timing), with its
@@ -201,45 +202,24 @@ def first_paint(url: str, runs: int, scroll: bool = True) -> dict:
 
 def neighbor_latency(url: str, ids: list[int], clients: int, per_client: int,
                      approximate: bool | str | None = None) -> dict:
-    import httpx
+    """`POST /api/neighbors` from `clients` closed-loop keep-alive connections (load.py)."""
+    import load
 
-    rng = np.random.default_rng(clients)
-    latencies: list[float] = []
-    answers: dict[int, list[int]] = {}
-    lock = threading.Lock()
-    failures = []
-
-    def client(seed: int) -> None:
-        picks = np.random.default_rng(seed).choice(ids, per_client)
-        mine, found = [], {}
-        with httpx.Client(base_url=url, timeout=60) as http:
-            for ref in picks:
-                body = {"references": [int(ref)], "k": 10, "approximate": approximate}
-                t = time.perf_counter()
-                response = http.post("/api/neighbors", json=body)
-                mine.append((time.perf_counter() - t) * 1000)
-                if response.status_code != 200 or len(response.json()["neighbors"]) != 10:
-                    failures.append(response.text[:200])
-                else:
-                    found[int(ref)] = [n["id"] for n in response.json()["neighbors"]]
-        with lock:
-            latencies.extend(mine)
-            answers.update(found)
-
-    threads = [threading.Thread(target=client, args=(int(rng.integers(1 << 30)),))
-               for _ in range(clients)]
-    started = time.perf_counter()
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    seconds = time.perf_counter() - started
-    if failures:
-        raise RuntimeError(f"{len(failures)} failed requests, e.g. {failures[0]}")
+    res = load.run(url, load.neighbours(ids, approximate=approximate), clients,
+                   requests_per_client=per_client, keep_answers=True, seed=clients)
+    if res.errors:
+        raise RuntimeError(f"{len(res.errors)} failed requests, e.g. {res.errors[0]}")
+    answers = {}
+    for request, answer in res.answers:
+        found = [n["id"] for n in json.loads(answer.body)["neighbors"]]
+        if len(found) != 10:
+            raise RuntimeError(f"{request.body!r}: {len(found)} neighbours instead of 10")
+        answers[json.loads(request.body)["references"][0]] = found
+    stats = res.summary()["by_kind"]["neighbors"]
     search = f"approximate ({approximate})" if approximate else "exact"
-    return {"clients": clients, "search": search,
-            **percentiles(latencies), "requests_per_s": len(latencies) / seconds,
-            "answers": answers}
+    return {"clients": clients, "search": search, "p50_ms": stats["p50_ms"],
+            "p95_ms": stats["p95_ms"], "n": stats["requests"],
+            "requests_per_s": stats["requests_per_s"], "answers": answers}
 
 
 def recall(approximate: dict, url: str) -> float:
