@@ -148,6 +148,15 @@ def test_only_http_https_and_data_urls_are_read(downloader):
         "unsupported URL scheme 'ftp' (only http, https and data URLs are read)"
 
 
+def test_settings_are_checked(tmp_path):
+    from lookalike import LookalikeError
+
+    with pytest.raises(LookalikeError, match="Downloader concurrency must be positive, not 0"):
+        Downloader(cache=tmp_path, concurrency=0)
+    with pytest.raises(LookalikeError, match="cannot be negative"):
+        Downloader(cache=tmp_path, retries=-1)
+
+
 def test_url_helpers():
     assert is_url("https://x.org/a.png") and is_url("HTTP://x") and is_url("data:,x")
     assert not is_url("/photos/a.png") and not is_url("C:\\photos\\a.png")

@@ -25,6 +25,7 @@ from typing import Iterable, Iterator
 from urllib.parse import unquote_to_bytes, urlsplit
 
 from . import __version__
+from .errors import LookalikeError
 from .images import ImageSkipped
 
 #: Largest download accepted, in bytes.
@@ -163,6 +164,12 @@ class Downloader:
 
     def __post_init__(self) -> None:
         self.cache = Path(self.cache) if self.cache is not None else cache_dir()
+        for name in ("timeout", "total_timeout", "max_bytes", "concurrency"):
+            if not getattr(self, name) > 0:
+                raise LookalikeError(f"Downloader {name} must be positive, not "
+                                     f"{getattr(self, name)!r}")
+        if self.retries < 0 or self.backoff < 0:
+            raise LookalikeError("Downloader retries and backoff cannot be negative")
 
     # -- the cache ------------------------------------------------------------------------------
 
