@@ -12,6 +12,7 @@ the ranking. Memory stays bounded: rows are processed in chunks.
 from __future__ import annotations
 
 import threading
+import time
 
 import numpy as np
 
@@ -23,6 +24,11 @@ CHUNK_ROWS = 1 << 16
 #: block's distances are materialised, so one BLAS call usually covers the whole matrix
 #: (each call costs a thread wake-up, measurable at 100k rows).
 SEARCH_CELLS = 1 << 22
+
+#: After a pass over the matrix, the next one waits for as many callers as the last had, for
+#: at most this share of the last pass's duration (and at most MERGE_WAIT_MAX seconds).
+MERGE_WAIT_SHARE = 0.25
+MERGE_WAIT_MAX = 0.02
 
 #: Metrics answered through one matrix product per chunk.
 PRODUCT_METRICS = ("Cosine", "Euclidean", "Pearson", "Absolute Pearson", "Spearman",
@@ -49,6 +55,8 @@ class ExactIndex:
         self._queue_lock = threading.Lock()
         self._queue_changed = threading.Condition(self._queue_lock)
         self._scanning = False
+        self._last_batch = 0       # queries in the last pass ...
+        self._merge_until = 0.0    # ... and until when the next pass waits for as many
 
     def __len__(self) -> int:
         return len(self.matrix)
@@ -266,16 +274,24 @@ class ExactIndex:
         request = _Request(queries, k, canonical_metric(metric), exclude, candidates)
         with self._queue_lock:
             self._queue.append(request)
+            self._queue_changed.notify_all()
         while True:
             with self._queue_lock:
                 if request.done:
                     break
-                if not self._scanning:
-                    batch, self._queue = self._queue, []
-                    self._scanning = True
-                else:
+                if self._scanning:
                     self._queue_changed.wait()
                     continue
+                # The callers of the last pass come back soon (a web client's next request):
+                # waiting briefly for them merges two half-size passes into one, which costs
+                # less than two (they would otherwise alternate for as long as the load lasts).
+                wait = self._merge_until - time.perf_counter()
+                if len(self._queue) < self._last_batch and wait > 0:
+                    self._queue_changed.wait(wait)
+                    continue
+                batch, self._queue = self._queue, []
+                self._scanning = True
+            started = time.perf_counter()
             try:
                 self._answer(batch)
             finally:
@@ -284,6 +300,9 @@ class ExactIndex:
                         if not r.done:
                             r.error, r.done = RuntimeError("the search was interrupted"), True
                     self._scanning = False
+                    now = time.perf_counter()
+                    self._last_batch = len(batch)
+                    self._merge_until = now + min(MERGE_WAIT_MAX, MERGE_WAIT_SHARE * (now - started))
                     self._queue_changed.notify_all()
         if request.error is not None:
             raise request.error
