@@ -185,3 +185,16 @@ def test_two_models_live_side_by_side(families, tmp_path):
     b = col.nearest(files[("rocket", "orig")], k=3)
     assert a.model == "squeezenet" and b.model == "efficientnet-lite0"
     assert {os.path.basename(os.path.dirname(p)) for p in b.paths} == {"rocket"}
+
+
+def test_a_long_lived_collection_counts_what_another_process_adds(families, tmp_path):
+    """Counts are cached per catalogue generation (the web viewer asks with every grid page);
+    images another writer adds must show in them."""
+    root, files = families
+    db = tmp_path / "c.db"
+    reader = lookalike.Collection.index([root / "chelsea"], db=db, model=MODEL)
+    assert (len(reader), reader.images(limit=1)[0], reader.categories()) == (4, 4, {})
+    with lookalike.Collection.open(db) as writer:
+        writer.add([root / "coffee", root / "rocket"], model=MODEL)
+    assert len(reader) == 12 and reader.images(limit=1)[0] == 12
+    assert reader.images(name="bright")[0] == 3

@@ -262,7 +262,7 @@ def create_app(collection: Collection | str | os.PathLike | None = None, *,
             models = col.models
             default = col.default_model if models else None
             credits = col.attributions()
-            extra_columns = col.store.extra_columns()
+            extra_columns = col.extra_columns()
         return {"name": col.store.path.name, "count": count, "models": models,
                 "default_model": default, "metrics": list(METRICS),
                 "default_metric": DEFAULT_METRIC, "attributions": credits,
