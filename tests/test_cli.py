@@ -332,3 +332,47 @@ def test_ctrl_c_while_writing_a_sample_leaves_only_whole_files(tmp_path):
                 "-q").stdout
     assert again.startswith(f"wrote {15_000 - len(written):,} new images to {target} "
                             "(15,000 in all")
+
+
+@pytest.mark.parametrize("browser", [True, False])
+def test_serve_open_shows_the_page_in_the_browser_or_says_there_is_none(indexed, tmp_path,
+                                                                        browser):
+    """--open hands the address to the user's browser ($BROWSER here: a script that fetches
+    the page as a browser would); with no display and no $BROWSER it says so, once."""
+    import select
+    import urllib.request
+
+    _, _, db, _ = indexed
+    opened = tmp_path / "opened.txt"
+    fake_browser = tmp_path / "browser.py"
+    fake_browser.write_text("import sys, urllib.request\n"
+                            "page = urllib.request.urlopen(sys.argv[1], timeout=30).read()\n"
+                            f"open({str(opened)!r}, 'w').write(sys.argv[1] + ' ' + "
+                            "str(b'<title>lookalike</title>' in page))\n")
+    env = {k: v for k, v in os.environ.items() if k not in ("BROWSER", "DISPLAY",
+                                                            "WAYLAND_DISPLAY")}
+    if browser:
+        env["BROWSER"] = f"{sys.executable} {fake_browser} %s"
+    proc = subprocess.Popen([sys.executable, "-m", "lookalike", "serve", "--db", str(db),
+                             "--port", "0", "--open"], stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        url, seen, deadline = None, "", time.time() + 60
+        while url is None and time.time() < deadline and proc.poll() is None:
+            if select.select([proc.stderr], [], [], 1)[0]:
+                line = proc.stderr.readline()
+                seen += line
+                if "serving" in line:
+                    url = line.split(" at ")[1].split()[0]
+        assert url, seen
+        if browser:
+            while not opened.exists() and time.time() < deadline:
+                time.sleep(0.1)
+            time.sleep(0.2)
+            assert opened.read_text() == f"{url} True"
+        else:
+            urllib.request.urlopen(url, timeout=30).read()  # serving all the same
+            assert "no graphical browser here" in seen and not opened.exists()
+    finally:
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0 and "Traceback" not in err

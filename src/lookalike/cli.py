@@ -557,7 +557,10 @@ def cmd_serve(args) -> int:
         print(f"lookalike: error: --port must be between 0 and 65535, not {args.port}",
               file=sys.stderr)
         return 2
-    serve(args.db, host=args.host, port=args.port, open_browser=args.open)
+    open_browser = args.open and _has_browser()
+    if args.open and not open_browser:
+        print("no graphical browser here: open the address below in one", file=sys.stderr)
+    serve(args.db, host=args.host, port=args.port, open_browser=open_browser)
     return 0
 
 
