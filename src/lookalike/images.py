@@ -8,6 +8,7 @@ own range. Anything that cannot be decoded raises `ImageSkipped` with a reason a
 from __future__ import annotations
 
 import io
+import re
 import warnings
 from dataclasses import dataclass
 
@@ -26,7 +27,7 @@ except ImportError:  # pragma: no cover - pillow-heif is a declared dependency
 DEFAULT_MAX_PIXELS = 268_435_456
 
 # We check the pixel count ourselves and give a precise reason; Pillow's own guard stays on
-# as a backstop at twice our limit.
+# as a backstop at twice the limit.
 Image.MAX_IMAGE_PIXELS = DEFAULT_MAX_PIXELS
 
 
@@ -52,17 +53,24 @@ _HIGH_DEPTH_MODES = {"I", "F", "I;16", "I;16L", "I;16B", "I;16N", "I;16S"}
 _ALPHA_MODES = {"RGBA", "LA", "PA", "RGBa", "La"}
 
 
-def _open(data: bytes) -> Image.Image:
+def _open(data: bytes, max_pixels: int) -> Image.Image:
     if not data:
         raise ImageSkipped("empty file (0 bytes)")
+    # Pillow warns above MAX_IMAGE_PIXELS and refuses twice that: a caller's higher limit
+    # raises its guard too (our own check, _check_pixels, still applies to every image).
+    if max_pixels > Image.MAX_IMAGE_PIXELS:
+        Image.MAX_IMAGE_PIXELS = max_pixels
     try:
         with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             return Image.open(io.BytesIO(data))
     except UnidentifiedImageError:
         raise ImageSkipped("not an image (unrecognised format)") from None
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-        raise ImageSkipped(f"too many pixels, refused as a possible decompression bomb ({exc})") from None
+    except Image.DecompressionBombError as exc:
+        found = re.search(r"\((\d+) pixels\)", str(exc))
+        count = f"{int(found.group(1)):,}; " if found else ""
+        raise ImageSkipped(f"too many pixels ({count}the limit is {max_pixels:,}), refused as a "
+                           "possible decompression bomb") from None
     except Exception as exc:  # Pillow raises many types for malformed headers
         raise ImageSkipped(f"corrupt image header ({_describe(exc)})") from None
 
@@ -85,7 +93,7 @@ def _upright_size(im: Image.Image) -> tuple[int, int]:
 
 def read_size(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> tuple[int, int]:
     """The upright (width, height) of an encoded image, from its header alone."""
-    im = _open(data)
+    im = _open(data, max_pixels)
     _check_pixels(im, max_pixels)
     return _upright_size(im)
 
@@ -135,7 +143,7 @@ def decode(data: bytes, size: int | None = None, *, max_pixels: int = DEFAULT_MA
     Multi-frame files (GIF, multi-page TIFF) give their first frame. Large JPEGs are decoded
     at a reduced scale (`Image.draft`) that still leaves at least `size` pixels each way.
     """
-    im = _open(data)
+    im = _open(data, max_pixels)
     _check_pixels(im, max_pixels)
     width, height = _upright_size(im)
     try:
