@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import stat
 import time
 from collections import Counter, deque
 from concurrent.futures import ThreadPoolExecutor
@@ -22,7 +23,7 @@ import numpy as np
 
 from . import images
 from .downloads import DownloadFailed, Downloader, Fetched, is_http
-from .sources import ImageFile, RemoteImage, SourceError, Unreadable, scan
+from .sources import ImageFile, RemoteImage, SourceError, Unreadable, not_a_file, scan
 from .store import ImageRow, Store
 from .tables import TableInfo, TableOptions, is_table, table_images
 
@@ -77,19 +78,25 @@ class _Prepared:
 
 
 def read_file(locator: bytes, max_bytes: int = DEFAULT_MAX_BYTES) -> bytes:
-    """The bytes of a file, or ImageSkipped with the reason it cannot be read."""
+    """The bytes of a file, or ImageSkipped with the reason it cannot be read. Never blocks
+    on a named pipe or a device (opened without waiting, then refused)."""
     try:
-        with open(locator, "rb") as fh:
-            size = os.fstat(fh.fileno()).st_size
-            if size > max_bytes:
-                raise images.ImageSkipped(f"file too large ({size:,} bytes; the limit is {max_bytes:,})")
-            return fh.read()
-    except images.ImageSkipped:
-        raise
-    except IsADirectoryError:
-        raise images.ImageSkipped("a folder, not an image file") from None
+        fd = os.open(locator, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_NOCTTY", 0))
     except OSError as exc:
         raise images.ImageSkipped(f"cannot read file ({exc.strerror or exc})") from None
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise images.ImageSkipped(not_a_file(info.st_mode))
+        if info.st_size > max_bytes:
+            raise images.ImageSkipped(f"file too large ({info.st_size:,} bytes; the limit is "
+                                      f"{max_bytes:,})")
+        with os.fdopen(fd, "rb", closefd=False) as fh:
+            return fh.read()
+    except OSError as exc:
+        raise images.ImageSkipped(f"cannot read file ({exc.strerror or exc})") from None
+    finally:
+        os.close(fd)
 
 
 def content_hash(data: bytes) -> bytes:

@@ -8,6 +8,7 @@ images (paths or URLs, `RemoteImage`) are read by `tables.py` into the same reco
 
 from __future__ import annotations
 
+import errno
 import os
 import stat
 from dataclasses import dataclass
@@ -71,6 +72,14 @@ def display_path(path: str | bytes) -> str:
     return raw.decode("utf-8", "backslashreplace")
 
 
+def not_a_file(mode: int) -> str:
+    """The reason an entry of this `st_mode` (not a regular file) is not an image file."""
+    kind = ("a named pipe" if stat.S_ISFIFO(mode) else "a socket" if stat.S_ISSOCK(mode)
+            else "a device" if stat.S_ISCHR(mode) or stat.S_ISBLK(mode)
+            else "a folder" if stat.S_ISDIR(mode) else "not a regular file")
+    return f"{kind}, not an image file"
+
+
 def _record(path: str, root: str, category: str | None) -> ImageFile | Unreadable:
     locator = os.fsencode(path)
     shown = display_path(path)
@@ -79,10 +88,11 @@ def _record(path: str, root: str, category: str | None) -> ImageFile | Unreadabl
     except FileNotFoundError:
         return Unreadable(shown, locator, root, "broken symbolic link")
     except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            return Unreadable(shown, locator, root, "a loop of symbolic links")
         return Unreadable(shown, locator, root, f"cannot read file information ({exc.strerror})")
     if not stat.S_ISREG(st.st_mode):
-        kind = "a named pipe" if stat.S_ISFIFO(st.st_mode) else "not a regular file"
-        return Unreadable(shown, locator, root, f"{kind}, not an image file")
+        return Unreadable(shown, locator, root, not_a_file(st.st_mode))
     stem = os.path.splitext(os.path.basename(path))[0]
     return ImageFile(shown, locator, display_path(root), display_path(stem),
                      None if category is None else display_path(category), st.st_size, st.st_mtime_ns)
@@ -159,4 +169,4 @@ def resolve(path: str | os.PathLike) -> bytes:
 
 
 __all__ = ["IMAGE_SUFFIXES", "ImageFile", "RemoteImage", "Unreadable", "SourceError", "scan",
-           "scan_all", "resolve", "display_path"]
+           "scan_all", "resolve", "display_path", "not_a_file"]
