@@ -136,3 +136,58 @@ def png_header_only(width: int, height: int) -> bytes:
 def make_fifo(path: Path) -> Path:
     os.mkfifo(path)
     return path
+
+
+#: A regular file that open() refuses even to root: a write-only kernel setting.
+UNOPENABLE = "/proc/sys/vm/drop_caches"
+
+
+def write_hostile_folder(root: Path) -> tuple[dict[str, Path], dict[str, tuple[bytes, str]]]:
+    """A folder mixing good images with every kind of bad entry named like an image.
+
+    Returns (good: name -> path of every usable image, bad: name -> (path bytes, kind)).
+    Good ones: every format of `write_formats`, an EXIF-rotated JPEG, a JPEG with corrupt
+    EXIF data and a PNG whose name is not valid UTF-8. Bad ones: `write_bad_files`, a named
+    pipe, a socket, a symbolic link to itself, a dangling link, a link to a file that root
+    cannot open either, a sparse file larger than the indexer reads, a non-image whose name
+    is not UTF-8; also a folder named like an image and a link from a sub-folder back up
+    (both are walked, the loop only once).
+    """
+    import socket
+
+    good = write_formats(root / "good")
+    good["rotated"] = write_exif_rotated(root / "good" / "rotated.jpg", pattern(96, 64, seed=4),
+                                         6, quality=95)
+    exif = Image.Exif()
+    exif[0x0112] = 1
+    broken_exif = exif.tobytes()[:-3]  # an IFD cut short: Pillow warns, the image is fine
+    good["corrupt_exif"] = save(root / "good" / "odd-exif.jpg", Image.fromarray(pattern(seed=6)),
+                                exif=broken_exif, quality=90)
+    latin1 = os.fsencode(root / "good") + b"/caf\xe9.png"
+    Image.fromarray(pattern(seed=7)).save(latin1, "PNG")
+    good["latin1_name"] = Path(os.fsdecode(latin1))
+
+    bad_dir = root / "bad"
+    bad = {k: (os.fsencode(p), k) for k, p in write_bad_files(bad_dir).items()}
+
+    def entry(name: str | bytes, kind: str) -> bytes:
+        path = os.fsencode(bad_dir) + b"/" + os.fsencode(name)
+        bad[kind] = (path, kind)
+        return path
+
+    os.mkfifo(entry("pipe.jpg", "pipe"))
+    sock = socket.socket(socket.AF_UNIX)
+    sock.bind(entry("socket.png", "socket"))
+    sock.close()  # the socket file stays
+    os.symlink("loop.jpg", entry("loop.jpg", "link_loop"))
+    os.symlink("nowhere.png", entry("dangling.png", "dangling"))
+    os.symlink(UNOPENABLE, entry("locked.jpg", "unopenable"))
+    with open(entry("huge.tif", "too_large"), "wb") as fh:
+        fh.truncate(3 << 30)  # sparse: 3 GiB that take no room
+    with open(entry(b"\xff\xfenot-utf8.jpg", "not_utf8_text"), "wb") as fh:
+        fh.write(b"GIF89a and then nothing an image needs")
+    (bad_dir / "folder.jpg").mkdir()
+    Image.fromarray(pattern(seed=8)).save(bad_dir / "folder.jpg" / "inside.png")
+    good["inside_folder_named_jpg"] = bad_dir / "folder.jpg" / "inside.png"
+    os.symlink("..", root / "good" / "up")  # a folder loop: root/good/up/good/up/...
+    return good, bad

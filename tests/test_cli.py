@@ -13,7 +13,7 @@ import time
 import pytest
 from PIL import Image
 
-from imagefactory import pattern, write_bad_files
+from imagefactory import pattern, write_bad_files, write_hostile_folder
 from test_indexing import photo_families
 
 MODEL = "squeezenet"
@@ -82,6 +82,66 @@ def test_models_lists_every_model_and_the_default():
     assert sum(r["default"] for r in rows) == 1
     table = run("models").stdout
     assert "efficientnet-lite0" in table and "1280" in table
+
+
+#: What `lookalike skipped` must say of each bad entry of imagefactory.write_hostile_folder.
+HOSTILE_REASONS = {
+    "empty": "empty file (0 bytes)",
+    "truncated_jpeg": "truncated or corrupt image data (OSError: image file is truncated",
+    "truncated_png": "truncated or corrupt image data (OSError: image file is truncated)",
+    "text": "not an image (unrecognised format)",
+    "bomb": "too many pixels (10,000,000,000; the limit is 268,435,456), refused as a possible "
+            "decompression bomb",
+    "pipe": "a named pipe, not an image file",
+    "socket": "a socket, not an image file",
+    "link_loop": "a loop of symbolic links",
+    "dangling": "broken symbolic link",
+    "unopenable": "cannot read file (Permission denied)",
+    "too_large": "file too large (3,221,225,472 bytes; the limit is 2,147,483,648)",
+    "not_utf8_text": "not an image (unrecognised format)",
+}
+
+
+def test_a_hostile_folder_indexes_every_good_image_and_lists_every_bad_one(tmp_path):
+    from lookalike.sources import display_path
+
+    root = tmp_path / "hostile"
+    good, bad = write_hostile_folder(root)
+    db = tmp_path / "h.db"
+    proc = subprocess.run([sys.executable, "-m", "lookalike", "index", str(root), "--db", str(db),
+                           "--model", MODEL, "--quiet"], capture_output=True, text=True,
+                          timeout=120)  # a named pipe opened for reading would hang here
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stderr == ""                  # not even a Pillow warning about the odd EXIF
+    assert f"embedded          {len(good)}" in proc.stdout
+    assert f"skipped           {len(bad)}" in proc.stdout
+    listed = {r["path"]: r["reason"] for r in
+              json.loads(run("skipped", "--db", db, "--format", "json").stdout)}
+    assert set(listed) == {display_path(path) for path, _ in bad.values()}
+    for path, kind in bad.values():
+        reason = listed[display_path(path)]
+        assert reason.startswith(HOSTILE_REASONS[kind]), (kind, reason)
+    table = run("skipped", "--db", db).stdout
+    assert "\\xff\\xfenot-utf8.jpg: not an image" in table and "12 skipped files" in table
+
+    con = sqlite3.connect(db)
+    rows = {loc: (w, h, reason, has_vector) for loc, w, h, reason, has_vector in con.execute(
+        "SELECT locator, width, height, skip_reason, e.vector IS NOT NULL FROM images i "
+        "LEFT JOIN embeddings e ON e.content_hash = i.content_hash AND e.model = ?", (MODEL,))}
+    con.close()
+    assert len(rows) == len(good) + len(bad)          # the folder loop was walked once
+    for name, path in good.items():
+        w, h, reason, has_vector = rows[os.fsencode(path)]
+        assert reason is None and has_vector, (name, reason)
+    assert rows[os.fsencode(good["rotated"])][:2] == (96, 64)   # upright, EXIF applied
+    assert rows[os.fsencode(good["tiny"])][:2] == (1, 1)
+    # A named pipe as the reference is refused at once, not waited on.
+    one_line_error(run("similar", os.fsdecode(bad["pipe"][0]), "--db", db, check=False),
+                   "was skipped when indexed (a named pipe")
+    fifo = tmp_path / "elsewhere.jpg"
+    os.mkfifo(fifo)
+    one_line_error(run("similar", fifo, "--db", db, check=False),
+                   "not a usable image (a named pipe, not an image file)")
 
 
 def one_line_error(proc, *needles):

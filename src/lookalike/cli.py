@@ -10,6 +10,7 @@ import argparse
 import json
 import os
 import sys
+import warnings
 from typing import Sequence
 
 from . import __version__
@@ -226,6 +227,10 @@ def _positive_int(text: str) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    # Pillow warns about oddities of files it still reads (corrupt EXIF data, a truncated
+    # tag); the image is used all the same, and a warning in the middle of a progress bar
+    # reads like a crash.
+    warnings.filterwarnings("ignore", module=r"PIL\.")
     parser = build_parser()
     args = parser.parse_args(argv)
     handler = {"index": cmd_index, "similar": cmd_similar, "models": cmd_models,
