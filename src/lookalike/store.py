@@ -144,6 +144,9 @@ class Store:
             if mode.lower() != "wal":  # pragma: no cover - e.g. a read-only file system
                 pass
             self._migrate()
+        except StoreError:
+            self.close()
+            raise
         except sqlite3.DatabaseError as exc:
             self.close()
             raise StoreError(f"{self.path}: not a lookalike database ({exc})") from None
@@ -201,7 +204,7 @@ class Store:
 
     def transaction(self):
         """A context manager for one write transaction (BEGIN IMMEDIATE ... COMMIT)."""
-        return _Transaction(self.conn)
+        return _Transaction(self.conn, self.path)
 
     @property
     def schema_version(self) -> int:
@@ -390,16 +393,61 @@ class Store:
 
 
 class _Transaction:
-    def __init__(self, conn: sqlite3.Connection):
+    def __init__(self, conn: sqlite3.Connection, path: Path):
         self.conn = conn
+        self.path = path
 
     def __enter__(self):
-        self.conn.execute("BEGIN IMMEDIATE")
+        try:
+            self.conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError as error:
+            raise _write_failure(self.path, error) or error
         return self.conn
 
     def __exit__(self, exc_type, exc, tb):
         if exc_type is None:
-            self.conn.execute("COMMIT")
-        else:
-            self.conn.execute("ROLLBACK")
+            try:
+                self.conn.execute("COMMIT")
+            except sqlite3.OperationalError as error:
+                self._rollback()
+                raise _write_failure(self.path, error) or error
+            return False
+        self._rollback()
+        if isinstance(exc, sqlite3.OperationalError):
+            failure = _write_failure(self.path, exc)
+            if failure is not None:
+                raise failure from None
         return False
+
+    def _rollback(self) -> None:
+        # A full disk or an I/O error may have rolled the transaction back already.
+        if self.conn.in_transaction:
+            try:
+                self.conn.execute("ROLLBACK")
+            except sqlite3.Error:
+                pass
+
+
+# SQLite's primary result codes (sqlite3 names them only from Python 3.11).
+_SQLITE_BUSY, _SQLITE_READONLY, _SQLITE_IOERR, _SQLITE_FULL = 5, 8, 10, 13
+
+
+def _write_failure(path: Path, exc: sqlite3.OperationalError) -> StoreError | None:
+    """A StoreError for a write that failed because of the disk or another process, else
+    None (an SQL error is a bug and keeps its traceback)."""
+    code = getattr(exc, "sqlite_errorcode", None)
+    primary = None if code is None else code & 0xFF
+    kept = "what was written before is kept"
+    if primary == _SQLITE_FULL or (primary is None and "disk is full" in str(exc)):
+        return StoreError(f"{path}: the disk is full; {kept}, so free some space and run the "
+                          "command again to resume")
+    if primary == _SQLITE_IOERR:
+        return StoreError(f"{path}: writing to the disk failed ({exc}: the disk may be full, "
+                          f"failing or over a file size limit); {kept}, run the command again "
+                          "once that is fixed")
+    if primary == _SQLITE_READONLY:
+        return StoreError(f"{path}: the database cannot be written ({exc})")
+    if primary == _SQLITE_BUSY:
+        return StoreError(f"{path}: another process kept the database locked for 30 s; try "
+                          "again when it is done")
+    return None
