@@ -72,22 +72,27 @@ def _build(store: Store, model: str, folder: Path) -> int:
         stem = f"{_safe(model)}.g{generation}"
         ids = np.empty(count, np.int64)
         fd, tmp = tempfile.mkstemp(dir=folder, suffix=".tmp")
-        os.close(fd)
+        ids_tmp = folder / f"{stem}.ids.npy.tmp"
+        # Plain writes, not a memory map: on a full disk a write fails with ENOSPC, where
+        # touching the pages of a sparse memory-mapped file kills the process with SIGBUS.
         try:
-            out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float32, shape=(count, dim))
-            for n, (image_id, blob) in enumerate(itertools.chain([first], rows) if first else ()):
-                ids[n] = image_id
-                out[n] = np.frombuffer(blob, dtype="<f4")
-            out.flush()
-            del out
-            ids_tmp = folder / f"{stem}.ids.npy.tmp"
+            with os.fdopen(fd, "wb") as fh:
+                np.lib.format.write_array_header_1_0(
+                    fh, {"descr": "<f4", "fortran_order": False, "shape": (count, dim)})
+                for n, (image_id, blob) in enumerate(itertools.chain([first], rows) if first else ()):
+                    if len(blob) != 4 * dim:
+                        raise ValueError(f"image {image_id}: a {model} vector of "
+                                         f"{len(blob) // 4} dimensions, not {dim}")
+                    ids[n] = image_id
+                    fh.write(blob)
             with open(ids_tmp, "wb") as fh:
                 np.save(fh, ids)
             os.replace(ids_tmp, folder / f"{stem}.ids.npy")   # ids first: the matrix file
             os.replace(tmp, folder / f"{stem}.npy")            # appearing means both are whole
         finally:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
+            for leftover in (tmp, ids_tmp):
+                if os.path.exists(leftover):
+                    os.unlink(leftover)
     finally:
         conn.execute("COMMIT")
     return generation
