@@ -231,7 +231,10 @@ class ApproximateIndex:
                 fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
                 os.close(fd)
                 tmps.append(tmp)
-                faiss.write_index(shard, tmp)
+                try:
+                    faiss.write_index(shard, tmp)
+                except RuntimeError as exc:  # how FAISS reports a failed write (a full disk)
+                    raise OSError(f"cannot write {tmp}: {exc}") from None
             meta = {"kind": self.kind, "family": self.transform.family,
                     "trained_on": self.trained_on, "shards": len(self.shards)}
             extra = {"ids": self.ids, "hashes": self.hashes, "lo": self.transform.lo,
