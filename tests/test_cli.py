@@ -1,14 +1,18 @@
 """The command line as a user runs it: a real process, real files, one-line errors."""
 
+import contextlib
 import csv
 import io
 import json
 import os
+import random
+import resource
 import signal
 import sqlite3
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 from PIL import Image
@@ -200,34 +204,134 @@ def catalogue(db):
     return rows
 
 
-def test_kill_9_during_index_loses_nothing_committed_and_resumes(tmp_path):
-    root = tmp_path / "many"
-    for i in range(240):
-        folder = root / f"group{i % 6}"
+def committed(db) -> list[tuple]:
+    """The catalogue as `catalogue` gives it, after checking that the database is whole and
+    holds each image once; [] for a database killed before its tables were made."""
+    con = sqlite3.connect(db)
+    try:
+        assert con.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+        if not con.execute("SELECT 1 FROM sqlite_master WHERE name = 'images'").fetchone():
+            return []
+        assert con.execute("SELECT count(*) = count(DISTINCT locator) FROM images").fetchone()[0]
+    finally:
+        con.close()
+    return catalogue(db)
+
+
+def index_command(root, db, *extra):
+    return [sys.executable, "-m", "lookalike", "index", str(root), "--db", str(db), "--model",
+            MODEL, "--quiet", "--batch-size", "8", *map(str, extra)]
+
+
+@pytest.fixture(scope="module")
+def many(tmp_path_factory):
+    """150 small distinct PNGs in 5 folders, indexed once without interruption: the
+    catalogue every interrupted run must end with, and how long that run took."""
+    tmp = tmp_path_factory.mktemp("many")
+    root = tmp / "many"
+    for i in range(150):
+        folder = root / f"group{i % 5}"
         folder.mkdir(parents=True, exist_ok=True)
         Image.fromarray(pattern(120, 90, seed=i)).save(folder / f"img{i:03d}.png")
-    reference = tmp_path / "reference.db"
-    run("index", root, "--db", reference, "--model", MODEL, "--quiet", "--batch-size", 8)
-    want = catalogue(reference)
-    assert len(want) == 240
+    started = time.perf_counter()
+    subprocess.run(index_command(root, tmp / "reference.db"), check=True, timeout=300)
+    seconds = time.perf_counter() - started
+    want = catalogue(tmp / "reference.db")
+    assert len(want) == 150 and all(row[3] is not None for row in want)
+    return root, want, seconds
+
+
+def test_kill_9_at_random_moments_loses_nothing_committed_and_resumes(many, tmp_path):
+    root, want, seconds = many
+    rng = random.Random(7)
+    # Moments anywhere in a whole run (start-up, scanning, mid-batch, mid-commit, the end),
+    # and once as soon as the first batches are in, so that some kill surely lands mid-run.
+    delays = [rng.uniform(0.05, 1.1 * seconds) for _ in range(6)] + [None]
     interrupted = []
-    for trial, delay in enumerate([0.8, 1.4, 2.0, 2.6]):
+    for trial, delay in enumerate(delays):
         db = tmp_path / f"killed{trial}.db"
-        proc = subprocess.Popen([sys.executable, "-m", "lookalike", "index", str(root), "--db",
-                                 str(db), "--model", MODEL, "--quiet", "--batch-size", "8",
-                                 "--threads", "1"], stdout=subprocess.DEVNULL,
+        proc = subprocess.Popen(index_command(root, db), stdout=subprocess.DEVNULL,
                                 stderr=subprocess.DEVNULL)
-        time.sleep(delay)
+        if delay is None:
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline and proc.poll() is None:
+                try:
+                    if len(committed(db)) >= 16:
+                        break
+                except sqlite3.OperationalError:  # not created yet
+                    pass
+                time.sleep(0.02)
+        else:
+            time.sleep(delay)
         proc.send_signal(signal.SIGKILL)
         proc.wait()
-        if db.exists():
-            partial = catalogue(db)                      # consistent right after the kill
-            assert len(set(r[0] for r in partial)) == len(partial)
-            interrupted.append(len(partial))
-        run("index", root, "--db", db, "--model", MODEL, "--quiet", "--batch-size", "8")
-        assert catalogue(db) == want
-    # At least one kill landed mid-run, after some batches were committed.
-    assert any(0 < n < 240 for n in interrupted), interrupted
+        partial = committed(db) if db.exists() else []
+        # Whatever was committed is exactly what the uninterrupted run has: same rows, same
+        # vectors bit for bit (a row never lands without its vector).
+        assert set(partial) <= set(want), f"trial {trial}, killed after {delay} s"
+        interrupted.append(len(partial))
+        subprocess.run(index_command(root, db), check=True, timeout=300)
+        assert committed(db) == want, f"trial {trial}, killed after {delay} s"
+    assert any(0 < n < 150 for n in interrupted), interrupted
+
+
+@contextlib.contextmanager
+def small_disk(folder: Path, kind: str):
+    """A folder where writes soon fail: a small tmpfs (ENOSPC, "disk full") mounted there, or,
+    where mounting is not permitted (a container without CAP_SYS_ADMIN), a file size limit
+    for the commands run there (EFBIG, which SQLite reports as an I/O error). Yields
+    (preexec_fn for those commands or None, a function that frees the room)."""
+    folder.mkdir()
+    if kind == "tmpfs":
+        mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=8m", "tmpfs", str(folder)],
+                                 capture_output=True).returncode == 0
+        if mounted:
+            filler = folder / "filler"
+            try:
+                room = os.statvfs(folder)
+                # About 350 KB left: the first batches fit, later ones do not.
+                filler.write_bytes(b"\0" * (room.f_bavail * room.f_frsize - 350_000))
+                yield None, filler
+            finally:
+                subprocess.run(["umount", "-l", str(folder)], check=True)
+            return
+    def limited():
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit fails instead
+        resource.setrlimit(resource.RLIMIT_FSIZE, (300_000, 300_000))
+    yield limited, None
+
+
+@pytest.mark.parametrize("kind", ["tmpfs", "file size limit"])
+def test_a_full_disk_stops_index_with_one_line_and_keeps_the_database(many, tmp_path, kind):
+    root, want, _ = many
+    with small_disk(tmp_path / "disk", kind) as (limit, filler):
+        db = tmp_path / "disk" / "c.db"
+        proc = subprocess.run(index_command(root, db), capture_output=True, text=True,
+                              timeout=300, preexec_fn=limit)
+        if filler is not None:
+            one_line_error(proc, f"{db}: the disk is full; what was written before is kept")
+        else:
+            one_line_error(proc, f"{db}: writing to the disk failed (disk I/O error",
+                           "file size limit")
+        partial = committed(db)
+        assert 0 < len(partial) < 150 and set(partial) <= set(want)
+        # What was committed can be searched at once, on the full disk: the search matrix's
+        # cache file cannot be written there (room for half of it), so it is kept in memory.
+        if filler is not None:
+            os.truncate(filler, filler.stat().st_size - 2000 * len(partial))
+        ref = partial[0][0]
+        for extra in [(), ("--approximate",)]:
+            found = subprocess.run([sys.executable, "-m", "lookalike", "similar", ref, "--db",
+                                    str(db), "-k", "3", "--format", "json", *extra],
+                                   capture_output=True, text=True, timeout=300, preexec_fn=limit)
+            assert found.returncode == 0, (extra, found.returncode, found.stderr)
+            paths = [r["path"] for r in json.loads(found.stdout)]
+            assert len(paths) == 3 and set(paths) <= {row[0] for row in partial}, extra
+        # Room again: the next run resumes and ends where an uninterrupted one does.
+        if filler is not None:
+            filler.unlink()
+        subprocess.run(index_command(root, db), check=True, timeout=300)
+        assert committed(db) == want
 
 
 def test_ctrl_c_stops_cleanly_and_the_next_run_resumes(tmp_path):
