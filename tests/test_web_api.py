@@ -24,6 +24,7 @@ from PIL import Image
 import lookalike
 from lookalike.web import create_app, exposure_warning
 from lookalike.web.app import MAX_UPLOAD_BYTES
+from imagefactory import png_header_only
 from test_indexing import photo_families
 
 MODEL = "squeezenet"
@@ -253,6 +254,9 @@ def test_neighbor_requests_that_cannot_be_answered(server, photos):
     json_error(server.client.post("/api/neighbors", content=b"{not json",
                                   headers={"content-type": "application/json"}), 422)
     json_error(server.client.get("/api/neighbors"), 422)
+    for ref in [0, -5, 2**64]:                     # was a 500: the GET twin's ids unchecked
+        assert json_error(server.client.get("/api/neighbors", params={"ref": ref}),
+                          422).startswith("ref.0:")
 
 
 # -- uploads -----------------------------------------------------------------------------------
@@ -276,10 +280,17 @@ def test_upload_finds_look_alikes_without_adding_the_file(server, photos, tmp_pa
 def test_uploads_that_are_not_images_are_refused(server, photos):
     col, files, root = photos
     cases = {"notes.txt": b"this is not a picture\n", "empty.png": b"",
-             "half.jpg": files[("coffee", "orig")].read_bytes()[:2000]}
+             "half.jpg": files[("coffee", "orig")].read_bytes()[:2000],
+             "bomb.png": png_header_only(100_000, 100_000)}
     for name, data in cases.items():
         response = server.client.post("/api/neighbors/upload", files={"file": (name, data)})
         assert name in json_error(response, 415)
+    assert "too many pixels (10,000,000,000" in json_error(response, 415)
+    # The file name is only echoed, reduced to its last part; nothing is written under it.
+    response = server.client.post("/api/neighbors/upload", files={
+        "file": ("../../../../tmp/lookalike-upload-test.png", b"not an image")})
+    assert json_error(response, 415).startswith("lookalike-upload-test.png: not a usable image")
+    assert not os.path.exists("/tmp/lookalike-upload-test.png")
     json_error(server.client.post("/api/neighbors/upload", data={"k": "3"}), 422)  # no file
 
 
@@ -349,11 +360,17 @@ def test_files_that_changed_since_indexing_are_not_served(tmp_path):
             folder / f"{name}.png")
     secret = tmp_path / "secret.txt"
     secret.write_text("not part of the collection\n")
+    os.symlink(secret, folder / "f.png")          # a link out of the folder, to a non-image
     col = lookalike.Collection.index([folder], db=tmp_path / "c.db", model=MODEL)
     ids = {Path(p).stem: i for p, i in ids_by_path(col).items()}
+    link = col.store.find(os.fsencode(folder / "f.png"))
+    assert link["skip_reason"] == "not an image (unrecognised format)"
+    ids["f"] = link["id"]                          # catalogued, but never served
     live = serve(tmp_path / "c.db")
     try:
         get = lambda name, what="original": live.client.get(f"/api/images/{ids[name]}/{what}")
+        for what in ["original", "thumbnail"]:
+            assert "no such image" in json_error(get("f", what), 404)
         transparent = get("e", "thumbnail")
         assert transparent.headers["content-type"] == "image/png"
         assert Image.open(io.BytesIO(transparent.content)).mode == "RGBA"

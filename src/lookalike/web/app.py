@@ -60,6 +60,23 @@ class HTTPError(Exception):
         self.message = message
 
 
+class ErrorAnswer(BaseModel):
+    """Every refusal: one sentence for people (422s also list each problem in `detail`)."""
+
+    error: str
+
+
+def _refusals(**reasons: str) -> dict:
+    """OpenAPI `responses` for error statuses, given as s404="why", ..."""
+    return {int(code[1:]): {"model": ErrorAnswer, "description": why}
+            for code, why in reasons.items()}
+
+
+_NO_IMAGE = "no usable image with this id in the collection, or its file is gone"
+_CHANGED = "the file changed since it was indexed (re-index to see it again)"
+_CANNOT_SEARCH = "a metric, model or search the collection cannot answer"
+
+
 class NeighborsQuery(BaseModel):
     """What `POST /api/neighbors` takes."""
 
@@ -198,6 +215,8 @@ def create_app(collection: Collection | str | os.PathLike | None = None, *,
 
     app = FastAPI(
         title="lookalike", version=__version__, lifespan=lifespan, docs_url=None,
+        responses=_refusals(s400="a Host header that is not this server's, or a request "
+                                 "the collection cannot answer"),
         description="Find look-alike images in an indexed collection. Every view of the page "
                     "at / has a JSON twin here. Errors are `{\"error\": \"...\"}` with a 4xx "
                     "status.")
@@ -290,19 +309,24 @@ def create_app(collection: Collection | str | os.PathLike | None = None, *,
         return {"total": total, "offset": offset, "limit": limit,
                 "items": [_image_json(r) for r in rows]}
 
-    @app.get("/api/images/{image_id}", summary="One image's catalogue entry")
+    @app.get("/api/images/{image_id}", summary="One image's catalogue entry",
+             responses=_refusals(s404=_NO_IMAGE))
     def get_image(image_id: ImageId):
         return _image_json(row_or_404(image_id))
 
-    @app.post("/api/neighbors", summary="The look-alikes of images of the collection")
+    @app.post("/api/neighbors", summary="The look-alikes of images of the collection",
+              responses=_refusals(s400=_CANNOT_SEARCH, s404=_NO_IMAGE,
+                                  s413="a request body over the size limit"))
     def neighbors(query: NeighborsQuery):
         """The k images nearest to the references (an image's distance is its distance to the
         nearest reference), nearest first, with the fields of `lookalike similar --format
         json`."""
         return find_neighbors(query)
 
-    @app.get("/api/neighbors", summary="The look-alikes, as the page's URL asks for them")
-    def neighbors_get(ref: Annotated[list[int], Query(min_length=1, max_length=1000)],
+    @app.get("/api/neighbors", summary="The look-alikes, as the page's URL asks for them",
+             responses=_refusals(s400=_CANNOT_SEARCH, s404=_NO_IMAGE))
+    def neighbors_get(ref: Annotated[list[Annotated[int, Field(ge=1, le=2**63 - 1)]],
+                                     Query(min_length=1, max_length=1000)],
                       k: Annotated[int | None, Query(ge=1, le=100_000)] = 10,
                       metric: str = "cosine", model: str | None = None,
                       include_references: bool = False, category: str | None = None,
@@ -329,7 +353,9 @@ def create_app(collection: Collection | str | os.PathLike | None = None, *,
                                  approximate=query.approximate)
         return neighbors_response(res, references, query.k)
 
-    @app.post("/api/neighbors/upload", summary="The look-alikes of an image file you send")
+    @app.post("/api/neighbors/upload", summary="The look-alikes of an image file you send",
+              responses=_refusals(s400=_CANNOT_SEARCH, s413="a file over the size limit",
+                                  s415="a file that is not a usable image"))
     def neighbors_upload(file: Annotated[UploadFile, File(description="an image file")],
                          k: Annotated[int, Form(ge=1, le=100_000)] = 10,
                          metric: Annotated[str, Form()] = "cosine",
@@ -362,7 +388,10 @@ def create_app(collection: Collection | str | os.PathLike | None = None, *,
 
     @app.get("/api/images/{image_id}/thumbnail", summary="A thumbnail of an image",
              response_class=Response,
-             responses={200: {"content": {"image/jpeg": {}, "image/png": {}}}})
+             responses={200: {"content": {"image/jpeg": {}, "image/png": {}}},
+                        304: {"description": "unchanged since the ETag in If-None-Match"},
+                        **_refusals(s404=_NO_IMAGE, s409=_CHANGED,
+                                    s422="the file cannot be decoded into a thumbnail")})
     def thumbnail(request: Request, image_id: ImageId,
                   size: Annotated[int, Query(ge=1, le=4096, description="longest side wanted; "
                                              "served at the next of 32, 64, 128, 256, 512, "
@@ -390,7 +419,8 @@ def create_app(collection: Collection | str | os.PathLike | None = None, *,
         return Response(data, media_type=files.thumbnail_media_type(data), headers=headers)
 
     @app.get("/api/images/{image_id}/original", summary="The image file itself",
-             response_class=Response, responses={200: {"content": {"image/*": {}}}})
+             response_class=Response, responses={200: {"content": {"image/*": {}}},
+                                                 **_refusals(s404=_NO_IMAGE, s409=_CHANGED)})
     def original(image_id: ImageId):
         """Exactly the bytes that were indexed; refused if the file changed since."""
         row = row_or_404(image_id)
@@ -445,7 +475,8 @@ def _add_error_handlers(app: FastAPI) -> None:
                                                                             "path", "form"))
         text = first.get("msg", "invalid request")
         message = f"{where}: {text}" if where else text
-        detail = [{"loc": list(p.get("loc", ())), "msg": p.get("msg")} for p in problems]
+        detail = [{"loc": list(p.get("loc", ())), "msg": p.get("msg"),
+                   "type": p.get("type", "value_error")} for p in problems]
         return _error(422, message, detail=detail)
 
     @app.exception_handler(LookalikeError)
