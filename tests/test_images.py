@@ -192,6 +192,7 @@ def mutated_images(draw) -> bytes:
 FUZZ_MAX_PIXELS = 4_000_000
 
 
+@pytest.mark.filterwarnings("ignore::UserWarning")  # Pillow's notes on the damage it reads past
 @settings(max_examples=600, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.one_of(st.binary(max_size=2048), mutated_images()))
 def test_random_and_mutated_bytes_decode_or_skip_with_a_reason(data):
