@@ -29,7 +29,8 @@ from lookalike.models.torch_weights import UnsafeWeightsError, load_legacy_state
 DATA = Path(__file__).parent / "data"
 FLOAT_MODELS = ["efficientnet-lite0", "efficientnet-lite1", "efficientnet-lite2", "mobilenet-v2",
                 "squeezenet"]
-ALL_MODELS = FLOAT_MODELS + [f"{name}-int8" for name in FLOAT_MODELS]
+GEM = "efficientnet-lite0-gem"  # Lite0's network, features pooled otherwise: no golden file
+ALL_MODELS = [GEM] + FLOAT_MODELS + [f"{name}-int8" for name in [GEM] + FLOAT_MODELS]
 INSTALLED = {info.name for info in list_models() if info.installed}
 
 
@@ -76,7 +77,7 @@ def squash(image: np.ndarray, size: int) -> np.ndarray:
 def test_every_model_is_listed_with_its_facts():
     infos = {info.name: info for info in list_models()}
     assert list(infos) == ALL_MODELS
-    assert DEFAULT_MODEL == "efficientnet-lite0"
+    assert DEFAULT_MODEL == GEM
     assert [name for name, info in infos.items() if info.is_default] == [DEFAULT_MODEL]
     assert {name: (info.dim, info.input_size) for name, info in infos.items()
             if name in FLOAT_MODELS} == {
@@ -156,6 +157,30 @@ def test_outputs_match_the_reference_implementation(name):
 
 
 # -- the model interface -----------------------------------------------------------------------
+
+def test_gem_features_are_the_root_of_the_cubic_mean_and_its_classes_lite0s():
+    """efficientnet-lite0-gem: (mean over the last feature map of x^3)^(1/6) per channel, with
+    the published average-pooled classifier untouched."""
+    import onnx
+
+    from lookalike.models.runtime import make_session
+
+    golden = np.load(DATA / "golden_efficientnet-lite0.npz")
+    images = golden["images"][:3]
+    graph = onnx.load(str(models.model_path(GEM)))
+    last = next(n for n in graph.graph.node if n.op_type == "GlobalAveragePool").input[0]
+    graph.graph.output.append(onnx.helper.make_tensor_value_info(last, onnx.TensorProto.FLOAT,
+                                                                 None))
+    session = make_session(graph.SerializeToString(), threads=2)
+    fmap, features = session.run([last, "features"], {session.get_inputs()[0].name: images})
+    assert fmap.shape[1:] == (1280, 7, 7) and fmap.min() >= 0
+    want = np.mean(fmap.astype(np.float64) ** 3, axis=(2, 3)) ** (1 / 6)
+    np.testing.assert_allclose(features, want, rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(get_model(GEM).embed(images), features, rtol=1e-6)
+    logits = get_model(GEM).classify(images)
+    scale = np.abs(golden["logits"][:3]).max(1, keepdims=True)
+    assert np.max(np.abs(logits - golden["logits"][:3]) / scale) < 1e-4
+
 
 @pytest.mark.parametrize("name", MODEL_PARAMS)
 def test_a_batch_gives_the_same_features_as_one_image_at_a_time(name):

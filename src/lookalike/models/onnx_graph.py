@@ -146,6 +146,15 @@ class GraphBuilder:
         pooled = self.op("GlobalAveragePool", [x])
         return self.op("Flatten", [pooled], output, axis=1)
 
+    def gem_root_pool_flat(self, x: str, output: str | None = None, p: float = 3.0) -> str:
+        """Generalised-mean pooling of a non-negative map, then the square root of each
+        feature: (mean of x^p)^(1/(2p)), to (N, C). Large activations weigh more than in an
+        average, and the root evens out the features' scales (benchmarks/quality.py)."""
+        cubed = self.op("Pow", [x, self.constant(np.float32(p), "gem_p")])
+        pooled = self.op("GlobalAveragePool", [cubed])
+        rooted = self.op("Pow", [pooled, self.constant(np.float32(1.0 / (2.0 * p)), "gem_root")])
+        return self.op("Flatten", [rooted], output, axis=1)
+
     def linear(self, x: str, weight: np.ndarray, bias: np.ndarray,
                output: str | None = None) -> str:
         """x @ weight.T + bias with a torch-style (out, in) weight."""
