@@ -11,12 +11,15 @@ the ranking. Memory stays bounded: rows are processed in chunks.
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 
 import numpy as np
 
 from .metrics import canonical_metric, distances, mahalanobis_transform, rank_rows
+
+log = logging.getLogger(__name__)
 
 #: Rows per block when statistics are computed (they make float64 copies of the block).
 CHUNK_ROWS = 1 << 16
@@ -29,6 +32,14 @@ SEARCH_CELLS = 1 << 22
 #: at most this share of the last pass's duration (and at most MERGE_WAIT_MAX seconds).
 MERGE_WAIT_SHARE = 0.25
 MERGE_WAIT_MAX = 0.02
+
+#: Cosine searches of a matrix of at least INT8_MIN_ROWS rows and at most INT8_MAX_CELLS
+#: values get an 8-bit first pass (int8_scan.py) once it has been searched
+#: INT8_AFTER_PASSES times: building it takes about a second at 100,000 x 1280, and makes a
+#: copy of one byte per value.
+INT8_MIN_ROWS = 20_000
+INT8_MAX_CELLS = 1 << 30
+INT8_AFTER_PASSES = 3
 
 #: Metrics answered through one matrix product per chunk.
 PRODUCT_METRICS = ("Cosine", "Euclidean", "Pearson", "Absolute Pearson", "Spearman",
@@ -56,6 +67,9 @@ class ExactIndex:
         self._queue_changed = threading.Condition(self._queue_lock)
         self._scanning = False
         self._last_batch = 0       # queries in the last pass ...
+        self._int8 = None          # the 8-bit first pass for cosine, once built (int8_scan.py)
+        self._int8_wanted = False
+        self._cosine_passes = 0
         self._merge_until = 0.0    # ... and until when the next pass waits for as many
 
     def __len__(self) -> int:
@@ -165,6 +179,17 @@ class ExactIndex:
         if name in PRODUCT_METRICS:
             queries = np.vstack(groups)
             cosine = name == "Cosine" and bool(np.all(np.linalg.norm(queries, axis=1) > 0))
+            if cosine:
+                self._cosine_passes += 1
+                if self._int8 is not None:
+                    unit = queries / np.linalg.norm(queries, axis=1)[:, None]
+                    per_query = self._int8.bounds(unit)
+                    for (lo, hi), first, last in zip(out, edges[:-1], edges[1:]):
+                        lo[:] = np.min([b[0] for b in per_query[first:last]], axis=0)
+                        hi[:] = np.min([b[1] for b in per_query[first:last]], axis=0)
+                    return out
+                if self._cosine_passes >= INT8_AFTER_PASSES:
+                    self.start_int8()
             if cosine:  # unit queries: the product is the cosine once divided by the row norm
                 q32 = queries / np.linalg.norm(queries, axis=1)[:, None]
                 inverse = self.inverse_norms()
@@ -192,6 +217,29 @@ class ExactIndex:
                     lo[start:start + len(chunk)] = distances(g, chunk, name).min(0)
                 hi[:] = lo
         return out
+
+    def start_int8(self, wait: bool = False) -> None:
+        """Build the 8-bit first pass for cosine searches (int8_scan.py) in the background,
+        once, if the matrix is large enough to gain and small enough to copy; searches use
+        it as soon as it is ready. A process that searches once never pays for it."""
+        with self._lock:
+            if self._int8_wanted or not INT8_MIN_ROWS <= len(self.matrix) or \
+                    self.matrix.size > INT8_MAX_CELLS:
+                return
+            self._int8_wanted = True
+
+        def build() -> None:
+            from .int8_scan import Int8Cosine
+
+            try:
+                self._int8 = Int8Cosine(self.matrix)
+            except Exception:  # out of memory, say: the float32 pass goes on serving
+                log.warning("the 8-bit first pass could not be built", exc_info=True)
+
+        if wait:
+            build()
+        else:
+            threading.Thread(target=build, name="lookalike-int8", daemon=True).start()
 
     def _prepare_queries(self, q: np.ndarray, name: str):
         extra = {"q_norm": np.linalg.norm(q, axis=1)}

@@ -52,12 +52,15 @@ def resolve_threads(threads: int | None) -> int:
     return threads
 
 
-def make_session(model: str | os.PathLike | bytes, threads: int | None = None
-                 ) -> ort.InferenceSession:
+def make_session(model: str | os.PathLike | bytes, threads: int | None = None,
+                 spinning: bool = True) -> ort.InferenceSession:
     """A CPU session: ``threads`` intra-op threads (default: every core), one inter-op
-    thread, all graph optimisations."""
+    thread, all graph optimisations. ``spinning=False`` makes idle threads sleep instead of
+    spinning for work: slower to start a run, but they leave the cores to other threads."""
     threads = resolve_threads(threads)
     options = ort.SessionOptions()
+    if not spinning:
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     options.intra_op_num_threads = threads
     options.inter_op_num_threads = 1
     options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
