@@ -123,6 +123,11 @@ def test_collection_summary_names_models_metrics_and_credits(server):
     assert info["metrics"] == list(lookalike.METRICS)
     assert info["attributions"] == [CREDIT]
     assert info["max_upload_bytes"] == 300_000
+    deadline = time.time() + 60
+    while info["warming_up"] and time.time() < deadline:  # matrix mapped, search passes built
+        time.sleep(0.1)
+        info = server.client.get("/api/collection").json()
+    assert info["warming_up"] is False
     assert MAX_UPLOAD_BYTES == 32 * 1024 * 1024      # the default limit
     assert server.client.get("/openapi.json").json()["paths"].keys() >= {
         "/api/images", "/api/neighbors", "/api/neighbors/upload", "/api/categories",

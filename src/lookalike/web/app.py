@@ -143,7 +143,9 @@ class _SharedCollection(Collection):
         their row statistics): the exact index is safe to share between threads, and each
         entry carries the catalogue generation it is valid for."""
         for model, entry in other._indexes.items():
-            self._indexes.setdefault(model, entry)
+            mine = self._indexes.get(model)
+            if mine is None or mine[0] <= entry[0]:  # a request may have loaded its own
+                self._indexes[model] = entry
 
     @property
     def models(self) -> dict[str, int]:
@@ -186,6 +188,8 @@ def create_app(collection: Collection | str | os.PathLike | None = None, *,
     cache = files.ThumbnailCache(Path(thumbnails) if thumbnails is not None
                                  else col.store.path.with_name(col.store.path.name + ".thumbs"))
 
+    warmed_up = threading.Event()  # set once the search matrix and its 8-bit pass are ready
+
     def warm() -> None:
         # The slow parts (counting the models, writing the search matrix's cache file) run on
         # a connection of their own, so the grid is served meanwhile.
@@ -198,14 +202,18 @@ def create_app(collection: Collection | str | os.PathLike | None = None, *,
                     side.nearest_to_ids([first[0]["id"]], k=1)  # matrix file, row norms
                     with lock:
                         col.adopt_search_indexes(side)
+                    side.prepare_for_many_searches()
         except Exception:  # an empty collection, say: requests will tell the user
             log.debug("warm-up failed", exc_info=True)
         finally:
             col.models_ready.set()
+            warmed_up.set()
 
     @asynccontextmanager
     async def lifespan(app):
-        if warm_up:
+        if not warm_up:
+            warmed_up.set()
+        else:
             col.models_ready.clear()
             threading.Thread(target=warm, name="lookalike-warm-up", daemon=True).start()
         yield
@@ -235,12 +243,14 @@ def create_app(collection: Collection | str | os.PathLike | None = None, *,
             raise HTTPError(404, f"image {image_id}: no such image in the collection")
         return row
 
-    def neighbors_response(res, references: list[dict], k) -> dict:
-        with lock:
-            credits = col.attributions(res.rows + [r for r in references if "root" in r])
-        return {"model": res.model, "metric": res.metric, "k": k,
-                "references": [_image_json(r) if "id" in r else r for r in references],
-                "neighbors": res.to_records(), "attributions": credits}
+    def neighbors_response(res, references: list[dict], k) -> Response:
+        # Reads on this thread's own SQLite connection: no need for the lock. The answer is
+        # plain JSON already; serialising it directly skips FastAPI's generic encoder.
+        credits = col.attributions(res.rows + [r for r in references if "root" in r])
+        return _json_response({
+            "model": res.model, "metric": res.metric, "k": k,
+            "references": [_image_json(r) if "id" in r else r for r in references],
+            "neighbors": res.to_records(), "attributions": credits})
 
     # -- the page ----------------------------------------------------------------------------
 
@@ -287,7 +297,8 @@ def create_app(collection: Collection | str | os.PathLike | None = None, *,
                 "default_metric": DEFAULT_METRIC, "attributions": credits,
                 "extra_columns": extra_columns,
                 "thumbnail_sizes": list(files.THUMBNAIL_SIZES),
-                "max_upload_bytes": max_upload_bytes}
+                "max_upload_bytes": max_upload_bytes,
+                "warming_up": not warmed_up.is_set()}
 
     @app.get("/api/categories", summary="Categories with their image counts")
     def categories():
@@ -339,8 +350,7 @@ def create_app(collection: Collection | str | os.PathLike | None = None, *,
 
     def find_neighbors(query: NeighborsQuery) -> dict:
         ids = list(dict.fromkeys(query.references))
-        with lock:
-            references = col.store.rows(ids)
+        references = col.store.rows(ids)  # this thread's own connection
         found = {r["id"] for r in references if r["skip_reason"] is None}
         missing = [i for i in ids if i not in found]
         if missing:
@@ -450,6 +460,11 @@ def _read_original(row: dict, image_id: int) -> bytes:
 
 
 # -- errors as JSON --------------------------------------------------------------------------------
+
+def _json_response(content: Any) -> Response:
+    return Response(json.dumps(content, ensure_ascii=False, allow_nan=False,
+                               separators=(",", ":")).encode(), media_type="application/json")
+
 
 def _error(status: int, message: str, **extra) -> JSONResponse:
     return JSONResponse({"error": message, **extra}, status_code=status)
