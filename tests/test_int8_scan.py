@@ -52,7 +52,7 @@ def test_searches_with_the_8_bit_pass_equal_those_without(rows):
         want = plain.search(queries, 12, "cosine", exclude=exclude, candidates=candidates)
         got = fast.search(queries, 12, "cosine", exclude=exclude, candidates=candidates)
         assert list(got[0]) == list(want[0])
-        np.testing.assert_array_equal(got[1], want[1])
+        np.testing.assert_allclose(got[1], want[1], rtol=1e-12)  # last bits: another pool
 
 
 def test_built_after_a_few_searches_only_for_large_enough_matrices(rows, monkeypatch):
