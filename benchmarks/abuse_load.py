@@ -21,12 +21,8 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 import shutil
-import signal
-import subprocess
 import sys
-import threading
 import time
 import urllib.request
 from pathlib import Path
@@ -51,29 +47,6 @@ def build_collection(folder: Path) -> Path:
     return db
 
 
-class Server:
-    """`lookalike serve --port 0`; its log is kept to look for errors afterwards."""
-
-    def __init__(self, db: Path):
-        self.proc = subprocess.Popen([sys.executable, "-m", "lookalike", "serve", "--db", str(db),
-                                      "--port", "0"], stderr=subprocess.PIPE, text=True)
-        line = self.proc.stderr.readline()
-        found = re.search(r"at (http://127\.0\.0\.1:\d+)/", line)
-        if not found:
-            self.proc.kill()
-            raise RuntimeError(f"lookalike serve did not start: {line}{self.proc.stderr.read()}")
-        self.url = found.group(1)
-        self.log: list[str] = []
-        threading.Thread(target=lambda: self.log.extend(self.proc.stderr), daemon=True).start()
-
-    def stop(self) -> None:
-        self.proc.send_signal(signal.SIGINT)
-        try:
-            self.proc.wait(30)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--clients", type=int, default=50)
@@ -83,7 +56,7 @@ def main() -> None:
     args = parser.parse_args()
     db = args.db or build_collection(OUT / "abuse")
     shutil.rmtree(db.with_name(db.name + ".thumbs"), ignore_errors=True)
-    server = Server(db)
+    server = load.Server(db)
     try:
         deadline = time.monotonic() + 120
         while True:  # the warm-up loads the search matrix; the first search waits for it

@@ -15,8 +15,14 @@ import argparse
 import asyncio
 import json
 import random
+import re
+import signal
+import subprocess
+import sys
+import threading
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Callable
 from urllib.parse import urlsplit
 
@@ -141,6 +147,29 @@ def mixed(ids: list[int], thumbnail_share: float = 0.5) -> Callable[[random.Rand
                            kind="thumbnails")
         return search(rng)
     return make
+
+
+class Server:
+    """`lookalike serve --port 0`; its log is kept to look for errors afterwards."""
+
+    def __init__(self, db: Path):
+        self.proc = subprocess.Popen([sys.executable, "-m", "lookalike", "serve", "--db", str(db),
+                                      "--port", "0"], stderr=subprocess.PIPE, text=True)
+        line = self.proc.stderr.readline()
+        found = re.search(r"at (http://127\.0\.0\.1:\d+)/", line)
+        if not found:
+            self.proc.kill()
+            raise RuntimeError(f"lookalike serve did not start: {line}{self.proc.stderr.read()}")
+        self.url = found.group(1)
+        self.log: list[str] = []
+        threading.Thread(target=lambda: self.log.extend(self.proc.stderr), daemon=True).start()
+
+    def stop(self) -> None:
+        self.proc.send_signal(signal.SIGINT)
+        try:
+            self.proc.wait(30)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
 
 
 def main() -> None:

@@ -37,19 +37,18 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import re
 import shutil
-import signal
 import statistics
 import struct
-import subprocess
 import sys
-import threading
 import time
 import zlib
 from pathlib import Path
 
 import numpy as np
+
+sys.path.insert(0, str(Path(__file__).parent))
+import load  # noqa: E402
 
 OUT = Path(__file__).parent / "out"
 MODEL = "efficientnet-lite0"
@@ -126,26 +125,6 @@ def build_collection(folder: Path, n: int) -> Path:
 
 # -- the server ---------------------------------------------------------------------------------
 
-class Server:
-    def __init__(self, db: Path):
-        self.proc = subprocess.Popen([sys.executable, "-m", "lookalike", "serve", "--db", str(db),
-                                      "--port", "0"], stderr=subprocess.PIPE, text=True)
-        line = self.proc.stderr.readline()
-        match = re.search(r"at (http://127\.0\.0\.1:\d+)/", line)
-        if not match:
-            self.proc.kill()
-            raise RuntimeError(f"lookalike serve did not start: {line}{self.proc.stderr.read()}")
-        self.url = match.group(1)
-        threading.Thread(target=self.proc.stderr.read, daemon=True).start()  # drain the pipe
-
-    def stop(self) -> None:
-        self.proc.send_signal(signal.SIGINT)
-        try:
-            self.proc.wait(30)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-
-
 def percentiles(values) -> dict:
     values = np.asarray(values, dtype=float)
     return {"p50_ms": float(np.percentile(values, 50)), "p95_ms": float(np.percentile(values, 95)),
@@ -203,8 +182,6 @@ def first_paint(url: str, runs: int, scroll: bool = True) -> dict:
 def neighbor_latency(url: str, ids: list[int], clients: int, per_client: int,
                      approximate: bool | str | None = None) -> dict:
     """`POST /api/neighbors` from `clients` closed-loop keep-alive connections (load.py)."""
-    import load
-
     res = load.run(url, load.neighbours(ids, approximate=approximate), clients,
                    requests_per_client=per_client, keep_answers=True, seed=clients)
     if res.errors:
@@ -249,7 +226,7 @@ def main() -> None:
     db = build_collection(OUT / f"web-{args.images // 1000}k", args.images)
     shutil.rmtree(db.with_name(db.name + ".thumbs"), ignore_errors=True)  # first run: cold
     started = time.perf_counter()
-    server = Server(db)
+    server = load.Server(db)
     try:
         # Opened at once: the server's warm-up is still running, no thumbnail exists yet.
         cold = first_paint(server.url, 1, scroll=False)["runs"][0]

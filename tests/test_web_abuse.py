@@ -5,7 +5,6 @@ in-process to try thousands of requests in seconds."""
 
 from __future__ import annotations
 
-import json
 import random
 import re
 import signal

@@ -9,7 +9,6 @@ The command line and the web viewer only translate to and from these calls.
 
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import dataclass, field
 from typing import Any, Sequence

@@ -18,7 +18,7 @@ import math
 import os
 import re
 from dataclasses import dataclass, field, replace
-from typing import Any, Sequence
+from typing import Any
 from urllib.parse import unquote, urlsplit
 
 from .downloads import is_url, url_name, url_scheme
