@@ -48,3 +48,24 @@ def test_unwritable_cache_falls_back_to_memory(tmp_path):
         cache_folder(store).write_text("a file where the folder should be")
         ids, matrix = load_matrix(store, "m")
         np.testing.assert_array_equal(matrix, [[1, 2, 3]])
+
+
+def test_temporary_files_of_a_killed_build_are_removed_by_the_next(tmp_path):
+    """A build killed mid-way (SIGKILL: no clean-up runs) leaves its temporary files; the
+    next build removes those untouched for long, never one a live build is writing."""
+    import os
+    import time
+
+    with Store(tmp_path / "c.db") as store:
+        add(store, "a", [1, 0, 0])
+        load_matrix(store, "m")
+        folder = cache_folder(store)
+        killed, live = folder / "tmpkilled.tmp", folder / "m.g9.ids.npy.tmp"
+        killed.write_bytes(b"half a matrix")
+        live.write_bytes(b"being written")
+        old = time.time() - 3600
+        os.utime(killed, (old, old))
+        add(store, "b", [0, 1, 0])
+        ids, matrix = load_matrix(store, "m")
+        assert len(ids) == 2
+        assert not killed.exists() and live.exists()

@@ -13,6 +13,7 @@ import itertools
 import os
 import re
 import tempfile
+import time
 from pathlib import Path
 
 import numpy as np
@@ -49,14 +50,26 @@ def load_matrix(store: Store, model: str) -> tuple[np.ndarray, np.ndarray]:
     return store.vectors(model)  # search from memory instead
 
 
+#: A temporary file untouched for this long was left by a build that was killed (a build
+#: writes continuously; one of a million vectors takes about a minute).
+STALE_TEMPORARY_S = 600
+
+
 def _remove_other_generations(folder: Path, model: str, generation: int) -> None:
     keep = f"{_safe(model)}.g{generation}."
-    for old in folder.glob(f"{_safe(model)}.g*.npy"):
-        if not old.name.startswith(keep):
-            try:
-                old.unlink()
-            except OSError:
-                pass
+    stale = [old for old in folder.glob(f"{_safe(model)}.g*.npy") if not old.name.startswith(keep)]
+    now = time.time()
+    for leftover in folder.glob("*.tmp"):
+        try:
+            if now - leftover.stat().st_mtime > STALE_TEMPORARY_S:
+                stale.append(leftover)
+        except OSError:
+            pass
+    for old in stale:
+        try:
+            old.unlink()
+        except OSError:
+            pass
 
 
 def _build(store: Store, model: str, folder: Path) -> int:
