@@ -32,6 +32,20 @@ def run(*args, check=True, env=None):
     return proc
 
 
+def served_url(proc, seconds):
+    """(the address a starting `serve` or `demo` process prints, everything it printed)."""
+    import select
+
+    url, seen, deadline = None, "", time.time() + seconds
+    while url is None and time.time() < deadline and proc.poll() is None:
+        if select.select([proc.stderr], [], [], 1)[0]:
+            line = proc.stderr.readline()
+            seen += line
+            if "serving" in line:
+                url = line.split(" at ")[1].split()[0]
+    return url, seen
+
+
 @pytest.fixture(scope="module")
 def indexed(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("cli")
@@ -441,7 +455,6 @@ def test_demo_defaults_to_the_user_data_folder(tmp_path):
 
 
 def test_demo_serves_the_viewer_until_ctrl_c(demo):
-    import select
     import urllib.request
 
     tmp, args, _ = demo
@@ -449,13 +462,7 @@ def test_demo_serves_the_viewer_until_ctrl_c(demo):
     proc = subprocess.Popen([sys.executable, "-m", "lookalike", *map(str, serve_args)],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
-        url, seen, deadline = None, "", time.time() + 120
-        while url is None and time.time() < deadline and proc.poll() is None:
-            if select.select([proc.stderr], [], [], 1)[0]:
-                line = proc.stderr.readline()
-                seen += line
-                if "serving" in line:
-                    url = line.split(" at ")[1].split()[0]
+        url, seen = served_url(proc, 120)
         assert url and url.startswith("http://127.0.0.1:"), seen
         with urllib.request.urlopen(url, timeout=30) as page:
             assert page.status == 200 and "<title>lookalike</title>" in page.read().decode()
@@ -503,7 +510,6 @@ def test_serve_open_shows_the_page_in_the_browser_or_says_there_is_none(indexed,
                                                                         browser):
     """--open hands the address to the user's browser ($BROWSER here: a script that fetches
     the page as a browser would); with no display and no $BROWSER it says so, once."""
-    import select
     import urllib.request
 
     _, _, db, _ = indexed
@@ -520,14 +526,9 @@ def test_serve_open_shows_the_page_in_the_browser_or_says_there_is_none(indexed,
     proc = subprocess.Popen([sys.executable, "-m", "lookalike", "serve", "--db", str(db),
                              "--port", "0", "--open"], stderr=subprocess.PIPE, text=True, env=env)
     try:
-        url, seen, deadline = None, "", time.time() + 60
-        while url is None and time.time() < deadline and proc.poll() is None:
-            if select.select([proc.stderr], [], [], 1)[0]:
-                line = proc.stderr.readline()
-                seen += line
-                if "serving" in line:
-                    url = line.split(" at ")[1].split()[0]
+        url, seen = served_url(proc, 60)
         assert url, seen
+        deadline = time.time() + 60
         if browser:
             while not opened.exists() and time.time() < deadline:
                 time.sleep(0.1)
