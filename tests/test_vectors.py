@@ -69,3 +69,30 @@ def test_temporary_files_of_a_killed_build_are_removed_by_the_next(tmp_path):
         ids, matrix = load_matrix(store, "m")
         assert len(ids) == 2
         assert not killed.exists() and live.exists()
+
+
+def test_simultaneous_builds_of_the_same_generation_never_show_a_partial_file(tmp_path):
+    """A server's threads may all find the cache stale at once and build it side by side:
+    every one of them must get the whole matrix."""
+    import threading
+
+    with Store(tmp_path / "c.db") as store:
+        add(store, "a", [1, 0, 0])
+        for round_ in range(15):
+            add(store, f"r{round_}", [0, 1, round_])
+            results, errors = [], []
+
+            def load():
+                try:
+                    results.append(load_matrix(store, "m"))
+                except Exception as exc:  # noqa: BLE001 - the test reports any failure
+                    errors.append(exc)
+
+            threads = [threading.Thread(target=load) for _ in range(8)]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join()
+            assert not errors, errors
+            for ids, matrix in results:
+                assert len(ids) == round_ + 2 and matrix.shape == (round_ + 2, 3)

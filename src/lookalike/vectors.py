@@ -84,8 +84,10 @@ def _build(store: Store, model: str, folder: Path) -> int:
         dim = len(first[1]) // 4 if first else 0
         stem = f"{_safe(model)}.g{generation}"
         ids = np.empty(count, np.int64)
+        # Temporary names of their own: threads of one process may build the same
+        # generation side by side, and a shared name let one truncate what another renamed.
         fd, tmp = tempfile.mkstemp(dir=folder, suffix=".tmp")
-        ids_tmp = folder / f"{stem}.ids.npy.tmp"
+        ids_tmp = None
         # Plain writes, not a memory map: on a full disk a write fails with ENOSPC, where
         # touching the pages of a sparse memory-mapped file kills the process with SIGBUS.
         try:
@@ -98,13 +100,14 @@ def _build(store: Store, model: str, folder: Path) -> int:
                                          f"{len(blob) // 4} dimensions, not {dim}")
                     ids[n] = image_id
                     fh.write(blob)
-            with open(ids_tmp, "wb") as fh:
+            ids_fd, ids_tmp = tempfile.mkstemp(dir=folder, suffix=".ids.tmp")
+            with os.fdopen(ids_fd, "wb") as fh:
                 np.save(fh, ids)
             os.replace(ids_tmp, folder / f"{stem}.ids.npy")   # ids first: the matrix file
             os.replace(tmp, folder / f"{stem}.npy")            # appearing means both are whole
         finally:
             for leftover in (tmp, ids_tmp):
-                if os.path.exists(leftover):
+                if leftover is not None and os.path.exists(leftover):
                     os.unlink(leftover)
     finally:
         conn.execute("COMMIT")
