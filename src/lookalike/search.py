@@ -178,20 +178,19 @@ class ExactIndex:
         edges = np.cumsum([0] + [len(g) for g in groups])
         if name in PRODUCT_METRICS:
             queries = np.vstack(groups)
-            cosine = name == "Cosine" and bool(np.all(np.linalg.norm(queries, axis=1) > 0))
-            if cosine:
+            norms = np.linalg.norm(queries, axis=1)
+            cosine = name == "Cosine" and bool(np.all(norms > 0))
+            if cosine:  # unit queries: the product is the cosine once divided by the row norm
+                q32 = queries / norms[:, None]
                 self._cosine_passes += 1
                 if self._int8 is not None:
-                    unit = queries / np.linalg.norm(queries, axis=1)[:, None]
-                    per_query = self._int8.bounds(unit)
+                    per_query = self._int8.bounds(q32)
                     for (lo, hi), first, last in zip(out, edges[:-1], edges[1:]):
                         lo[:] = np.min([b[0] for b in per_query[first:last]], axis=0)
                         hi[:] = np.min([b[1] for b in per_query[first:last]], axis=0)
                     return out
                 if self._cosine_passes >= INT8_AFTER_PASSES:
                     self.start_int8()
-            if cosine:  # unit queries: the product is the cosine once divided by the row norm
-                q32 = queries / np.linalg.norm(queries, axis=1)[:, None]
                 inverse = self.inverse_norms()
                 slack = (self.dim + 8) * 2.0 ** -24
             else:
