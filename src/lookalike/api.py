@@ -197,11 +197,12 @@ class Collection:
         if cached_generation != generation:
             values = {}
             self._counts = (generation, values)
-        if key not in values:
+        value = values.get(key, _NOT_COUNTED)  # one lookup: threads share this cache
+        if value is _NOT_COUNTED:
             if len(values) >= 1024:  # many different name filters: start again
                 values.clear()
-            values[key] = compute()
-        return values[key]
+            value = values[key] = compute()
+        return value
 
     def extra_columns(self) -> list[str]:
         """The names of the table columns kept with the images (none for folders)."""
@@ -532,6 +533,9 @@ class Collection:
         references = [row["path"] for row in self.store.rows(wanted)]
         return Neighbors(rows=[res.rows[n] for n in keep], distances=res.distances[keep],
                          model=res.model, metric=res.metric, references=references)
+
+
+_NOT_COUNTED = object()
 
 
 def _check_k(k) -> None:

@@ -1,7 +1,8 @@
 """The FastAPI app of the web viewer: the static page and its JSON API, over one `Collection`.
 
-Requests run in uvicorn's thread pool and share the collection; its SQLite connection is used
-by one thread at a time (a lock). Files are reached only through catalogue ids; every error is
+Requests run in uvicorn's thread pool and share the collection; each thread reads the catalogue
+on its own SQLite connection, and a lock keeps one upload search at a time (it may load a
+model) and guards the hand-over of the warm-up's search matrices. Files are reached only through catalogue ids; every error is
 JSON, `{"error": "..."}`, with a 4xx status (500 only for bugs, without the traceback).
 """
 
@@ -184,7 +185,7 @@ def create_app(collection: Collection | str | os.PathLike | None = None, *,
     if owned:
         collection = Collection.open(collection)
     col = _SharedCollection(collection.store)
-    lock = _FairLock()  # one SQLite connection: one request at a time uses the collection
+    lock = _FairLock()  # see the module's docstring: catalogue reads need no lock
     cache = files.ThumbnailCache(Path(thumbnails) if thumbnails is not None
                                  else col.store.path.with_name(col.store.path.name + ".thumbs"))
 
@@ -237,17 +238,15 @@ def create_app(collection: Collection | str | os.PathLike | None = None, *,
     _add_error_handlers(app)
 
     def row_or_404(image_id: int) -> dict:
-        with lock:
-            row = col.image(image_id)
+        row = col.image(image_id)
         if row is None:
             raise HTTPError(404, f"image {image_id}: no such image in the collection")
         return row
 
-    def neighbors_response(res, references: list[dict], k) -> Response:
-        # Reads on this thread's own SQLite connection: no need for the lock. The answer is
-        # plain JSON already; serialising it directly skips FastAPI's generic encoder.
+    def neighbors_response(res, references: list[dict], k) -> JSONResponse:
+        # The answer is plain JSON already; a JSONResponse skips FastAPI's generic encoder.
         credits = col.attributions(res.rows + [r for r in references if "root" in r])
-        return _json_response({
+        return JSONResponse({
             "model": res.model, "metric": res.metric, "k": k,
             "references": [_image_json(r) if "id" in r else r for r in references],
             "neighbors": res.to_records(), "attributions": credits})
@@ -286,16 +285,13 @@ def create_app(collection: Collection | str | os.PathLike | None = None, *,
         """Number of images, models with their image counts, the default model and metric,
         every metric, and the credits that must be shown with the images."""
         col.models_ready.wait(60)  # counted by the warm-up; meanwhile other requests go on
-        with lock:
-            count = len(col)
-            models = col.models
-            default = col.default_model if models else None
-            credits = col.attributions()
-            extra_columns = col.extra_columns()
+        count = len(col)
+        models = col.models
+        default = col.default_model if models else None
         return {"name": col.store.path.name, "count": count, "models": models,
                 "default_model": default, "metrics": list(METRICS),
-                "default_metric": DEFAULT_METRIC, "attributions": credits,
-                "extra_columns": extra_columns,
+                "default_metric": DEFAULT_METRIC, "attributions": col.attributions(),
+                "extra_columns": col.extra_columns(),
                 "thumbnail_sizes": list(files.THUMBNAIL_SIZES),
                 "max_upload_bytes": max_upload_bytes,
                 "warming_up": not warmed_up.is_set()}
@@ -303,9 +299,8 @@ def create_app(collection: Collection | str | os.PathLike | None = None, *,
     @app.get("/api/categories", summary="Categories with their image counts")
     def categories():
         """Every category (sub-folder), its own sub-folders' images included in its count."""
-        with lock:
-            found = col.categories()
-        return {"categories": [{"name": name, "count": n} for name, n in found.items()]}
+        return {"categories": [{"name": name, "count": n}
+                               for name, n in col.categories().items()]}
 
     @app.get("/api/images", summary="One page of the collection's images")
     def list_images(offset: Annotated[int, Query(ge=0, le=2**62)] = 0,
@@ -315,8 +310,7 @@ def create_app(collection: Collection | str | os.PathLike | None = None, *,
                                                    description="part of the name")] = None):
         """Images in id order, filtered by category (with its sub-folders) and by a part of
         the name (case-insensitive); `total` counts every match."""
-        with lock:
-            total, rows = col.images(offset, limit, category or None, q or None)
+        total, rows = col.images(offset, limit, category or None, q or None)
         return {"total": total, "offset": offset, "limit": limit,
                 "items": [_image_json(r) for r in rows]}
 
@@ -350,13 +344,13 @@ def create_app(collection: Collection | str | os.PathLike | None = None, *,
 
     def find_neighbors(query: NeighborsQuery) -> dict:
         ids = list(dict.fromkeys(query.references))
-        references = col.store.rows(ids)  # this thread's own connection
+        references = col.store.rows(ids)
         found = {r["id"] for r in references if r["skip_reason"] is None}
         missing = [i for i in ids if i not in found]
         if missing:
             raise HTTPError(404, f"image {missing[0]}: no such image in the collection")
-        # Outside the lock: the store gives each thread its own connection, and searches
-        # asked for at the same time are answered by one pass over the matrix (search.py).
+        # Searches asked for at the same time are answered by one pass over the matrix
+        # (search.py).
         res = col.nearest_to_ids(ids, k=query.k, metric=query.metric, model=query.model,
                                  include_references=query.include_references,
                                  category=query.category or None,
@@ -460,11 +454,6 @@ def _read_original(row: dict, image_id: int) -> bytes:
 
 
 # -- errors as JSON --------------------------------------------------------------------------------
-
-def _json_response(content: Any) -> Response:
-    return Response(json.dumps(content, ensure_ascii=False, allow_nan=False,
-                               separators=(",", ":")).encode(), media_type="application/json")
-
 
 def _error(status: int, message: str, **extra) -> JSONResponse:
     return JSONResponse({"error": message, **extra}, status_code=status)
