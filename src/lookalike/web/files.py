@@ -90,11 +90,7 @@ def download_name(row: dict, data: bytes) -> str:
 
 def media_type(data: bytes) -> str:
     """The MIME type of encoded image bytes, from their header."""
-    try:
-        with Image.open(io.BytesIO(data)) as im:
-            return Image.MIME.get(im.format or "", "application/octet-stream")
-    except Exception:
-        return "application/octet-stream"
+    return Image.MIME.get(downloads.sniff(data) or "", "application/octet-stream")
 
 
 def make_thumbnail(data: bytes, size: int) -> bytes:
