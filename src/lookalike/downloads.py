@@ -226,8 +226,11 @@ class Downloader:
 
         from .indexing import bounded_map
 
-        with ThreadPoolExecutor(self.concurrency, thread_name_prefix="lookalike-download") as pool:
+        pool = ThreadPoolExecutor(self.concurrency, thread_name_prefix="lookalike-download")
+        try:
             yield from bounded_map(pool, one, urls, window=4 * self.concurrency)
+        finally:  # stopped early (Ctrl-C): drop what is queued, do not wait for what is in flight
+            pool.shutdown(wait=False, cancel_futures=True)
 
     def _keep(self, url: str, data: bytes) -> None:
         from .models.cache import write_atomically

@@ -305,28 +305,23 @@ def _fetched(todo: Sequence[ImageFile | RemoteImage], downloader: Downloader,
              report: IndexReport, bar) -> Iterator[tuple]:
     """(item, Fetched or DownloadFailed) for URLs, (item, None) for files, in order, with
     `downloader.concurrency` downloads in flight."""
-    def fetch(item):
-        if not isinstance(item, RemoteImage):
-            return item, None
-        try:
-            return item, downloader.fetch(item.path)
-        except DownloadFailed as exc:
-            return item, exc
-
-    pool = ThreadPoolExecutor(max_workers=downloader.concurrency,
-                              thread_name_prefix="lookalike-download")
+    fetched_urls = downloader.fetch_many(item.path for item in todo
+                                         if isinstance(item, RemoteImage))
     try:
-        for item, fetched in bounded_map(pool, fetch, todo, window=4 * downloader.concurrency):
-            if isinstance(item, RemoteImage):
-                if isinstance(fetched, Fetched):
-                    if fetched.downloaded:
-                        report.downloaded += 1
-                    elif is_http(item.path):  # not a data: URL
-                        report.download_cache_hits += 1
-                bar.update(1)
+        for item in todo:
+            if not isinstance(item, RemoteImage):
+                yield item, None
+                continue
+            _, fetched = next(fetched_urls)
+            if isinstance(fetched, Fetched):
+                if fetched.downloaded:
+                    report.downloaded += 1
+                elif is_http(item.path):  # not a data: URL
+                    report.download_cache_hits += 1
+            bar.update(1)
             yield item, fetched
-    finally:  # interrupted: drop what is queued, do not wait for what is in flight
-        pool.shutdown(wait=False, cancel_futures=True)
+    finally:
+        fetched_urls.close()
 
 
 ATTRIBUTION_FILE = "ATTRIBUTION.txt"
