@@ -131,13 +131,13 @@ class _Extras:
     def columns(self, taken: set[str]) -> list[_Column]:
         out = []
         for key, kind in self.kinds.items():
-            name = _unique(key, taken)
+            name = unique_name(key, taken)
             taken.add(name)
             out.append(_Column("extra:" + key, name, "str" if kind == "none" else kind))
         return out
 
 
-def _unique(name: str, taken: set[str]) -> str:
+def unique_name(name: str, taken: set[str]) -> str:
     # Orange's own rule for a clashing name: "name (1)", "name (2)", ...
     if name not in taken:
         return name
@@ -428,8 +428,8 @@ def _orange_named(columns: list[_Column]) -> list[_Column]:
     taken: set[str] = set()
     out = []
     for c in columns:
-        name = _unique(_ORANGE_NAMES.get(c.key, c.name) if not c.key.startswith("extra:") else c.name,
-                       taken)
+        wanted = c.name if c.key.startswith("extra:") else _ORANGE_NAMES.get(c.key, c.name)
+        name = unique_name(wanted, taken)
         taken.add(name)
         out.append(_Column(c.key, name, c.kind))
     return out
@@ -710,4 +710,4 @@ def atomic_write(path: str | os.PathLike):
 
 __all__ = ["FORMATS", "NEIGHBOR_FORMATS", "ExportReport", "export_collection", "write_neighbors", "neighbor_records",
            "neighbors_dataframe", "orange_origin", "orange_image_value", "orange_flags", "parse_orange_flags",
-           "resolve_format", "feature_names", "extras_of", "atomic_write"]
+           "resolve_format", "feature_names", "extras_of", "atomic_write", "unique_name"]

@@ -346,7 +346,9 @@ def _plain(value) -> Any:
 
 
 def _unique_names(names: list[str]) -> list[str]:
-    # Orange's rule for clashing names: "x (1)", "x (2)"; unnamed columns "Feature N".
+    # Orange's rule for clashing names (export.unique_name); unnamed columns "Feature N".
+    from .export import unique_name
+
     out: list[str] = []
     taken: set[str] = set()
     unnamed = 0
@@ -354,10 +356,7 @@ def _unique_names(names: list[str]) -> list[str]:
         if not name:
             unnamed += 1
             name = f"Feature {unnamed}"
-        candidate, i = name, 1
-        while candidate in taken:
-            candidate = f"{name} ({i})"
-            i += 1
+        candidate = unique_name(name, taken)
         taken.add(candidate)
         out.append(candidate)
     return out
