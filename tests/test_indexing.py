@@ -198,3 +198,10 @@ def test_a_long_lived_collection_counts_what_another_process_adds(families, tmp_
         writer.add([root / "coffee", root / "rocket"], model=MODEL)
     assert len(reader) == 12 and reader.images(limit=1)[0] == 12
     assert reader.images(name="bright")[0] == 3
+
+
+def test_a_file_named_by_several_paths_is_listed_once(tmp_path):
+    (tmp_path / "x.png").write_bytes(b"x")
+    with lookalike.Collection.create(tmp_path / "c.db") as col:
+        report = col.add([tmp_path, tmp_path / "x.png", tmp_path], model=MODEL)
+    assert report.found == 1 and len(report.skipped) == 1

@@ -4,7 +4,7 @@ import os
 
 import pytest
 
-from lookalike.sources import ImageFile, SourceError, Unreadable, scan, scan_all
+from lookalike.sources import ImageFile, SourceError, Unreadable, scan
 from imagefactory import make_fifo, write_formats
 
 
@@ -68,8 +68,3 @@ def test_single_files_and_missing_paths(tmp_path):
     assert item.name == "one" and item.category is None
     with pytest.raises(SourceError, match="no such file"):
         list(scan(tmp_path / "nope"))
-
-
-def test_scan_all_lists_each_file_once(tmp_path):
-    (tmp_path / "x.png").write_bytes(b"x")
-    assert len(list(scan_all([tmp_path, tmp_path / "x.png", tmp_path]))) == 1

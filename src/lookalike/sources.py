@@ -149,16 +149,6 @@ def _walk(root: str) -> Iterator[ImageFile | Unreadable]:
         stack.extend(reversed(subfolders))
 
 
-def scan_all(paths: list[str | os.PathLike]) -> Iterator[ImageFile | Unreadable]:
-    """Scan several sources in order, each file once."""
-    seen: set[bytes] = set()
-    for path in paths:
-        for item in scan(path):
-            if item.locator not in seen:
-                seen.add(item.locator)
-                yield item
-
-
 def resolve(path: str | os.PathLike) -> bytes:
     """The store identity of a file path (or an image URL) given on the command line."""
     from .downloads import is_url
@@ -169,4 +159,4 @@ def resolve(path: str | os.PathLike) -> bytes:
 
 
 __all__ = ["IMAGE_SUFFIXES", "ImageFile", "RemoteImage", "Unreadable", "SourceError", "scan",
-           "scan_all", "resolve", "display_path", "not_a_file"]
+           "resolve", "display_path", "not_a_file"]
