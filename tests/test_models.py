@@ -298,19 +298,24 @@ def test_an_int8_graph_is_quantised_but_takes_and_gives_the_same_tensors(name):
     assert {"Cast", "Sub", "Div"} <= set(chain) and "QuantizeLinear" not in chain, chain
 
 
+# Both ways round whatever the CPU: the weights' width is part of the name either way.
+@pytest.mark.parametrize("reduced_range", [False, True], ids=["8-bit-weights", "7-bit-weights"])
 def test_the_int8_model_is_rebuilt_when_its_float_model_or_the_quantiser_changes(
-        tmp_path, monkeypatch):
+        tmp_path, monkeypatch, reduced_range):
     monkeypatch.setenv("LOOKALIKE_CACHE_DIR", str(tmp_path))
     monkeypatch.setattr(int8, "quantise", lambda *args: onnx.ModelProto())  # just the naming
+    monkeypatch.setattr(int8, "weights_need_reduced_range", lambda: reduced_range)
     first = models.model_path("squeezenet-int8")
     assert models.model_path("squeezenet-int8") == first
     monkeypatch.setattr(squeezenet, "BUILDER_VERSION", "999")
     second = models.model_path("squeezenet-int8")
     monkeypatch.setattr(int8, "QUANTISER_VERSION", "999")
     third = models.model_path("squeezenet-int8")
-    monkeypatch.setattr(int8, "weights_need_reduced_range", lambda: True)
+    monkeypatch.setattr(int8, "weights_need_reduced_range", lambda: not reduced_range)
     fourth = models.model_path("squeezenet-int8")
-    assert len({first, second, third, fourth}) == 4 and "-w7-" in fourth.name
+    assert len({first, second, third, fourth}) == 4
+    bits, other = ("-w7-", "-w8-") if reduced_range else ("-w8-", "-w7-")
+    assert bits in third.name and other in fourth.name
     assert all(p.is_file() for p in (first, second, third, fourth))
 
 
