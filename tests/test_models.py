@@ -23,7 +23,7 @@ from lookalike.errors import LookalikeError
 from lookalike.models import (DEFAULT_MODEL, ModelNotInstalledError, ModelSettingError,
                               UnknownModelError, get_model_info, list_models, load_model,
                               load_onnx_model)
-from lookalike.models import int8, squeezenet
+from lookalike.models import cpu, int8, squeezenet
 from lookalike.models.torch_weights import UnsafeWeightsError, load_legacy_state_dict
 
 DATA = Path(__file__).parent / "data"
@@ -327,6 +327,69 @@ def test_calibration_images_are_fixed_and_photo_like():
     # Not flat fields: every image has contrast and fine detail, as photos do.
     assert images.std(axis=(1, 2)).min() > 10
     assert np.abs(np.diff(images.astype(int), axis=2)).mean() > 2
+
+
+# -- what the CPU offers the int8 models ------------------------------------------------------
+
+# /proc/cpuinfo as three kinds of machine write it (flags shortened); the tests pass them in,
+# so they hold whatever CPU runs them.
+EPYC_AVX2 = """processor\t: 0
+vendor_id\t: AuthenticAMD
+model name\t: AMD EPYC 7B12
+flags\t\t: fpu sse sse2 ssse3 sse4_1 sse4_2 avx f16c fma avx2 bmi2
+
+processor\t: 1
+model name\t: AMD EPYC 7B12
+flags\t\t: fpu sse sse2 avx avx2 avx512f avx512_vnni
+"""
+INTEL_AVX_VNNI = "processor\t: 0\nmodel name\t: 12th Gen Intel(R) Core(TM) i7-1260P\n" \
+    "flags\t\t: fpu sse2 avx avx2 avx_vnni\n"
+ARM = "processor\t: 0\nBogoMIPS\t: 50.00\nFeatures\t: fp asimd asimddp\n"
+
+
+def test_cpuinfo_gives_the_first_processors_name_and_flags():
+    name, flags = cpu.parse_cpuinfo(EPYC_AVX2)
+    assert name == "AMD EPYC 7B12" and "avx2" in flags and "avx512f" not in flags
+    assert cpu.describe(name, flags, 2) == "AMD EPYC 7B12; AVX2; 2 cores"
+    name, flags = cpu.parse_cpuinfo(INTEL_AVX_VNNI)
+    assert cpu.describe(name, flags, 16) == \
+        "12th Gen Intel(R) Core(TM) i7-1260P; AVX2, AVX-VNNI; 16 cores"
+    assert cpu.describe("AMD EPYC", {"avx2", "avx512f", "avx512_vnni"}, 1) == \
+        "AMD EPYC; AVX2, AVX-512F, AVX-512 VNNI; 1 core"
+    assert cpu.parse_cpuinfo(ARM) == ("", None)
+    assert cpu.describe("arm64", None, 4) == "arm64; vector extensions unknown; 4 cores"
+    assert cpu.describe("old", {"sse2"}, 1).endswith("; none of AVX2, AVX-512F, "
+                                                     "AVX-512 VNNI, AVX-VNNI; 1 core")
+    this = cpu.describe()  # this machine, whatever it is: one line with its core count
+    assert "\n" not in this and this.endswith(f"; {cpu.core_count()} core" +
+                                              ("s" if cpu.core_count() != 1 else ""))
+
+
+def test_int8_is_advised_only_where_the_cpu_has_vnni():
+    avx2 = cpu.parse_cpuinfo(EPYC_AVX2)[1]
+    assert not cpu.has_vnni(avx2)
+    assert cpu.int8_advice(avx2, "x86_64").startswith("This CPU has no VNNI: the -int8 models "
+                                                      "gain little here")
+    for flags, which in [({"avx2", "avx512f", "avx512_vnni"}, "AVX-512 VNNI"),
+                         (cpu.parse_cpuinfo(INTEL_AVX_VNNI)[1], "AVX-VNNI")]:
+        assert cpu.has_vnni(flags)
+        assert cpu.int8_advice(flags, "x86_64").startswith(
+            f"This CPU has {which}: the -int8 models are about 1.5-2x faster")
+    assert "not known" in cpu.int8_advice(None, "x86_64")
+    assert "not known" in cpu.int8_advice({"asimddp"}, "aarch64")
+
+
+@pytest.mark.parametrize("machine, flags, reduced", [
+    ("x86_64", frozenset({"avx2"}), True), ("x86_64", frozenset({"avx2", "avx512_vnni"}), False),
+    ("x86_64", None, True), ("aarch64", None, False)])
+def test_int8_weights_are_7_bit_only_on_x86_without_vnni(monkeypatch, machine, flags, reduced):
+    monkeypatch.setattr(cpu.platform, "machine", lambda: machine)
+    monkeypatch.setattr(cpu, "cpu_flags", lambda: flags)
+    int8.weights_need_reduced_range.cache_clear()
+    try:
+        assert int8.weights_need_reduced_range() is reduced
+    finally:
+        int8.weights_need_reduced_range.cache_clear()
 
 
 # -- the weight readers ------------------------------------------------------------------------

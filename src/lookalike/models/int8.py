@@ -34,7 +34,6 @@ import contextlib
 import functools
 import io
 import os
-import platform
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -45,6 +44,7 @@ from PIL import Image, ImageDraw, ImageFilter
 
 from ..datasets import twemoji_entries
 from ..images import decode
+from . import cpu
 
 # Part of every int8 model's cache name: bump it when a change here alters the graphs built.
 QUANTISER_VERSION = "1"
@@ -82,14 +82,9 @@ def weights_need_reduced_range() -> bool:
     against 0.995). Outside Linux an x86 CPU is assumed to lack VNNI. The answer is part of
     the cache file name, so a cache folder shared between machines stays right.
     """
-    if platform.machine().lower() not in ("x86_64", "amd64", "i386", "i686", "x86"):
+    if not cpu.is_x86():
         return False
-    try:
-        with open("/proc/cpuinfo", encoding="ascii", errors="replace") as f:
-            flags = next((line for line in f if line.startswith("flags")), "")
-    except OSError:
-        return True
-    return not ({"avx512_vnni", "avx_vnni", "amx_int8"} & set(flags.split()))
+    return not cpu.has_vnni(cpu.cpu_flags())
 
 
 def cache_version(float_version: str) -> str:
