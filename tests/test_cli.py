@@ -102,6 +102,12 @@ def test_models_lists_every_model_and_the_default():
     assert "efficientnet-lite0" in table and "1280" in table
 
 
+def test_models_says_whether_the_int8_models_are_the_faster_choice_on_this_cpu():
+    from lookalike.models import cpu  # both sentences: test_models.py, with flags passed in
+
+    assert run("models").stdout.rstrip().endswith(cpu.int8_advice(cpu.cpu_flags()))
+
+
 #: What `lookalike skipped` must say of each bad entry of imagefactory.write_hostile_folder.
 HOSTILE_REASONS = {
     "empty": "empty file (0 bytes)",

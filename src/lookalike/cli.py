@@ -411,6 +411,9 @@ def cmd_models(args) -> int:
     for m in infos:
         if not m.installed:
             print(f"{m.name} is not installed: {m.install_hint}")
+    from .models import cpu
+
+    print(cpu.int8_advice(cpu.cpu_flags()))
     return 0
 
 
