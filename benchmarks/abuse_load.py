@@ -28,6 +28,7 @@ import urllib.request
 from pathlib import Path
 
 import load
+from machine import print_machine
 
 OUT = Path(__file__).parent / "out"
 
@@ -54,6 +55,7 @@ def main() -> None:
     parser.add_argument("--db", type=Path, help="a collection to serve (default: the Twemoji "
                                                 "sample, indexed once)")
     args = parser.parse_args()
+    machine = print_machine()
     db = args.db or build_collection(OUT / "abuse")
     shutil.rmtree(db.with_name(db.name + ".thumbs"), ignore_errors=True)
     server = load.Server(db)
@@ -76,7 +78,7 @@ def main() -> None:
     finally:
         server.stop()
     summary = result.summary()
-    summary.update(clients=args.clients, images=info["count"], model=info["default_model"],
+    summary.update(machine=machine, clients=args.clients, images=info["count"], model=info["default_model"],
                    server_log_errors=[line.rstrip() for line in server.log
                                       if "Traceback" in line or "error" in line.lower()][:5])
     OUT.mkdir(exist_ok=True)

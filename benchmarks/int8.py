@@ -33,7 +33,6 @@ import argparse
 import json
 import logging
 import os
-import platform
 import shutil
 import sys
 import tempfile
@@ -169,15 +168,6 @@ def all_quantised_variant(name: str, float_path: Path, input_size: int):
                         THREADS)
 
 
-def cpu_name() -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            line = next(line for line in f if line.startswith("model name"))
-        return line.split(":", 1)[1].strip()
-    except (OSError, StopIteration):
-        return platform.processor() or platform.machine()
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--models", default="", help="float model names, comma-separated "
@@ -196,11 +186,14 @@ def main() -> None:
     import onnxruntime
 
     from lookalike.models import Model, int8, list_models, load_model, model_path
+    from machine import print_machine
+
+    machine = print_machine()
 
     names = [m for m in args.models.split(",") if m] or \
         [m.name for m in list_models() if m.installed and not m.name.endswith("-int8")]
     emoji_cache: dict[int, tuple[np.ndarray, np.ndarray]] = {}
-    results = {"cpu": cpu_name(), "cpu_count": os.cpu_count(),
+    results = {"machine": machine, "cpu_count": os.cpu_count(),
                "onnxruntime": onnxruntime.__version__, "threads": THREADS, "batch": BATCH,
                "int8_weights": "7-bit" if int8.weights_need_reduced_range() else "8-bit",
                "models": {}}
@@ -268,7 +261,7 @@ def main() -> None:
 
 
 def print_table(results: dict) -> None:
-    print(f"{results['cpu']}, {results['cpu_count']} cores; onnxruntime "
+    print(f"{results['machine']}; onnxruntime "
           f"{results['onnxruntime']}, {results['threads']} threads, batch {results['batch']}; "
           f"int8 weights {results['int8_weights']}")
     header = ["model", "float img/s", "int8 img/s", "speed-up", "cos min", "cos mean",

@@ -178,6 +178,9 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=50)
     parser.add_argument("--seconds", type=float, default=20)
     args = parser.parse_args()
+    from machine import print_machine
+
+    print_machine(sys.stderr)  # stdout is the JSON summary
     import urllib.request
 
     with urllib.request.urlopen(args.url + "/api/collection") as r:

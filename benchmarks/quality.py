@@ -48,6 +48,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from machine import print_machine
+
 OUT = Path(__file__).parent / "out"
 CACHE = OUT / "quality"
 KS = (1, 3, 10)
@@ -311,9 +313,10 @@ def main() -> None:
     parser.add_argument("--no-orange", action="store_true")
     parser.add_argument("--no-int8", action="store_true")
     args = parser.parse_args()
+    machine = print_machine()
     started = time.perf_counter()
     rows = run(args.sets.split(","), args.models.split(","), not args.no_orange, not args.no_int8)
-    result = {"rows": rows, "seconds": time.perf_counter() - started,
+    result = {"machine": machine, "rows": rows, "seconds": time.perf_counter() - started,
               "reference_figures": {"orange_p10": {"twemoji": 0.333, "fashion": 0.740},
                                     "lite1_224_p10": {"twemoji": 0.371, "fashion": 0.805}}}
     OUT.mkdir(exist_ok=True)

@@ -38,6 +38,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 import lookalike  # noqa: E402
 from lookalike.approximate import ApproximateIndex, search as approx_search  # noqa: E402
 from lookalike.search import ExactIndex  # noqa: E402
+from machine import print_machine  # noqa: E402
 
 OUT = Path(__file__).parent / "out"
 
@@ -174,9 +175,10 @@ def main() -> None:
     parser.add_argument("--sizes", default="10000,100000,1000000")
     parser.add_argument("--queries", type=int, default=100)
     args = parser.parse_args()
+    machine = print_machine()
     base = real_vectors()
     print(f"base: {len(base)} real Lite0 vectors")
-    results = {"base_vectors": len(base), "sizes": []}
+    results = {"machine": machine, "base_vectors": len(base), "sizes": []}
     for n in (int(s) for s in args.sizes.split(",")):
         results["sizes"].append(run_size(base, n, args.queries))
         OUT.mkdir(exist_ok=True)

@@ -32,6 +32,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 import lookalike  # noqa: E402
 from lookalike import datasets  # noqa: E402
 from lookalike.models import list_models, load_model  # noqa: E402
+from machine import print_machine  # noqa: E402
 from orange_baseline import embed_orange  # noqa: E402
 
 OUT = Path(__file__).parent / "out"
@@ -135,12 +136,13 @@ def main() -> None:
     parser.add_argument("--orange-images", type=int, default=120,
                         help="images Orange's way embeds per set (it is slow)")
     args = parser.parse_args()
+    machine = print_machine()
     models = [m for m in args.models.split(",") if m]
     for m in models:
         load_model(m)  # build and cache outside the timings
 
     sets = {"twemoji": twemoji_folder(), "photos": photo_folder()}
-    results: dict = {"cpu_count": os.cpu_count(), "sets": {}}
+    results: dict = {"machine": machine, "cpu_count": os.cpu_count(), "sets": {}}
     for set_name, folder in sets.items():
         files = files_of(folder)
         rng = np.random.default_rng(1)

@@ -49,6 +49,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
 import load  # noqa: E402
+from machine import print_machine  # noqa: E402
 
 OUT = Path(__file__).parent / "out"
 MODEL = "efficientnet-lite0"
@@ -221,6 +222,7 @@ def main() -> None:
                              "10 times as many)")
     parser.add_argument("--runs", type=int, default=5, help="page loads")
     args = parser.parse_args()
+    print_machine()
     import httpx
 
     db = build_collection(OUT / f"web-{args.images // 1000}k", args.images)
