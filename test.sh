@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what the tests need (into .venv, and Debian packages) and runs them. Arguments go to
-# pytest.
+# pytest; a first argument --fast leaves out the tests marked slow, browser and load (about a
+# minute on 2 cores instead of several; the markers are listed in pyproject.toml).
 set -euo pipefail
 cd "$(dirname "$0")"
 bash setup.sh "[test]"
@@ -13,5 +14,9 @@ if [ ${#missing[@]} -gt 0 ]; then
     SUDO=$([ "$(id -u)" = 0 ] || echo sudo)
     $SUDO apt-get update -q
     $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${missing[@]}"
+fi
+if [ "${1:-}" = "--fast" ]; then
+    shift
+    set -- -m "not slow and not browser and not load" "$@"
 fi
 exec .venv/bin/python -m pytest "$@"

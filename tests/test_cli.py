@@ -261,6 +261,7 @@ def many(tmp_path_factory):
     return root, want, seconds
 
 
+@pytest.mark.slow
 def test_kill_9_at_random_moments_loses_nothing_committed_and_resumes(many, tmp_path):
     root, want, seconds = many
     rng = random.Random(7)
@@ -321,6 +322,7 @@ def small_disk(folder: Path, kind: str):
     yield limited, None
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kind", ["tmpfs", "file size limit"])
 def test_a_full_disk_stops_index_with_one_line_and_keeps_the_database(many, tmp_path, kind):
     root, want, _ = many
@@ -354,6 +356,7 @@ def test_a_full_disk_stops_index_with_one_line_and_keeps_the_database(many, tmp_
         assert committed(db) == want
 
 
+@pytest.mark.slow
 def test_ctrl_c_stops_cleanly_and_the_next_run_resumes(tmp_path):
     root = tmp_path / "many"
     root.mkdir()
@@ -400,6 +403,7 @@ def test_datasets_lists_each_sample_and_how_to_install_a_missing_one(tmp_path):
     assert not (tmp_path / "fm").exists()
 
 
+@pytest.mark.slow
 def test_datasets_get_writes_the_fashion_mnist_test_split_once(tmp_path):
     out = run("datasets", "get", "fashion-mnist", tmp_path / "fm", "--quiet").stdout
     assert out.startswith(f"wrote 10,000 images to {tmp_path / 'fm'}\n") and "Zalando" in out
@@ -484,6 +488,7 @@ def test_demo_serves_the_viewer_until_ctrl_c(demo):
     assert "viewer stopped" in err and "Traceback" not in err
 
 
+@pytest.mark.slow
 def test_ctrl_c_while_writing_a_sample_leaves_only_whole_files(tmp_path):
     target = tmp_path / "fm"
     proc = subprocess.Popen([sys.executable, "-m", "lookalike", "datasets", "get",

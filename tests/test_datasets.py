@@ -100,6 +100,7 @@ def test_getting_a_sample_again_rewrites_nothing_and_a_larger_limit_adds_the_res
     assert len(after) == 50 + 2 and all(after[p] == t for p, t in before.items())
 
 
+@pytest.mark.slow
 def test_fashion_mnist_all_splits_start_with_the_test_images(tmp_path):
     _, train_labels, classes = datasets.fashion_mnist("train")
     out = datasets.get("fashion-mnist", tmp_path / "all", split="all", limit=1001)

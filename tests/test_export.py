@@ -335,6 +335,7 @@ def test_export_without_vectors_and_bad_requests(collection, tmp_path):
     assert sorted(os.listdir(tmp_path)) == ["cat.csv", "cat.json"]    # nothing half-written
 
 
+@pytest.mark.slow
 def test_export_of_a_large_collection_in_chunks(tmp_path):
     """5,000 images with 1280-d vectors (written straight into a store), exported in chunks."""
     n, dim = 5000, 1280
@@ -383,6 +384,7 @@ def one_line_error(proc, status, *words):
         assert word in lines[0], lines[0]
 
 
+@pytest.mark.slow
 def test_cli_similar_writes_every_format(collection, tmp_path):
     col, root, files, tmp = collection
     db, ref = col.store.path, files[("coffee", "orig")]

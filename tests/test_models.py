@@ -252,6 +252,7 @@ MIN_COSINE = {"squeezenet": 0.997, "efficientnet-lite0": 0.975, "efficientnet-li
               "efficientnet-lite2": 0.975, "mobilenet-v2": 0.97}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", INT8_PARAMS)
 def test_int8_features_stay_close_to_float_and_classes_hold(name):
     import skimage.data
@@ -268,6 +269,7 @@ def test_int8_features_stay_close_to_float_and_classes_hold(name):
     assert top1[0] in range(281, 288) and top1[1] in COFFEE, top1.tolist()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", INT8_PARAMS)
 def test_an_int8_graph_is_quantised_but_takes_and_gives_the_same_tensors(name):
     path = models.model_path(f"{name}-int8")

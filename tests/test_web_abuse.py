@@ -33,6 +33,8 @@ import load  # noqa: E402  (benchmarks/load.py: the closed-loop HTTP client)
 
 MODEL = "squeezenet"
 
+pytestmark = pytest.mark.load  # left out of ./test.sh --fast
+
 
 @pytest.fixture(scope="module")
 def photos(tmp_path_factory):

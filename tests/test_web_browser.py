@@ -25,6 +25,8 @@ from playwright import sync_api  # noqa: E402  (a test dependency: ./test.sh ins
 # No skipping: a missing browser would hide untested work. ./test.sh installs it.
 assert os.access(CHROMIUM, os.X_OK), f"{CHROMIUM} is missing: run ./test.sh (apt-get install chromium)"
 
+pytestmark = pytest.mark.browser  # left out of ./test.sh --fast
+
 
 @pytest.fixture(scope="module")
 def site(tmp_path_factory):

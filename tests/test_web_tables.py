@@ -64,6 +64,7 @@ def test_the_viewer_shows_table_columns_and_serves_urls_from_the_cache(collectio
         live.stop()
 
 
+@pytest.mark.browser
 def test_a_table_column_can_title_the_thumbnails_in_the_browser(tmp_path):
     from test_tables import write_images
     from test_web_browser import CHROMIUM, sync_api
