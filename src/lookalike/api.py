@@ -31,25 +31,41 @@ from .store import Store
 DEFAULT_METRIC = "Cosine"
 
 #: Fields of every neighbour record, in output order (`--format json` and `to_records`).
-RECORD_FIELDS = ("rank", "path", "distance", "name", "category", "width", "height", "size", "id")
+RECORD_FIELDS = ("rank", "path", "distance", "nearest_reference", "name", "category", "width",
+                 "height", "size", "id")
 
 
-class ReferenceError_(LookalikeError):
-    """A reference image that cannot be used."""
+class BadReferenceError(LookalikeError):
+    """A reference that cannot be searched with: a missing, skipped or unreadable file, a
+    folder, a URL that is not in the collection, an image id that is not."""
 
 
 @dataclass
 class Neighbors:
-    """The look-alikes of one or several references, nearest first."""
+    """The look-alikes of one or several references, nearest first.
+
+    `references` names the references (paths or URLs, "vector N" for the N-th vector given);
+    `reference_index[i]` is the position in `references` of the one that look-alike i is
+    nearest to, which gave it its distance (None when unknown).
+    """
 
     rows: list[dict]
     distances: np.ndarray
     model: str
     metric: str
     references: list[str] = field(default_factory=list)
+    reference_index: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.rows)
+
+    @property
+    def nearest_references(self) -> list[str | None]:
+        """For each look-alike, the reference it is nearest to (as named in `references`)."""
+        if self.reference_index is None:
+            only = self.references[0] if len(self.references) == 1 else None
+            return [only] * len(self.rows)
+        return [self.references[i] for i in self.reference_index]
 
     @property
     def paths(self) -> list[str]:
@@ -60,8 +76,9 @@ class Neighbors:
         return [r["id"] for r in self.rows]
 
     def to_records(self) -> list[dict[str, Any]]:
-        """One dict per neighbour with RECORD_FIELDS: rank (from 1), path, distance, ...,
-        then any extra metadata columns the collection's source carried."""
+        """One dict per neighbour with RECORD_FIELDS: rank (from 1), path, distance,
+        nearest_reference, ..., then any extra metadata columns the collection's source
+        carried."""
         from .export import neighbor_records
 
         return neighbor_records(self)
@@ -94,7 +111,8 @@ class Neighbors:
         `category` (discrete, the class: Import Images makes it the class, Neighbors compares
         only features, so it never enters a distance, and Image Viewer titles images by it),
         and as metas `image name`, `image` (string, flagged `type=image origin=FOLDER`),
-        `distance`, `rank`, `width`, `height`, `size`, `id` and any extras. `image` holds the
+        `distance`, `nearest_reference`, `rank`, `width`, `height`, `size`, `id` and any
+        extras. `image` holds the
         path relative to `origin`, as Import Images writes it, so Orange's File widget can
         find the images again when the .tab and the folder move together; a path whose
         relative form Image Viewer would misread as a URL (with '#', '?', '%' or ':') is
@@ -315,13 +333,15 @@ class Collection:
                                  "show (use --include-references to rank them)")
         kind = self._approximate_kind(approximate, len(ids), metric, k, candidates)
         if kind is None:
-            rows, dist = index.search(queries, k, metric, exclude=exclude, candidates=candidates)
+            rows, dist, nearest = index.search(queries, k, metric, exclude=exclude,
+                                               candidates=candidates, return_query=True)
         else:
             approx = self._approximate_index(model, metric, kind, ids, index)
-            rows, dist = approximate_search(approx, index, ids, queries, k, metric,
-                                            exclude_rows=exclude)
+            rows, dist, nearest = approximate_search(approx, index, ids, queries, k, metric,
+                                                     exclude_rows=exclude, return_query=True)
         records = self.store.rows(ids[rows])
-        return Neighbors(rows=records, distances=dist, model=model, metric=metric, references=names)
+        return Neighbors(rows=records, distances=dist, model=model, metric=metric, references=names,
+                         reference_index=nearest)
 
     @staticmethod
     def _approximate_kind(approximate, n: int, metric: str, k, candidates) -> str | None:
@@ -395,17 +415,17 @@ class Collection:
         if not refs:
             raise LookalikeError("give at least one reference image")
         vectors, ref_ids, names, outside = [], [], [], []
-        for ref in refs:
+        for position, ref in enumerate(refs):
             if not isinstance(ref, (str, os.PathLike)):
                 v = np.asarray(ref, dtype=np.float32).ravel()
                 self._check_dim(v[None], matrix)
                 vectors.append(v)
-                names.append("vector")
+                names.append(f"vector {position}")
                 continue
             row = self.store.find(resolve(ref))
             shown = display_path(ref)
             if row is not None and row["skip_reason"] is not None:
-                raise ReferenceError_(f"{shown}: was skipped when indexed ({row['skip_reason']})")
+                raise BadReferenceError(f"{shown}: was skipped when indexed ({row['skip_reason']})")
             if row is not None:
                 where = np.flatnonzero(ids == row["id"])
                 if len(where):
@@ -414,16 +434,16 @@ class Collection:
                     names.append(row["path"])
                     continue
             if isinstance(ref, str) and is_url(ref):
-                raise ReferenceError_(f"{shown}: not an image of the collection; a reference "
+                raise BadReferenceError(f"{shown}: not an image of the collection; a reference "
                                       "URL must be indexed first (or give a local file)")
             if not os.path.exists(ref):
-                raise ReferenceError_(f"{shown}: no such file, and not in the collection")
+                raise BadReferenceError(f"{shown}: no such file, and not in the collection")
             if os.path.isdir(ref):
-                raise ReferenceError_(f"{shown}: is a folder; give image files as references")
+                raise BadReferenceError(f"{shown}: is a folder; give image files as references")
             try:
                 outside.append(embed_files([ref], model, embedder=self._embedder(model))[0])
             except images.ImageSkipped as exc:
-                raise ReferenceError_(f"{shown}: not a usable image ({exc.reason})") from None
+                raise BadReferenceError(f"{shown}: not a usable image ({exc.reason})") from None
             vectors.append(outside[-1])
             names.append(display_path(os.path.abspath(ref)))
         return np.stack(vectors), np.asarray(ref_ids, np.int64), names
@@ -519,7 +539,7 @@ class Collection:
         where = np.searchsorted(index_ids, wanted)  # index ids are sorted
         for i, w in zip(wanted, where):
             if w >= len(index_ids) or index_ids[w] != i:
-                raise ReferenceError_(f"image {i}: not in the collection, or it has no {name} "
+                raise BadReferenceError(f"image {i}: not in the collection, or it has no {name} "
                                       "vector")
         extra = 0 if include_references else len(wanted)
         res = self.nearest(index.matrix[where], k=None if k is None else k + extra, metric=metric,
@@ -531,8 +551,10 @@ class Collection:
             raise LookalikeError("every image in the collection is a reference: nothing else to "
                                  "show (use --include-references to rank them)")
         references = [row["path"] for row in self.store.rows(wanted)]
+        # The search's references were the vectors of `wanted`, in that order.
         return Neighbors(rows=[res.rows[n] for n in keep], distances=res.distances[keep],
-                         model=res.model, metric=res.metric, references=references)
+                         model=res.model, metric=res.metric, references=references,
+                         reference_index=res.reference_index[keep])
 
 
 _NOT_COUNTED = object()
@@ -559,4 +581,5 @@ def open_collection(db: str | os.PathLike | None = None) -> Collection:
     return Collection.open(db)
 
 
-__all__ = ["Collection", "Neighbors", "RECORD_FIELDS", "DEFAULT_METRIC", "open_collection"]
+__all__ = ["Collection", "Neighbors", "BadReferenceError", "RECORD_FIELDS", "DEFAULT_METRIC",
+           "open_collection"]
