@@ -75,6 +75,38 @@ class Neighbors:
     def ids(self) -> list[int]:
         return [r["id"] for r in self.rows]
 
+    def __repr__(self) -> str:
+        n = len(self.references)
+        refs = (f"1 reference ({_short_name(self.references[0])})" if n == 1
+                else f"{n} references")
+        found = f"{len(self.rows):,} image{'s' * (len(self.rows) != 1)}"
+        if len(self.rows):
+            found += f", nearest {self.distances[0]:.4g} ({_short_name(self.rows[0]['path'])})"
+        return f"<Neighbors of {refs} by {self.model}, {self.metric}: {found}>"
+
+    def _repr_html_(self) -> str:
+        """In Jupyter: a strip of thumbnails with rank and distance, nearest first (the
+        first HTML_IMAGES of them), self-contained (thumbnails are inline data: URLs). With
+        several references they are numbered, and each look-alike gives the number of its
+        nearest."""
+        from html import escape
+
+        several = len(self.references) > 1
+        index = self.reference_index if self.reference_index is not None else [None] * len(self)
+        cells = [_html_cell(rank, row, d, None if i is None or not several else int(i) + 1,
+                            None if i is None else self.references[i])
+                 for rank, (row, d, i) in enumerate(zip(self.rows[:HTML_IMAGES], self.distances,
+                                                        index), 1)]
+        refs = "".join(f"<div>reference {n}: {escape(_long_name(r))}</div>"
+                       for n, r in enumerate(self.references, 1)) if several else ""
+        more = len(self.rows) - HTML_IMAGES
+        tail = (f'<div style="margin-top:4px">… and {more:,} more (<code>to_pandas()</code> '
+                'lists them all)</div>' if more > 0 else "")
+        return ('<div class="lookalike-neighbors" style="font-family:sans-serif">'
+                f'<div style="margin-bottom:4px">{escape(repr(self))}{refs}</div>'
+                '<div style="display:flex;flex-wrap:wrap;gap:6px;align-items:flex-start">'
+                f'{"".join(cells)}</div>{tail}</div>')
+
     def to_records(self) -> list[dict[str, Any]]:
         """One dict per neighbour with RECORD_FIELDS: rank (from 1), path, distance,
         nearest_reference, ..., then any extra metadata columns the collection's source
@@ -131,6 +163,50 @@ class Neighbors:
         from .export import neighbors_dataframe
 
         return neighbors_dataframe(self)
+
+
+#: A Neighbors result shows at most this many thumbnails in Jupyter, this large (pixels).
+HTML_IMAGES = 50
+HTML_THUMBNAIL = 96
+
+
+def _short_name(path: str) -> str:
+    """A path or URL by its file name; a data: URL (the whole image) by its media type."""
+    if path.startswith("data:"):
+        return path.split(";", 1)[0].split(",", 1)[0] or "data:"
+    return os.path.basename(path.rstrip("/")) or path
+
+
+def _long_name(path: str) -> str:
+    """A path or URL whole, except a data: URL (too long to show)."""
+    return _short_name(path) if path.startswith("data:") else path
+
+
+def _html_cell(rank: int, row: dict, distance: float, number: int | None,
+               reference: str | None) -> str:
+    """One look-alike of `Neighbors._repr_html_`: its thumbnail (or why there is none), rank,
+    distance, name and the number of its nearest reference (None: not shown)."""
+    from html import escape
+
+    from .thumbnails import data_url
+
+    name = _short_name(row["path"])
+    tip = _long_name(row["path"]) + (f"\nnearest to {_long_name(reference)}" if reference else "")
+    side = HTML_THUMBNAIL
+    try:
+        picture = (f'<img src="{data_url(row["path"], side)}" alt="{escape(name)}" '
+                   f'style="max-width:{side}px;max-height:{side}px">')
+    except (images.ImageSkipped, OSError) as exc:
+        reason = getattr(exc, "reason", None) or getattr(exc, "strerror", None) or str(exc)
+        picture = (f'<div style="width:{side}px;height:{side}px;display:flex;'
+                   'align-items:center;justify-content:center;background:#eee;color:#555;'
+                   f'font-size:11px">cannot be read: {escape(reason)}</div>')
+    nearest = f"<br>nearest to ref. {number}" if number is not None else ""
+    return (f'<figure title="{escape(tip)}" style="margin:0;width:{side + 4}px;text-align:center">'
+            f'<div style="height:{side}px;display:flex;align-items:center;'
+            f'justify-content:center">{picture}</div>'
+            f'<figcaption style="font-size:11px;overflow-wrap:anywhere">#{rank} · {distance:.4f}'
+            f'<br>{escape(name)}{nearest}</figcaption></figure>')
 
 
 class Collection:
@@ -205,6 +281,15 @@ class Collection:
 
     def __len__(self) -> int:
         return self._counted("len", lambda: self.store.count_images(usable_only=True))
+
+    def __repr__(self) -> str:
+        where = repr(os.fspath(self.store.path))
+        try:  # two counts, each made once per catalogue generation
+            count, models = len(self), self.models
+        except Exception:  # a deleted or damaged file: the repr must still say which
+            return f"<Collection {where}: cannot be read>"
+        listed = ", ".join(f"{name} ({n:,})" for name, n in models.items()) or "none"
+        return f"<Collection {where}: {count:,} image{'s' * (count != 1)}, models: {listed}>"
 
     def _counted(self, key, compute):
         """A count over the whole catalogue, made once per catalogue generation: each one
