@@ -171,3 +171,19 @@ def test_a_reference_that_cannot_be_used_is_a_bad_reference(photos, tmp_path):
     with pytest.raises(BadReferenceError, match="not in the collection"):
         col.nearest_to_ids([10**9], k=1)
     assert issubclass(BadReferenceError, lookalike.LookalikeError)
+
+
+# -- the README ----------------------------------------------------------------------------------
+
+def test_the_readme_names_only_files_that_come_with_it():
+    """A newcomer reads the README alone: every file it points to is in the repository."""
+    top = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    with open(os.path.join(top, "README.md"), encoding="utf-8") as f:
+        text = f.read()
+    present = set()
+    for folder, dirs, names in os.walk(top):
+        dirs[:] = [d for d in dirs if not d.startswith(".")]
+        present.update(os.path.relpath(os.path.join(folder, n), top) for n in names)
+    named = {n.removeprefix("./") for n in re.findall(r"[\w./-]+\.(?:md|py|sh|toml)\b", text)}
+    missing = {n for n in named if not any(p == n or p.endswith("/" + n) for p in present)}
+    assert not missing, missing
