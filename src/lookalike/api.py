@@ -139,20 +139,19 @@ class Neighbors:
         """The result in Orange's .tab format, ready for Orange's Image Viewer; returned as
         text, or written to `path` (returns None).
 
-        The columns are those of Orange's Import Images plus Neighbors' `distance`:
-        `category` (discrete, the class: Import Images makes it the class, Neighbors compares
-        only features, so it never enters a distance, and Image Viewer titles images by it),
-        and as metas `image name`, `image` (string, flagged `type=image origin=FOLDER`),
-        `distance`, `nearest_reference`, `rank`, `width`, `height`, `size`, `id` and any
-        extras. `image` holds the
-        path relative to `origin`, as Import Images writes it, so Orange's File widget can
-        find the images again when the .tab and the folder move together; a path whose
-        relative form Image Viewer would misread as a URL (with '#', '?', '%' or ':') is
-        written absolute, which Image Viewer and Image Embedding open directly; URLs are
-        kept. Values are tab-separated, strings quoted with '"' (so tabs, newlines and quotes
-        in them survive Orange's csv reader). Orange strips spaces around every value and
-        reads "?", ".", "~", "NA" and "nan" as missing in discrete and numeric columns: such
-        values cannot be carried. Checked by loading the files in Orange 3.40.
+        The columns are those of Orange's Import Images plus Neighbors' `distance`: `category`
+        (discrete, the class: Import Images makes it the class, Neighbors compares only
+        features, so it never enters a distance, and Image Viewer titles images by it), and as
+        metas `image name`, `image` (string, flagged `type=image origin=FOLDER`), `distance`,
+        `nearest_reference`, `rank`, `width`, `height`, `size`, `id` and any extras. `image`
+        holds the path relative to `origin`, as Import Images writes it, so Orange's File widget
+        can find the images again when the .tab and the folder move together; a path whose
+        relative form Image Viewer would misread as a URL (with '#', '?', '%' or ':') is written
+        absolute, which Image Viewer and Image Embedding open directly; URLs are kept. Values
+        are tab-separated, strings quoted with '"' (so tabs, newlines and quotes in them survive
+        Orange's csv reader). Orange strips spaces around every value and reads "?", ".", "~",
+        "NA" and "nan" as missing in discrete and numeric columns: such values cannot be
+        carried. Checked by loading the files in Orange 3.40.
         """
         from .export import write_neighbors
 
