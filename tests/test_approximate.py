@@ -77,3 +77,26 @@ def test_collection_uses_faiss_on_request_and_keeps_the_saved_index_in_step(tmp_
     assert set(fresh.nearest(x[3], k=2, approximate="scan").paths) == {"/p/3", "/p/new"}
     with pytest.raises(lookalike.LookalikeError, match="always exact"):
         col.nearest(x[3], metric="manhattan", approximate=True)
+
+
+@pytest.mark.parametrize("metric", ["Cosine", "Mahalanobis", "Absolute Pearson"])
+def test_re_ranking_says_which_reference_each_row_is_nearest_to(metric):
+    """Two references from different clusters pull different look-alikes; each row's
+    reference is the one of the exact search, whose distance it carries."""
+    x = clustered()
+    ids = np.arange(len(x), dtype=np.int64)
+    hashes = np.array([int(i).to_bytes(16, "little") for i in ids], dtype="S16")
+    exact = ExactIndex(x)
+    approx = ApproximateIndex.build(ids, hashes, exact, metric, "scan")
+    farthest = int(np.argmax(lookalike.distances(x[[0]], x, metric, data=x)))
+    refs = x[[0, farthest]]
+    rows, dist, which = search(approx, exact, ids, refs, 40, metric, return_query=True)
+    want_rows, want, want_which = exact.search(refs, 40, metric, return_query=True)
+    common = np.isin(rows, want_rows)
+    assert common.mean() >= 0.9
+    position = {r: i for i, r in enumerate(want_rows)}
+    assert [want_which[position[r]] for r in rows[common]] == list(which[common])
+    per_ref = lookalike.distances(refs, x[rows], metric, data=x)
+    np.testing.assert_allclose(per_ref[which, np.arange(len(rows))], dist, rtol=1e-6)
+    assert set(which) == {0, 1}
+    assert len(search(approx, exact, ids, refs, 5, metric)) == 2

@@ -81,7 +81,8 @@ def test_similar_as_json_csv_and_table(indexed):
     assert len(rows) == 15 and rows[0]["path"] == records[0]["path"]
     table = run("similar", ref, files[("rocket", "orig")], "--db", db, "-k", 2,
                 "--metric", "Absolute Pearson").stdout
-    assert table.splitlines()[0].split() == ["rank", "distance", "category", "size", "path"]
+    assert table.splitlines()[0].split() == ["rank", "distance", "category", "size", "nearest",
+                                             "reference", "path"]
     assert len(table.splitlines()) == 4
 
 

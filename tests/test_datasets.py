@@ -159,3 +159,18 @@ def test_wrong_names_and_options_are_clear_errors(tmp_path):
     with pytest.raises(datasets.LookalikeError, match="choose test, train or all"):
         datasets.get("fashion-mnist", tmp_path, split="val")
     assert not any(tmp_path.iterdir())
+
+
+def test_twemoji_is_described_with_its_real_numbers_of_categories():
+    """`lookalike datasets` and the README say how many categories and subcategories the
+    Twemoji sample has: the numbers of folders `get` writes."""
+    import re
+
+    entries = datasets.twemoji_entries()
+    categories = {c for c, *_ in entries}
+    subcategories = {(c, s) for c, s, *_ in entries}
+    said = re.search(r"(\d+) categories / (\d+) subcategories", datasets.DATASETS["twemoji"].content)
+    assert (int(said[1]), int(said[2])) == (len(categories), len(subcategories))
+    readme = (Path(__file__).parent.parent / "README.md").read_text(encoding="utf-8")
+    assert f"({len(categories)} categories, {len(subcategories)} subcategories)" in readme
+    assert len(entries) == datasets.DATASETS["twemoji"].size

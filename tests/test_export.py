@@ -436,3 +436,78 @@ def test_cli_export(collection, tmp_path):
                        check=False), 1, "no collection")
     one_line_error(run("export", "--db", db, "-o", tmp_path / "x.csv", "--model", "mobilenet-v2",
                        check=False), 1, "mobilenet-v2")
+
+
+# -- several references: which one each look-alike is nearest to -------------------------------
+
+def nearest_of(col, refs, records, metric="cosine"):
+    """The reference each record is nearest to, by brute force over the stored vectors."""
+    ids, matrix = col.vectors()
+    row = {int(i): n for n, i in enumerate(ids)}
+    ref_vectors = matrix[[row[col.store.find(os.fsencode(str(r)))["id"]] for r in refs]]
+    d = lookalike.distances(ref_vectors, matrix[[row[r["id"]] for r in records]], metric)
+    return [str(refs[i]) for i in d.argmin(0)]
+
+
+@pytest.mark.parametrize("approximate", [False, "scan"])
+def test_each_look_alike_names_the_reference_it_is_nearest_to(collection, tmp_path, approximate):
+    col, root, files, _ = collection
+    refs = [files[("chelsea", "orig")], files[("astronaut", "orig")]]
+    res = col.nearest(refs, k=12, approximate=approximate)
+    records = res.to_records()
+    assert [r["nearest_reference"] for r in records] == nearest_of(col, refs, records) == \
+        res.nearest_references
+    by_category = {}
+    for r in records:
+        by_category.setdefault(r["category"], set()).add(r["nearest_reference"])
+    assert by_category["chelsea"] == {str(refs[0])} and by_category["astronaut"] == {str(refs[1])}
+    # The same in every format.
+    rows = list(csv.DictReader(io.StringIO(res.to_csv())))
+    assert [r["nearest_reference"] for r in rows] == res.nearest_references
+    assert [r["nearest_reference"] for r in json.loads(res.to_json())] == res.nearest_references
+    assert res.to_pandas()["nearest_reference"].tolist() == res.nearest_references
+    res.to_tab(tmp_path / "n.tab")
+    columns, table = read_orange_tab(tmp_path / "n.tab")
+    column, values = tab_column(columns, table, "nearest_reference")
+    assert column["type"] == "string" and column["flags"] == {"meta"}
+    assert values == res.nearest_references
+
+
+def test_nearest_reference_of_vectors_and_of_image_ids(collection):
+    col, root, files, _ = collection
+    refs = [files[("rocket", "orig")], files[("coffee", "orig")]]
+    by_path = col.nearest(refs, k=None)
+    ids, matrix = col.vectors()
+    ref_ids = [col.store.find(os.fsencode(str(r)))["id"] for r in refs]
+    by_id = col.nearest_to_ids(ref_ids, k=None)
+    assert by_id.to_records() == by_path.to_records()
+    assert by_id.nearest_references == nearest_of(col, refs, by_id.to_records())
+    vectors = matrix[np.searchsorted(ids, ref_ids)]
+    by_vector = col.nearest(vectors, k=None, include_references=True)
+    names = {str(refs[0]): "vector 0", str(refs[1]): "vector 1"}
+    assert [r["nearest_reference"] for r in by_vector.to_records() if r["id"] not in ref_ids] == \
+        [names[p] for p in by_path.nearest_references]
+    assert col.nearest([vectors[0], str(refs[1])], k=3).references == ["vector 0", str(refs[1])]
+    one = col.nearest(refs[0], k=3)
+    assert one.nearest_references == [str(refs[0])] * 3
+
+
+def test_cli_similar_says_which_reference_each_look_alike_is_nearest_to(collection):
+    col, root, files, _ = collection
+    db = col.store.path
+    refs = [files[("chelsea", "orig")], files[("astronaut", "orig")]]
+    records = json.loads(run("similar", *refs, "--db", db, "-k", 8, "--format", "json").stdout)
+    assert [r["nearest_reference"] for r in records] == nearest_of(col, refs, records)
+    assert {r["nearest_reference"] for r in records if r["category"] == "chelsea"} == {str(refs[0])}
+    rows = list(csv.DictReader(io.StringIO(run("similar", *refs, "--db", db, "-k", 8, "--format",
+                                               "csv").stdout)))
+    assert [r["nearest_reference"] for r in rows] == [r["nearest_reference"] for r in records]
+    # The table: a column when there are several references, by file name unless two share
+    # one (here both are orig.jpg: whole paths).
+    table = run("similar", *refs, "--db", db, "-k", 8).stdout.splitlines()
+    assert "nearest reference" in table[0]
+    assert any(str(refs[1]) in line for line in table[2:])
+    single = run("similar", refs[0], "--db", db, "-k", 3).stdout.splitlines()
+    assert "nearest reference" not in single[0]
+    named = run("similar", files[("chelsea", "bright")], refs[1], "--db", db, "-k", 8).stdout
+    assert "bright.jpg" in named.split("\n", 1)[1] and f"  {refs[1]}  " not in named

@@ -69,3 +69,14 @@ def test_built_after_a_few_searches_only_for_large_enough_matrices(rows, monkeyp
     rows_, dist = large.search(rows[[5]], 5, "euclidean")  # other metrics: the float32 pass
     assert list(rows_) == list(np.argsort(distances(rows[[5]], rows, "euclidean")[0],
                                           kind="stable")[:5])
+
+
+def test_the_8_bit_pass_keeps_which_query_each_row_is_nearest_to(rows):
+    plain, fast = ExactIndex(rows), ExactIndex(rows)
+    plain._int8_wanted = True
+    fast._int8 = Int8Cosine(rows, threads=2)
+    queries = rows[[3, 900, 1700]]
+    want = plain.search(queries, 30, "cosine", return_query=True)
+    got = fast.search(queries, 30, "cosine", return_query=True)
+    assert list(got[0]) == list(want[0]) and list(got[2]) == list(want[2])
+    assert set(got[2]) == {0, 1, 2}

@@ -140,3 +140,34 @@ def test_one_pass_for_groups_of_any_size_bounds_every_row(features, metric):
         exact = distances(group, features, metric).min(0)
         assert np.all(lo <= exact + 1e-12) and np.all(exact <= hi + 1e-12)
         assert np.median(hi - lo) <= 1e-4 * (1 + np.median(exact))  # few rows left to re-score
+
+
+@pytest.mark.parametrize("metric", METRICS)
+def test_each_row_knows_which_query_it_is_nearest_to(features, metric):
+    """With several queries a row's distance is its distance to the nearest one: the search
+    says which, as a brute-force argmin over the queries does."""
+    queries = features[[3, 150, 290]] * np.array([[1.0], [1.2], [0.9]])
+    rows, dist, which = ExactIndex(features).search(queries, None, metric, return_query=True)
+    per_query = lookalike.distances(queries, features, metric, data=features)[:, rows]
+    np.testing.assert_allclose(dist, per_query.min(0), rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(per_query[which, np.arange(len(rows))], dist, rtol=1e-9,
+                               atol=1e-12, err_msg=metric)
+    if metric == "Jaccard":   # every value is non-zero: all rows tie, the first query wins
+        assert not which.any()
+    else:                     # each query is the nearest one of some rows
+        assert set(which) == {0, 1, 2}, metric
+    rows5, dist5, which5 = ExactIndex(features).search(queries, 5, metric, return_query=True)
+    assert list(rows5) == list(rows[:5]) and list(which5) == list(which[:5])
+
+
+def test_of_equally_near_queries_the_first_given_is_the_nearest(features):
+    same = features[[7, 7]]
+    _, _, which = nearest_rows(features, same, 20, "cosine", return_query=True)
+    assert not which.any()
+    # A zero query is at distance 1 of every row, as is a row orthogonal to the other query.
+    orthogonal = np.zeros((2, 24), np.float32)
+    orthogonal[0, 0], orthogonal[1, 1] = 1.0, 1.0
+    queries = np.vstack([np.zeros((1, 24)), np.eye(24)[2:3]])
+    rows, dist, which = nearest_rows(orthogonal, queries, None, "cosine", return_query=True)
+    assert list(dist) == [1.0, 1.0] and list(which) == [0, 0]
+    assert nearest_rows(features, same, 3, "cosine")[0].shape == (3,)  # two arrays by default

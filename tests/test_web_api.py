@@ -219,6 +219,8 @@ def test_several_references_take_the_nearest_of_them(server, photos):
     assert answer["neighbors"] == json.loads(col.nearest(refs, k=6, metric="euclidean").to_json())
     assert {n["category"] for n in answer["neighbors"]} == {"rocket", "coffee"}
     assert [r["path"] for r in answer["references"]] == [str(p) for p in refs]
+    assert {n["category"]: n["nearest_reference"] for n in answer["neighbors"]} == \
+        {"rocket": str(refs[0]), "coffee": str(refs[1])}
     with_refs = server.client.post("/api/neighbors",
                                    json=dict(body, include_references=True)).json()
     assert {n["id"] for n in with_refs["neighbors"][:2]} == set(body["references"])
@@ -277,7 +279,9 @@ def test_upload_finds_look_alikes_without_adding_the_file(server, photos, tmp_pa
     assert response.status_code == 200, answer
     assert answer["references"] == [{"name": "query.png", "upload": True,
                                      "size": query.stat().st_size}]
-    assert answer["neighbors"] == json.loads(col.nearest(query, k=4).to_json())
+    expected = col.nearest(query, k=4)
+    expected.references = ["query.png"]     # the name sent, not the server's temporary file
+    assert answer["neighbors"] == json.loads(expected.to_json())
     assert {n["category"] for n in answer["neighbors"]} == {"rocket"}
     assert server.client.get("/api/collection").json()["count"] == 16
 

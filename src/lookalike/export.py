@@ -365,8 +365,9 @@ def neighbor_columns(records: list[dict]) -> list[_Column]:
 def _neighbor_records(res: "Neighbors") -> list[dict]:
     # to_records() gives the public dicts (extras flattened); the writers want them apart.
     out = []
-    for i, (row, d) in enumerate(zip(res.rows, res.distances)):
-        out.append({"rank": i + 1, "path": row["path"], "distance": float(d), "name": row["name"],
+    for i, (row, d, ref) in enumerate(zip(res.rows, res.distances, res.nearest_references)):
+        out.append({"rank": i + 1, "path": row["path"], "distance": float(d),
+                    "nearest_reference": ref, "name": row["name"],
                     "category": row["category"], "width": row["width"], "height": row["height"],
                     "size": row["size"], "id": row["id"], "root": row.get("root"),
                     "extras": extras_of(row)})
@@ -416,7 +417,8 @@ def _neighbors_bytes(res: "Neighbors", format: str) -> bytes:
     # Images' columns (category as class, image name, image) plus distance and rank.
     origin = orange_origin([r["path"] for r in records], [r["root"] for r in records])
     has_category = any(r["category"] for r in records)
-    order = ["category", "name", "path", "distance", "rank", "width", "height", "size", "id"]
+    order = ["category", "name", "path", "distance", "nearest_reference", "rank", "width",
+             "height", "size", "id"]
     by_key = {c.key: c for c in columns}
     ordered = [by_key[k] for k in order] + [c for c in columns if c.key not in order]
     tab_columns = _tab_columns(_orange_named(ordered), origin, has_category)

@@ -4,9 +4,10 @@ Every metric that can be is answered with one BLAS product per chunk of rows plu
 statistics computed once (norms, means, ranks, the Mahalanobis quadratic form): cosine,
 Euclidean, Pearson, Spearman and Mahalanobis cost about one matrix-vector product, which is
 the memory-bandwidth floor. Manhattan and Jaccard are scanned directly. With several queries a
-row's distance is its minimum distance to any of them (Orange's rule). The best candidates are
-kept with `argpartition` and re-scored exactly in float64, so float32 rounding never changes
-the ranking. Memory stays bounded: rows are processed in chunks.
+row's distance is its minimum distance to any of them (Orange's rule), and which of them
+is nearest can be returned with it. The best candidates are kept with `argpartition` and
+re-scored exactly in float64, so float32 rounding never changes the ranking. Memory stays
+bounded: rows are processed in chunks.
 """
 
 from __future__ import annotations
@@ -287,11 +288,14 @@ class ExactIndex:
         dist = (1.0 - r) / 2.0
         return dist - e, dist + e
 
-    def exact_scores(self, queries: np.ndarray, rows: np.ndarray, metric: str) -> np.ndarray:
-        """Exact float64 distances of the given rows to their nearest query."""
+    def exact_scores(self, queries: np.ndarray, rows: np.ndarray, metric: str,
+                     return_query: bool = False):
+        """Exact float64 distances of the given rows to their nearest query; with
+        `return_query`, also the position of that query for each row (ties: the first)."""
         name = canonical_metric(metric)
         queries = np.atleast_2d(np.asarray(queries, dtype=np.float64))
         out = np.empty(len(rows))
+        which = np.zeros(len(rows), np.int64)
         step = max(1, min(CHUNK_ROWS, (1 << 24) // max(1, self.dim * len(queries))))
         for i in range(0, len(rows), step):
             sub = self.rows(rows[i:i + step])
@@ -301,15 +305,21 @@ class ExactIndex:
             else:
                 d = distances(queries, sub, name)
             out[i:i + len(sub)] = d.min(0)
-        return out
+            if return_query and len(queries) > 1:
+                # Rounded as the ranking is, so that last-bit differences between summation
+                # orders do not choose between equally near queries: the first one given wins.
+                which[i:i + len(sub)] = np.round(d, 12).argmin(0)
+        return (out, which) if return_query else out
 
     def search(self, queries: np.ndarray, k: int | None, metric: str = "Cosine",
                exclude: np.ndarray | None = None, candidates: np.ndarray | None = None,
-               ) -> tuple[np.ndarray, np.ndarray]:
+               return_query: bool = False) -> tuple[np.ndarray, ...]:
         """(row indices, distances) of the k rows nearest to any query, ascending.
 
         `exclude`: rows never returned; `candidates`: if given, only these rows are searched.
         `k=None` ranks every row. Ties are broken by row index, so results are deterministic.
+        `return_query`: a third array gives, for each row, the position of the query it is
+        nearest to (of equally near queries, the first).
 
         Searches asked for at the same time from several threads (a web server's requests)
         are answered together: one thread scans the matrix once for all of them, which is
@@ -353,7 +363,7 @@ class ExactIndex:
                     self._queue_changed.notify_all()
         if request.error is not None:
             raise request.error
-        return request.result
+        return request.result if return_query else request.result[:2]
 
     def _answer(self, batch: list["_Request"]) -> None:
         by_metric: dict[str, list[_Request]] = {}
@@ -388,17 +398,17 @@ class ExactIndex:
             hi[~allowed] = np.inf
         n_allowed = len(lo) if allowed is None else int(allowed.sum())
         if n_allowed == 0:
-            return np.zeros(0, np.int64), np.zeros(0)
+            return np.zeros(0, np.int64), np.zeros(0), np.zeros(0, np.int64)
         if k is None or k >= n_allowed:
             pool = np.arange(len(lo)) if allowed is None else np.flatnonzero(allowed)
         else:
             kth = np.partition(hi, k - 1)[k - 1]
             pool = np.flatnonzero(lo <= kth)
-        exact = self.exact_scores(queries, pool, name)
+        exact, which = self.exact_scores(queries, pool, name, return_query=True)
         # Equal distances (duplicates, equal rank orders) are ordered by row; rounding first
         # keeps last-bit differences between summation orders from breaking such ties.
         order = np.lexsort((pool, np.round(exact, 12)))[: (k if k is not None else None)]
-        return pool[order], exact[order]
+        return pool[order], exact[order], which[order]
 
 
 def _pad_rows(queries: np.ndarray) -> np.ndarray:
@@ -429,7 +439,7 @@ class _Request:
 
 def nearest_rows(matrix: np.ndarray, queries: np.ndarray, k: int | None, metric: str = "cosine",
                  exclude: np.ndarray | None = None, candidates: np.ndarray | None = None,
-                 ) -> tuple[np.ndarray, np.ndarray]:
+                 return_query: bool = False) -> tuple[np.ndarray, ...]:
     """One-off exact search: `ExactIndex(matrix).search(...)`."""
     return ExactIndex(np.asarray(matrix, dtype=np.float32)).search(
-        queries, k, metric, exclude=exclude, candidates=candidates)
+        queries, k, metric, exclude=exclude, candidates=candidates, return_query=return_query)

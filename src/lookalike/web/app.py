@@ -387,6 +387,7 @@ def create_app(collection: Collection | str | os.PathLike | None = None, *,
                                   approximate=_approximate(approximate))
         finally:
             os.unlink(tmp)
+        res.references = [name]  # each look-alike's nearest_reference: not the temporary file
         reference = {"name": name, "upload": True, "size": len(data)}
         return neighbors_response(res, [reference], k)
 

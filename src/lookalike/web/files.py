@@ -7,24 +7,22 @@ and with the very bytes that were indexed (same content hash). Thumbnails are ma
 
 from __future__ import annotations
 
-import io
 import os
 import stat
 import tempfile
 from pathlib import Path
 
-from PIL import Image, ImageOps
+from PIL import Image
 
-from .. import downloads, images
+from .. import downloads
 from ..indexing import content_hash
+from ..thumbnails import make_thumbnail, thumbnail_media_type  # noqa: F401 - served from here
 
 #: Thumbnail sizes (longest side, pixels); a request is served the smallest step that covers it.
 THUMBNAIL_SIZES = (32, 64, 128, 256, 512, 1024)
 
 #: Originals larger than this are not served (the indexer refuses larger files too).
 MAX_ORIGINAL_BYTES = 1 << 30
-
-_ALPHA_MODES = {"RGBA", "LA", "PA", "RGBa", "La"}
 
 
 class FileGone(Exception):
@@ -91,35 +89,6 @@ def download_name(row: dict, data: bytes) -> str:
 def media_type(data: bytes) -> str:
     """The MIME type of encoded image bytes, from their header."""
     return Image.MIME.get(downloads.sniff(data) or "", "application/octet-stream")
-
-
-def make_thumbnail(data: bytes, size: int) -> bytes:
-    """A PNG (images with transparency) or JPEG at most `size` pixels on its longest side,
-    upright; never enlarged. Raises images.ImageSkipped for what cannot be decoded."""
-    images.read_size(data)  # refuses decompression bombs with a reason
-    try:
-        im = Image.open(io.BytesIO(data))
-        if im.format == "JPEG" and im.mode in ("RGB", "L", "CMYK"):
-            im.draft(im.mode, (size, size))  # decode at a reduced scale: much faster
-        im = ImageOps.exif_transpose(im)
-        has_alpha = im.mode in _ALPHA_MODES or (im.mode == "P" and "transparency" in im.info)
-        im = im.convert("RGBA") if has_alpha else images.to_rgb(im)
-        im.thumbnail((size, size), Image.Resampling.LANCZOS, reducing_gap=3.0)
-        out = io.BytesIO()
-        if has_alpha:
-            im.save(out, "PNG", optimize=False, compress_level=6)
-        else:
-            im.save(out, "JPEG", quality=85)
-        return out.getvalue()
-    except images.ImageSkipped:
-        raise
-    except Exception as exc:
-        raise images.ImageSkipped(
-            f"cannot make a thumbnail ({type(exc).__name__}: {exc})") from None
-
-
-def thumbnail_media_type(data: bytes) -> str:
-    return "image/png" if data.startswith(b"\x89PNG") else "image/jpeg"
 
 
 class ThumbnailCache:

@@ -432,7 +432,8 @@ $("title").addEventListener("change", () => {
 
 // -- export ----------------------------------------------------------------------------------
 
-const FIELDS = ["rank", "path", "distance", "name", "category", "width", "height", "size", "id"];
+const FIELDS = ["rank", "path", "distance", "nearest_reference", "name", "category", "width",
+  "height", "size", "id"];
 
 function download(name, type, text) {
   const url = URL.createObjectURL(new Blob([text], { type }));

@@ -1,0 +1,79 @@
+"""Small previews of images: the web viewer's thumbnails, and the inline pictures of a result
+shown in Jupyter (`Neighbors._repr_html_`). Pure functions of the bytes, so that the Python
+API can make them without the web package.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import os
+import stat
+
+from PIL import Image, ImageOps
+
+from . import downloads, images
+
+#: Files larger than this are not read for a preview (the indexer refuses larger ones too).
+MAX_FILE_BYTES = 1 << 30
+
+def make_thumbnail(data: bytes, size: int) -> bytes:
+    """A PNG (images with transparency) or JPEG at most `size` pixels on its longest side,
+    upright; never enlarged. Raises images.ImageSkipped for what cannot be decoded."""
+    images.read_size(data)  # refuses decompression bombs with a reason
+    try:
+        im = Image.open(io.BytesIO(data))
+        if im.format == "JPEG" and im.mode in ("RGB", "L", "CMYK"):
+            im.draft(im.mode, (size, size))  # decode at a reduced scale: much faster
+        im = ImageOps.exif_transpose(im)
+        has_alpha = im.mode in images._ALPHA_MODES or (im.mode == "P" and "transparency" in im.info)
+        im = im.convert("RGBA") if has_alpha else images.to_rgb(im)
+        im.thumbnail((size, size), Image.Resampling.LANCZOS, reducing_gap=3.0)
+        out = io.BytesIO()
+        if has_alpha:
+            im.save(out, "PNG", optimize=False, compress_level=6)
+        else:
+            im.save(out, "JPEG", quality=85)
+        return out.getvalue()
+    except images.ImageSkipped:
+        raise
+    except Exception as exc:
+        raise images.ImageSkipped(
+            f"cannot make a thumbnail ({type(exc).__name__}: {exc})") from None
+
+
+def thumbnail_media_type(data: bytes) -> str:
+    """The MIME type of what `make_thumbnail` made."""
+    return "image/png" if data.startswith(b"\x89PNG") else "image/jpeg"
+
+
+def read_image(path: str, max_bytes: int = MAX_FILE_BYTES) -> bytes:
+    """The bytes of an image by its catalogue path: a local file (only a regular one: never
+    blocks on a named pipe), or a URL from the download cache (never fetched). Raises
+    images.ImageSkipped with the reason when they cannot be had."""
+    if downloads.is_url(path):
+        data = downloads.Downloader().cached(path)
+        if data is None:
+            raise images.ImageSkipped("not in the download cache")
+        return data
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_NOCTTY", 0))
+    except OSError as exc:
+        raise images.ImageSkipped(exc.strerror or "cannot be opened") from None
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise images.ImageSkipped("not a regular file")
+        if info.st_size > max_bytes:
+            raise images.ImageSkipped(f"larger than {max_bytes:,} bytes")
+        with os.fdopen(fd, "rb", closefd=False) as fh:
+            return fh.read(max_bytes + 1)
+    finally:
+        os.close(fd)
+
+
+def data_url(path: str, size: int) -> str:
+    """A thumbnail of the image at `path` as a `data:` URL, for self-contained HTML."""
+    thumbnail = make_thumbnail(read_image(path), size)
+    encoded = base64.b64encode(thumbnail).decode("ascii")
+    return f"data:{thumbnail_media_type(thumbnail)};base64,{encoded}"
