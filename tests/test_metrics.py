@@ -32,16 +32,23 @@ def test_euclidean_manhattan_cosine_jaccard_match_scipy(data):
                                    err_msg=name)
 
 
-def test_correlations_are_orange_formulas(data):
+def test_correlations_are_orange_340_formulas(data):
+    """Orange 3.40 (so since 3.35): Pearson and Spearman (1 - r) / 2, their absolute forms
+    1 - |r|, not halved."""
     x, y = data
     r = brute(x, y, lambda a, b: pearsonr(a, b)[0])
     rho = brute(x, y, lambda a, b: spearmanr(a, b)[0])
     np.testing.assert_allclose(lookalike.distances(x, y, "Pearson"), (1 - r) / 2, atol=1e-9)
-    np.testing.assert_allclose(lookalike.distances(x, y, "absolute pearson"), (1 - abs(r)) / 2,
+    np.testing.assert_allclose(lookalike.distances(x, y, "absolute pearson"), 1 - abs(r),
                                atol=1e-9)
     np.testing.assert_allclose(lookalike.distances(x, y, "Spearman"), (1 - rho) / 2, atol=1e-9)
-    np.testing.assert_allclose(lookalike.distances(x, y, "Absolute Spearman"),
-                               (1 - abs(rho)) / 2, atol=1e-9)
+    np.testing.assert_allclose(lookalike.distances(x, y, "Absolute Spearman"), 1 - abs(rho),
+                               atol=1e-9)
+    anti = np.stack([np.arange(5.0), -np.arange(5.0)])    # r = -1: the absolute forms give 0
+    np.testing.assert_allclose(lookalike.distances(anti[:1], anti, "absolute pearson"), [[0, 0]],
+                               atol=1e-12)
+    np.testing.assert_allclose(lookalike.distances(anti[:1], anti, "pearson"), [[0, 1]],
+                               atol=1e-12)
 
 
 def test_ranks_average_ties_like_scipy():
@@ -53,10 +60,24 @@ def test_mahalanobis_matches_scipy_when_covariance_is_regular():
     rng = np.random.default_rng(1)
     data = rng.normal(size=(200, 5)) @ rng.normal(size=(5, 5))
     vi = np.linalg.inv(np.cov(data, rowvar=False))
-    x = data[:4]
-    got = lookalike.distances(x, data, "Mahalanobis")
-    want = brute(x, data, lambda a, b: sd.mahalanobis(a, b, vi))
+    y = data[:4]
+    got = lookalike.distances(data, y, "Mahalanobis")
+    want = brute(data, y, lambda a, b: sd.mahalanobis(a, b, vi))
     np.testing.assert_allclose(got, want, atol=1e-8)
+
+
+def test_mahalanobis_fits_the_covariance_on_the_first_argument_as_orange_does():
+    """Orange's Mahalanobis(e1, e2) and its Neighbors widget (data rows first) fit on e1."""
+    rng = np.random.default_rng(4)
+    x = rng.normal(size=(100, 3)) * [1.0, 5.0, 0.2]
+    y = rng.normal(size=(50, 3)) @ rng.normal(size=(3, 3))
+    vi_x = np.linalg.inv(np.cov(x, rowvar=False))
+    want = brute(x, y[:3], lambda a, b: sd.mahalanobis(a, b, vi_x))
+    np.testing.assert_allclose(lookalike.distances(x, y[:3], "mahalanobis"), want, atol=1e-9)
+    vi_y = np.linalg.inv(np.cov(y, rowvar=False))        # `data` still overrides it
+    want = brute(x[:3], y[:3], lambda a, b: sd.mahalanobis(a, b, vi_y))
+    np.testing.assert_allclose(lookalike.distances(x[:3], y[:3], "mahalanobis", data=y), want,
+                               atol=1e-9)
 
 
 def test_mahalanobis_is_regularised_when_singular():
@@ -79,6 +100,8 @@ def test_degenerate_vectors_give_defined_values():
     cos = lookalike.distances([zero, v], [zero, v], "cosine")
     assert cos[0, 0] == 0 and cos[0, 1] == 1 and abs(cos[1, 1]) < 1e-12
     assert lookalike.distances([const], [v], "pearson")[0, 0] == 0.5
+    assert lookalike.distances([const], [v], "absolute pearson")[0, 0] == 1
+    assert lookalike.distances([zero], [v], "spearman")[0, 0] == 0.5
     assert lookalike.distances([zero], [zero], "jaccard")[0, 0] == 0
 
 

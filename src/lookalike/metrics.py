@@ -1,11 +1,12 @@
 """Orange's distance measures between rows of two matrices, vectorised.
 
-Names and formulas follow Orange's Neighbors widget: Pearson and Spearman distances are
-(1 - r) / 2, the absolute ones (1 - |r|) / 2, Spearman is Pearson on ranks, Jaccard treats
-non-zero as 1, Mahalanobis uses the inverse covariance of the data rows (shrunk towards a
-multiple of the identity when singular). Degenerate inputs give defined values, never NaN:
-cosine with a zero vector is 1 (0 between two zero vectors), a correlation with a constant
-vector is 0 (distance 0.5), Jaccard between two all-zero vectors is 0.
+Names and formulas follow Orange's Neighbors widget (Orange 3.40, checked by running it):
+Pearson and Spearman distances are (1 - r) / 2, the absolute ones 1 - |r| (so since Orange
+3.35), Spearman is Pearson on ranks, Jaccard treats non-zero as 1, Mahalanobis uses the inverse
+covariance of the data rows (shrunk towards a multiple of the identity when singular).
+Degenerate inputs give defined values where Orange gives NaN: cosine with a zero vector is 1
+(0 between two zero vectors), a correlation with a constant vector is 0 (Pearson and Spearman
+distance 0.5, their absolute forms 1), Jaccard between two all-zero vectors is 0.
 """
 
 from __future__ import annotations
@@ -149,8 +150,10 @@ def mahalanobis_transform(data: np.ndarray, shrinkage: float = 0.1) -> np.ndarra
 def distances(x, y=None, metric: str = "Euclidean", *, data=None) -> np.ndarray:
     """Distances between the rows of `x` and of `y` (default: `x`), shape (len(x), len(y)).
 
-    `data`, for Mahalanobis only, is the set of rows whose covariance defines the distance
-    (default: the rows of `y`, Orange's data rows).
+    Mahalanobis takes its covariance from `data` if given, else from the rows of `x`, the first
+    argument, as Orange does: `Orange.distance.Mahalanobis(e1, e2)` fits on `e1`, and the
+    Neighbors widget passes the data rows first and the references second. So
+    `distances(collection, references, "mahalanobis")` gives Orange's numbers.
     """
     name = canonical_metric(metric)
     x = _as_2d(x)
@@ -158,7 +161,7 @@ def distances(x, y=None, metric: str = "Euclidean", *, data=None) -> np.ndarray:
     if x.shape[1] != y.shape[1]:
         raise ValueError(f"vectors differ in length: {x.shape[1]} and {y.shape[1]}")
     if name == "Mahalanobis":
-        transform = mahalanobis_transform(y if data is None else data)
+        transform = mahalanobis_transform(x if data is None else data)
         return _euclidean(x @ transform, y @ transform)
     if name in ("Spearman", "Absolute Spearman"):
         x, y = rank_rows(x), rank_rows(y)
@@ -170,7 +173,12 @@ def distances(x, y=None, metric: str = "Euclidean", *, data=None) -> np.ndarray:
     }.get(name)
     if fn is not None:
         return fn(x, y)
-    r = _correlation(x, y)
-    if name.startswith("Absolute"):
-        return (1.0 - np.abs(r)) / 2.0
+    return correlation_distance(_correlation(x, y), name)
+
+
+def correlation_distance(r, metric: str):
+    """Orange's distance for a correlation r: (1 - r) / 2, or 1 - |r| for the absolute forms
+    (`metric` canonical; Spearman's r is Pearson's on ranks)."""
+    if metric.startswith("Absolute"):
+        return 1.0 - np.abs(r)
     return (1.0 - r) / 2.0

@@ -17,7 +17,8 @@ import time
 
 import numpy as np
 
-from .metrics import canonical_metric, distances, mahalanobis_transform, rank_rows
+from .metrics import (canonical_metric, correlation_distance, distances, mahalanobis_transform,
+                      rank_rows)
 
 log = logging.getLogger(__name__)
 
@@ -281,10 +282,10 @@ class ExactIndex:
         defined = (nx > 0) & (nq > 0)
         denom = np.where(defined, nx * nq, 1.0)
         r = np.where(defined, np.clip(cov / denom, -1.0, 1.0), 0.0)
-        e = np.where(defined, err / denom, 0.0) / 2
-        if name == "Absolute Pearson":
-            r = np.abs(r)
-        dist = (1.0 - r) / 2.0
+        e = np.where(defined, err / denom, 0.0)  # the error of r; |r| errs no more
+        if name == "Pearson":
+            e = e / 2  # (1 - r) / 2 halves it; Absolute Pearson's 1 - |r| does not
+        dist = correlation_distance(r, name)
         return dist - e, dist + e
 
     def exact_scores(self, queries: np.ndarray, rows: np.ndarray, metric: str) -> np.ndarray:
