@@ -133,15 +133,16 @@ class ExactIndex:
             return ExactIndex(out)
         return self._stat("ranks", compute)
 
-    def mahalanobis(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """(M = L L^T, x^T M x per row, L) for the collection's (regularised) covariance."""
+    def mahalanobis(self) -> tuple[np.ndarray, np.ndarray]:
+        """(W, x^T W W^T x per row) for the collection's (regularised) covariance, whose
+        inverse is W W^T (metrics.mahalanobis_transform)."""
         def compute():
             transform = mahalanobis_transform(np.asarray(self.matrix, dtype=np.float64))
             quad = np.empty(len(self.matrix))
             for start, chunk in self._chunks():
                 t = chunk.astype(np.float64) @ transform
                 quad[start:start + len(t)] = np.einsum("ij,ij->i", t, t)
-            return transform @ transform.T, quad, transform
+            return transform, quad
         return self._stat("mahalanobis", compute)
 
     def rows(self, index: np.ndarray) -> np.ndarray:
@@ -244,8 +245,8 @@ class ExactIndex:
     def _prepare_queries(self, q: np.ndarray, name: str):
         extra = {"q_norm": np.linalg.norm(q, axis=1)}
         if name == "Mahalanobis":
-            m = self.mahalanobis()[0]
-            mq = q @ m
+            w = self.mahalanobis()[0]
+            mq = (q @ w) @ w.T  # q times the inverse covariance
             extra.update(q_quad=np.einsum("ij,ij->i", q, mq), q_norm=np.linalg.norm(mq, axis=1))
             return np.ascontiguousarray(mq, dtype=np.float32), extra
         if name in ("Pearson", "Absolute Pearson"):
@@ -297,7 +298,7 @@ class ExactIndex:
         for i in range(0, len(rows), step):
             sub = self.rows(rows[i:i + step])
             if name == "Mahalanobis":
-                transform = self.mahalanobis()[2]
+                transform = self.mahalanobis()[0]
                 d = distances(queries @ transform, sub @ transform, "Euclidean")
             else:
                 d = distances(queries, sub, name)
