@@ -10,15 +10,16 @@ The command line and the web viewer only translate to and from these calls.
 from __future__ import annotations
 
 import os
+import warnings
 from dataclasses import dataclass, field
 from typing import Any, Sequence
 
 import numpy as np
 
 from . import images
-from .errors import LookalikeError
+from .errors import LookalikeError, LookalikeWarning
 from .indexing import IndexReport, embed_files, index_paths
-from .metrics import canonical_metric
+from .metrics import canonical_metric, mahalanobis_note
 from .approximate import AUTO_THRESHOLD, ApproximateIndex
 from .approximate import search as approximate_search
 from .approximate import supports as approximate_supports
@@ -40,13 +41,17 @@ class ReferenceError_(LookalikeError):
 
 @dataclass
 class Neighbors:
-    """The look-alikes of one or several references, nearest first."""
+    """The look-alikes of one or several references, nearest first.
+
+    `notes`: sentences for people about this answer (e.g. Mahalanobis on too few images),
+    also issued as `LookalikeWarning`s by `Collection.nearest`."""
 
     rows: list[dict]
     distances: np.ndarray
     model: str
     metric: str
     references: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
 
     def __len__(self) -> int:
         return len(self.rows)
@@ -321,7 +326,11 @@ class Collection:
             rows, dist = approximate_search(approx, index, ids, queries, k, metric,
                                             exclude_rows=exclude)
         records = self.store.rows(ids[rows])
-        return Neighbors(rows=records, distances=dist, model=model, metric=metric, references=names)
+        notes = _notes(metric, len(ids), index.dim)
+        for note in notes:
+            warnings.warn(note, LookalikeWarning, stacklevel=2)
+        return Neighbors(rows=records, distances=dist, model=model, metric=metric, references=names,
+                         notes=notes)
 
     @staticmethod
     def _approximate_kind(approximate, n: int, metric: str, k, candidates) -> str | None:
@@ -532,10 +541,17 @@ class Collection:
                                  "show (use --include-references to rank them)")
         references = [row["path"] for row in self.store.rows(wanted)]
         return Neighbors(rows=[res.rows[n] for n in keep], distances=res.distances[keep],
-                         model=res.model, metric=res.metric, references=references)
+                         model=res.model, metric=res.metric, references=references,
+                         notes=res.notes)
 
 
 _NOT_COUNTED = object()
+
+
+def _notes(metric: str, rows: int, dim: int) -> list[str]:
+    """What a person should know about an answer in this metric on this collection."""
+    note = mahalanobis_note(rows, dim) if metric == "Mahalanobis" else None
+    return [note] if note else []
 
 
 def _check_k(k) -> None:
