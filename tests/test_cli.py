@@ -86,6 +86,17 @@ def test_similar_as_json_csv_and_table(indexed):
     assert len(table.splitlines()) == 4
 
 
+def test_similar_prints_notes_on_stderr(indexed):
+    root, files, db, _ = indexed
+    ref = files[("chelsea", "orig")]
+    proc = run("similar", ref, "--db", db, "-k", 3, "--metric", "mahalanobis", "--format", "json")
+    assert len(json.loads(proc.stdout)) == 3
+    notes = [line for line in proc.stderr.splitlines() if line.startswith("note: ")]
+    assert len(notes) == 1 and "Mahalanobis distances are unreliable" in notes[0]
+    assert "Warning" not in proc.stderr
+    assert "note:" not in run("similar", ref, "--db", db, "-k", 3).stderr
+
+
 def test_skipped_lists_each_file_with_its_reason(indexed):
     _, _, db, _ = indexed
     rows = json.loads(run("skipped", "--db", db, "--format", "json").stdout)

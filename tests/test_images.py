@@ -1,6 +1,7 @@
 """Decoding: every format to upright 8-bit RGB, broken files to a reason."""
 
 import io
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -110,6 +111,139 @@ def test_tiny_image_is_upscaled(formats):
     out = decode_file(formats["tiny"], size=32)
     assert out.pixels.shape == (32, 32, 3)
     assert tuple(out.pixels[5, 5]) == (10, 200, 30)
+
+
+# -- scientific TIFFs that Pillow cannot read (or misreads), through tifffile -------------------
+
+def stretched(values):
+    """What the decoder should show: 8-bit by the values' own finite range (NaN as the minimum)."""
+    v = np.asarray(values, np.float64)
+    lo, hi = np.nanmin(v), np.nanmax(v)
+    return np.rint((np.where(np.isnan(v), lo, v) - lo) * (255.0 / (hi - lo))).astype(np.uint8)
+
+
+@pytest.fixture(scope="module")
+def ramp():
+    y, x = np.mgrid[0:30, 0:40]
+    return (x + 40 * y) / 1199.0           # 0..1, a different value in every pixel
+
+
+def write_tiff(tmp_path, name, array, **options):
+    import tifffile
+
+    path = tmp_path / name
+    tifffile.imwrite(path, array, **options)
+    return path.read_bytes()
+
+
+def test_planar_float64_multipage_tiff_gives_its_first_page_by_its_own_range(tmp_path, ramp):
+    first = np.stack([ramp * 3 - 1, 2 - ramp, ramp ** 2])          # planar: (samples, y, x)
+    data = write_tiff(tmp_path, "planar.tif", np.stack([first, first[::-1] * 50]),
+                      photometric="rgb", planarconfig="separate")
+    out = images.decode(data)
+    assert (out.width, out.height) == (40, 30) and images.read_size(data) == (40, 30)
+    np.testing.assert_array_equal(out.pixels, stretched(first.transpose(1, 2, 0)))
+    assert images.decode(data, 16).pixels.shape == (16, 16, 3)
+
+
+def test_scikit_image_multipage_rgb_tif_is_read(tmp_path):
+    """scikit-image's own sample (planar float64, two pages) was skipped as "not an image"."""
+    import tifffile
+    from skimage.data import data_dir
+
+    data = (Path(data_dir) / "multipage_rgb.tif").read_bytes()
+    first = tifffile.imread(io.BytesIO(data), key=0)                # (3, 10, 10)
+    out = images.decode(data)
+    np.testing.assert_array_equal(out.pixels, stretched(np.moveaxis(first, 0, -1)))
+    assert images.read_size(data) == (10, 10)
+
+
+def test_16_bit_colour_tiff_is_stretched_by_its_own_range_not_cut_to_its_high_byte(tmp_path, ramp):
+    rgb = np.stack([ramp, ramp * 0.5, ramp * 0.25]) * 40_000 + 1_000   # 1,000..41,000
+    for planar in ("separate", "contig"):
+        array = rgb if planar == "separate" else rgb.transpose(1, 2, 0)
+        data = write_tiff(tmp_path, f"{planar}.tif", array.astype(np.uint16), photometric="rgb",
+                          planarconfig=planar)
+        got = images.decode(data).pixels
+        np.testing.assert_array_equal(got, stretched(rgb.astype(np.uint16).transpose(1, 2, 0)))
+        assert got.max() == 255                                     # not 160, Pillow's high byte
+
+
+def test_float32_grey_tiff_with_nan_shows_nan_as_its_minimum(tmp_path, ramp):
+    grey = (ramp * 7 - 3).astype(np.float32)
+    grey[:5, :5] = np.nan
+    data = write_tiff(tmp_path, "nan.tif", grey)
+    got = images.decode(data).pixels
+    want = stretched(grey)
+    np.testing.assert_array_equal(got, np.repeat(want[..., None], 3, axis=2))
+    assert (got[:5, :5] == 0).all() and got.max() == 255
+
+
+def test_tiff_with_more_than_four_samples_shows_the_first_three(tmp_path, ramp):
+    channels = np.stack([ramp, 1 - ramp, ramp * 0.5, ramp, ramp])   # (5, y, x)
+    eight = np.rint(channels * 255).astype(np.uint8)
+    for planar in ("separate", "contig"):
+        array = eight if planar == "separate" else eight.transpose(1, 2, 0)
+        data = write_tiff(tmp_path, f"five-{planar}.tif", array, photometric="minisblack",
+                          planarconfig=planar)
+        np.testing.assert_array_equal(images.decode(data).pixels, eight[:3].transpose(1, 2, 0))
+
+
+def test_16_bit_rgba_tiff_is_composited_on_white(tmp_path, ramp):
+    rgba = np.zeros((4, 30, 40), np.uint16)
+    rgba[0] = 50_000                                                  # red where opaque
+    rgba[3, :, 20:] = 65_535                                          # right half opaque
+    rgba[1, 0, 0] = 100                                               # a second level of green
+    data = write_tiff(tmp_path, "rgba16.tif", rgba, photometric="rgb", planarconfig="separate",
+                      extrasamples=["unassalpha"])
+    got = images.decode(data).pixels
+    assert (got[:, :20] == 255).all()                                 # transparent: white
+    assert (got[1:, 20:] == [255, 0, 0]).all()
+
+
+def test_tiff_orientation_is_applied_through_tifffile(tmp_path, ramp):
+    data = write_tiff(tmp_path, "rotated.tif", ramp, extratags=[(274, "H", 1, 6, True)])
+    out = images.decode(data)
+    assert (out.width, out.height) == (30, 40) and images.read_size(data) == (30, 40)
+    np.testing.assert_array_equal(out.pixels[..., 0], np.rot90(stretched(ramp), -1))
+
+
+def test_tiff_size_is_checked_before_its_pixels_are_read(tmp_path):
+    import tifffile
+
+    path = tmp_path / "bomb.tif"
+    tifffile.imwrite(path, np.zeros((2, 2), np.float64))
+    data = bytearray(path.read_bytes())
+    with tifffile.TiffFile(path) as tif:                             # declare 60000 x 60000
+        for tag in ("ImageWidth", "ImageLength"):
+            t = tif.pages.first.tags[tag]
+            width = 2 if t.dtype == tifffile.DATATYPE.SHORT else 4
+            data[t.valueoffset:t.valueoffset + width] = (60_000).to_bytes(width, "little")
+    for read in (images.read_size, images.decode):
+        with pytest.raises(images.ImageSkipped, match="too many pixels"):
+            read(bytes(data))
+    five = write_tiff(tmp_path, "five.tif", np.zeros((5, 30, 40)), planarconfig="separate",
+                      photometric="minisblack")
+    with pytest.raises(images.ImageSkipped, match="decompression bomb"):   # 40 bytes a pixel
+        images.decode(five, max_pixels=1_200)
+    assert images.decode(five, max_pixels=20_000).pixels.shape == (30, 40, 3)
+
+
+def test_the_viewer_makes_thumbnails_of_tiffs_that_pillow_cannot_read(tmp_path, ramp):
+    from lookalike.web.files import make_thumbnail
+
+    data = write_tiff(tmp_path, "planar.tif", np.stack([ramp] * 3), photometric="rgb",
+                      planarconfig="separate")
+    thumb = Image.open(io.BytesIO(make_thumbnail(data, 20)))
+    assert thumb.size == (20, 15) and thumb.format == "JPEG"
+
+
+def test_damaged_scientific_tiff_is_skipped_with_a_reason(tmp_path, ramp):
+    data = write_tiff(tmp_path, "planar.tif", np.stack([ramp] * 3), photometric="rgb",
+                      planarconfig="separate")
+    with pytest.raises(images.ImageSkipped) as info:
+        images.decode(data[:len(data) // 2])
+    assert "TIFF" in info.value.reason or "truncated" in info.value.reason
 
 
 @pytest.mark.parametrize("kind, reason", [

@@ -77,9 +77,29 @@ def test_metrics_and_vectors_as_references(families, tmp_path):
     col = lookalike.Collection.index([root], db=tmp_path / "c.db", model=MODEL)
     ids, matrix = col.vectors()
     for metric in lookalike.METRICS:
-        res = col.nearest(matrix[0], k=16, metric=metric)
-        want = np.sort(lookalike.distances(matrix[:1], matrix, metric, data=matrix)[0])
+        if metric == "Mahalanobis":
+            with pytest.warns(lookalike.LookalikeWarning):
+                res = col.nearest(matrix[0], k=16, metric=metric)
+        else:
+            res = col.nearest(matrix[0], k=16, metric=metric)
+        want = np.sort(lookalike.distances(matrix, matrix[:1], metric)[:, 0])
         np.testing.assert_allclose(res.distances, want, rtol=1e-4, atol=1e-4, err_msg=metric)
+
+
+def test_mahalanobis_on_too_few_images_comes_with_a_note(families, tmp_path, recwarn):
+    """16 images of 1000 dimensions: the covariance is mostly its regularisation."""
+    root, files = families
+    col = lookalike.Collection.index([root], db=tmp_path / "c.db", model=MODEL)
+    res = col.nearest(files[("chelsea", "orig")], k=3, metric="mahalanobis")
+    assert res.notes == [str(w.message) for w in recwarn
+                         if issubclass(w.category, lookalike.LookalikeWarning)]
+    assert len(res.notes) == 1 and "needs about 2,000 images" in res.notes[0]
+    assert "has 16" in res.notes[0] and "Cosine" in res.notes[0]
+    by_id = col.nearest_to_ids([res.ids[0]], k=3, metric="mahalanobis")
+    assert by_id.notes == res.notes
+    recwarn.clear()
+    assert col.nearest(files[("chelsea", "orig")], k=3).notes == []
+    assert not [w for w in recwarn if issubclass(w.category, lookalike.LookalikeWarning)]
 
 
 def test_reindexing_an_unchanged_folder_opens_no_file(families, tmp_path, monkeypatch):

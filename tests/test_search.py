@@ -128,7 +128,8 @@ def test_concurrent_searches_are_answered_together_and_correctly(features, monke
         np.testing.assert_allclose(dist, want_dist)
 
 
-@pytest.mark.parametrize("metric", ["cosine", "euclidean", "pearson"])
+@pytest.mark.parametrize("metric", ["cosine", "euclidean", "pearson", "absolute pearson",
+                                    "absolute spearman", "mahalanobis"])
 def test_one_pass_for_groups_of_any_size_bounds_every_row(features, metric):
     """Groups of 1, 2, 9 and 3 queries (one zero) share one padded product; each row's bounds
     must hold its exact distance to its group's nearest query."""
@@ -137,7 +138,7 @@ def test_one_pass_for_groups_of_any_size_bounds_every_row(features, metric):
     groups = [features[[3]], features[[7, 8]], features[10:19] * 1.5, np.vstack([zero,
                                                                                   features[[40, 50]]])]
     for group, (lo, hi) in zip(groups, index.bounds_many(groups, metric)):
-        exact = distances(group, features, metric).min(0)
+        exact = distances(group, features, metric, data=features).min(0)
         assert np.all(lo <= exact + 1e-12) and np.all(exact <= hi + 1e-12)
         assert np.median(hi - lo) <= 1e-4 * (1 + np.median(exact))  # few rows left to re-score
 

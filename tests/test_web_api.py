@@ -186,6 +186,7 @@ def test_neighbors_are_those_of_the_python_api_for_every_metric(server, photos):
         expected = col.nearest(ref, k=5, metric=metric)
         assert answer["neighbors"] == json.loads(expected.to_json()), metric
         assert answer["metric"] == metric and answer["model"] == MODEL
+        assert answer["notes"] == expected.notes and bool(expected.notes) == (metric == "Mahalanobis")
         assert answer["references"][0]["path"] == str(ref)
         assert answer["attributions"] == [CREDIT]
     records = answer["neighbors"]
@@ -283,6 +284,14 @@ def test_upload_finds_look_alikes_without_adding_the_file(server, photos, tmp_pa
     expected.references = ["query.png"]     # the name sent, not the server's temporary file
     assert answer["neighbors"] == json.loads(expected.to_json())
     assert {n["category"] for n in answer["neighbors"]} == {"rocket"}
+    assert answer["notes"] == []
+    with open(query, "rb") as fh:
+        answer = server.client.post("/api/neighbors/upload", files={"file": ("query.png", fh)},
+                                    data={"k": "4", "metric": "mahalanobis"}).json()
+    assert len(answer["notes"]) == 1 and "Mahalanobis" in answer["notes"][0]
+    ref = answer["neighbors"][0]["id"]
+    notes = server.client.get(f"/api/neighbors?ref={ref}&metric=mahalanobis").json()["notes"]
+    assert notes == answer["notes"]
     assert server.client.get("/api/collection").json()["count"] == 16
 
 

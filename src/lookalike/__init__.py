@@ -9,7 +9,8 @@
 __version__ = "0.1.0"
 
 from .api import Collection, Neighbors  # noqa: E402
-from .errors import LookalikeError  # noqa: E402
+from .errors import LookalikeError, LookalikeWarning  # noqa: E402
 from .metrics import METRICS, distances  # noqa: E402
 
-__all__ = ["Collection", "Neighbors", "LookalikeError", "METRICS", "distances", "__version__"]
+__all__ = ["Collection", "Neighbors", "LookalikeError", "LookalikeWarning", "METRICS", "distances",
+           "__version__"]

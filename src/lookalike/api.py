@@ -10,15 +10,16 @@ The command line and the web viewer only translate to and from these calls.
 from __future__ import annotations
 
 import os
+import warnings
 from dataclasses import dataclass, field
 from typing import Any, Sequence
 
 import numpy as np
 
 from . import images
-from .errors import LookalikeError
+from .errors import LookalikeError, LookalikeWarning
 from .indexing import IndexReport, embed_files, index_paths
-from .metrics import canonical_metric
+from .metrics import canonical_metric, mahalanobis_note
 from .approximate import AUTO_THRESHOLD, ApproximateIndex
 from .approximate import search as approximate_search
 from .approximate import supports as approximate_supports
@@ -46,7 +47,9 @@ class Neighbors:
 
     `references` names the references (paths or URLs, "vector N" for the N-th vector given);
     `reference_index[i]` is the position in `references` of the one that look-alike i is
-    nearest to, which gave it its distance (None when unknown).
+    nearest to, which gave it its distance (None when unknown). `notes`: sentences for people
+    about this answer (e.g. Mahalanobis on too few images), also issued as
+    `LookalikeWarning`s by `Collection.nearest`.
     """
 
     rows: list[dict]
@@ -55,6 +58,7 @@ class Neighbors:
     metric: str
     references: list[str] = field(default_factory=list)
     reference_index: np.ndarray | None = None
+    notes: list[str] = field(default_factory=list)
 
     def __len__(self) -> int:
         return len(self.rows)
@@ -424,8 +428,11 @@ class Collection:
             rows, dist, nearest = approximate_search(approx, index, ids, queries, k, metric,
                                                      exclude_rows=exclude, return_query=True)
         records = self.store.rows(ids[rows])
+        notes = _notes(metric, len(ids), index.dim)
+        for note in notes:
+            warnings.warn(note, LookalikeWarning, stacklevel=2)
         return Neighbors(rows=records, distances=dist, model=model, metric=metric, references=names,
-                         reference_index=nearest)
+                         reference_index=nearest, notes=notes)
 
     @staticmethod
     def _approximate_kind(approximate, n: int, metric: str, k, candidates) -> str | None:
@@ -638,10 +645,16 @@ class Collection:
         # The search's references were the vectors of `wanted`, in that order.
         return Neighbors(rows=[res.rows[n] for n in keep], distances=res.distances[keep],
                          model=res.model, metric=res.metric, references=references,
-                         reference_index=res.reference_index[keep])
+                         reference_index=res.reference_index[keep], notes=res.notes)
 
 
 _NOT_COUNTED = object()
+
+
+def _notes(metric: str, rows: int, dim: int) -> list[str]:
+    """What a person should know about an answer in this metric on this collection."""
+    note = mahalanobis_note(rows, dim) if metric == "Mahalanobis" else None
+    return [note] if note else []
 
 
 def _check_k(k) -> None:

@@ -14,7 +14,7 @@ import warnings
 from typing import Sequence
 
 from . import __version__
-from .errors import LookalikeError
+from .errors import LookalikeError, LookalikeWarning
 
 FORMATS = ("table", "json", "csv")
 SIMILAR_FORMATS = ("table", "json", "csv", "parquet", "tab")
@@ -230,6 +230,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     # tag); the image is used all the same, and a warning in the middle of a progress bar
     # reads like a crash.
     warnings.filterwarnings("ignore", module=r"PIL\.")
+    # Notes about an answer are printed as `note: ...` where it is shown (or shown in the viewer).
+    warnings.simplefilter("ignore", LookalikeWarning)
     parser = build_parser()
     args = parser.parse_args(argv)
     handler = {"index": cmd_index, "similar": cmd_similar, "models": cmd_models,
@@ -344,6 +346,8 @@ def cmd_similar(args) -> int:
                           category=args.category, path_prefix=args.path_prefix,
                           approximate=args.approximate)
         credits = col.attributions(res.rows)
+    for note in res.notes:
+        print(f"note: {note}", file=sys.stderr)
     if fmt == "table":
         records = res.to_records()
         extras = _table_extras(records)

@@ -2,12 +2,15 @@
 
 Every image, whatever its format, comes out as 8-bit RGB, upright (EXIF orientation applied),
 with transparency composited on white and 16-bit or float data mapped to 0..255 by the image's
-own range. Anything that cannot be decoded raises `ImageSkipped` with a reason a person can read.
+own range. Pillow reads every format; the scientific TIFFs it cannot read or misreads (float64,
+planar float, 16-bit colour, more than 4 samples) go through tifffile. Anything that cannot be
+decoded raises `ImageSkipped` with a reason a person can read.
 """
 
 from __future__ import annotations
 
 import io
+import logging
 import re
 import warnings
 from dataclasses import dataclass
@@ -93,13 +96,35 @@ def _upright_size(im: Image.Image) -> tuple[int, int]:
 
 def read_size(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> tuple[int, int]:
     """The upright (width, height) of an encoded image, from its header alone."""
-    im = _open(data, max_pixels)
-    _check_pixels(im, max_pixels)
+    try:
+        im = _open(data, max_pixels)
+    except ImageSkipped:
+        if not _is_tiff(data):
+            raise
+        return _read_tiff(data, max_pixels, pixels=False)[1:]
+    _check_pixels(im.size, max_pixels)
     return _upright_size(im)
 
 
-def _check_pixels(im: Image.Image, max_pixels: int) -> None:
-    width, height = im.size
+def open_image(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> Image.Image:
+    """The encoded image as a Pillow image (not loaded yet). A TIFF that Pillow cannot read or
+    would misread comes decoded through tifffile instead: its first image, upright RGB."""
+    try:
+        im = _open(data, max_pixels)
+    except ImageSkipped:
+        if not _is_tiff(data):
+            raise
+        return _read_tiff(data, max_pixels)[0]  # or tifffile's reason why not
+    if _pillow_misreads(im):
+        try:
+            return _read_tiff(data, max_pixels)[0]
+        except ImageSkipped:
+            pass  # Pillow's reading, cut to 8 bits, is better than none
+    return im
+
+
+def _check_pixels(size: tuple[int, int], max_pixels: int) -> None:
+    width, height = size
     if width <= 0 or height <= 0:
         raise ImageSkipped(f"image has no pixels ({width}x{height})")
     if width * height > max_pixels:
@@ -143,15 +168,26 @@ def decode(data: bytes, size: int | None = None, *, max_pixels: int = DEFAULT_MA
     Multi-frame files (GIF, multi-page TIFF) give their first frame. Large JPEGs are decoded
     at a reduced scale (`Image.draft`) that still leaves at least `size` pixels each way.
     """
-    im = _open(data, max_pixels)
-    _check_pixels(im, max_pixels)
+    im = open_image(data, max_pixels)
+    _check_pixels(im.size, max_pixels)
     width, height = _upright_size(im)
     try:
         if size is not None and im.format == "JPEG" and im.mode in ("RGB", "L", "CMYK"):
             # draft's target is per side before rotation; an upright swap does not matter for a square.
             im.draft(im.mode, (size, size))
         exif_orientation = _safe_orientation(im)
-        im.load()
+        try:
+            im.load()
+        except Exception as exc:
+            if im.format != "TIFF":
+                raise
+            try:
+                tiff = _read_tiff(data, max_pixels)
+            except ImageSkipped:
+                raise exc from None  # Pillow's reason
+            if tiff[1:] != (width, height):  # another page than Pillow's: not this image
+                raise exc from None
+            im, exif_orientation = tiff[0], 1
         if exif_orientation != 1:
             im = ImageOps.exif_transpose(im)
         im = to_rgb(im)
@@ -175,3 +211,123 @@ def _safe_orientation(im: Image.Image) -> int:
     except Exception:
         return 1
     return value if 1 <= value <= 8 else 1
+
+
+# -- TIFFs that Pillow cannot read, through tifffile ------------------------------------------
+
+_TIFF_MAGIC = (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+")  # classic and BigTIFF
+
+# tifffile logs what it finds odd in a damaged file; the skip reason says what matters, and
+# with no logging set up its warnings would land in the middle of a progress bar.
+logging.getLogger("tifffile").addHandler(logging.NullHandler())
+
+#: Pillow's transposition for each TIFF/EXIF orientation (as ImageOps.exif_transpose).
+_TRANSPOSE = {2: Image.Transpose.FLIP_LEFT_RIGHT, 3: Image.Transpose.ROTATE_180,
+              4: Image.Transpose.FLIP_TOP_BOTTOM, 5: Image.Transpose.TRANSPOSE,
+              6: Image.Transpose.ROTATE_270, 7: Image.Transpose.TRANSVERSE,
+              8: Image.Transpose.ROTATE_90}
+
+
+def _is_tiff(data: bytes) -> bool:
+    return data[:4] in _TIFF_MAGIC
+
+
+def _pillow_misreads(im: Image.Image) -> bool:
+    """A TIFF that Pillow opens but would read wrongly: colour with more than 8 bits per
+    sample, which Pillow cuts to the high byte (a 16-bit RGB micrograph comes out dark)."""
+    if im.format != "TIFF":
+        return False
+    try:
+        bits = im.tag_v2.get(258, (1,))
+        bits = bits if isinstance(bits, tuple) else (bits,)
+        return max(bits) > 8 and int(im.tag_v2.get(277, 1)) >= 3
+    except Exception:
+        return False
+
+
+def _read_tiff(data: bytes, max_pixels: int, pixels: bool = True):
+    """(RGB image or None, upright width, height) of a TIFF's first image (series 0, first
+    page), through tifffile. The page's size is checked before any pixel is read."""
+    import tifffile
+
+    try:
+        with tifffile.TiffFile(io.BytesIO(data)) as tif:
+            series = tif.series
+            page = series[0].pages[0] if series and series[0].pages else tif.pages[0]
+            key = page.keyframe if page.keyframe is not None else page
+            width, height = int(key.imagewidth), int(key.imagelength)
+            orientation = int(key.tags.valueof(274, 1) or 1)
+            _check_pixels((width, height), max_pixels)
+            upright = (height, width) if orientation in (5, 6, 7, 8) else (width, height)
+            if not pixels:
+                return None, *upright
+            if key.dtype is None or key.dtype.kind not in "biuf":
+                raise ImageSkipped("a TIFF whose sample format cannot be shown as an image")
+            size = page.size * key.dtype.itemsize
+            if size > 4 * max_pixels:  # as much as RGBA 8-bit at the pixel limit
+                raise ImageSkipped(
+                    f"too much pixel data ({width}x{height} with {key.samplesperpixel} "
+                    f"{key.dtype} samples each = {size:,} bytes; the limit is "
+                    f"{4 * max_pixels:,}), refused as a possible decompression bomb")
+            values = page.asarray(maxworkers=1)
+            rgb = _tiff_to_rgb(values.reshape(page.shape), key)
+    except ImageSkipped:
+        raise
+    except MemoryError:
+        raise ImageSkipped("not enough memory to decode this image") from None
+    except Exception as exc:
+        if "imagecodecs" in str(exc):
+            raise ImageSkipped("a TIFF compressed in a way that cannot be decoded here") from None
+        raise ImageSkipped("a TIFF that cannot be read (damaged, or of a kind not supported)") \
+            from None
+    im = Image.fromarray(rgb, "RGB")
+    if orientation in _TRANSPOSE:
+        im = im.transpose(_TRANSPOSE[orientation])
+    return im, *upright
+
+
+def _tiff_to_rgb(values: np.ndarray, page) -> np.ndarray:
+    """A page's samples (in its own axis order) as (height, width, 3) uint8: grey, RGB, RGBA
+    (alpha on white), CMYK or a palette; more than 4 samples give the first 3."""
+    import tifffile
+
+    axes = page.axes
+    for axis in reversed(range(len(axes))):  # a volume's first plane, say
+        if axes[axis] not in "YXS":
+            values = values.take(0, axis=axis)
+    axes = "".join(a for a in axes if a in "YXS")
+    if "S" not in axes:
+        values, axes = values[..., None], axes + "S"
+    values = np.moveaxis(values, [axes.index("Y"), axes.index("X"), axes.index("S")], [0, 1, 2])
+    photometric = page.photometric
+    samples = values.shape[2]
+    if photometric == tifffile.PHOTOMETRIC.PALETTE and page.colormap is not None and samples == 1:
+        colormap = np.asarray(page.colormap)
+        index = np.clip(values[..., 0].astype(np.int64), 0, colormap.shape[1] - 1)
+        return (colormap[:, index].transpose(1, 2, 0) // 257).astype(np.uint8)
+    extra = tuple(int(e) for e in (page.extrasamples or ()))
+    alpha_kind = extra[-1] if extra and samples in (2, 4) else 0  # 1 associated, 2 not
+    colour = 1 if samples <= 2 else 3
+    if photometric == tifffile.PHOTOMETRIC.SEPARATED and samples >= 4:
+        cmyk = Image.fromarray(_to_8bit(values[..., :4]), "CMYK")
+        return np.asarray(cmyk.convert("RGB"))
+    rgb = _to_8bit(values[..., :colour]).astype(np.float64)
+    if photometric == tifffile.PHOTOMETRIC.MINISWHITE and colour == 1:
+        rgb = 255.0 - rgb
+    if alpha_kind in (1, 2):
+        alpha = values[..., colour].astype(np.float64)
+        if values.dtype.kind in "iu":
+            alpha = alpha / np.iinfo(values.dtype).max
+        alpha = np.clip(np.nan_to_num(alpha), 0.0, 1.0)[..., None]
+        rgb = (rgb if alpha_kind == 1 else rgb * alpha) + 255.0 * (1.0 - alpha)
+    rgb = np.clip(np.rint(rgb), 0, 255).astype(np.uint8)
+    return np.repeat(rgb, 3, axis=2) if colour == 1 else np.ascontiguousarray(rgb)
+
+
+def _to_8bit(values: np.ndarray) -> np.ndarray:
+    """8-bit samples as they are, anything else (16-bit, float, signed) by its own range."""
+    if values.dtype == np.uint8:
+        return values
+    if values.dtype == np.bool_:
+        return values.astype(np.uint8) * 255
+    return _stretch_to_8bit(values)

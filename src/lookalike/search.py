@@ -18,7 +18,8 @@ import time
 
 import numpy as np
 
-from .metrics import canonical_metric, distances, mahalanobis_transform, rank_rows
+from .metrics import (canonical_metric, correlation_distance, distances, mahalanobis_transform,
+                      rank_rows)
 
 log = logging.getLogger(__name__)
 
@@ -133,15 +134,16 @@ class ExactIndex:
             return ExactIndex(out)
         return self._stat("ranks", compute)
 
-    def mahalanobis(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """(M = L L^T, x^T M x per row, L) for the collection's (regularised) covariance."""
+    def mahalanobis(self) -> tuple[np.ndarray, np.ndarray]:
+        """(W, x^T W W^T x per row) for the collection's (regularised) covariance, whose
+        inverse is W W^T (metrics.mahalanobis_transform)."""
         def compute():
             transform = mahalanobis_transform(np.asarray(self.matrix, dtype=np.float64))
             quad = np.empty(len(self.matrix))
             for start, chunk in self._chunks():
                 t = chunk.astype(np.float64) @ transform
                 quad[start:start + len(t)] = np.einsum("ij,ij->i", t, t)
-            return transform @ transform.T, quad, transform
+            return transform, quad
         return self._stat("mahalanobis", compute)
 
     def rows(self, index: np.ndarray) -> np.ndarray:
@@ -244,8 +246,8 @@ class ExactIndex:
     def _prepare_queries(self, q: np.ndarray, name: str):
         extra = {"q_norm": np.linalg.norm(q, axis=1)}
         if name == "Mahalanobis":
-            m = self.mahalanobis()[0]
-            mq = q @ m
+            w = self.mahalanobis()[0]
+            mq = (q @ w) @ w.T  # q times the inverse covariance
             extra.update(q_quad=np.einsum("ij,ij->i", q, mq), q_norm=np.linalg.norm(mq, axis=1))
             return np.ascontiguousarray(mq, dtype=np.float32), extra
         if name in ("Pearson", "Absolute Pearson"):
@@ -282,10 +284,10 @@ class ExactIndex:
         defined = (nx > 0) & (nq > 0)
         denom = np.where(defined, nx * nq, 1.0)
         r = np.where(defined, np.clip(cov / denom, -1.0, 1.0), 0.0)
-        e = np.where(defined, err / denom, 0.0) / 2
-        if name == "Absolute Pearson":
-            r = np.abs(r)
-        dist = (1.0 - r) / 2.0
+        e = np.where(defined, err / denom, 0.0)  # the error of r; |r| errs no more
+        if name == "Pearson":
+            e = e / 2  # (1 - r) / 2 halves it; Absolute Pearson's 1 - |r| does not
+        dist = correlation_distance(r, name)
         return dist - e, dist + e
 
     def exact_scores(self, queries: np.ndarray, rows: np.ndarray, metric: str,
@@ -300,7 +302,7 @@ class ExactIndex:
         for i in range(0, len(rows), step):
             sub = self.rows(rows[i:i + step])
             if name == "Mahalanobis":
-                transform = self.mahalanobis()[2]
+                transform = self.mahalanobis()[0]
                 d = distances(queries @ transform, sub @ transform, "Euclidean")
             else:
                 d = distances(queries, sub, name)

@@ -22,7 +22,7 @@ def make_thumbnail(data: bytes, size: int) -> bytes:
     upright; never enlarged. Raises images.ImageSkipped for what cannot be decoded."""
     images.read_size(data)  # refuses decompression bombs with a reason
     try:
-        im = Image.open(io.BytesIO(data))
+        im = images.open_image(data)  # Pillow, or tifffile for the TIFFs Pillow cannot read
         if im.format == "JPEG" and im.mode in ("RGB", "L", "CMYK"):
             im.draft(im.mode, (size, size))  # decode at a reduced scale: much faster
         im = ImageOps.exif_transpose(im)

@@ -249,7 +249,7 @@ def create_app(collection: Collection | str | os.PathLike | None = None, *,
         return JSONResponse({
             "model": res.model, "metric": res.metric, "k": k,
             "references": [_image_json(r) if "id" in r else r for r in references],
-            "neighbors": res.to_records(), "attributions": credits})
+            "neighbors": res.to_records(), "notes": res.notes, "attributions": credits})
 
     # -- the page ----------------------------------------------------------------------------
 
@@ -325,7 +325,8 @@ def create_app(collection: Collection | str | os.PathLike | None = None, *,
     def neighbors(query: NeighborsQuery):
         """The k images nearest to the references (an image's distance is its distance to the
         nearest reference), nearest first, with the fields of `lookalike similar --format
-        json`."""
+        json`; `notes` are sentences a person should read with the answer (Mahalanobis on too
+        few images, say)."""
         return find_neighbors(query)
 
     @app.get("/api/neighbors", summary="The look-alikes, as the page's URL asks for them",
