@@ -14,6 +14,7 @@ from __future__ import annotations
 from typing import Callable
 
 import numpy as np
+from threadpoolctl import threadpool_limits
 
 from .errors import LookalikeError
 
@@ -150,6 +151,10 @@ def mahalanobis_transform(data: np.ndarray, shrinkage: float = 0.1) -> np.ndarra
     """A matrix W with (x-y) W W^T (x-y)^T the squared Mahalanobis distance for `data`'s rows
     (rows times W are whitened; W W^T is the inverse covariance).
 
+    LAPACK runs on one thread here: at 1280 dimensions its Cholesky, inverse and eigenvalues
+    took 0.04-0.2 s each on one thread but up to 2.8 s with OpenBLAS's two threads on a busy
+    two-core machine (the first Mahalanobis search on Twemoji took 4.4 s).
+
     When the covariance C of `data` is well conditioned, W W^T is its exact inverse (as Orange
     and scipy use). When it is singular (always, with more dimensions than rows), C is shrunk
     towards a multiple of the identity first: (1 - s) C + s (trace(C)/d) I, with s = `shrinkage`.
@@ -163,52 +168,25 @@ def mahalanobis_transform(data: np.ndarray, shrinkage: float = 0.1) -> np.ndarra
     scale = float(np.trace(cov)) / d if d else 0.0
     if not scale > 0 or not np.isfinite(scale):
         return np.eye(d)
-    whitening = _inverse_cholesky(cov) if n > d else None  # rank <= n - 1: singular
-    if whitening is None:
-        cov = (1.0 - shrinkage) * cov
-        cov[np.diag_indices(d)] += shrinkage * scale
-        whitening = _inverse_cholesky(cov, check=False)
-    return whitening.T
+    with threadpool_limits(1, user_api="blas"):
+        lower = _cholesky(cov) if n > d else None  # rank <= n - 1: singular
+        if lower is None:
+            cov = (1.0 - shrinkage) * cov
+            cov[np.diag_indices(d)] += shrinkage * scale
+            lower = np.linalg.cholesky(cov)
+        return np.linalg.inv(lower).T
 
 
-def _inverse_cholesky(cov: np.ndarray, check: bool = True) -> np.ndarray | None:
-    """The inverse of the lower Cholesky factor of `cov`, or None when `cov` is (nearly)
-    singular (`check`: a pivot under _SINGULAR_PIVOT of the largest variance).
-
-    Blocked and recursive, so the work is matrix products: LAPACK's own Cholesky, inverse and
-    eigenvalues at 1280 dimensions took 0.04-0.2 s each on one thread but up to 2.8 s with
-    OpenBLAS's two threads on a busy two-core machine (the first Mahalanobis search took 4.4 s).
-    """
-    inverse, pivots = _inverse_cholesky_blocks(cov)
-    if inverse is None or not np.all(np.isfinite(inverse)):
+def _cholesky(cov: np.ndarray) -> np.ndarray | None:
+    """The lower Cholesky factor of `cov`, or None when `cov` is (nearly) singular: a pivot
+    under _SINGULAR_PIVOT of the largest variance."""
+    try:
+        lower = np.linalg.cholesky(cov)
+    except np.linalg.LinAlgError:
         return None
-    if check and pivots.min() ** 2 <= _SINGULAR_PIVOT * np.diag(cov).max():
+    if np.diag(lower).min() ** 2 <= _SINGULAR_PIVOT * np.diag(cov).max():
         return None
-    return inverse
-
-
-def _inverse_cholesky_blocks(c: np.ndarray):
-    # C = [[A, B^T], [B, D]] = L L^T with L = [[L1, 0], [L21, L2]]: L21 = B L1^-T and
-    # L2 L2^T = D - L21 L21^T; L^-1 = [[L1^-1, 0], [-L2^-1 L21 L1^-1, L2^-1]].
-    n = len(c)
-    if n <= 64:
-        try:
-            lower = np.linalg.cholesky(c)
-        except np.linalg.LinAlgError:
-            return None, None
-        return np.linalg.inv(lower), np.diag(lower)
-    h = n // 2
-    inv1, p1 = _inverse_cholesky_blocks(c[:h, :h])
-    if inv1 is None:
-        return None, None
-    l21 = c[h:, :h] @ inv1.T
-    inv2, p2 = _inverse_cholesky_blocks(c[h:, h:] - l21 @ l21.T)
-    if inv2 is None:
-        return None, None
-    out = np.zeros_like(c)
-    out[:h, :h], out[h:, h:] = inv1, inv2
-    out[h:, :h] = -(inv2 @ l21) @ inv1
-    return out, np.concatenate([p1, p2])
+    return lower
 
 
 def distances(x, y=None, metric: str = "Euclidean", *, data=None) -> np.ndarray:
