@@ -93,9 +93,7 @@ def media_type(data: bytes) -> str:
     return Image.MIME.get(downloads.sniff(data) or "", "application/octet-stream")
 
 
-def make_thumbnail(data: bytes, size: int) -> bytes:
-    """A PNG (images with transparency) or JPEG at most `size` pixels on its longest side,
-    upright; never enlarged. Raises images.ImageSkipped for what cannot be decoded."""
+def _encode(data: bytes, size: int, quality: int) -> bytes:
     images.read_size(data)  # refuses decompression bombs with a reason
     try:
         im = Image.open(io.BytesIO(data))
@@ -109,13 +107,37 @@ def make_thumbnail(data: bytes, size: int) -> bytes:
         if has_alpha:
             im.save(out, "PNG", optimize=False, compress_level=6)
         else:
-            im.save(out, "JPEG", quality=85)
+            im.save(out, "JPEG", quality=quality)
         return out.getvalue()
     except images.ImageSkipped:
         raise
     except Exception as exc:
         raise images.ImageSkipped(
-            f"cannot make a thumbnail ({type(exc).__name__}: {exc})") from None
+            f"cannot be converted for the browser ({type(exc).__name__}: {exc})") from None
+
+
+#: Formats every current browser shows in an <img> as they are; others get a rendition.
+BROWSER_FORMATS = {"JPEG", "PNG", "GIF", "WEBP", "BMP"}
+
+#: Longest side of a rendition: full size up to this, so that a huge TIFF stays viewable.
+MAX_RENDITION_SIDE = 8192
+
+
+def needs_rendition(data: bytes) -> bool:
+    """Whether a browser cannot show these image bytes as they are (HEIC, AVIF, TIFF, ...)."""
+    return (downloads.sniff(data) or "") not in BROWSER_FORMATS
+
+
+def make_rendition(data: bytes) -> bytes:
+    """What a browser can show of an image it cannot read: PNG (with transparency) or JPEG,
+    upright, at full size up to MAX_RENDITION_SIDE. Raises images.ImageSkipped."""
+    return _encode(data, MAX_RENDITION_SIDE, quality=92)
+
+
+def make_thumbnail(data: bytes, size: int) -> bytes:
+    """A PNG (images with transparency) or JPEG at most `size` pixels on its longest side,
+    upright; never enlarged. Raises images.ImageSkipped for what cannot be decoded."""
+    return _encode(data, size, quality=85)
 
 
 def thumbnail_media_type(data: bytes) -> str:
@@ -123,22 +145,23 @@ def thumbnail_media_type(data: bytes) -> str:
 
 
 class ThumbnailCache:
-    """Thumbnails on disk under `folder/<size>/<hash[:2]>/<hash>`, written atomically."""
+    """Thumbnails on disk under `folder/<size>/<hash[:2]>/<hash>` (renditions for the browser
+    under `folder/display/`), written atomically."""
 
     def __init__(self, folder: Path):
         self.folder = Path(folder)
 
-    def path(self, digest: bytes, size: int) -> Path:
+    def path(self, digest: bytes, size: int | str) -> Path:
         name = digest.hex()
         return self.folder / str(size) / name[:2] / name
 
-    def get(self, digest: bytes, size: int) -> bytes | None:
+    def get(self, digest: bytes, size: int | str) -> bytes | None:
         try:
             return self.path(digest, size).read_bytes()
         except OSError:
             return None
 
-    def put(self, digest: bytes, size: int, data: bytes) -> None:
+    def put(self, digest: bytes, size: int | str, data: bytes) -> None:
         target = self.path(digest, size)
         try:
             target.parent.mkdir(parents=True, exist_ok=True)
