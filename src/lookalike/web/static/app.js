@@ -480,16 +480,20 @@ function syncControls() {
   if (state.model) $("model").value = state.model;
   $("mode").value = state.mode;
   $("include").checked = state.inc;
-  $("within").checked = state.only;
-  $("within").disabled = !state.cat;
-  $("within-label").title = state.cat ? `Only look-alikes from ${state.cat}`
-    : "Choose a category above the grid first";
-  $("within-label").classList.toggle("disabled", !state.cat);
+  syncWithin();
   $("category").value = state.cat;
   $("search").value = state.q;
   $("size").value = state.size;
   $("size-out").textContent = `${state.size} px`;
   $("title").value = state.title;
+}
+
+function syncWithin() {
+  $("within").checked = state.only;
+  $("within").disabled = !state.cat;
+  $("within-label").title = state.cat ? `Only look-alikes from ${state.cat}`
+    : "Choose a category above the grid first";
+  $("within-label").classList.toggle("disabled", !state.cat);
 }
 
 function onControl() {
@@ -511,7 +515,7 @@ $("controls").addEventListener("submit", (e) => { e.preventDefault(); onControl(
 $("category").addEventListener("change", () => {
   const restricted = state.only;
   go({ cat: $("category").value });
-  syncControls();
+  syncWithin();
   grid.reset();
   if (restricted) refreshLookalikes();   // they follow the grid's category
 });
