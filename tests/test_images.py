@@ -230,7 +230,7 @@ def test_tiff_size_is_checked_before_its_pixels_are_read(tmp_path):
 
 
 def test_the_viewer_makes_thumbnails_of_tiffs_that_pillow_cannot_read(tmp_path, ramp):
-    from lookalike.web.files import make_thumbnail
+    from lookalike.thumbnails import make_thumbnail
 
     data = write_tiff(tmp_path, "planar.tif", np.stack([ramp] * 3), photometric="rgb",
                       planarconfig="separate")

@@ -24,7 +24,7 @@ from PIL import Image
 import lookalike
 from lookalike.web import create_app, exposure_warning
 from lookalike.web.app import MAX_UPLOAD_BYTES
-from imagefactory import png_header_only
+from imagefactory import png_header_only, write_formats
 from test_indexing import photo_families
 
 MODEL = "squeezenet"
@@ -172,6 +172,21 @@ def test_listing_filters_by_category_and_name(server):
     assert names(category="coff") == []                    # a category is a whole folder name
     for bad in [{"limit": 0}, {"limit": 5000}, {"offset": -1}, {"limit": "ten"}]:
         json_error(server.client.get("/api/images", params=bad), 422)
+
+
+def test_position_is_the_offset_of_an_image_in_the_filtered_grid(server, photos):
+    col, files, root = photos
+    for params in [{}, {"category": "coffee"}, {"q": "bri"}, {"category": "rocket", "q": "cro"}]:
+        listing = server.client.get("/api/images", params=params).json()["items"]
+        for offset, item in enumerate(listing):
+            answer = server.client.get(f"/api/images/{item['id']}/position", params=params)
+            assert answer.json() == {"id": item["id"], "position": offset,
+                                     "total": len(listing)}, params
+    rocket = ids_by_path(col)[str(files[("rocket", "orig")])]
+    left_out = server.client.get(f"/api/images/{rocket}/position", params={"category": "coffee"})
+    assert left_out.json() == {"id": rocket, "position": None, "total": 4}
+    assert col.position(rocket, category="coffee") is None
+    json_error(server.client.get("/api/images/999999/position"), 404)
 
 
 # -- look-alikes -------------------------------------------------------------------------------
@@ -367,6 +382,31 @@ def test_originals_are_the_indexed_bytes(server, photos):
     assert response.status_code == 200 and response.content == path.read_bytes()
     assert response.headers["content-type"] == "image/jpeg"
     assert response.headers["x-content-type-options"] == "nosniff"
+
+
+def test_display_is_the_original_or_a_rendition_a_browser_can_show(tmp_path):
+    made = write_formats(tmp_path / "pics")
+    with lookalike.Collection.index([tmp_path / "pics"], db=tmp_path / "pics.db",
+                                    model=MODEL) as col:
+        ids = ids_by_path(col)
+        heic = col.image(ids[str(made["heic"])])["content_hash"].hex()
+    live = serve(tmp_path / "pics.db", warm_up=False)
+    try:
+        def display(name):
+            response = live.client.get(f"/api/images/{ids[str(made[name])]}/display")
+            assert response.status_code == 200, response.text
+            return response
+
+        for name in ["png", "jpeg", "gif", "webp"]:          # shown as they are
+            assert display(name).content == made[name].read_bytes()
+        for name in ["heic", "avif", "tiff", "tiff16"]:         # converted, at full size
+            response = display(name)
+            assert response.headers["content-type"] == "image/jpeg", name
+            assert Image.open(io.BytesIO(response.content)).size == (96, 64), name
+        cached = tmp_path / "pics.db.thumbs" / "display" / heic[:2] / heic
+        assert cached.is_file()
+    finally:
+        live.stop()
 
 
 def test_files_that_changed_since_indexing_are_not_served(tmp_path):

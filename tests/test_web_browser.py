@@ -11,10 +11,12 @@ import os
 from pathlib import Path
 from urllib.parse import parse_qs, urlparse
 
+import numpy as np
 import pytest
 from PIL import Image
 
 import lookalike
+from imagefactory import write_bad_files, write_formats
 from test_indexing import photo_families
 from test_web_api import CREDIT, MODEL, serve
 
@@ -58,6 +60,7 @@ def page(browser, site):
     errors = []
     page.on("pageerror", lambda exc: errors.append(str(exc)))
     page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    page.console_errors = errors  # a test expecting a refusal takes its console line out
     yield page
     context.close()
     assert not errors, errors
@@ -258,3 +261,295 @@ def test_api_documentation_renders_offline(page, site):
     assert page.locator(".opblock").count() >= 6        # every route is listed
     assert all(u.startswith(live.url.rstrip("/")) for u in requested), requested
     shot(page, "12-api-docs")
+
+
+# -- keyboard, errors, loading, the address -----------------------------------------------------
+
+def focused_index(page):
+    return page.evaluate("() => document.activeElement.classList.contains('cell') ? "
+                         "Number(document.activeElement.dataset.index) : null")
+
+
+def test_arrow_keys_move_through_the_grid_and_enter_keeps_the_preview_open(page, site):
+    live = site[0]
+    open_viewer(page, live.url)
+    columns = page.evaluate("""() => { const tops = [...document.querySelectorAll('.cell')]
+        .map(c => c.getBoundingClientRect().top); return tops.filter(t => t === tops[0]).length; }""")
+    assert 1 < columns < 16
+    page.focus("#grid")
+    page.keyboard.press("ArrowRight")                     # into the grid: its first image
+    assert focused_index(page) == 0
+    page.keyboard.press("ArrowRight")
+    page.keyboard.press("ArrowDown")
+    assert focused_index(page) == 1 + columns
+    page.keyboard.press("ArrowUp")
+    page.keyboard.press("ArrowUp")                        # the top edge holds
+    assert focused_index(page) == 1
+    page.keyboard.press("End")
+    assert focused_index(page) == 15
+    page.keyboard.press("ArrowLeft")
+    name = page.evaluate("() => document.activeElement.title.split(' — ')[0]")
+    page.keyboard.press("Enter")
+    page.wait_for_selector("#preview:not([hidden])")
+    page.wait_for_timeout(300)                            # it used to close 14 ms later
+    assert page.locator("#preview").is_visible()
+    assert name in page.locator("#preview-caption").inner_text()
+    shot(page, "13-keyboard-preview")
+    page.keyboard.press("Escape")
+    page.wait_for_selector("#preview", state="hidden")
+    assert focused_index(page) == 14                      # back where the keyboard was
+    page.keyboard.press(" ")                              # Space: the reference
+    assert len(neighbours(page)) == 10
+
+
+def test_a_failed_upload_says_so_on_top_and_clears_the_old_look_alikes(page, site, tmp_path):
+    live = site[0]
+    bad = write_bad_files(tmp_path / "bad")
+    text = tmp_path / "notes.txt"
+    text.write_text("not a picture\n")
+    page.set_viewport_size({"width": 1280, "height": 600})
+    open_viewer(page, live.url)
+    cell(page, "rocket", "orig").click()
+    neighbours(page)
+    page.locator("#panel").evaluate("p => p.scrollTop = p.scrollHeight")   # scrolled down
+    for path, says in [(bad["truncated_png"], "truncated.png: not a usable image"),
+                       (text, "notes.txt: not an image file")]:
+        page.set_input_files("#file", str(path))
+        page.wait_for_selector("body[data-neighbors=error]")
+        message = page.locator("#message")
+        assert message.inner_text().startswith(says)
+        box, panel = message.bounding_box(), page.locator("#panel").bounding_box()
+        assert panel["y"] <= box["y"] and box["y"] + box["height"] <= panel["y"] + 200
+        assert page.locator("#results").is_hidden() and page.locator("#refs").is_hidden()
+        assert page.locator(".cell.near, .cell.ref").count() == 0
+        assert refs_in_url(page) == []
+        shot(page, f"14-upload-error-{path.suffix[1:]}")
+    page.go_back()                                        # the earlier look-alikes are a step back
+    assert len(neighbours(page)) == 10
+    page.console_errors.remove("Failed to load resource: the server responded with a status "
+                               "of 415 (Unsupported Media Type)")
+
+
+def test_loading_look_alikes_are_never_labelled_with_another_metric(page, site):
+    live = site[0]
+    open_viewer(page, live.url)
+    cell(page, "rocket", "orig").click()
+    neighbours(page)
+    ref = refs_in_url(page)
+    held = []
+    page.route("**/api/neighbors?*", lambda route: held.append(route)
+               if "metric=mahalanobis" in route.request.url or "metric=euclidean"
+               in route.request.url else route.continue_())
+    page.select_option("#metric", "mahalanobis")
+    page.wait_for_selector("body[data-neighbors=loading]")
+    info = page.locator("#result-info").inner_text()
+    assert "Mahalanobis" in info and "loading" in info and "Cosine" not in info
+    assert "stale" in page.get_attribute("#results", "class")
+    shot(page, "15-loading")
+    held.pop().continue_()
+    page.wait_for_selector("body[data-neighbors=shown]")
+    assert "Mahalanobis" in page.locator("#result-info").inner_text()
+
+    page.select_option("#metric", "euclidean")            # held, then superseded by cosine
+    page.wait_for_function("() => location.search.includes('metric=euclidean')")
+    page.select_option("#metric", "cosine")
+    shown = neighbours(page)
+    for route in held:
+        try:
+            route.continue_()
+        except Exception:  # the page has given that request up already
+            pass
+    page.wait_for_timeout(300)
+    assert page.locator("#result-info").inner_text() == "10 by Cosine"
+    assert neighbours(page) == shown == as_shown(expected(site, ref, k=10, metric="cosine"))
+
+
+def test_an_address_the_collection_cannot_show_falls_back_and_says_so(page, site):
+    live, col, files, root = site
+    ref = col.images(limit=1)[1][0]["id"]
+    page.goto(f"{live.url}/?ref={ref}&metric=bogus&k=abc&model=nope&cat=nowhere")
+    shown = neighbours(page)
+    assert shown == as_shown(expected(site, [ref], k=10, metric="cosine"))
+    assert page.input_value("#metric") == "cosine" and page.input_value("#k") == "10"
+    assert page.locator("#result-info").inner_text() == "10 by Cosine"
+    page.wait_for_function("() => !location.search.includes('cat=')")
+    assert urlparse(page.url).query == f"ref={ref}"
+    assert page.input_value("#category") == ""
+    notice = page.locator("#notice").inner_text()
+    assert all(word in notice for word in ['"bogus"', '"abc"', '"nope"', '"nowhere"'])
+    shot(page, "16-bad-address")
+
+
+# -- layout ------------------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def varied(tmp_path_factory):
+    """Images of many formats (HEIC, TIFF, small PNGs) indexed with two models."""
+    root = tmp_path_factory.mktemp("varied")
+    made = write_formats(root / "pics")
+    for model in [MODEL, f"{MODEL}-int8"]:
+        lookalike.Collection.index([root / "pics"], db=root / "pics.db", model=model).close()
+    live = serve(root / "pics.db")
+    yield live, made
+    live.stop()
+
+
+@pytest.mark.parametrize("width", [360, 420])
+def test_the_page_fits_a_phone_screen_with_two_models(browser, varied, width):
+    live, made = varied
+    context = browser.new_context(viewport={"width": width, "height": 780})
+    page = context.new_page()
+    try:
+        page.goto(live.url + "/?ref=1")
+        page.wait_for_selector("body[data-neighbors=shown]")
+        assert page.locator("#model-label").is_visible()  # two models: the model is named
+        assert "squeezenet" in page.locator("#result-info").inner_text()
+        assert page.evaluate("() => document.documentElement.scrollWidth <= "
+                             "document.documentElement.clientWidth")
+        overflowing = page.eval_on_selector_all("header *, #panel *", """els => els
+            .filter(e => e.getClientRects().length && e.getBoundingClientRect().right >
+                         document.documentElement.clientWidth + 0.5)
+            .map(e => e.id || e.className || e.tagName)""")
+        assert overflowing == []
+        button = page.locator("label.button").bounding_box()
+        assert button["x"] >= 0 and button["x"] + button["width"] <= width
+        tops = [page.locator(f"#export-{f}").bounding_box()["y"] for f in ["csv", "json"]]
+        heading = page.locator(".results-head h2").bounding_box()
+        assert tops[0] == tops[1] and heading["height"] < 24   # one line, side by side
+        page.screenshot(path=str(ARTIFACTS / f"17-phone-{width}.png"))
+    finally:
+        context.close()
+
+
+# -- the look-alikes -------------------------------------------------------------------------------
+
+def test_look_alikes_can_be_kept_to_the_grids_category(page, site):
+    live = site[0]
+    open_viewer(page, live.url)
+    cell(page, "rocket", "orig").click()
+    neighbours(page)
+    ref = refs_in_url(page)
+    assert page.locator("#within").is_disabled()         # no category chosen yet
+    page.select_option("#category", "coffee")
+    page.check("#within")
+    page.wait_for_function("() => location.search.includes('only=1')")
+    page.wait_for_function("() => document.querySelectorAll('#neighbors li[data-id]').length == 4")
+    assert neighbours(page) == as_shown(expected(site, ref, k=10, category="coffee"))
+    assert "from coffee" in page.locator("#result-info").inner_text()
+    page.select_option("#category", "chelsea")           # they follow the grid's category
+    page.wait_for_function("() => document.querySelector('#result-info').textContent"
+                           ".includes('from chelsea')")
+    assert neighbours(page) == as_shown(expected(site, ref, k=10, category="chelsea"))
+    page.reload()
+    assert neighbours(page) == as_shown(expected(site, ref, k=10, category="chelsea"))
+    assert page.is_checked("#within")
+
+
+def test_show_in_grid_scrolls_to_the_reference(page, site):
+    live, col, files, root = site
+    page.set_viewport_size({"width": 1100, "height": 420})
+    last = col.images(limit=None)[1][-1]["id"]
+    page.goto(f"{live.url}/?ref={last}&size=256&cat=coffee")
+    neighbours(page)
+
+    def in_view():
+        return page.evaluate("""id => { const c = document.querySelector(`.cell[data-id="${id}"]`);
+            if (!c) return false; const r = c.getBoundingClientRect(),
+            g = document.querySelector('#grid').getBoundingClientRect();
+            return r.top >= g.top && r.bottom <= g.bottom; }""", last)
+
+    page.click("#show-in-grid")                           # the filter leaves it out: cleared
+    page.wait_for_function("() => !location.search.includes('cat=')")
+    page.wait_for_function("id => document.activeElement.dataset.id == String(id)", arg=last)
+    assert in_view() and page.locator("#grid").evaluate("g => g.scrollTop") > 0
+    shot(page, "18-show-in-grid")
+    page.locator("#grid").evaluate("g => g.scrollTop = 0")
+    page.wait_for_timeout(100)
+    page.locator("#neighbors li .zoom").first.click()     # from the preview of a look-alike
+    first = int(page.locator("#neighbors li").first.get_attribute("data-id"))
+    page.click("#preview-caption a:text('show in grid')")
+    page.wait_for_function("id => document.activeElement.dataset.id == String(id)", arg=first)
+
+
+def test_distances_come_with_a_bar_on_the_metrics_scale(page, site):
+    live = site[0]
+    open_viewer(page, live.url)
+    cell(page, "rocket", "orig").click()
+    ref = refs_in_url(page)
+    for metric in ["cosine", "euclidean"]:
+        page.select_option("#metric", metric)
+        page.wait_for_function("m => document.querySelector('#result-info').textContent"
+                               ".toLowerCase().endsWith(m)", arg=metric)
+        records = expected(site, ref, k=10, metric=metric)
+        bars = page.eval_on_selector_all("#neighbors .distance", """ds => ds.map(d => ({
+            closeness: Number(d.querySelector('.bar').style.getPropertyValue('--closeness')),
+            title: d.title}))""")
+        far = max(r["distance"] for r in records)
+        for record, bar in zip(records, bars):
+            want = 1 - record["distance"] if metric == "cosine" else \
+                1 - 0.9 * record["distance"] / far           # scaled to the farthest shown
+            assert bar["closeness"] == pytest.approx(max(0, want), abs=1e-3)
+            assert repr(record["distance"]) in bar["title"]  # the exact number
+    shot(page, "19-distance-bars")
+
+
+def test_each_look_alike_names_its_nearest_reference(page, site):
+    live, col, files, root = site
+    open_viewer(page, live.url)
+    cell(page, "rocket", "orig").click()
+    neighbours(page)
+    cell(page, "coffee", "orig").click(modifiers=["Shift"])
+    page.wait_for_function("() => document.querySelectorAll('#ref-list li').length == 2")
+    shown = page.eval_on_selector_all("#neighbors li[data-id]", """items => items.map(li =>
+        [Number(li.dataset.id), li.querySelector('.nearest')?.textContent])""")
+    ids, vectors = col.vectors()
+    id_of = {item["path"]: item["id"] for item in col.images(limit=None)[1]}
+    refs = ["rocket", "coffee"]
+    ref_vectors = vectors[[list(ids).index(id_of[str(files[(c, "orig")])]) for c in refs]]
+    seen = set()
+    for image_id, nearest in shown:
+        vector = vectors[[list(ids).index(image_id)]]
+        category = refs[int(np.argmin(lookalike.distances(vector, ref_vectors, "cosine")[0]))]
+        assert nearest == f"nearest to orig ({category})"
+        seen.add(category)
+    assert seen == set(refs)   # the two references each pull some look-alikes
+
+
+def test_notes_of_the_search_are_shown_above_the_look_alikes(page, site):
+    live, col, files, root = site
+    ref = col.images(limit=1)[1][0]["id"]
+    answer = live.client.get("/api/neighbors", params={"ref": ref, "metric": "mahalanobis"})
+    notes = answer.json()["notes"]
+    assert notes                                          # 16 images of 512 dimensions
+    page.goto(f"{live.url}/?ref={ref}&metric=mahalanobis")
+    neighbours(page)
+    assert page.locator("#notes li").all_inner_texts() == notes
+    notes_box = page.locator("#notes").bounding_box()
+    assert notes_box["y"] < page.locator("#neighbors").bounding_box()["y"]
+
+
+# -- the preview -----------------------------------------------------------------------------------
+
+def test_the_preview_shows_small_images_sharp_at_fit_or_1_to_1_and_heic_too(page, varied):
+    live, made = varied
+    open_viewer(page, live.url)
+    page.locator(".cell[title^='plain  ']").dblclick()    # 96 x 64
+    page.wait_for_function("() => document.querySelector('#preview-img').naturalWidth == 96")
+    img = page.locator("#preview-img")
+    fit = img.bounding_box()
+    assert fit["width"] > 5 * 96                          # enlarged to the window ...
+    assert img.evaluate("i => getComputedStyle(i).imageRendering") == "pixelated"  # ... sharp
+    shot(page, "20-preview-fit")
+    page.click("#preview-zoom")
+    assert img.bounding_box()["width"] == 96             # pixel for pixel
+    assert img.evaluate("i => getComputedStyle(i).imageRendering") != "pixelated"
+    page.keyboard.press("z")
+    assert img.bounding_box()["width"] == fit["width"]
+    page.keyboard.press("Escape")
+
+    page.locator(".cell[title^='phone  ']").dblclick()    # a HEIC file
+    page.wait_for_function("() => document.querySelector('#preview-img').naturalWidth == 96")
+    assert "/display" in img.get_attribute("src")
+    assert page.locator("#preview-caption a", has_text="original file").get_attribute(
+        "href").endswith("/original")
+    shot(page, "21-preview-heic")

@@ -579,12 +579,7 @@ class Collection:
         `category` keeps that sub-folder and its own sub-folders (as `nearest` does); `name`
         keeps images whose name contains it (case-insensitive for ASCII letters).
         """
-        where, args = "skip_reason IS NULL", []
-        if category is not None:
-            where, args = where + _CATEGORY_CLAUSE, args + _category_args(category)
-        if name:
-            where += " AND name LIKE ? ESCAPE '\\'"
-            args.append("%" + _like_escape(name) + "%")
+        where, args = _browse_filter(category, name)
         conn = self.store.conn
         total = self._counted(("images", where, tuple(args)), lambda: conn.execute(
             f"SELECT count(*) FROM images WHERE {where}", args).fetchone()[0])
@@ -592,6 +587,18 @@ class Collection:
             f"SELECT id FROM images WHERE {where} ORDER BY id LIMIT ? OFFSET ?",
             args + [-1 if limit is None else int(limit), max(0, int(offset))])]
         return total, self.store.rows(ids)
+
+    def position(self, image_id: int, category: str | None = None,
+                 name: str | None = None) -> int | None:
+        """The offset of an image among `images(category=..., name=...)` (what the viewer's
+        grid needs to scroll to it), or None if the image is not among them."""
+        where, args = _browse_filter(category, name)
+        conn = self.store.conn
+        if conn.execute(f"SELECT 1 FROM images WHERE id = ? AND {where}",
+                        [int(image_id)] + args).fetchone() is None:
+            return None
+        return conn.execute(f"SELECT count(*) FROM images WHERE id < ? AND {where}",
+                            [int(image_id)] + args).fetchone()[0]
 
     def categories(self) -> dict[str, int]:
         """Every category with its number of usable images, its sub-folders' included
@@ -664,6 +671,17 @@ def _check_k(k) -> None:
 
 #: A category filter keeps the sub-folder and its own sub-folders.
 _CATEGORY_CLAUSE = " AND (category = ? OR category LIKE ? ESCAPE '\\')"
+
+
+def _browse_filter(category: str | None, name: str | None) -> tuple[str, list]:
+    """The WHERE clause and its arguments of `Collection.images` and `position`."""
+    where, args = "skip_reason IS NULL", []
+    if category is not None:
+        where, args = where + _CATEGORY_CLAUSE, args + _category_args(category)
+    if name:
+        where += " AND name LIKE ? ESCAPE '\\'"
+        args.append("%" + _like_escape(name) + "%")
+    return where, args
 
 
 def _category_args(category: str) -> list[str]:

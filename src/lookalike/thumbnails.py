@@ -17,9 +17,7 @@ from . import downloads, images
 #: Files larger than this are not read for a preview (the indexer refuses larger ones too).
 MAX_FILE_BYTES = 1 << 30
 
-def make_thumbnail(data: bytes, size: int) -> bytes:
-    """A PNG (images with transparency) or JPEG at most `size` pixels on its longest side,
-    upright; never enlarged. Raises images.ImageSkipped for what cannot be decoded."""
+def _encode(data: bytes, size: int, quality: int) -> bytes:
     images.read_size(data)  # refuses decompression bombs with a reason
     try:
         im = images.open_image(data)  # Pillow, or tifffile for the TIFFs Pillow cannot read
@@ -33,13 +31,37 @@ def make_thumbnail(data: bytes, size: int) -> bytes:
         if has_alpha:
             im.save(out, "PNG", optimize=False, compress_level=6)
         else:
-            im.save(out, "JPEG", quality=85)
+            im.save(out, "JPEG", quality=quality)
         return out.getvalue()
     except images.ImageSkipped:
         raise
     except Exception as exc:
         raise images.ImageSkipped(
-            f"cannot make a thumbnail ({type(exc).__name__}: {exc})") from None
+            f"cannot make a picture of it ({type(exc).__name__}: {exc})") from None
+
+
+def make_thumbnail(data: bytes, size: int) -> bytes:
+    """A PNG (images with transparency) or JPEG at most `size` pixels on its longest side,
+    upright; never enlarged. Raises images.ImageSkipped for what cannot be decoded."""
+    return _encode(data, size, quality=85)
+
+
+#: Formats every current browser shows in an <img> as they are; others get a rendition.
+BROWSER_FORMATS = {"JPEG", "PNG", "GIF", "WEBP", "BMP"}
+
+#: Longest side of a rendition: full size up to this, so that a huge TIFF stays viewable.
+MAX_RENDITION_SIDE = 8192
+
+
+def needs_rendition(data: bytes) -> bool:
+    """Whether a browser cannot show these image bytes as they are (HEIC, AVIF, TIFF, ...)."""
+    return (downloads.sniff(data) or "") not in BROWSER_FORMATS
+
+
+def make_rendition(data: bytes) -> bytes:
+    """What a browser can show of an image it cannot read: PNG (with transparency) or JPEG,
+    upright, at full size up to MAX_RENDITION_SIDE. Raises images.ImageSkipped."""
+    return _encode(data, MAX_RENDITION_SIDE, quality=92)
 
 
 def thumbnail_media_type(data: bytes) -> str:

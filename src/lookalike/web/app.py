@@ -29,6 +29,7 @@ from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from .. import __version__
+from ..thumbnails import make_rendition, make_thumbnail, needs_rendition, thumbnail_media_type
 from ..api import DEFAULT_METRIC, Collection
 from ..errors import LookalikeError
 from ..export import extras_of
@@ -319,6 +320,20 @@ def create_app(collection: Collection | str | os.PathLike | None = None, *,
     def get_image(image_id: ImageId):
         return _image_json(row_or_404(image_id))
 
+    @app.get("/api/images/{image_id}/position", summary="Where an image is in the grid",
+             responses=_refusals(s404=_NO_IMAGE))
+    def position(image_id: ImageId,
+                 category: Annotated[str | None, Query(max_length=4096)] = None,
+                 q: Annotated[str | None, Query(max_length=1024,
+                                                description="part of the name")] = None):
+        """The image's offset among `GET /api/images` with the same filter (what the page
+        needs to scroll its grid to it), or null when the filter leaves it out; `total`
+        counts every match."""
+        row_or_404(image_id)
+        total, _ = col.images(0, 0, category or None, q or None)
+        return {"id": image_id, "position": col.position(image_id, category or None, q or None),
+                "total": total}
+
     @app.post("/api/neighbors", summary="The look-alikes of images of the collection",
               responses=_refusals(s400=_CANNOT_SEARCH, s404=_NO_IMAGE,
                                   s413="a request body over the size limit"))
@@ -417,12 +432,12 @@ def create_app(collection: Collection | str | os.PathLike | None = None, *,
         if data is None:
             original = _read_original(row, image_id)
             try:
-                data = files.make_thumbnail(original, step)
+                data = make_thumbnail(original, step)
             except ImageSkipped as exc:
                 raise HTTPError(422, f"image {image_id}: {exc.reason}") from None
             if digest:
                 cache.put(digest, step, data)
-        return Response(data, media_type=files.thumbnail_media_type(data), headers=headers)
+        return Response(data, media_type=thumbnail_media_type(data), headers=headers)
 
     @app.get("/api/images/{image_id}/original", summary="The image file itself",
              response_class=Response, responses={200: {"content": {"image/*": {}}},
@@ -437,6 +452,32 @@ def create_app(collection: Collection | str | os.PathLike | None = None, *,
         return Response(data, media_type=files.media_type(data), headers={
             "Content-Disposition": f"inline; filename*=UTF-8''{quote(name)}",
             "Cache-Control": "private, max-age=3600"})
+
+    @app.get("/api/images/{image_id}/display", summary="The image as a browser can show it",
+             response_class=Response,
+             responses={200: {"content": {"image/*": {}}},
+                        **_refusals(s404=_NO_IMAGE, s409=_CHANGED,
+                                    s422="the file cannot be decoded")})
+    def display(image_id: ImageId):
+        """The original when browsers show its format (JPEG, PNG, GIF, WebP, BMP); else (HEIC,
+        AVIF, TIFF, ...) a PNG or JPEG of it at full size (longest side at most 8,192 px),
+        made once and cached beside the database. The page's preview shows this."""
+        row = row_or_404(image_id)
+        original_data = _read_original(row, image_id)
+        if not needs_rendition(original_data):
+            return Response(original_data, media_type=files.media_type(original_data),
+                            headers={"Cache-Control": "private, max-age=3600"})
+        digest = row["content_hash"]
+        data = cache.get(digest, "display") if digest else None
+        if data is None:
+            try:
+                data = make_rendition(original_data)
+            except ImageSkipped as exc:
+                raise HTTPError(422, f"image {image_id}: {exc.reason}") from None
+            if digest:
+                cache.put(digest, "display", data)
+        return Response(data, media_type=thumbnail_media_type(data),
+                        headers={"Cache-Control": "private, max-age=3600"})
 
     return app
 

@@ -16,7 +16,6 @@ from PIL import Image
 
 from .. import downloads
 from ..indexing import content_hash
-from ..thumbnails import make_thumbnail, thumbnail_media_type  # noqa: F401 - served from here
 
 #: Thumbnail sizes (longest side, pixels); a request is served the smallest step that covers it.
 THUMBNAIL_SIZES = (32, 64, 128, 256, 512, 1024)
@@ -92,22 +91,23 @@ def media_type(data: bytes) -> str:
 
 
 class ThumbnailCache:
-    """Thumbnails on disk under `folder/<size>/<hash[:2]>/<hash>`, written atomically."""
+    """Thumbnails on disk under `folder/<size>/<hash[:2]>/<hash>` (renditions for the browser
+    under `folder/display/`), written atomically."""
 
     def __init__(self, folder: Path):
         self.folder = Path(folder)
 
-    def path(self, digest: bytes, size: int) -> Path:
+    def path(self, digest: bytes, size: int | str) -> Path:
         name = digest.hex()
         return self.folder / str(size) / name[:2] / name
 
-    def get(self, digest: bytes, size: int) -> bytes | None:
+    def get(self, digest: bytes, size: int | str) -> bytes | None:
         try:
             return self.path(digest, size).read_bytes()
         except OSError:
             return None
 
-    def put(self, digest: bytes, size: int, data: bytes) -> None:
+    def put(self, digest: bytes, size: int | str, data: bytes) -> None:
         target = self.path(digest, size)
         try:
             target.parent.mkdir(parents=True, exist_ok=True)

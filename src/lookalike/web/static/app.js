@@ -7,7 +7,7 @@ import { VirtualGrid } from "./grid.js";
 const $ = (id) => document.getElementById(id);
 const THUMB_STEPS = [32, 64, 128, 256, 512, 1024];
 const DEFAULTS = { refs: [], k: 10, metric: "cosine", model: "", mode: "", inc: false, cat: "",
-                   q: "", size: 128, title: "category" };
+                   q: "", size: 128, title: "category", only: false };
 const LARGE = 50000;             // from this many images the search mode can be chosen
 
 let info = null;                 // /api/collection
@@ -16,7 +16,8 @@ let result = null;               // the last neighbours answer
 let resultFor = "";              // the query it answers
 let ranks = new Map();           // image id -> rank among the current look-alikes
 let pending = null;              // AbortController of the neighbours request in flight
-let preview = null;              // { list: () => items, index }
+let preview = null;              // { list: () => items, index, grid }
+let zoom = "fit";                // the preview's scale: "fit" the window or "1:1"
 
 // -- URL <-> state ---------------------------------------------------------------------------
 
@@ -35,6 +36,7 @@ function readUrl() {
     model: p.get("model") || "",
     mode: ["ivf", "false"].includes(p.get("mode")) ? p.get("mode") : "",
     inc: p.get("inc") === "1",
+    only: p.get("only") === "1",
     cat: p.get("cat") || "",
     q: p.get("q") || "",
     size: int(p.get("size"), DEFAULTS.size, 32, 1024),
@@ -50,6 +52,7 @@ function urlOf(s) {
     if (s[key] !== DEFAULTS[key]) p.set(key, String(s[key]));
   }
   if (s.inc) p.set("inc", "1");
+  if (s.only) p.set("only", "1");
   const text = p.toString().replace(/%2C/g, ",");
   return text ? `?${text}` : location.pathname;
 }
@@ -172,14 +175,14 @@ $("cells").addEventListener("click", (event) => {
   const hit = grid.hit(event);
   if (!hit) return;
   if (event.target.closest(".zoom")) {
-    openPreview(gridList(), hit.index);
+    openPreview(gridList(), hit.index, { fromGrid: true });
     return;
   }
   choose(hit.item.id, event);
 });
 $("cells").addEventListener("dblclick", (event) => {
   const hit = grid.hit(event);
-  if (hit) openPreview(gridList(), hit.index);
+  if (hit) openPreview(gridList(), hit.index, { fromGrid: true });
 });
 
 function gridList() {
@@ -208,7 +211,27 @@ function neighborsQuery() {
   if (state.model) p.set("model", state.model);
   if (state.mode) p.set("approximate", state.mode);
   if (state.inc) p.set("include_references", "true");
+  if (lookalikeCategory()) p.set("category", lookalikeCategory());
   return `/api/neighbors?${p}`;
+}
+
+/** The category the look-alikes are restricted to, if the user asked for that. */
+function lookalikeCategory() { return state.only && state.cat ? state.cat : ""; }
+
+/** What the panel says while an answer is on its way: the old one, if any, is marked stale
+ *  and never labelled as what was asked for. */
+function showLoading() {
+  document.body.dataset.neighbors = "loading";
+  $("message").hidden = true;
+  $("results").classList.add("stale");
+  $("results").setAttribute("aria-busy", "true");
+  const model = info && Object.keys(info.models).length > 1
+    ? ` · ${state.model || info.default_model}` : "";
+  $("result-info").textContent = `loading ${metricLabel(state.metric)}${model} look-alikes…`;
+}
+
+function metricLabel(key) {
+  return info?.metrics.find((m) => metricKey(m) === metricKey(key)) || key;
 }
 
 async function update() {
@@ -229,14 +252,16 @@ async function update() {
   pending?.abort();
   pending = new AbortController();
   const mine = pending;
-  document.body.dataset.neighbors = "loading";
+  showLoading();
   try {
+    const category = lookalikeCategory();
     const answer = await api(query, { signal: mine.signal });
-    if (mine !== pending) return;
+    if (mine !== pending) return;        // a later request superseded this one
+    answer.category = category;
     resultFor = query;
     showResult(answer);
   } catch (error) {
-    if (error.name === "AbortError") return;
+    if (error.name === "AbortError" || mine !== pending) return;
     showError(error.message);
   }
 }
@@ -248,6 +273,8 @@ function showResult(answer) {
   $("refs").hidden = !answer;
   $("results").hidden = !answer;
   $("message").hidden = true;
+  $("results").classList.remove("stale");
+  $("results").removeAttribute("aria-busy");
   if (answer) {
     renderRefs(answer);
     renderNeighbors(answer);
@@ -271,6 +298,7 @@ function renderRefs(answer) {
   const list = $("ref-list");
   list.replaceChildren();
   const several = answer.references.length > 1;
+  $("show-in-grid").hidden = !!answer.upload;
   $("refs-plural").textContent = several ? `s (${answer.references.length})` : "";
   answer.references.forEach((ref, i) => {
     const li = document.createElement("li");
@@ -308,8 +336,13 @@ function renderNeighbors(answer) {
   const list = $("neighbors");
   list.replaceChildren();
   const metric = answer.metric;
-  $("result-info").textContent = `${answer.neighbors.length} · ${metric}${
-    info && Object.keys(info.models).length > 1 ? ` · ${answer.model}` : ""}`;
+  const several = info && Object.keys(info.models).length > 1;
+  $("result-info").textContent = [`${answer.neighbors.length} by ${metric}`,
+    several ? answer.model : "", answer.category ? `from ${answer.category}` : ""]
+    .filter(Boolean).join(" · ");
+  renderNotes(answer.notes || []);
+  const scale = distanceScale(metric, answer.neighbors);
+  const refNames = referenceNames(answer);
   answer.neighbors.forEach((n, i) => {
     const li = document.createElement("li");
     li.dataset.id = String(n.id);
@@ -323,16 +356,14 @@ function renderNeighbors(answer) {
     who.innerHTML = '<div class="name"></div><div class="sub"></div>';
     who.firstChild.textContent = n.name;
     who.lastChild.textContent = [n.category, `${n.width}×${n.height}`].filter(Boolean).join(" · ");
-    const distance = document.createElement("span");
-    distance.className = "distance";
-    distance.textContent = n.distance.toFixed(4);
-    distance.title = `${metric} distance ${n.distance}`;
-    const zoom = document.createElement("button");
-    zoom.type = "button";
-    zoom.className = "zoom";
-    zoom.title = "Preview";
-    zoom.textContent = "⤢";
-    li.append(rank, box, who, distance, zoom);
+    if (refNames && n.nearest_reference != null) {
+      const near = document.createElement("div");
+      near.className = "sub nearest";
+      near.textContent = `nearest to ${refNames.get(n.nearest_reference) ?? n.nearest_reference}`;
+      near.title = `nearest reference: ${n.nearest_reference}`;
+      who.appendChild(near);
+    }
+    li.append(rank, box, who, distanceElement(n.distance, metric, scale), zoomButton());
     li.addEventListener("click", (event) => {
       if (event.target.closest(".zoom")) openPreview(neighborList(answer), i);
       else choose(n.id, event);
@@ -347,6 +378,63 @@ function renderNeighbors(answer) {
   }
 }
 
+function zoomButton() {
+  const zoom = document.createElement("button");
+  zoom.type = "button";
+  zoom.className = "zoom";
+  zoom.title = "Preview";
+  zoom.textContent = "⤢";
+  return zoom;
+}
+
+/** Sentences the search wants the user to read with its answer (the API's `notes`). */
+function renderNotes(notes) {
+  const box = $("notes");
+  box.replaceChildren(...notes.map((text) => {
+    const li = document.createElement("li");
+    li.textContent = text;
+    return li;
+  }));
+  box.hidden = !notes.length;
+}
+
+/** With several references: each reference's path (as the records give it) -> how to name
+ *  it (its name, with its category when two references share a name); else null. */
+function referenceNames(answer) {
+  if (answer.references.length < 2) return null;
+  const count = new Map();
+  for (const r of answer.references) count.set(r.name, (count.get(r.name) || 0) + 1);
+  return new Map(answer.references.map((r) => [r.path,
+    count.get(r.name) > 1 && r.category ? `${r.name} (${r.category})` : r.name]));
+}
+
+// Distances on the metrics' own scales: those bounded by 1 (cosine distances of image
+// embeddings, whose values are not negative, stay below 1) fill a bar of 1 - distance; the
+// unbounded ones are scaled to the farthest look-alike shown.
+const BOUNDED = new Set(["cosine", "jaccard", "pearson", "spearman", "absolute-pearson",
+                         "absolute-spearman"]);
+
+function distanceScale(metric, neighbors) {
+  if (BOUNDED.has(metricKey(metric))) return { bound: 1, relative: false };
+  const far = Math.max(0, ...neighbors.map((n) => n.distance).filter(Number.isFinite));
+  return { bound: far > 0 ? far / 0.9 : 1, relative: true };  // the farthest keeps a sliver
+}
+
+function distanceElement(distance, metric, scale) {
+  const box = document.createElement("span");
+  box.className = "distance";
+  const closeness = Math.min(1, Math.max(0, 1 - distance / scale.bound));
+  const bar = document.createElement("span");
+  bar.className = "bar";
+  bar.setAttribute("aria-hidden", "true");
+  bar.style.setProperty("--closeness", closeness.toFixed(3));
+  box.append(bar, distance.toFixed(4));
+  box.title = `${metric} distance ${distance}` + (scale.relative
+    ? "; the bar is relative to the farthest look-alike shown"
+    : `; the bar shows 1 − distance (${Math.round(closeness * 100)}%)`);
+  return box;
+}
+
 function refList(answer) {
   const refs = answer.references.filter((r) => !r.upload);
   return { length: () => refs.length, get: async (i) => refs[i] };
@@ -356,12 +444,24 @@ function neighborList(answer) {
   return { length: () => answer.neighbors.length, get: async (i) => answer.neighbors[i] };
 }
 
+/** An error, at the top of the panel where the look-alikes were (they are cleared: they
+ *  would answer another question than the one that failed). */
 function showError(text) {
+  showResult(null);
+  $("intro").hidden = true;
   const box = $("message");
   box.textContent = text;
   box.className = "message error";
   box.hidden = false;
+  $("panel").scrollTop = 0;
+  box.scrollIntoView({ block: "nearest" });
   document.body.dataset.neighbors = "error";
+}
+
+/** A remark on the view (not an error): stays until the next one. */
+function showNotice(text) {
+  $("notice").textContent = text;
+  $("notice").hidden = !text;
 }
 
 function formatBytes(n) {
@@ -380,6 +480,7 @@ function syncControls() {
   if (state.model) $("model").value = state.model;
   $("mode").value = state.mode;
   $("include").checked = state.inc;
+  syncWithin();
   $("category").value = state.cat;
   $("search").value = state.q;
   $("size").value = state.size;
@@ -387,29 +488,46 @@ function syncControls() {
   $("title").value = state.title;
 }
 
+function syncWithin() {
+  $("within").checked = state.only;
+  $("within").disabled = !state.cat;
+  $("within-label").title = state.cat ? `Only look-alikes from ${state.cat}`
+    : "Choose a category above the grid first";
+  $("within-label").classList.toggle("disabled", !state.cat);
+}
+
 function onControl() {
   const k = Number.parseInt($("k").value, 10);
   if (!(k >= 1 && k <= 1000)) return;
   const model = $("model").value === info?.default_model ? "" : $("model").value;
-  const uploaded = !!(history.state?.upload || result?.upload);
-  go({ k, metric: $("metric").value, model, mode: $("mode").value, inc: $("include").checked });
-  if (uploaded) {
-    if (lastUpload) upload(lastUpload, { replace: true });
-  } else {
-    update();
-  }
+  go({ k, metric: $("metric").value, model, mode: $("mode").value, inc: $("include").checked,
+       only: $("within").checked });
+  refreshLookalikes();
 }
 $("k").addEventListener("change", onControl);
 $("metric").addEventListener("change", onControl);
 $("model").addEventListener("change", onControl);
 $("include").addEventListener("change", onControl);
+$("within").addEventListener("change", onControl);
 $("mode").addEventListener("change", onControl);
 $("controls").addEventListener("submit", (e) => { e.preventDefault(); onControl(); });
 
 $("category").addEventListener("change", () => {
+  const restricted = state.only;
   go({ cat: $("category").value });
+  syncWithin();
   grid.reset();
+  if (restricted) refreshLookalikes();   // they follow the grid's category
 });
+
+/** Ask again for the look-alikes shown (of the references, or of the uploaded file). */
+function refreshLookalikes() {
+  if (history.state?.upload || result?.upload) {
+    if (lastUpload) upload(lastUpload, { replace: true });
+  } else {
+    update();
+  }
+}
 let searchTimer = 0;
 $("search").addEventListener("input", () => {
   clearTimeout(searchTimer);
@@ -477,11 +595,11 @@ let lastUpload = null;
 
 async function upload(file, { replace = false } = {}) {
   if (!file.type.startsWith("image/") && file.type) {
-    showError(`${file.name}: not an image file`);
+    uploadFailed(`${file.name}: not an image file; choose a JPEG, PNG, WebP, HEIC, ... image`);
     return;
   }
   if (info && file.size > info.max_upload_bytes) {
-    showError(`${file.name}: larger than ${formatBytes(info.max_upload_bytes)}, the upload limit`);
+    uploadFailed(`${file.name}: larger than ${formatBytes(info.max_upload_bytes)}, the upload limit`);
     return;
   }
   lastUpload = file;
@@ -491,14 +609,17 @@ async function upload(file, { replace = false } = {}) {
   form.append("metric", state.metric);
   if (state.model) form.append("model", state.model);
   if (state.mode) form.append("approximate", state.mode);
+  const category = lookalikeCategory();
+  if (category) form.append("category", category);
   pending?.abort();
   pending = new AbortController();
   const mine = pending;
-  document.body.dataset.neighbors = "loading";
+  showLoading();
   try {
     const answer = await api("/api/neighbors/upload", { method: "POST", body: form, signal: mine.signal });
     if (mine !== pending) return;
     answer.upload = true;
+    answer.category = category;
     answer.uploadUrl = URL.createObjectURL(file);
     const entry = { upload: { ...answer, uploadUrl: null } };
     state = { ...state, refs: [] };
@@ -507,8 +628,19 @@ async function upload(file, { replace = false } = {}) {
     resultFor = "";
     showResult(answer);
   } catch (error) {
-    if (error.name !== "AbortError") showError(error.message);
+    if (error.name !== "AbortError" && mine === pending) uploadFailed(error.message);
   }
+}
+
+/** A file that could not be looked up: say so where the look-alikes were, and take the
+ *  earlier reference out of the view (Back shows it again). */
+function uploadFailed(text) {
+  pending?.abort();
+  pending = null;
+  if (state.refs.length || history.state?.upload) go({ refs: [] }, { push: true });
+  result = null;
+  resultFor = "";
+  showError(text);
 }
 
 $("file").addEventListener("change", () => {
@@ -537,16 +669,18 @@ window.addEventListener("drop", (e) => {
   $("drop").hidden = true;
   const file = [...e.dataTransfer.files].find((f) => !f.type || f.type.startsWith("image/"));
   if (file) upload(file);
-  else showError("drop an image file (JPEG, PNG, ...)");
+  else uploadFailed(`${e.dataTransfer.files[0]?.name || "that"}: not an image file; drop a JPEG, PNG, WebP, HEIC, ... image`);
 });
 
 // -- preview ---------------------------------------------------------------------------------
 
-async function openPreview(list, index) {
-  preview = { list, index };
+async function openPreview(list, index, { fromGrid = false } = {}) {
+  preview = { list, index, fromGrid, returnTo: document.activeElement };
   $("preview").hidden = false;
+  // The dialog itself takes the focus, not a button in it: a button focused during the
+  // Enter that opened the preview would be clicked by that same keystroke.
+  $("preview").focus({ preventScroll: true });
   await showPreview();
-  $("preview-close").focus();
 }
 
 async function showPreview() {
@@ -555,17 +689,10 @@ async function showPreview() {
   const item = await list.get(index);
   if (!item || preview?.index !== index) return;
   const img = $("preview-img");
+  img.onload = () => fitPreview();
   img.style.width = img.style.height = "";
-  img.onload = () => {
-    // Small images are enlarged (up to 1024 px) to fill the screen, never beyond it.
-    const { naturalWidth: w, naturalHeight: h } = img;
-    const scale = Math.min((innerWidth - 160) / w, (innerHeight - 140) / h, 1024 / Math.max(w, h));
-    if (scale > 1) {
-      img.style.width = `${Math.floor(w * scale)}px`;
-      img.style.height = `${Math.floor(h * scale)}px`;
-    }
-  };
-  img.src = thumbUrl(item.id, 1024);
+  // The image as the browser can show it (a HEIC or TIFF as PNG/JPEG), at full size.
+  img.src = `/api/images/${item.id}/display`;
   img.alt = item.name;
   const caption = $("preview-caption");
   caption.replaceChildren();
@@ -581,14 +708,47 @@ async function showPreview() {
   original.href = `/api/images/${item.id}/original`;
   original.target = "_blank";
   original.rel = "noopener";
-  original.textContent = "original";
-  const pick = document.createElement("a");
-  pick.href = "#";
-  pick.textContent = "use as reference (Enter)";
-  pick.addEventListener("click", (e) => { e.preventDefault(); pickPreviewed(); });
-  caption.append(path, original, "  ·  ", pick);
+  original.textContent = "original file";
+  const pick = link("use as reference (Enter)", pickPreviewed);
+  const locate = link("show in grid", async () => {
+    const id = item.id;
+    closePreview({ refocus: false });
+    await showInGrid(id);
+  });
+  caption.append(path, original, "  ·  ", pick, "  ·  ", locate);
   $("preview-prev").disabled = index <= 0;
   $("preview-next").disabled = index >= list.length() - 1;
+}
+
+function link(text, action) {
+  const a = document.createElement("a");
+  a.href = "#";
+  a.textContent = text;
+  a.addEventListener("click", (e) => { e.preventDefault(); action(); });
+  return a;
+}
+
+/** Size the previewed image: "fit" scales it to the window (pixelated when enlarged, so a
+ *  small image stays sharp), "1:1" shows it pixel for pixel (scrolling when larger). */
+function fitPreview() {
+  const img = $("preview-img");
+  const { naturalWidth: w, naturalHeight: h } = img;
+  if (!w || !h) return;
+  const actual = zoom === "1:1";
+  const margin = innerWidth <= 800 ? 80 : 160;  // the arrows beside it (style.css)
+  const scale = actual ? 1 : Math.min((innerWidth - margin) / w, (innerHeight - 140) / h);
+  img.style.width = `${Math.max(1, Math.round(w * scale))}px`;
+  img.style.height = `${Math.max(1, Math.round(h * scale))}px`;
+  img.classList.toggle("enlarged", scale > 1);
+  $("preview-stage").classList.toggle("actual", actual);
+  $("preview-zoom").textContent = actual ? "fit" : "1:1";
+  $("preview-zoom").setAttribute("aria-pressed", String(actual));
+  img.dataset.scale = scale.toFixed(3);
+}
+
+function toggleZoom() {
+  zoom = zoom === "fit" ? "1:1" : "fit";
+  fitPreview();
 }
 
 function movePreview(step) {
@@ -601,42 +761,147 @@ function movePreview(step) {
 
 async function pickPreviewed() {
   const item = await preview?.list.get(preview.index);
-  closePreview();
+  closePreview({ refocus: false });
   if (item) choose(item.id, null);
 }
 
-function closePreview() {
+function closePreview({ refocus = true } = {}) {
+  const was = preview;
   preview = null;
   $("preview").hidden = true;
   $("preview-img").removeAttribute("src");
+  if (!refocus || !was) return;
+  if (was.fromGrid) grid.focusIndex(was.index);     // back where the keyboard left off
+  else if (was.returnTo?.isConnected) was.returnTo.focus({ preventScroll: true });
 }
 
 $("preview-prev").addEventListener("click", () => movePreview(-1));
 $("preview-next").addEventListener("click", () => movePreview(1));
-$("preview-close").addEventListener("click", closePreview);
-$("preview").addEventListener("click", (e) => { if (e.target === $("preview")) closePreview(); });
+$("preview-close").addEventListener("click", () => closePreview());
+$("preview-zoom").addEventListener("click", toggleZoom);
+$("preview").addEventListener("click", (e) => {
+  if (e.target === $("preview") || e.target === $("preview-stage")) closePreview();
+});
+window.addEventListener("resize", () => { if (preview) fitPreview(); });
+
+// -- keyboard ----------------------------------------------------------------------------------
 
 document.addEventListener("keydown", (e) => {
+  if (e.altKey || e.ctrlKey || e.metaKey) return;
   if (preview) {
     if (e.key === "Escape") closePreview();
     else if (e.key === "ArrowLeft" || e.key === "ArrowUp") movePreview(-1);
     else if (e.key === "ArrowRight" || e.key === "ArrowDown") movePreview(1);
-    else if (e.key === "Enter") pickPreviewed();
+    else if (e.key === "Enter" && !e.target.closest?.("button, a")) pickPreviewed();
+    else if (e.key === "z" || e.key === "Z") toggleZoom();
     else return;
     e.preventDefault();
     return;
   }
-  if (e.key === "Enter" && document.activeElement === $("grid")) {
-    const index = grid.firstVisibleIndex();
-    openPreview(gridList(), index);
+  const inGrid = e.target === $("grid") || grid.focusedIndex() !== null;
+  if (inGrid && gridKey(e)) e.preventDefault();
+});
+
+/** The grid's keys: arrows move between images (up and down by a row), Home and End go to
+ *  the first and last, Enter previews, Space makes the image the reference. */
+function gridKey(e) {
+  const at = grid.focusedIndex();
+  const here = at ?? grid.firstVisibleIndex();
+  const moves = { ArrowLeft: -1, ArrowRight: 1, ArrowUp: -grid.columns, ArrowDown: grid.columns };
+  if (e.key in moves) {
+    const to = at === null ? here : here + moves[e.key];
+    grid.focusIndex(to >= 0 && to < grid.total ? to : here);  // the edges hold
+  } else if (e.key === "Home" || e.key === "End") {
+    grid.focusIndex(e.key === "Home" ? 0 : grid.total - 1);
+  } else if (e.key === "Enter") {
+    openPreview(gridList(), here, { fromGrid: true });
+  } else if (e.key === " " && at !== null) {
+    const item = grid.itemAt(at);
+    if (item) choose(item.id, e);
+  } else {
+    return false;
   }
+  return true;
+}
+
+// -- show in grid ------------------------------------------------------------------------------
+
+/** Scroll the grid to an image (clearing a filter that leaves it out) and focus it. */
+async function showInGrid(id) {
+  const where = async () => {
+    const p = new URLSearchParams();
+    if (state.cat) p.set("category", state.cat);
+    if (state.q) p.set("q", state.q);
+    return (await api(`/api/images/${id}/position?${p}`)).position;
+  };
+  try {
+    let position = await where();
+    if (position === null) {            // the filter leaves it out: show the whole collection
+      go({ cat: "", q: "" });
+      syncControls();
+      await grid.reset();
+      position = await where();
+    }
+    if (position === null) return;
+    await grid.itemsAround(position);
+    const el = grid.focusIndex(position, { centre: true });
+    el?.classList.add("located");
+    setTimeout(() => el?.classList.remove("located"), 1500);
+  } catch (error) {
+    showError(error.message);
+  }
+}
+
+$("show-in-grid").addEventListener("click", () => {
+  const first = result?.references?.find((r) => !r.upload);
+  if (first) showInGrid(first.id);
 });
 
 // -- start -------------------------------------------------------------------------------------
 
+let categoryNames = null;        // Set of /api/categories names, once loaded
+
+/** Make the state something the collection can show, and the address say what is shown: a
+ *  metric, model, k, search mode or category in the address that cannot be shown falls back
+ *  to the default, with a notice naming what was not understood. */
+function normalise() {
+  const asked = new URLSearchParams(location.search);
+  const fixed = [];
+  const fallBack = (key, shown) => fixed.push(`${key} "${asked.get(key)}" (showing ${shown})`);
+  if (info) {
+    const metric = info.metrics.find((m) => metricKey(m) === metricKey(state.metric));
+    if (metric) state.metric = metricKey(metric);
+    else {
+      state.metric = metricKey(info.default_metric);
+      fallBack("metric", info.default_metric);
+    }
+    if (state.model && !(state.model in info.models)) {
+      state.model = "";
+      fallBack("model", info.default_model);
+    }
+    if (state.model === info.default_model) state.model = "";
+  }
+  for (const key of ["k", "mode", "size"]) {
+    if (asked.has(key) && asked.get(key) !== String(state[key])) {
+      fallBack(key, key === "mode" ? "auto" : state[key]);
+    }
+  }
+  if (categoryNames && state.cat && !categoryNames.has(state.cat)) {
+    fallBack("cat", "all categories");
+    state.cat = "";
+    grid.reset();
+  }
+  showNotice(fixed.length ? `Not understood in the address: ${fixed.join(", ")}.` : "");
+  if (urlOf(state) !== (location.search || location.pathname)) {
+    history.replaceState(history.state, "", urlOf(state));
+  }
+  syncControls();
+}
+
 window.addEventListener("popstate", () => {
   const before = state;
   state = readUrl();
+  normalise();
   if (before.cat !== state.cat || before.q !== state.q) grid.reset();
   if (before.size !== state.size) grid.setSize(state.size);
   update();
@@ -674,6 +939,7 @@ async function start() {
                             ...info.extra_columns.map((c) => [`x:${c}`, c])], state.title);
   }
   $("mode-label").hidden = info.count < LARGE && !state.mode;
+  normalise();
   if (info.attributions.length) {
     $("credits").textContent = info.attributions.join(" · ");
     $("credits").hidden = false;
@@ -686,7 +952,13 @@ async function start() {
       const label = `${"\u2003".repeat(depth)}${c.name.split("/").pop()} (${c.count.toLocaleString("en")})`;
       return [c.name, label];
     })];
+    categoryNames = new Set(categories.map((c) => c.name));
     fillSelect($("category"), options, state.cat);
+    if (state.cat && !categoryNames.has(state.cat)) {
+      const keep = $("notice").textContent;
+      normalise();
+      if (keep) showNotice(`${keep} ${$("notice").textContent}`);
+    }
   }).catch(() => {});
   update();
 }

@@ -90,6 +90,38 @@ export class VirtualGrid {
 
   thumbPx() { return Math.round(this.size * (window.devicePixelRatio || 1)); }
 
+  /** Scroll so that item `index` is in view (`centre`: in the middle of the view). */
+  scrollToIndex(index, { centre = false } = {}) {
+    if (!this.columns) this.layout();
+    const top = PAD + Math.floor(index / this.columns) * this.rowHeight;
+    const view = this.scroller.clientHeight;
+    if (centre) {
+      this.scroller.scrollTop = Math.max(0, top - Math.floor((view - this.rowHeight) / 2));
+    } else if (top < this.scroller.scrollTop) {
+      this.scroller.scrollTop = top - PAD;
+    } else if (top + this.rowHeight > this.scroller.scrollTop + view) {
+      this.scroller.scrollTop = top + this.rowHeight - view;
+    }
+    this.render();
+  }
+
+  /** Move the keyboard focus to item `index` (clamped to the list), scrolling it into view. */
+  focusIndex(index, options = {}) {
+    if (!this.total) return null;
+    const target = Math.min(this.total - 1, Math.max(0, index));
+    this.scrollToIndex(target, options);
+    const el = this.cells.get(target);
+    el?.focus({ preventScroll: true });
+    return el ?? null;
+  }
+
+  /** The grid index of the focused cell, or null. */
+  focusedIndex() {
+    const el = document.activeElement;
+    return el?.classList.contains("cell") && this.layer.contains(el) ? Number(el.dataset.index)
+      : null;
+  }
+
   // -- data -----------------------------------------------------------------------------
 
   itemAt(index) {
@@ -192,6 +224,7 @@ export class VirtualGrid {
   makeCell() {
     const el = document.createElement("div");
     el.className = "cell";
+    el.tabIndex = -1;  // focused by the arrow keys (the grid itself is the Tab stop)
     const thumb = document.createElement("div");
     thumb.className = "thumb";
     const img = document.createElement("img");
