@@ -161,7 +161,7 @@ def test_clear_errors_for_wrong_references_and_models(families, tmp_path):
         col.nearest(tmp_path / "nope.jpg")
     text = tmp_path / "text.jpg"
     text.write_text("hello")
-    with pytest.raises(LookalikeError, match="not a usable image"):
+    with pytest.raises(LookalikeError, match=r"text.jpg: not an image \(unrecognised format\)$"):
         col.nearest(text)
     with pytest.raises(LookalikeError, match="efficientnet-lite1"):
         col.nearest(files[("coffee", "orig")], model="efficientnet-lite1")

@@ -423,7 +423,7 @@ class Collection:
             try:
                 outside.append(embed_files([ref], model, embedder=self._embedder(model))[0])
             except images.ImageSkipped as exc:
-                raise ReferenceError_(f"{shown}: not a usable image ({exc.reason})") from None
+                raise ReferenceError_(f"{shown}: {exc.reason}") from None
             vectors.append(outside[-1])
             names.append(display_path(os.path.abspath(ref)))
         return np.stack(vectors), np.asarray(ref_ids, np.int64), names

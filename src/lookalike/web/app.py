@@ -376,7 +376,7 @@ def create_app(collection: Collection | str | os.PathLike | None = None, *,
         try:
             decode(data, 64)  # refuse what is not an image before the model sees it
         except ImageSkipped as exc:
-            raise HTTPError(415, f"{name}: not a usable image ({exc.reason})") from None
+            raise HTTPError(415, f"{name}: {exc.reason}") from None
         fd, tmp = tempfile.mkstemp(prefix="lookalike-upload-")
         try:
             with os.fdopen(fd, "wb") as fh:
