@@ -85,7 +85,9 @@ def test_similar_shows_the_table_columns_in_every_format(indexed, tmp_path):
     assert next(csv.reader([tab[1]], delimiter="\t"))[names.index("quality")] == "continuous"
 
     shown = run("similar", ref, "--db", db, "-k", 4).stdout.splitlines()
-    assert shown[0].split() == ["rank", "distance", "category", "size", "quality", "note", "path"]
+    assert shown[0] == "look-alikes by squeezenet, Cosine distance"
+    assert shown[1].split() == ["rank", "distance", "category", "pixels", "size", "quality",
+                                "note", "path"]
     assert any(line.endswith(urls[1]) and " e " in line for line in shown)
 
 

@@ -34,7 +34,7 @@ def test_the_attribution_is_printed_with_twemoji_results(tmp_path):
     run("index", small, "--db", db, "--model", "squeezenet", "--quiet")
     out = run("similar", small / "face-smiling" / "grinning.png", "--db", db, "-k", 3)
     assert out.strip().splitlines()[-1] == datasets.TWEMOJI_ATTRIBUTION
-    assert len(out.strip().splitlines()) == 2 + 3 + 1
+    assert len(out.strip().splitlines()) == 1 + 2 + 3 + 1   # model and metric, header, rows
 
 
 def test_fashion_mnist_test_split_is_ten_classes_of_a_thousand():

@@ -2,6 +2,7 @@
 
 import os
 import shutil
+import time
 
 import numpy as np
 import pytest
@@ -181,7 +182,7 @@ def test_clear_errors_for_wrong_references_and_models(families, tmp_path):
         col.nearest(tmp_path / "nope.jpg")
     text = tmp_path / "text.jpg"
     text.write_text("hello")
-    with pytest.raises(LookalikeError, match="not a usable image"):
+    with pytest.raises(LookalikeError, match=r"text.jpg: not an image \(unrecognised format\)$"):
         col.nearest(text)
     with pytest.raises(LookalikeError, match="efficientnet-lite1"):
         col.nearest(files[("coffee", "orig")], model="efficientnet-lite1")
@@ -225,3 +226,45 @@ def test_a_file_named_by_several_paths_is_listed_once(tmp_path):
     with lookalike.Collection.create(tmp_path / "c.db") as col:
         report = col.add([tmp_path, tmp_path / "x.png", tmp_path], model=MODEL)
     assert report.found == 1 and len(report.skipped) == 1
+
+
+def test_an_unknown_category_is_an_error_naming_the_nearest_ones(families, tmp_path):
+    root, files = families
+    nested = root / "coffee" / "cups"
+    nested.mkdir()
+    shutil.copy(files[("chelsea", "orig")], nested / "cat.jpg")
+    col = lookalike.Collection.index([root], db=tmp_path / "c.db", model=MODEL)
+    ref = files[("rocket", "orig")]
+    with pytest.raises(lookalike.api.UnknownCategory, match="no category 'cofee'.*'coffee'"):
+        col.nearest(ref, category="cofee")
+    with pytest.raises(LookalikeError, match="nearest are 'coffee/cups'"):
+        col.nearest(ref, category="cup")             # a sub-folder named without its parent
+    with pytest.raises(LookalikeError, match="top categories are 'astronaut', 'chelsea'"):
+        col.nearest(ref, category="xyzzy")
+    # A category holds its sub-folders: "coffee" has 5 images, "coffee/cups" one.
+    assert len(col.nearest(ref, k=None, category="coffee")) == 5
+    assert col.nearest(ref, k=None, category="coffee/cups").paths == [str(nested / "cat.jpg")]
+
+
+def test_images_per_second_counts_only_the_images_embedded_and_the_time_spent_on_them(
+        families, tmp_path):
+    from lookalike.models import load_model
+    from lookalike.store import Store
+
+    root, files = families
+
+    def slow_load(*args, **kw):
+        time.sleep(1.0)
+        return load_model(*args, **kw)
+
+    with Store(tmp_path / "c.db") as store:
+        first = indexing.index_paths(store, [root], MODEL, progress=False, load_model=slow_load)
+        assert first.embedded == 16
+        # Loading the model is not embedding: a second it spent loading is not in the rate.
+        assert first.embed_seconds <= first.seconds - 1.0
+        assert first.images_per_second == first.embedded / first.embed_seconds
+        # Unchanged files are not images embedded: no rate at all.
+        shutil.copy(files[("coffee", "orig")], root / "coffee" / "copy.jpg")
+        again = indexing.index_paths(store, [root], MODEL, progress=False)
+        assert (again.embedded, again.from_cache, again.unchanged) == (0, 1, 16)
+        assert again.images_per_second == 0 and again.embed_seconds == 0

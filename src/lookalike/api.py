@@ -414,6 +414,8 @@ class Collection:
         queries, ref_ids, names = self._references(refs, model, ids, matrix)
         exclude = None if include_references else np.flatnonzero(np.isin(ids, ref_ids))
         candidates = None
+        if category is not None:
+            _check_category(category, self.categories(), self.store.path)
         if category is not None or path_prefix is not None:
             candidates = self._filtered(ids, category, path_prefix)
         if exclude is not None and len(exclude) == len(ids):
@@ -534,7 +536,7 @@ class Collection:
             try:
                 outside.append(embed_files([ref], model, embedder=self._embedder(model))[0])
             except images.ImageSkipped as exc:
-                raise BadReferenceError(f"{shown}: not a usable image ({exc.reason})") from None
+                raise BadReferenceError(f"{shown}: {exc.reason}") from None
             vectors.append(outside[-1])
             names.append(display_path(os.path.abspath(ref)))
         return np.stack(vectors), np.asarray(ref_ids, np.int64), names
@@ -688,6 +690,35 @@ def _category_args(category: str) -> list[str]:
     return [category, _like_escape(category) + "/%"]
 
 
+class UnknownCategory(LookalikeError):
+    """A category filter that names no category of the collection."""
+
+
+def _check_category(category: str, categories: dict[str, int], db) -> None:
+    """Raises UnknownCategory, naming the nearest existing ones, unless some usable image is
+    in `category` or below it: a mistyped name must not read as "no look-alikes"."""
+    if category in categories:
+        return
+    import difflib
+
+    if not categories:
+        hint = "its images have no categories (sub-folders or a category column)"
+    else:
+        near = difflib.get_close_matches(category, list(categories), n=3, cutoff=0.5)
+        if not near:  # e.g. a sub-category typed without its parent: "cats" for "animals/cats"
+            leaves = {name.rsplit("/", 1)[-1]: name for name in reversed(categories)}
+            near = [leaves[leaf] for leaf in difflib.get_close_matches(
+                category, list(leaves), n=3, cutoff=0.5)]
+        if near:
+            hint = "the nearest are " + ", ".join(repr(name) for name in near)
+        else:
+            top = [name for name in categories if "/" not in name]
+            shown = top[:5]
+            more = f" and {len(top) - 5} more" if len(top) > 5 else ""
+            hint = "its top categories are " + ", ".join(repr(name) for name in shown) + more
+    raise UnknownCategory(f"no category {category!r} in {db}; {hint}")
+
+
 def _like_escape(text: str) -> str:
     return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
@@ -696,5 +727,5 @@ def open_collection(db: str | os.PathLike | None = None) -> Collection:
     return Collection.open(db)
 
 
-__all__ = ["Collection", "Neighbors", "BadReferenceError", "RECORD_FIELDS", "DEFAULT_METRIC",
-           "open_collection"]
+__all__ = ["Collection", "Neighbors", "BadReferenceError", "UnknownCategory", "RECORD_FIELDS",
+           "DEFAULT_METRIC", "open_collection"]

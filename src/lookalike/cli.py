@@ -7,11 +7,14 @@ Errors a user can fix are printed as one line, `lookalike: error: ...`, with exi
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
+import shlex
 import sys
 import warnings
-from typing import Sequence
+from pathlib import Path
+from typing import Callable, Sequence
 
 from . import __version__
 from .errors import LookalikeError, LookalikeWarning
@@ -110,7 +113,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "(Image Viewer shows the images). Default: from the extension of "
                         "--output, else table")
     p.add_argument("-o", "--output", metavar="FILE",
-                   help="write to FILE instead of printing (needed for parquet)")
+                   help="write to FILE instead of printing (needed for parquet, unless FILE is "
+                        "-: the standard output)")
 
     p = sub.add_parser("export", help="write the whole collection, with its vectors, to a file",
                        description="Write every usable image of the collection (skipped files "
@@ -124,17 +128,30 @@ def build_parser() -> argparse.ArgumentParser:
                                    "was last indexed with)")
     p.add_argument("--format", choices=EXPORT_FORMATS,
                    help="default: from the extension of --output")
-    p.add_argument("-o", "--output", metavar="FILE", required=True, help="the file to write")
+    p.add_argument("-o", "--output", metavar="FILE", required=True,
+                   help="the file to write; - writes to the standard output (csv unless "
+                        "--format says otherwise)")
     p.add_argument("--no-vectors", action="store_true",
                    help="the catalogue only, without vectors (not for npz)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
 
-    p = sub.add_parser("models", help="list the networks that can embed images")
-    p.add_argument("--format", choices=("table", "json"), default="table")
+    p = sub.add_parser("models", help="list the networks that can embed images",
+                       description="List the networks that can embed images: the length of "
+                                   "their vectors, the pixels they look at, their licence, the "
+                                   "package that brings their weights, whether it is installed "
+                                   "(and if not, the command that installs it) and which one is "
+                                   "the default.")
+    p.add_argument("--format", choices=("table", "json"), default="table",
+                   help="table for people (default), json for programs")
 
-    p = sub.add_parser("skipped", help="list the files that could not be indexed, with reasons")
+    p = sub.add_parser("skipped", help="list the files that could not be indexed, with reasons",
+                       description="List every file that `index` found but could not use, with "
+                                   "the reason (empty, truncated, not an image, too many pixels, "
+                                   "a failed download, ...). The next `index` tries a file "
+                                   "again once it has changed, and a URL every time.")
     p.add_argument("--db", help=_db_help())
-    p.add_argument("--format", choices=FORMATS, default="table")
+    p.add_argument("--format", choices=FORMATS, default="table",
+                   help="table for people (default); json or csv for programs")
 
     p = sub.add_parser("datasets", help="list or fetch sample collections that install offline",
                        description="Without arguments, list the sample collections, whether each "
@@ -142,7 +159,8 @@ def build_parser() -> argparse.ArgumentParser:
                                    "`lookalike datasets get NAME [DIR]` writes one out as a folder "
                                    "of images by class, ready for `lookalike index DIR`; files "
                                    "already there are kept, so running it again writes nothing.")
-    p.add_argument("action", nargs="?", choices=("list", "get"), default="list")
+    p.add_argument("action", nargs="?", choices=("list", "get"), default="list",
+                   help="list (default): the sample collections; get: write one out as a folder")
     p.add_argument("name", nargs="?", help="the sample collection to get")
     p.add_argument("dir", nargs="?", help="where to write it (default: ./NAME)")
     p.add_argument("--split", choices=("test", "train", "all"),
@@ -233,6 +251,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     # Notes about an answer are printed as `note: ...` where it is shown (or shown in the viewer).
     warnings.simplefilter("ignore", LookalikeWarning)
     parser = build_parser()
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if not argv:  # `lookalike` alone: what it can do, as a successful answer
+        parser.print_help()
+        return 0
     args = parser.parse_args(argv)
     handler = {"index": cmd_index, "similar": cmd_similar, "models": cmd_models,
                "skipped": cmd_skipped, "datasets": cmd_datasets, "export": cmd_export,
@@ -251,6 +273,36 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
 
 
+def _command() -> str:
+    """How to type this program in the user's shell: `lookalike` when that is the one on
+    PATH, else the full path of its script (after ./demo.sh, .venv/bin is not on PATH), else
+    `python -m lookalike`."""
+    import shutil
+
+    script = os.path.abspath(sys.argv[0]) if sys.argv and sys.argv[0] else ""
+    if not (os.path.splitext(os.path.basename(script))[0] == "lookalike"
+            and os.path.isfile(script)):  # run as `python -m lookalike`, or from Python
+        beside = os.path.join(os.path.dirname(sys.executable), "lookalike")
+        script = beside if os.path.isfile(beside) and os.access(beside, os.X_OK) else ""
+    on_path = shutil.which("lookalike")
+    if on_path and (not script or _same_file(on_path, script)):
+        return "lookalike"
+    if script:
+        return shlex.quote(script)
+    return f"{shlex.quote(sys.executable)} -m lookalike"
+
+
+def _same_file(a: str, b: str) -> bool:
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return False
+
+
+def _quoted(path) -> str:
+    return shlex.quote(str(path))
+
+
 # -- commands ------------------------------------------------------------------------------
 
 def cmd_index(args) -> int:
@@ -262,7 +314,7 @@ def cmd_index(args) -> int:
     downloader = Downloader(timeout=args.download_timeout, retries=args.download_retries,
                             max_bytes=int(args.download_limit * 1_000_000),
                             concurrency=args.downloads)
-    with Collection.create(args.db) as col, downloader:
+    with _no_empty_database_left(args.db), Collection.create(args.db) as col, downloader:
         report = col.add(args.paths, model=args.model or DEFAULT_MODEL,
                          batch_size=args.batch_size, threads=args.threads,
                          progress=not args.quiet,
@@ -277,8 +329,57 @@ def cmd_index(args) -> int:
             for path, reason in report.skipped:
                 print(f"  {path}: {reason}")
         elif report.skipped:
-            print("run `lookalike skipped` (or index --verbose) for the list of skipped files")
+            print(f"run `{_command()} skipped --db {_quoted(col.store.path)}` (or index "
+                  "--verbose) for the list of skipped files")
     return 0
+
+
+@contextlib.contextmanager
+def _no_empty_database_left(db: str | None):
+    """Removes the database file (and its -wal and -shm files, and the folders made for it)
+    when the command fails before anything was stored in it and the file did not exist
+    before: a mistyped folder or model must not leave an empty collection behind. A
+    database that existed is never touched."""
+    from .store import default_db_path
+
+    path = Path(db) if db else default_db_path()
+    if path.exists():
+        yield
+        return
+    made = [folder for folder in [path.parent, *path.parent.parents] if not folder.exists()]
+    try:
+        yield
+    except BaseException:
+        if _holds_nothing(path):
+            for suffix in ("", "-wal", "-shm", "-journal"):
+                with contextlib.suppress(OSError):
+                    Path(f"{path}{suffix}").unlink()
+            for folder in made:  # deepest first; stops at one that is not empty
+                try:
+                    folder.rmdir()
+                except OSError:
+                    break
+        raise
+
+
+def _holds_nothing(path: Path) -> bool:
+    import sqlite3
+
+    if not path.is_file():
+        return False
+    try:
+        con = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    except sqlite3.Error:
+        return False
+    try:
+        tables = {name for (name,) in con.execute("SELECT name FROM sqlite_master "
+                                                  "WHERE type = 'table'")}
+        return all(con.execute(f"SELECT count(*) FROM {table}").fetchone()[0] == 0
+                   for table in tables & {"images", "embeddings"})
+    except sqlite3.Error:
+        return False
+    finally:
+        con.close()
 
 
 def _table_summary(info) -> str:
@@ -305,10 +406,13 @@ def _table_summary(info) -> str:
 
 
 def _summary(report, db) -> str:
-    rate = f" ({report.images_per_second:,.0f} images/s)" if report.embedded else ""
-    lines = [f"{report.found:,} files in {report.seconds:.1f} s{rate}, model {report.model}, "
+    # The rate is the embedding pipeline's own (read, decode, embed, store): files found
+    # unchanged and the model's loading would dilute it.
+    rate = (f"  in {report.embed_seconds:.1f} s ({report.images_per_second:,.0f} images/s)"
+            if report.embedded else "")
+    lines = [f"{report.found:,} files in {report.seconds:.1f} s, model {report.model}, "
              f"database {db}",
-             f"  embedded    {report.embedded:>8,}",
+             f"  embedded    {report.embedded:>8,}{rate}",
              f"  from cache  {report.from_cache:>8,}",
              f"  unchanged   {report.unchanged:>8,}",
              f"  removed     {report.removed:>8,}",
@@ -327,80 +431,144 @@ def _summary(report, db) -> str:
 def cmd_similar(args) -> int:
     from .api import Collection
 
+    to_stdout = args.output == "-"
+    output = None if to_stdout else args.output
     fmt = args.format
     if fmt is None:
         from .export import EXTENSIONS
 
-        fmt = EXTENSIONS.get(os.path.splitext(args.output or "")[1].lower(), "table")
+        fmt = EXTENSIONS.get(os.path.splitext(output or "")[1].lower(), "table")
         if fmt not in SIMILAR_FORMATS:
             print(f"lookalike: error: similar writes {', '.join(SIMILAR_FORMATS)}, not {fmt}; "
                   f"give --format", file=sys.stderr)
             return 2
     if fmt == "parquet" and not args.output:
-        print("lookalike: error: --format parquet writes a binary file: give --output FILE",
-              file=sys.stderr)
+        print("lookalike: error: --format parquet writes a binary file: give --output FILE "
+              "(or --output - to write it to the standard output)", file=sys.stderr)
         return 2
+    if to_stdout:
+        _refuse_binary_on_a_terminal(fmt)
     with Collection.open(args.db) as col:
         res = col.nearest(args.refs, k=None if args.all else args.k, metric=args.metric,
                           include_references=args.include_references, model=args.model,
                           category=args.category, path_prefix=args.path_prefix,
                           approximate=args.approximate)
         credits = col.attributions(res.rows)
+        others = [m for m in col.models if m != res.model] if args.model is None else []
     for note in res.notes:
         print(f"note: {note}", file=sys.stderr)
     if fmt == "table":
-        records = res.to_records()
-        extras = _table_extras(records)
-        several = len(res.references) > 1  # then say which one each look-alike is nearest to
-        short = _reference_names(res.references)
-        lines = [_table(["rank", "distance", "category", "size"] + extras
-                        + ["nearest reference"] * several + ["path"],
-                        [[r["rank"], f"{r['distance']:.4f}", r["category"] or "",
-                          f"{r['width']}x{r['height']}"]
-                         + [_short(r.get(c)) for c in extras]
-                         + [short.get(r["nearest_reference"], "")] * several
-                         + [_shown_path(r["path"])]
-                         for r in records])]
-        if not len(res):
-            lines.append("(no other images match)")
-        lines += credits
-        text = "\n".join(lines) + "\n"
-        if not args.output:
+        text = _similar_table(res, credits, others)
+        if not output:
             sys.stdout.write(text)
             return 0
         from .export import atomic_write
 
-        with atomic_write(args.output) as f:
+        with atomic_write(output) as f:
             f.write(text.encode("utf-8"))
+    elif fmt == "parquet" and to_stdout:
+        _to_stdout(res.to_parquet, fmt)
+        return 0
     else:
         write = {"json": res.to_json, "csv": res.to_csv, "tab": res.to_tab,
                  "parquet": res.to_parquet}[fmt]
-        if not args.output:  # parquet was refused above: the others return their text
+        if not output:  # parquet went to a file or the standard output above
             text = write()
             sys.stdout.write(text if text.endswith("\n") else text + "\n")
             return 0
-        write(args.output)
-    print(f"wrote {len(res):,} look-alikes ({fmt}) to {args.output}")
+        write(output)
+    print(f"wrote {len(res):,} look-alikes ({fmt}) to {output}")
     return 0
+
+
+def _similar_table(res, credits: list[str], other_models: list[str]) -> str:
+    """The look-alikes for people: which model and metric ranked them, then one row each."""
+    records = res.to_records()
+    extras = _table_extras(records)
+    # The model is the collection's default unless --model chose it: say which it is.
+    chosen = (f" (the model last indexed; also here: {', '.join(other_models)}, see --model)"
+              if other_models else "")
+    several = len(res.references) > 1  # then say which one each look-alike is nearest to
+    short = _reference_names(res.references)
+    lines = [f"look-alikes by {res.model}{chosen}, {res.metric} distance",
+             _table(["rank", "distance", "category", "pixels", "size"] + extras
+                    + ["nearest reference"] * several + ["path"],
+                    [[r["rank"], f"{r['distance']:.4f}", r["category"] or "",
+                      f"{r['width']}x{r['height']}", _bytes(r["size"])]
+                     + [_short(r.get(c)) for c in extras]
+                     + [short.get(r["nearest_reference"], "")] * several
+                     + [_shown_path(r["path"])]
+                     for r in records])]
+    if not len(res):
+        lines.append("(no other images match)")
+    lines += credits
+    return "\n".join(lines) + "\n"
+
+
+def _bytes(size: int | None) -> str:
+    """A file size for people: 812 B, 4.5 kB, 12 MB (powers of 1000, as file managers show)."""
+    if size is None:
+        return ""
+    for unit in ("B", "kB", "MB", "GB"):
+        if size < 1000 or unit == "GB":
+            break
+        size /= 1000
+    return f"{size:,.0f} {unit}" if unit == "B" or size >= 100 else f"{size:.1f} {unit}"
+
+
+_BINARY_FORMATS = ("parquet", "npz")
+
+
+def _refuse_binary_on_a_terminal(fmt: str) -> None:
+    if fmt in _BINARY_FORMATS and sys.stdout.isatty():
+        raise LookalikeError(f"{fmt} is a binary format: redirect the standard output to a file "
+                             f"(`> out.{fmt}`) or a program (`| ...`), or give -o FILE")
+
+
+def _to_stdout(write: Callable[[str], object], fmt: str):
+    """What `write(path)` writes, copied to the standard output (for `-o -`); a binary format
+    is refused when that is a terminal, where its bytes would garble the screen."""
+    import shutil
+    import tempfile
+
+    _refuse_binary_on_a_terminal(fmt)
+    with tempfile.TemporaryDirectory(prefix="lookalike-") as folder:
+        path = os.path.join(folder, f"out.{fmt}")
+        result = write(path)
+        sys.stdout.flush()
+        with open(path, "rb") as f:
+            shutil.copyfileobj(f, sys.stdout.buffer)
+        sys.stdout.buffer.flush()
+    return result
 
 
 def cmd_export(args) -> int:
     from .api import Collection
     from .export import resolve_format
 
-    fmt = resolve_format(args.output, args.format, EXPORT_FORMATS)
+    to_stdout = args.output == "-"
+    fmt = resolve_format(args.output, args.format or ("csv" if to_stdout else None),
+                         EXPORT_FORMATS)
     if fmt == "npz" and args.no_vectors:
         print("lookalike: error: an .npz export holds the vectors; drop --no-vectors or choose "
               "another format", file=sys.stderr)
         return 2
+    if to_stdout:
+        _refuse_binary_on_a_terminal(fmt)  # before the work, not after
     with Collection.open(args.db) as col:
-        report = col.export(args.output, fmt, model=args.model, vectors=not args.no_vectors,
-                            progress=not args.quiet)
+        def write(path):
+            return col.export(path, fmt, model=args.model, vectors=not args.no_vectors,
+                              progress=not args.quiet)
+        report = _to_stdout(write, fmt) if to_stdout else write(args.output)
+    # Written to the standard output, the export is followed by nothing else there.
+    out = sys.stderr if to_stdout else sys.stdout
+    where = "the standard output" if to_stdout else report.path
     what = f", {report.model} vectors of {report.dim} dimensions" if report.model else ""
-    print(f"wrote {report.rows:,} images{what} to {report.path} ({fmt}, {report.seconds:.1f} s)")
+    print(f"wrote {report.rows:,} images{what} to {where} ({fmt}, {report.seconds:.1f} s)",
+          file=out)
     if report.without_vector:
         print(f"{report.without_vector:,} usable images have no {report.model} vector and were "
-              f"left out; index them with --model {report.model} to include them")
+              f"left out; index them with --model {report.model} to include them", file=out)
     return 0
 
 
@@ -487,9 +655,6 @@ def _written(target) -> str:
 
 
 def cmd_demo(args) -> int:
-    import shlex
-    from pathlib import Path
-
     import platformdirs
 
     from . import datasets
@@ -508,7 +673,8 @@ def cmd_demo(args) -> int:
     sample = datasets.get(dataset.name, folder, split=args.split, limit=args.limit,
                           progress=not args.quiet)
     print(f"sample {dataset.name}: {_written(sample)}")
-    with Collection.create(db) as col:
+    reference = None
+    with _no_empty_database_left(str(db)), Collection.create(db) as col:
         report = col.add([folder], model=args.model or DEFAULT_MODEL, progress=not args.quiet)
         print(_summary(report, col.store.path))
         if len(col):
@@ -521,9 +687,8 @@ def cmd_demo(args) -> int:
                           for r in res.to_records()]))
             for credit in col.attributions(res.rows):
                 print(credit)
-    shown = shlex.quote(str(db))
-    print(f"\nAsk for look-alikes of any image: lookalike similar IMAGE --db {shown}\n"
-          f"Browse them: lookalike serve --db {shown} --open")
+    print()
+    print(_next_steps(db, reference))
     if args.no_serve:
         return 0
     from .web import serve
@@ -536,6 +701,24 @@ def cmd_demo(args) -> int:
         print("no graphical browser here: open the address below in one", file=sys.stderr)
     serve(db, host="127.0.0.1", port=port, open_browser=open_browser)
     return 0
+
+
+def _next_steps(db, reference: str | None) -> str:
+    """The commands to go on with the demo's collection, each as it can be typed here:
+    ./demo.sh does not put .venv/bin on PATH, so they name the script when `lookalike` is
+    not found, and always the demo's database."""
+    # Absolute paths: ./demo.sh runs from its own folder, not the user's.
+    command, db = _command(), _quoted(os.path.abspath(db))
+    example = _quoted(os.path.abspath(reference)) if reference else "IMAGE"
+    lines = ["Look-alikes of any image (indexed or not), e.g. this one:",
+             f"  {command} similar {example} --db {db}",
+             "Browse them in the web viewer:",
+             f"  {command} serve --db {db} --open"]
+    if command != "lookalike":
+        activate = Path(sys.executable).parent / "activate"  # in a virtual environment
+        if activate.is_file():
+            lines.append(f"(or run `source {_quoted(activate)}` once, then type `lookalike ...`)")
+    return "\n".join(lines)
 
 
 def _port_is_free(host: str, port: int) -> bool:

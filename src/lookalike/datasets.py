@@ -194,7 +194,7 @@ _File = tuple[str, Callable[[], bytes]]
 def _write(target: Path, files: Iterable[_File], progress: bool) -> tuple[int, int]:
     """Write the files that are not there yet (in threads: PNG encoding and file creation
     release the GIL); returns (files in the collection, files written now)."""
-    from tqdm import tqdm
+    from .progress import progress_bar
 
     todo, count, present = [], 0, {}
     for relative, content in files:
@@ -209,8 +209,7 @@ def _write(target: Path, files: Iterable[_File], progress: bool) -> tuple[int, i
         return count, 0
     pool = ThreadPoolExecutor(min(8, (os.cpu_count() or 2) * 2))
     try:
-        with tqdm(total=len(todo), unit="img", desc="writing", disable=not progress,
-                  leave=False) as bar:
+        with progress_bar(len(todo), progress, "writing", leave=False) as bar:
             for _ in pool.map(lambda job: _write_bytes(job[0], job[1]()), todo):
                 bar.update()
     finally:  # on Ctrl-C, drop the files not started instead of writing them all first

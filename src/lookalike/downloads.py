@@ -100,8 +100,8 @@ def decode_data_url(url: str, max_bytes: int = DEFAULT_MAX_BYTES) -> bytes:
             raise DownloadFailed(_too_large(len(payload) * 3 // 4, max_bytes))
         try:
             data = base64.b64decode(unquote_to_bytes(payload), validate=False)
-        except (binascii.Error, ValueError) as exc:
-            raise DownloadFailed(f"invalid data: URL (bad base64: {exc})") from None
+        except (binascii.Error, ValueError):
+            raise DownloadFailed("invalid data: URL (bad base64)") from None
     else:
         data = unquote_to_bytes(payload)
     if len(data) > max_bytes:
@@ -273,11 +273,10 @@ class Downloader:
                     raise DownloadFailed(f"download failed: {reason} ({_tries(tries)})") from None
             except httpx.TransportError as exc:
                 if attempt == tries:
-                    detail = str(exc).strip() or type(exc).__name__
-                    raise DownloadFailed(f"download failed: cannot connect or connection lost "
-                                         f"({type(exc).__name__}: {detail}; {_tries(tries)})") from None
-            except httpx.InvalidURL as exc:
-                raise DownloadFailed(f"download failed: invalid URL ({exc})") from None
+                    raise DownloadFailed(f"download failed: {_transport_failure(exc)} "
+                                         f"({_tries(tries)})") from None
+            except httpx.InvalidURL:
+                raise DownloadFailed("download failed: invalid URL") from None
             delay = self.backoff * 2 ** (attempt - 1) * (1 + 0.25 * random.random())
             time.sleep(delay if wait is None else max(wait, delay))
         raise AssertionError("unreachable")  # pragma: no cover
@@ -337,6 +336,28 @@ def _retry_after(value: str | None) -> float | None:
     except ValueError:
         return None
     return None if seconds is None or seconds < 0 or seconds > _MAX_RETRY_AFTER else seconds
+
+
+def _transport_failure(exc) -> str:
+    """One plain reason for a connection that failed (httpx names its own classes and the
+    socket's errno in its messages)."""
+    import httpx
+
+    text = str(exc).lower()
+    if isinstance(exc, httpx.ConnectError):
+        if "refused" in text:
+            return "connection refused"
+        if any(word in text for word in ("name or service", "nodename", "name resolution",
+                                         "getaddrinfo", "no address")):
+            return "host name not found"
+        if "certificate" in text or "ssl" in text or "tls" in text:
+            return "the server's TLS certificate was not accepted"
+        if "unreachable" in text:
+            return "network unreachable"
+        return "cannot connect"
+    if isinstance(exc, httpx.ProxyError):
+        return "the proxy refused the connection"
+    return "connection lost"
 
 
 def _tries(n: int) -> str:

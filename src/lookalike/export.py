@@ -493,10 +493,9 @@ def export_collection(col: "Collection", path: str | os.PathLike, format: str | 
     columns = [_Column(f, f, "int" if f in _INT_FIELDS else "str") for f in CATALOGUE_FIELDS]
     columns += survey.extras.columns(set(CATALOGUE_FIELDS) | {"vector"} | set(feature_names(dim)))
 
-    from tqdm import tqdm
+    from .progress import progress_bar
 
-    bar = tqdm(total=len(ids), unit="img", desc=f"export {format}", disable=not progress,
-               leave=False)
+    bar = progress_bar(len(ids), progress, f"export {format}", leave=False)
     rows = 0
     try:
         with atomic_write(path) as f:

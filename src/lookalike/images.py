@@ -75,12 +75,14 @@ def _open(data: bytes, max_pixels: int) -> Image.Image:
         raise ImageSkipped(f"too many pixels ({count}the limit is {max_pixels:,}), refused as a "
                            "possible decompression bomb") from None
     except Exception as exc:  # Pillow raises many types for malformed headers
-        raise ImageSkipped(f"corrupt image header ({_describe(exc)})") from None
+        raise ImageSkipped(_damage(exc, "corrupt image header")) from None
 
 
-def _describe(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+def _damage(exc: BaseException, otherwise: str) -> str:
+    """One plain reason for a damaged file. Pillow's messages name its internals ("OSError:
+    Truncated File Read", "broken data stream when reading image file"): only whether the file
+    ends too soon is worth telling."""
+    return "truncated file" if "truncat" in str(exc).lower() else otherwise
 
 
 def _upright_size(im: Image.Image) -> tuple[int, int]:
@@ -199,7 +201,7 @@ def decode(data: bytes, size: int | None = None, *, max_pixels: int = DEFAULT_MA
     except MemoryError:
         raise ImageSkipped("not enough memory to decode this image") from None
     except Exception as exc:
-        raise ImageSkipped(f"truncated or corrupt image data ({_describe(exc)})") from None
+        raise ImageSkipped(_damage(exc, "corrupt image data")) from None
     if pixels.ndim != 3 or pixels.shape[2] != 3:  # pragma: no cover - to_rgb guarantees RGB
         raise ImageSkipped(f"unexpected pixel layout {pixels.shape}")
     return DecodedImage(pixels=pixels, width=width, height=height)

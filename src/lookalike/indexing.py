@@ -23,6 +23,7 @@ import numpy as np
 
 from . import images
 from .downloads import DownloadFailed, Downloader, Fetched, is_http
+from .progress import progress_bar
 from .sources import ImageFile, RemoteImage, SourceError, Unreadable, not_a_file, scan
 from .store import ImageRow, Store
 from .tables import TableInfo, TableOptions, is_table, table_images
@@ -42,7 +43,8 @@ class IndexReport:
     unchanged: int = 0
     removed: int = 0
     skipped: list[tuple[str, str]] = field(default_factory=list)
-    seconds: float = 0.0
+    seconds: float = 0.0            # the whole run: scanning, downloads, model loading included
+    embed_seconds: float = 0.0      # reading, decoding, embedding and storing the new images
     interrupted: bool = False
     downloaded: int = 0             # images fetched over the network
     download_cache_hits: int = 0    # images named by URL whose bytes were in the cache
@@ -56,7 +58,9 @@ class IndexReport:
 
     @property
     def images_per_second(self) -> float:
-        return self.embedded / self.seconds if self.seconds > 0 else 0.0
+        """Images embedded per second of `embed_seconds`: the rate of the pipeline itself,
+        neither diluted by files found unchanged nor by loading the model."""
+        return self.embedded / self.embed_seconds if self.embed_seconds > 0 else 0.0
 
 
 @dataclass
@@ -217,15 +221,18 @@ def index_paths(store: Store, paths: Sequence[str | os.PathLike], model: str, *,
         return p
 
     embedder = None
+    loading_seconds = 0.0
     rows: list[ImageRow] = []
     batch: list[_Prepared] = []
 
     def flush() -> None:
-        nonlocal embedder
+        nonlocal embedder, loading_seconds
         vectors: list[tuple[bytes, str, np.ndarray]] = []
         if batch:
             if embedder is None:
+                loading = time.perf_counter()
                 embedder = load_model(info.name, threads=threads)
+                loading_seconds = time.perf_counter() - loading
             out = embedder.embed(np.stack([p.pixels for p in batch]))
             seen_in_batch = set()
             for p, v in zip(batch, out):
@@ -239,14 +246,15 @@ def index_paths(store: Store, paths: Sequence[str | os.PathLike], model: str, *,
         batch.clear()
 
     remote = sum(isinstance(item, RemoteImage) for item in todo)
-    download_bar = _progress_bar(remote, progress, "downloading", position=0)
-    bar = _progress_bar(len(todo), progress, position=1 if remote else None)
+    download_bar = progress_bar(remote, progress, "downloading", position=0)
+    bar = progress_bar(len(todo), progress, "embedding", position=1 if remote else None)
     # Twice as many decoders as cores keeps both busy while inference waits on its threads
     # (measured: +3-5 % images/s on 1600x1200 JPEGs over one decoder per core).
     pool = ThreadPoolExecutor(max_workers=decode_threads or 2 * threads,
                               thread_name_prefix="lookalike-decode")
     staged = _fetched(todo, downloader, report, download_bar) if remote else \
         ((item, None) for item in todo)
+    embed_started = time.perf_counter()
     try:
         for p in bounded_map(pool, prepare, staged, window=batch_size * 3):
             rows.append(p.row())
@@ -274,6 +282,8 @@ def index_paths(store: Store, paths: Sequence[str | os.PathLike], model: str, *,
         bar.close()
         download_bar.close()
         report.seconds = time.perf_counter() - started
+        if report.embedded:
+            report.embed_seconds = time.perf_counter() - embed_started - loading_seconds
     store.set_setting("last_model", info.name)
     return report
 
@@ -355,10 +365,3 @@ def embed_files(paths: Sequence[str | os.PathLike], model: str, *, threads: int 
               for p in paths]
     embedder = embedder or load_model(info.name, threads=threads)
     return embedder.embed(np.stack(pixels))
-
-
-def _progress_bar(total: int, enabled: bool, desc: str = "embedding", position: int | None = None):
-    from tqdm import tqdm
-
-    return tqdm(total=total, unit="img", desc=desc, disable=not enabled or total == 0,
-                dynamic_ncols=True, smoothing=0.1, mininterval=0.5, position=position)

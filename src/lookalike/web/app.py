@@ -36,7 +36,7 @@ from ..export import extras_of
 from ..images import ImageSkipped, decode
 from ..metrics import METRICS
 from ..store import Store
-from . import files
+from . import addresses, files
 
 log = logging.getLogger("lookalike.web")
 
@@ -392,7 +392,7 @@ def create_app(collection: Collection | str | os.PathLike | None = None, *,
         try:
             decode(data, 64)  # refuse what is not an image before the model sees it
         except ImageSkipped as exc:
-            raise HTTPError(415, f"{name}: not a usable image ({exc.reason})") from None
+            raise HTTPError(415, f"{name}: {exc.reason}") from None
         fd, tmp = tempfile.mkstemp(prefix="lookalike-upload-")
         try:
             with os.fdopen(fd, "wb") as fh:
@@ -659,10 +659,11 @@ def serve(db: str | os.PathLike | None = None, host: str = "127.0.0.1", port: in
         sock = _listen(host, port)
         port = sock.getsockname()[1]
         app = create_app(col, allowed_hosts=None if is_loopback(host) else ["*"])
-        shown = f"[{host}]" if ":" in host else host
-        url = f"http://{shown}:{port}/"
+        url, *elsewhere = addresses.urls(host, port)
         print(f"lookalike: serving {col.store.path} ({len(col):,} images) at {url} "
               f"(API documented at {url}docs); Ctrl-C stops", file=sys.stderr, flush=True)
+        for other in elsewhere:
+            print(f"lookalike: from other machines: {other}", file=sys.stderr, flush=True)
         if open_browser:
             import webbrowser
 
@@ -685,9 +686,10 @@ def _listen(host: str, port: int):
         family, kind, proto, _, address = socket.getaddrinfo(
             host.strip("[]"), port, type=socket.SOCK_STREAM, proto=socket.IPPROTO_TCP,
             flags=socket.AI_PASSIVE)[0]
-    except socket.gaierror as exc:
-        raise LookalikeError(f"--host {host}: not an address of this machine "
-                             f"({exc.strerror})") from None
+    except socket.gaierror:
+        raise LookalikeError(f"--host {host}: not an address or a name this machine knows; use "
+                             "127.0.0.1 (this machine only) or 0.0.0.0 (every network it is "
+                             "on)") from None
     # The protocol must be IPPROTO_TCP, not 0: only then does asyncio set TCP_NODELAY on the
     # accepted connections (else each response waits ~40 ms for a delayed ACK).
     sock = socket.socket(family, kind, proto)
@@ -697,6 +699,5 @@ def _listen(host: str, port: int):
         sock.listen(2048)  # connections wait in the backlog until uvicorn accepts them
     except OSError as exc:
         sock.close()
-        raise LookalikeError(f"cannot listen on {host} port {port} ({exc.strerror}); choose "
-                             "another --port") from None
+        raise LookalikeError(addresses.listen_failure(host, port, exc)) from None
     return sock
