@@ -164,7 +164,7 @@ def test_a_reference_that_cannot_be_used_is_a_bad_reference(photos, tmp_path):
     col, files, root = photos
     (tmp_path / "notes.jpg").write_text("not an image")
     for ref, reason in [(tmp_path / "missing.jpg", "no such file"), (tmp_path, "is a folder"),
-                        (tmp_path / "notes.jpg", "not a usable image"),
+                        (tmp_path / "notes.jpg", "not an image"),
                         ("https://example.org/x.jpg", "must be indexed first")]:
         with pytest.raises(BadReferenceError, match=reason):
             col.nearest(ref, k=1)

@@ -505,9 +505,9 @@ def test_cli_similar_says_which_reference_each_look_alike_is_nearest_to(collecti
     # The table: a column when there are several references, by file name unless two share
     # one (here both are orig.jpg: whole paths).
     table = run("similar", *refs, "--db", db, "-k", 8).stdout.splitlines()
-    assert "nearest reference" in table[0]
+    assert "nearest reference" in table[1]
     assert any(str(refs[1]) in line for line in table[2:])
     single = run("similar", refs[0], "--db", db, "-k", 3).stdout.splitlines()
-    assert "nearest reference" not in single[0]
+    assert "nearest reference" not in single[1]
     named = run("similar", files[("chelsea", "bright")], refs[1], "--db", db, "-k", 8).stdout
     assert "bright.jpg" in named.split("\n", 1)[1] and f"  {refs[1]}  " not in named

@@ -312,7 +312,7 @@ def test_a_failed_upload_says_so_on_top_and_clears_the_old_look_alikes(page, sit
     cell(page, "rocket", "orig").click()
     neighbours(page)
     page.locator("#panel").evaluate("p => p.scrollTop = p.scrollHeight")   # scrolled down
-    for path, says in [(bad["truncated_png"], "truncated.png: not a usable image"),
+    for path, says in [(bad["truncated_png"], "truncated.png: truncated file"),
                        (text, "notes.txt: not an image file")]:
         page.set_input_files("#file", str(path))
         page.wait_for_selector("body[data-neighbors=error]")
