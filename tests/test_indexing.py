@@ -246,6 +246,17 @@ def test_an_unknown_category_is_an_error_naming_the_nearest_ones(families, tmp_p
     assert col.nearest(ref, k=None, category="coffee/cups").paths == [str(nested / "cat.jpg")]
 
 
+def test_a_mistyped_category_finds_the_category_it_starts_like():
+    """"Smily" for Twemoji's "Smileys & Emotion": a whole-name comparison preferred
+    "People & Body/family" (it shares "mily")."""
+    names = ["People & Body/family", "Objects/mail", "Smileys & Emotion",
+             "Smileys & Emotion/face-smiling", "Smileys & Emotion/cat-face", "Objects/medical"]
+    assert lookalike.api._nearest_names("Smily", names)[:2] == [
+        "Smileys & Emotion", "Smileys & Emotion/cat-face"]
+    assert lookalike.api._nearest_names("OBJECTS", names)[0] == "Objects/mail"
+    assert lookalike.api._nearest_names("qqq", names) == []
+
+
 def test_images_per_second_counts_only_the_images_embedded_and_the_time_spent_on_them(
         families, tmp_path):
     from lookalike.models import load_model

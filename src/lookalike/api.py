@@ -699,16 +699,10 @@ def _check_category(category: str, categories: dict[str, int], db) -> None:
     in `category` or below it: a mistyped name must not read as "no look-alikes"."""
     if category in categories:
         return
-    import difflib
-
     if not categories:
         hint = "its images have no categories (sub-folders or a category column)"
     else:
-        near = difflib.get_close_matches(category, list(categories), n=3, cutoff=0.5)
-        if not near:  # e.g. a sub-category typed without its parent: "cats" for "animals/cats"
-            leaves = {name.rsplit("/", 1)[-1]: name for name in reversed(categories)}
-            near = [leaves[leaf] for leaf in difflib.get_close_matches(
-                category, list(leaves), n=3, cutoff=0.5)]
+        near = _nearest_names(category, list(categories))
         if near:
             hint = "the nearest are " + ", ".join(repr(name) for name in near)
         else:
@@ -717,6 +711,27 @@ def _check_category(category: str, categories: dict[str, int], db) -> None:
             more = f" and {len(top) - 5} more" if len(top) > 5 else ""
             hint = "its top categories are " + ", ".join(repr(name) for name in shown) + more
     raise UnknownCategory(f"no category {category!r} in {db}; {hint}")
+
+
+def _nearest_names(typed: str, names: list[str], n: int = 3, cutoff: float = 0.6) -> list[str]:
+    """The `n` names most like `typed`, case aside, comparing it with each whole name, each of
+    its parts ("cats" finds "animals/cats") and the start of each part ("Smily" finds
+    "Smileys & Emotion"); shallower names first among equals."""
+    import difflib
+
+    typed = typed.lower()
+
+    def likeness(name: str) -> float:
+        best = 0.0
+        for part in [name, *name.split("/")]:
+            part = part.lower()
+            best = max(best, difflib.SequenceMatcher(None, typed, part).ratio(),
+                       difflib.SequenceMatcher(None, typed, part[:len(typed)]).ratio())
+        return best
+
+    scored = sorted(((likeness(name), name) for name in names),
+                    key=lambda pair: (-pair[0], pair[1].count("/"), pair[1]))
+    return [name for score, name in scored[:n] if score >= cutoff]
 
 
 def _like_escape(text: str) -> str:
