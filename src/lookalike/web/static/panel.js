@@ -271,7 +271,7 @@ export function showNotice(text) {
 /** The panel's controls as the view says. */
 export function syncPanelControls() {
   const v = state.view;
-  if (v.k !== null) $("k").value = v.k;
+  $("k").value = v.k;
   const metric = [...$("metric").options].find((o) => o.value === metricKey(v.metric));
   if (metric) $("metric").value = metric.value;
   if (v.model) $("model").value = v.model;
