@@ -134,6 +134,26 @@ def test_collection_summary_names_models_metrics_and_credits(server):
         "/api/images/{image_id}/thumbnail", "/api/images/{image_id}/original"}
 
 
+def test_collection_summary_gives_the_page_its_defaults_sizes_and_record_fields(server):
+    info = server.client.get("/api/collection").json()
+    assert info["defaults"] == {"metric": "Cosine", "k": 10, "thumbnail_size": 128}
+    assert info["defaults"]["metric"] == info["default_metric"]
+    assert info["thumbnail_sizes"] == [32, 64, 128, 256, 512, 1024]
+    first = server.client.get("/api/images", params={"limit": 1}).json()["items"][0]["id"]
+    answer = server.client.get("/api/neighbors", params={"ref": first}).json()
+    assert answer["k"] == info["defaults"]["k"] and answer["metric"] == "Cosine"
+    assert list(answer["neighbors"][0]) == info["record_fields"]  # the CSV export's columns
+    # The page paints its first screen before this answer arrives, with its own controls'
+    # values: they must say the same.
+    page = (Path(lookalike.__file__).parent / "web" / "static" / "index.html").read_text()
+    k_input = re.search(r'<input id="k"[^>]*>', page).group(0)
+    size_input = re.search(r'<input id="size"[^>]*>', page).group(0)
+    sizes, defaults = info["thumbnail_sizes"], info["defaults"]
+    assert f'value="{defaults["k"]}"' in k_input
+    assert f'value="{defaults["thumbnail_size"]}"' in size_input
+    assert f'min="{sizes[0]}"' in size_input and f'max="{sizes[-1]}"' in size_input
+
+
 def test_categories_with_counts(server):
     cats = server.client.get("/api/categories").json()["categories"]
     assert cats == [{"name": n, "count": 4} for n in ["astronaut", "chelsea", "coffee", "rocket"]]

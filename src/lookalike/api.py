@@ -30,6 +30,8 @@ from .sources import display_path, resolve
 from .store import Store
 
 DEFAULT_METRIC = "Cosine"
+#: How many look-alikes a search returns unless told otherwise.
+DEFAULT_K = 10
 
 #: Fields of every neighbour record, in output order (`--format json` and `to_records`).
 RECORD_FIELDS = ("rank", "path", "distance", "nearest_reference", "name", "category", "width",

@@ -30,7 +30,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from .. import __version__
 from ..thumbnails import make_rendition, make_thumbnail, needs_rendition, thumbnail_media_type
-from ..api import DEFAULT_METRIC, Collection
+from ..api import DEFAULT_K, DEFAULT_METRIC, RECORD_FIELDS, Collection
 from ..errors import LookalikeError
 from ..export import extras_of
 from ..images import ImageSkipped, decode
@@ -284,7 +284,9 @@ def create_app(collection: Collection | str | os.PathLike | None = None, *,
     @app.get("/api/collection", summary="What the collection holds")
     def collection_info():
         """Number of images, models with their image counts, the default model and metric,
-        every metric, and the credits that must be shown with the images."""
+        every metric, and the credits that must be shown with the images; the defaults of a
+        search and of the grid, the thumbnail sizes, and the fields of a look-alike record
+        (in export order)."""
         col.models_ready.wait(60)  # counted by the warm-up; meanwhile other requests go on
         count = len(col)
         models = col.models
@@ -294,6 +296,9 @@ def create_app(collection: Collection | str | os.PathLike | None = None, *,
                 "default_metric": DEFAULT_METRIC, "attributions": col.attributions(),
                 "extra_columns": col.extra_columns(),
                 "thumbnail_sizes": list(files.THUMBNAIL_SIZES),
+                "defaults": {"metric": DEFAULT_METRIC, "k": DEFAULT_K,
+                             "thumbnail_size": files.DEFAULT_THUMBNAIL_SIZE},
+                "record_fields": list(RECORD_FIELDS),
                 "max_upload_bytes": max_upload_bytes,
                 "warming_up": not warmed_up.is_set()}
 

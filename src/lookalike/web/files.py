@@ -19,6 +19,8 @@ from ..indexing import content_hash
 
 #: Thumbnail sizes (longest side, pixels); a request is served the smallest step that covers it.
 THUMBNAIL_SIZES = (32, 64, 128, 256, 512, 1024)
+#: The viewer's grid shows thumbnails this size (CSS pixels) until the user picks another.
+DEFAULT_THUMBNAIL_SIZE = 128
 
 #: Originals larger than this are not served (the indexer refuses larger files too).
 MAX_ORIGINAL_BYTES = 1 << 30

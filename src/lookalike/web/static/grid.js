@@ -12,14 +12,15 @@ export class VirtualGrid {
   /**
    * @param {HTMLElement} scroller the scrolling element (holds the spacer and the cells layer)
    * @param {object} hooks  fetchPage(offset, limit) -> Promise<{total, items}>,
-   *   paintCell(el, item), thumbUrl(item, px), onFirstPaint()
+   *   paintCell(el, item, px) (the cell's parts: `VirtualGrid.part`), onFirstPaint(),
+   *   onRender(total)
    */
   constructor(scroller, hooks) {
     this.scroller = scroller;
     this.spacer = scroller.querySelector("#spacer");
     this.layer = scroller.querySelector("#cells");
     this.hooks = hooks;
-    this.size = 128;
+    this.size = 0;                // thumbnail size in CSS pixels: set before the first reset
     this.total = 0;
     this.pages = new Map();       // page number -> items (or a Promise while loading)
     this.cells = new Map();       // index -> element in the DOM
@@ -197,7 +198,7 @@ export class VirtualGrid {
         el.style.transform = `translate(${this.left + col * (this.size + GAP)}px, ${PAD + row * this.rowHeight}px)`;
         el.style.width = `${this.size}px`;
         el.style.height = `${this.size + this.titleHeight}px`;
-        el.firstChild.style.height = `${this.size}px`;
+        VirtualGrid.part(el, "thumb").style.height = `${this.size}px`;
         el.classList.toggle("small", this.size < 64);
         this.cells.set(index, el);
         fragment.appendChild(el);
@@ -227,22 +228,32 @@ export class VirtualGrid {
     el.tabIndex = -1;  // focused by the arrow keys (the grid itself is the Tab stop)
     const thumb = document.createElement("div");
     thumb.className = "thumb";
+    thumb.dataset.part = "thumb";
     const img = document.createElement("img");
     img.decoding = "async";
     img.draggable = false;
+    img.dataset.part = "image";
     thumb.appendChild(img);
     const title = document.createElement("div");
     title.className = "title";
+    title.dataset.part = "title";
     const zoom = document.createElement("button");
     zoom.type = "button";
     zoom.className = "zoom";
     zoom.title = "Preview";
     zoom.textContent = "⤢";
+    zoom.dataset.part = "zoom";
     const badge = document.createElement("span");
     badge.className = "badge";
     badge.hidden = true;
+    badge.dataset.part = "badge";
     el.append(thumb, title, zoom, badge);
     return el;
+  }
+
+  /** A part of a cell: "thumb" (the image's box), "image", "title", "zoom" or "badge". */
+  static part(el, name) {
+    return el.querySelector(`[data-part="${name}"]`);
   }
 
   /** The grid index and item of the cell an event happened in. */

@@ -1,0 +1,72 @@
+// The JSON API the viewer shows (see /docs): fetch wrappers and the addresses of its queries.
+
+import { lookalikeCategory, state } from "./state.js";
+
+/** The JSON answer of `path`; an Error with the API's own message (and `status`) if refused. */
+export async function api(path, options = {}) {
+  const response = await fetch(path, options);
+  let body = null;
+  try { body = await response.json(); } catch { /* not JSON */ }
+  if (!response.ok) {
+    const error = new Error(body?.error || `${response.status} ${response.statusText}`);
+    error.status = response.status;
+    throw error;
+  }
+  return body;
+}
+
+/** A thumbnail at least `px` wide, at one of the collection's thumbnail sizes (so that the
+ *  browser's cache serves a size step again); before /api/collection answers, `px` as it is
+ *  (the server takes the next step itself). */
+export function thumbUrl(id, px) {
+  const steps = state.info?.thumbnail_sizes;
+  const step = steps?.length ? steps.find((s) => s >= px) || steps[steps.length - 1] : px;
+  return `/api/images/${id}/thumbnail?size=${step}`;
+}
+
+/** The grid's filter: its category and name search. */
+function filterParams(extra = {}) {
+  const p = new URLSearchParams(extra);
+  if (state.view.cat) p.set("category", state.view.cat);
+  if (state.view.q) p.set("q", state.view.q);
+  return p;
+}
+
+export function fetchImages(offset, limit) {
+  return api(`/api/images?${filterParams({ offset, limit })}`);
+}
+
+/** Where image `id` is in the grid as filtered now (null: the filter leaves it out). */
+export async function fetchPosition(id) {
+  return (await api(`/api/images/${id}/position?${filterParams()}`)).position;
+}
+
+/** The search the view asks for, as (name, value) pairs: k, metric (left to the server's
+ *  default until the collection has said which it is), model, mode, references, category. */
+function searchParams() {
+  const v = state.view;
+  const pairs = [["k", v.k]];
+  if (v.metric) pairs.push(["metric", v.metric]);
+  if (v.model) pairs.push(["model", v.model]);
+  if (v.mode) pairs.push(["approximate", v.mode]);
+  const category = lookalikeCategory();
+  if (category) pairs.push(["category", category]);
+  return pairs;
+}
+
+/** The look-alikes query of the view's references (also the key of the answer shown). */
+export function neighborsQuery() {
+  const p = new URLSearchParams();
+  for (const r of state.view.refs) p.append("ref", r);
+  for (const [name, value] of searchParams()) p.set(name, value);
+  if (state.view.inc) p.set("include_references", "true");
+  return `/api/neighbors?${p}`;
+}
+
+/** The look-alikes of an image file, searched as the view asks. */
+export function fetchUploadNeighbors(file, signal) {
+  const form = new FormData();
+  form.append("file", file, file.name);
+  for (const [name, value] of searchParams()) form.append(name, value);
+  return api("/api/neighbors/upload", { method: "POST", body: form, signal });
+}

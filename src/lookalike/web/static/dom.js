@@ -1,0 +1,30 @@
+// Small helpers for building the page: element look-up, select options, links, byte counts.
+
+export const $ = (id) => document.getElementById(id);
+
+/** Replace a <select>'s options with (value, label) pairs, `selected` chosen. */
+export function fillSelect(select, options, selected) {
+  select.replaceChildren(...options.map(([value, label]) => {
+    const o = document.createElement("option");
+    o.value = value;
+    o.textContent = label;
+    o.selected = value === selected;
+    return o;
+  }));
+}
+
+/** A link that runs `action` instead of going anywhere. */
+export function link(text, action) {
+  const a = document.createElement("a");
+  a.href = "#";
+  a.textContent = text;
+  a.addEventListener("click", (e) => { e.preventDefault(); action(); });
+  return a;
+}
+
+export function formatBytes(n) {
+  if (n == null) return "";
+  if (n < 1024) return `${n} B`;
+  if (n < 1 << 20) return `${(n / 1024).toFixed(1)} KB`;
+  return `${(n / (1 << 20)).toFixed(1)} MB`;
+}

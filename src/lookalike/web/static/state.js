@@ -1,0 +1,145 @@
+// The viewer's one state object and the mapping between it and the page's address. Every
+// other module reads `state` and changes it only through the functions here.
+//
+// `state.view` is what the address says (the references, the search asked for, the grid's
+// filter, size and titles); the rest is what the page holds meanwhile. The defaults of k,
+// metric and thumbnail size are the collection's (/api/collection `defaults`), adopted when
+// it answers; until then the page's own controls give them (index.html) and the metric is
+// left to the server.
+
+const FIXED_DEFAULTS = { refs: [], model: "", mode: "", inc: false, cat: "", q: "",
+                         title: "category", only: false };
+
+export const state = {
+  defaults: { ...FIXED_DEFAULTS, k: null, metric: "", size: null },  // see setDefaults
+  sizeRange: null,           // [smallest, largest] thumbnail size
+  kMax: null,                // the page's own limit on k (the API's is higher)
+  view: null,                // what the address says: see readUrl
+  info: null,                // /api/collection
+  categoryNames: null,       // Set of /api/categories names, once loaded
+  result: null,              // the last neighbours answer shown
+  resultFor: "",             // the query it answers
+  ranks: new Map(),          // image id -> rank among the current look-alikes
+  pending: null,             // AbortController of the neighbours request in flight
+  lastUpload: null,          // the File last looked up, to ask again when a control changes
+  preview: null,             // { list, index, fromGrid, returnTo } while the preview is open
+  zoom: "fit",               // the preview's scale: "fit" the window or "1:1"
+};
+
+const listeners = new Set();
+
+/** Call `fn` whenever the look-alikes shown change (the grid marks them). */
+export function subscribe(fn) { listeners.add(fn); }
+
+/** The look-alikes shown (null: none). */
+export function setResult(answer) {
+  state.result = answer;
+  state.ranks = new Map((answer?.neighbors || []).map((n) => [n.id, n.rank]));
+  for (const fn of listeners) fn(state);
+}
+
+/** Forget the look-alikes and the query they answered. */
+export function clearResult() {
+  state.result = null;
+  state.resultFor = "";
+  state.ranks = new Map();
+}
+
+/** A new neighbours request: the one in flight is abandoned. Returns its controller; the
+ *  answer counts only while `isCurrent(controller)`. */
+export function beginRequest() {
+  state.pending?.abort();
+  state.pending = new AbortController();
+  return state.pending;
+}
+
+export function isCurrent(controller) { return controller === state.pending; }
+
+export function abortRequest() {
+  state.pending?.abort();
+  state.pending = null;
+}
+
+/** Defaults from the page or the collection: the view keys still at the old default (so
+ *  absent from the address) take the new one. */
+export function setDefaults({ k, metric, size, sizeRange = null, kMax = null }) {
+  const next = { ...state.defaults, k, metric, size };
+  if (state.view) {
+    for (const key of ["k", "metric", "size"]) {
+      if (state.view[key] === state.defaults[key]) state.view[key] = next[key];
+    }
+  }
+  state.defaults = next;
+  if (sizeRange) state.sizeRange = sizeRange;
+  if (kMax) state.kMax = kMax;
+}
+
+// -- address <-> view ---------------------------------------------------------------------------
+
+export function metricKey(name) { return name.toLowerCase().replace(/ /g, "-"); }
+
+/** The view the address asks for (values out of range are clamped, unknown ones dropped). */
+export function readUrl() {
+  const d = state.defaults;
+  const p = new URLSearchParams(location.search);
+  const int = (v, fallback, lo, hi) => {
+    const n = Number.parseInt(v ?? "", 10);
+    return Number.isFinite(n) ? Math.min(hi, Math.max(lo, n)) : fallback;
+  };
+  return {
+    refs: (p.get("ref") || "").split(",").map((s) => Number.parseInt(s, 10)).filter((n) => n > 0),
+    k: int(p.get("k"), d.k, 1, state.kMax),
+    metric: p.get("metric") || d.metric,
+    model: p.get("model") || "",
+    mode: ["ivf", "false"].includes(p.get("mode")) ? p.get("mode") : "",
+    inc: p.get("inc") === "1",
+    only: p.get("only") === "1",
+    cat: p.get("cat") || "",
+    q: p.get("q") || "",
+    size: int(p.get("size"), d.size, ...state.sizeRange),
+    title: p.get("title") === "name" || p.get("title")?.startsWith("x:") ? p.get("title")
+      : "category",
+  };
+}
+
+/** The address of a view: only what differs from the defaults. */
+export function urlOf(view) {
+  const p = new URLSearchParams();
+  if (view.refs.length) p.set("ref", view.refs.join(","));
+  for (const key of ["k", "metric", "model", "mode", "cat", "q", "size", "title"]) {
+    if (view[key] !== state.defaults[key]) p.set(key, String(view[key]));
+  }
+  if (view.inc) p.set("inc", "1");
+  if (view.only) p.set("only", "1");
+  const text = p.toString().replace(/%2C/g, ",");
+  return text ? `?${text}` : location.pathname;
+}
+
+/** Change the view: `push` makes a history entry (a step of the walk), else it is replaced.
+ *  `entry` replaces the history entry's own data (an uploaded file's answer) instead of
+ *  adding `extra` to it. */
+export function go(change, { push = false, extra = null, entry = null } = {}) {
+  state.view = { ...state.view, ...change };
+  const data = entry ?? (push ? { ...(extra || {}) } : { ...(history.state || {}), ...(extra || {}) });
+  if (push) history.pushState(data, "", urlOf(state.view));
+  else history.replaceState(data, "", urlOf(state.view));
+}
+
+/** The view as the address now says (Back and Forward). Returns the view it replaces. */
+export function reloadView() {
+  const before = state.view;
+  state.view = readUrl();
+  return before;
+}
+
+/** The address, rewritten (no history entry) to say what the view is. */
+export function rewriteUrl() {
+  if (urlOf(state.view) !== (location.search || location.pathname)) {
+    history.replaceState(history.state, "", urlOf(state.view));
+  }
+}
+
+/** The category the look-alikes are restricted to, if the user asked for that. */
+export function lookalikeCategory() {
+  return state.view.only && state.view.cat ? state.view.cat : "";
+}
