@@ -1,5 +1,9 @@
 """The `lookalike` command line: a thin translation to the Python API.
 
+Each command is two functions side by side: `add_NAME` declares its options (those several
+commands share come from the `_..._option` helpers) and `cmd_NAME` runs it with the parsed
+arguments.
+
 Errors a user can fix are printed as one line, `lookalike: error: ...`, with exit status 1
 (2 for a wrong option, as argparse does); tracebacks are only for bugs.
 """
@@ -23,195 +27,44 @@ FORMATS = ("table", "json", "csv")
 SIMILAR_FORMATS = ("table", "json", "csv", "parquet", "tab")
 EXPORT_FORMATS = ("csv", "json", "parquet", "tab", "npz")
 
-
-def _db_help() -> str:
-    return ("the collection's database file (default: $LOOKALIKE_DB, else lookalike.db in the "
-            "user data folder)")
+#: What `build_parser` hands each `add_COMMAND`: it adds the command's parser to it.
+_Commands = argparse._SubParsersAction
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from .metrics import METRICS
-
     parser = argparse.ArgumentParser(
         prog="lookalike",
         description="Find look-alike images: index a collection once, then ask for the images "
                     "nearest to any reference image.",
         epilog="Run `lookalike COMMAND --help` for the options of a command.")
     parser.add_argument("--version", action="version", version=f"lookalike {__version__}")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    sub.required = True
-
-    p = sub.add_parser("index", help="add folders, image files or tables of images to a "
-                                     "collection",
-                       description="Scan folders (recursively) and image files, embed every new or "
-                                   "changed image and store it. Unchanged files are not opened "
-                                   "again; renamed or copied files reuse their cached vector; "
-                                   "files that vanished from an indexed folder are dropped. A "
-                                   "table (.csv, .tsv, .tab, .xlsx, .parquet) lists images by "
-                                   "path or http(s)/data URL in one column; its other columns are "
-                                   "kept with each image. URLs are downloaded once, into the user "
-                                   "cache folder.")
-    p.add_argument("paths", nargs="+", metavar="PATH", help="a folder, an image file or a table")
-    p.add_argument("--image-column", metavar="COL",
-                   help="the table column holding the image paths or URLs (default: the one "
-                        "marked type=image in an Orange .tab, else the one whose values look "
-                        "like images)")
-    p.add_argument("--category-column", metavar="COL",
-                   help="the table column holding each image's category (default: the class "
-                        "column of an Orange .tab, else none)")
-    p.add_argument("--base-dir", metavar="DIR",
-                   help="the folder relative paths in a table start from (default: the .tab's "
-                        "origin attribute, else the table's folder)")
-    p.add_argument("--download-timeout", type=_positive_float, default=30.0, metavar="SECONDS",
-                   help="give up on a URL after this long without an answer (default 30)")
-    p.add_argument("--download-retries", type=_non_negative_int, default=3, metavar="N",
-                   help="tries again after a connection error, a timeout or a 5xx/429 answer, "
-                        "waiting longer each time (default 3)")
-    p.add_argument("--download-limit", type=_positive_float, default=64.0, metavar="MB",
-                   help="skip downloads larger than this many megabytes (default 64)")
-    p.add_argument("--downloads", type=_positive_int, default=8, metavar="N",
-                   help="downloads in flight at once (default 8)")
-    p.add_argument("--db", help=_db_help())
-    p.add_argument("--model", help="the network that embeds the images (see `lookalike models`; "
-                                   "default: the default model)")
-    p.add_argument("--batch-size", type=_positive_int, default=32, metavar="N",
-                   help="images per inference batch and per database commit (default 32)")
-    p.add_argument("--threads", type=_positive_int, metavar="N",
-                   help="decoding and inference threads (default: the number of CPU cores)")
-    p.add_argument("--max-pixels", type=_positive_int, metavar="N",
-                   help="refuse images with more pixels than this (default 268,435,456)")
-    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
-    p.add_argument("-v", "--verbose", action="store_true", help="list every skipped file")
-
-    p = sub.add_parser("similar", help="show the images nearest to one or several references",
-                       description="Print the k images of the collection nearest to the reference "
-                                   "images. With several references, an image's distance is its "
-                                   "distance to the nearest of them. A reference may be an indexed "
-                                   "file or any image file (embedded on the fly, not stored).")
-    p.add_argument("refs", nargs="+", metavar="REF", help="a reference image file")
-    p.add_argument("--db", help=_db_help())
-    group = p.add_mutually_exclusive_group()
-    group.add_argument("-k", type=_positive_int, default=10, metavar="N",
-                       help="how many look-alikes to show (default 10)")
-    group.add_argument("--all", action="store_true", help="rank every image of the collection")
-    p.add_argument("--metric", default="cosine", metavar="NAME",
-                   help=f"distance measure, one of: {', '.join(METRICS)} (default cosine)")
-    p.add_argument("--model", help="which of the collection's models to use (default: the one "
-                                   "it was last indexed with)")
-    p.add_argument("--include-references", action="store_true",
-                   help="also rank the reference images themselves")
-    p.add_argument("--category", help="only images of this category (sub-folder)")
-    p.add_argument("--path-prefix", metavar="PATH", help="only images whose path starts so")
-    search = p.add_mutually_exclusive_group()
-    search.add_argument("--exact", action="store_const", const=False, dest="approximate",
-                        help="always search exactly (the default below 200,000 images)")
-    search.add_argument("--approximate", action="store_const", const=True, dest="approximate",
-                        help="search with a FAISS index (the default from 200,000 images): "
-                             "distances stay exact, a few true neighbours may be missed")
-    p.add_argument("--format", choices=SIMILAR_FORMATS,
-                   help="table for people; json, csv or parquet for programs; tab for Orange "
-                        "(Image Viewer shows the images). Default: from the extension of "
-                        "--output, else table")
-    p.add_argument("-o", "--output", metavar="FILE",
-                   help="write to FILE instead of printing (needed for parquet, unless FILE is "
-                        "-: the standard output)")
-
-    p = sub.add_parser("export", help="write the whole collection, with its vectors, to a file",
-                       description="Write every usable image of the collection (skipped files "
-                                   "are left out): id, path, name, category, width, height, size "
-                                   "and the vector of one model. CSV and Orange's .tab give the "
-                                   "vector as columns f0, f1, ... (the .tab loads in Orange as "
-                                   "Image Embedding's output would); JSON and Parquet as a "
-                                   "`vector` list; .npz as the arrays ids, vectors and paths.")
-    p.add_argument("--db", help=_db_help())
-    p.add_argument("--model", help="whose vectors to write (default: the model the collection "
-                                   "was last indexed with)")
-    p.add_argument("--format", choices=EXPORT_FORMATS,
-                   help="default: from the extension of --output")
-    p.add_argument("-o", "--output", metavar="FILE", required=True,
-                   help="the file to write; - writes to the standard output (csv unless "
-                        "--format says otherwise)")
-    p.add_argument("--no-vectors", action="store_true",
-                   help="the catalogue only, without vectors (not for npz)")
-    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
-
-    p = sub.add_parser("models", help="list the networks that can embed images",
-                       description="List the networks that can embed images: the length of "
-                                   "their vectors, the pixels they look at, their licence, the "
-                                   "package that brings their weights, whether it is installed "
-                                   "(and if not, the command that installs it) and which one is "
-                                   "the default.")
-    p.add_argument("--format", choices=("table", "json"), default="table",
-                   help="table for people (default), json for programs")
-
-    p = sub.add_parser("skipped", help="list the files that could not be indexed, with reasons",
-                       description="List every file that `index` found but could not use, with "
-                                   "the reason (empty, truncated, not an image, too many pixels, "
-                                   "a failed download, ...). The next `index` tries a file "
-                                   "again once it has changed, and a URL every time.")
-    p.add_argument("--db", help=_db_help())
-    p.add_argument("--format", choices=FORMATS, default="table",
-                   help="table for people (default); json or csv for programs")
-
-    p = sub.add_parser("datasets", help="list or fetch sample collections that install offline",
-                       description="Without arguments, list the sample collections, whether each "
-                                   "is installed and, if not, the command that installs it. "
-                                   "`lookalike datasets get NAME [DIR]` writes one out as a folder "
-                                   "of images by class, ready for `lookalike index DIR`; files "
-                                   "already there are kept, so running it again writes nothing.")
-    p.add_argument("action", nargs="?", choices=("list", "get"), default="list",
-                   help="list (default): the sample collections; get: write one out as a folder")
-    p.add_argument("name", nargs="?", help="the sample collection to get")
-    p.add_argument("dir", nargs="?", help="where to write it (default: ./NAME)")
-    p.add_argument("--split", choices=("test", "train", "all"),
-                   help="fashion-mnist only: test (default, 10,000 images), train (60,000) or all")
-    p.add_argument("--limit", type=_positive_int, metavar="N",
-                   help="at most N images per class (the first ones; default: all)")
-    p.add_argument("--format", choices=("table", "json"), default="table",
-                   help="how to list the collections")
-    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
-
-    p = sub.add_parser("demo", help="get a sample collection, index it and browse it in the web "
-                                    "viewer",
-                       description="The whole job on a sample: write the sample collection "
-                                   "(Twemoji by default) into the user data folder, index it, "
-                                   "print one example of look-alikes, then serve the web viewer "
-                                   "and open it in the browser, until Ctrl-C. A second run finds "
-                                   "everything done and starts within seconds.")
-    p.add_argument("--dataset", default="twemoji", metavar="NAME",
-                   help="the sample collection (see `lookalike datasets`; default twemoji)")
-    p.add_argument("--dir", help="where the sample's images go (default: samples/NAME in the "
-                                 "user data folder)")
-    p.add_argument("--db", help="the sample's database file (default: DIR.db, beside the folder)")
-    p.add_argument("--model", help="the network that embeds the images (default: the default "
-                                   "model)")
-    p.add_argument("--split", choices=("test", "train", "all"),
-                   help="fashion-mnist only: which split (default test)")
-    p.add_argument("--limit", type=_positive_int, metavar="N",
-                   help="at most N images per class of the sample (default: all)")
-    p.add_argument("--port", type=int,
-                   help="the viewer's port (default 8000, or a free one when 8000 is taken; "
-                        "0 picks a free one)")
-    p.add_argument("--no-open", action="store_true",
-                   help="do not open the page in a browser (the address is printed)")
-    p.add_argument("--no-serve", action="store_true",
-                   help="stop after indexing and the example, without starting the viewer")
-    p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
-
-    p = sub.add_parser("serve", help="browse the collection and walk through look-alikes in a "
-                                     "web browser",
-                       description="Start the web viewer: a grid of every image; click one to "
-                                   "see its look-alikes, click a look-alike to walk on. The "
-                                   "page's data is also a JSON API, documented at /docs. It "
-                                   "listens on this machine only unless --host says otherwise.")
-    p.add_argument("--db", help=_db_help())
-    p.add_argument("--host", default="127.0.0.1",
-                   help="the address to listen on (default 127.0.0.1: this machine only; "
-                        "0.0.0.0 shows the collection to the whole network, with a warning)")
-    p.add_argument("--port", type=int, default=8000,
-                   help="the port to listen on (default 8000; 0 picks a free one)")
-    p.add_argument("--open", action="store_true", help="open the page in a web browser")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    commands.required = True
+    # In this order in `lookalike --help`; each adds its options and its handler (`args.handler`).
+    for add_command in (add_index, add_similar, add_export, add_models, add_skipped,
+                        add_datasets, add_demo, add_serve):
+        add_command(commands)
     return parser
+
+
+# -- options that several commands share ----------------------------------------------------
+
+def _db_option(p: argparse.ArgumentParser, help: str | None = None) -> None:
+    p.add_argument("--db", help=help or "the collection's database file (default: $LOOKALIKE_DB, "
+                                        "else lookalike.db in the user data folder)")
+
+
+def _model_option(p: argparse.ArgumentParser, help: str) -> None:
+    p.add_argument("--model", help=help)
+
+
+def _format_option(p: argparse.ArgumentParser, choices: Sequence[str], help: str,
+                   default: str | None = None) -> None:
+    p.add_argument("--format", choices=choices, default=default, help=help)
+
+
+def _quiet_option(p: argparse.ArgumentParser, help: str = "no progress bar") -> None:
+    p.add_argument("-q", "--quiet", action="store_true", help=help)
 
 
 def _positive_float(text: str) -> float:
@@ -256,11 +109,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return 0
     args = parser.parse_args(argv)
-    handler = {"index": cmd_index, "similar": cmd_similar, "models": cmd_models,
-               "skipped": cmd_skipped, "datasets": cmd_datasets, "export": cmd_export,
-               "serve": cmd_serve, "demo": cmd_demo}[args.command]
     try:
-        return handler(args) or 0
+        return args.handler(args) or 0
     except LookalikeError as exc:
         print(f"lookalike: error: {exc}", file=sys.stderr)
         return 1
@@ -304,6 +154,56 @@ def _quoted(path) -> str:
 
 
 # -- commands ------------------------------------------------------------------------------
+
+def add_index(commands: _Commands) -> None:
+    p = commands.add_parser("index", help="add folders, image files or tables of images to a "
+                                          "collection",
+                            description="Scan folders (recursively) and image files, embed every "
+                                        "new or changed image and store it. Unchanged files are "
+                                        "not opened again; renamed or copied files reuse their "
+                                        "cached vector; files that vanished from an indexed "
+                                        "folder are dropped. A table (.csv, .tsv, .tab, .xlsx, "
+                                        ".parquet) lists images by path or http(s)/data URL in "
+                                        "one column; its other columns are kept with each image. "
+                                        "URLs are downloaded once, into the user cache folder.")
+    p.add_argument("paths", nargs="+", metavar="PATH", help="a folder, an image file or a table")
+    p.add_argument("--image-column", metavar="COL",
+                   help="the table column holding the image paths or URLs (default: the one "
+                        "marked type=image in an Orange .tab, else the one whose values look "
+                        "like images)")
+    p.add_argument("--category-column", metavar="COL",
+                   help="the table column holding each image's category (default: the class "
+                        "column of an Orange .tab, else none)")
+    p.add_argument("--base-dir", metavar="DIR",
+                   help="the folder relative paths in a table start from (default: the .tab's "
+                        "origin attribute, else the table's folder)")
+    _download_options(p)
+    _db_option(p)
+    _model_option(p, "the network that embeds the images (see `lookalike models`; default: the "
+                     "default model)")
+    p.add_argument("--batch-size", type=_positive_int, default=32, metavar="N",
+                   help="images per inference batch and per database commit (default 32)")
+    p.add_argument("--threads", type=_positive_int, metavar="N",
+                   help="decoding and inference threads (default: the number of CPU cores)")
+    p.add_argument("--max-pixels", type=_positive_int, metavar="N",
+                   help="refuse images with more pixels than this (default 268,435,456)")
+    _quiet_option(p)
+    p.add_argument("-v", "--verbose", action="store_true", help="list every skipped file")
+    p.set_defaults(handler=cmd_index)
+
+
+def _download_options(p: argparse.ArgumentParser) -> None:
+    """How `index` fetches the images a table names by URL."""
+    p.add_argument("--download-timeout", type=_positive_float, default=30.0, metavar="SECONDS",
+                   help="give up on a URL after this long without an answer (default 30)")
+    p.add_argument("--download-retries", type=_non_negative_int, default=3, metavar="N",
+                   help="tries again after a connection error, a timeout or a 5xx/429 answer, "
+                        "waiting longer each time (default 3)")
+    p.add_argument("--download-limit", type=_positive_float, default=64.0, metavar="MB",
+                   help="skip downloads larger than this many megabytes (default 64)")
+    p.add_argument("--downloads", type=_positive_int, default=8, metavar="N",
+                   help="downloads in flight at once (default 8)")
+
 
 def cmd_index(args) -> int:
     from .api import Collection
@@ -428,6 +328,45 @@ def _summary(report, db) -> str:
     return "\n".join(lines)
 
 
+def add_similar(commands: _Commands) -> None:
+    from .metrics import METRICS
+
+    p = commands.add_parser("similar", help="show the images nearest to one or several references",
+                            description="Print the k images of the collection nearest to the "
+                                        "reference images. With several references, an image's "
+                                        "distance is its distance to the nearest of them. A "
+                                        "reference may be an indexed file or any image file "
+                                        "(embedded on the fly, not stored).")
+    p.add_argument("refs", nargs="+", metavar="REF", help="a reference image file")
+    _db_option(p)
+    how_many = p.add_mutually_exclusive_group()
+    how_many.add_argument("-k", type=_positive_int, default=10, metavar="N",
+                          help="how many look-alikes to show (default 10)")
+    how_many.add_argument("--all", action="store_true",
+                          help="rank every image of the collection")
+    p.add_argument("--metric", default="cosine", metavar="NAME",
+                   help=f"distance measure, one of: {', '.join(METRICS)} (default cosine)")
+    _model_option(p, "which of the collection's models to use (default: the one it was last "
+                     "indexed with)")
+    p.add_argument("--include-references", action="store_true",
+                   help="also rank the reference images themselves")
+    p.add_argument("--category", help="only images of this category (sub-folder)")
+    p.add_argument("--path-prefix", metavar="PATH", help="only images whose path starts so")
+    search = p.add_mutually_exclusive_group()
+    search.add_argument("--exact", action="store_const", const=False, dest="approximate",
+                        help="always search exactly (the default below 200,000 images)")
+    search.add_argument("--approximate", action="store_const", const=True, dest="approximate",
+                        help="search with a FAISS index (the default from 200,000 images): "
+                             "distances stay exact, a few true neighbours may be missed")
+    _format_option(p, SIMILAR_FORMATS,
+                   "table for people; json, csv or parquet for programs; tab for Orange (Image "
+                   "Viewer shows the images). Default: from the extension of --output, else table")
+    p.add_argument("-o", "--output", metavar="FILE",
+                   help="write to FILE instead of printing (needed for parquet, unless FILE is "
+                        "-: the standard output)")
+    p.set_defaults(handler=cmd_similar)
+
+
 def cmd_similar(args) -> int:
     from .api import Collection
 
@@ -542,6 +481,28 @@ def _to_stdout(write: Callable[[str], object], fmt: str):
     return result
 
 
+def add_export(commands: _Commands) -> None:
+    p = commands.add_parser("export", help="write the whole collection, with its vectors, to a file",
+                            description="Write every usable image of the collection (skipped "
+                                        "files are left out): id, path, name, category, width, "
+                                        "height, size and the vector of one model. CSV and "
+                                        "Orange's .tab give the vector as columns f0, f1, ... "
+                                        "(the .tab loads in Orange as Image Embedding's output "
+                                        "would); JSON and Parquet as a `vector` list; .npz as the "
+                                        "arrays ids, vectors and paths.")
+    _db_option(p)
+    _model_option(p, "whose vectors to write (default: the model the collection was last indexed "
+                     "with)")
+    _format_option(p, EXPORT_FORMATS, "default: from the extension of --output")
+    p.add_argument("-o", "--output", metavar="FILE", required=True,
+                   help="the file to write; - writes to the standard output (csv unless "
+                        "--format says otherwise)")
+    p.add_argument("--no-vectors", action="store_true",
+                   help="the catalogue only, without vectors (not for npz)")
+    _quiet_option(p)
+    p.set_defaults(handler=cmd_export)
+
+
 def cmd_export(args) -> int:
     from .api import Collection
     from .export import resolve_format
@@ -572,6 +533,18 @@ def cmd_export(args) -> int:
     return 0
 
 
+def add_models(commands: _Commands) -> None:
+    p = commands.add_parser("models", help="list the networks that can embed images",
+                            description="List the networks that can embed images: the length of "
+                                        "their vectors, the pixels they look at, their licence, "
+                                        "the package that brings their weights, whether it is "
+                                        "installed (and if not, the command that installs it) "
+                                        "and which one is the default.")
+    _format_option(p, ("table", "json"), "table for people (default), json for programs",
+                   default="table")
+    p.set_defaults(handler=cmd_models)
+
+
 def cmd_models(args) -> int:
     from .models import list_models
 
@@ -594,6 +567,20 @@ def cmd_models(args) -> int:
     return 0
 
 
+def add_skipped(commands: _Commands) -> None:
+    p = commands.add_parser("skipped", help="list the files that could not be indexed, with "
+                                            "reasons",
+                            description="List every file that `index` found but could not use, "
+                                        "with the reason (empty, truncated, not an image, too "
+                                        "many pixels, a failed download, ...). The next `index` "
+                                        "tries a file again once it has changed, and a URL every "
+                                        "time.")
+    _db_option(p)
+    _format_option(p, FORMATS, "table for people (default); json or csv for programs",
+                   default="table")
+    p.set_defaults(handler=cmd_skipped)
+
+
 def cmd_skipped(args) -> int:
     from .api import Collection
 
@@ -612,6 +599,28 @@ def cmd_skipped(args) -> int:
             print(f"{row['path']}: {row['reason']}")
         print(f"{len(rows):,} skipped files")
     return 0
+
+
+def add_datasets(commands: _Commands) -> None:
+    p = commands.add_parser("datasets", help="list or fetch sample collections that install "
+                                             "offline",
+                            description="Without arguments, list the sample collections, whether "
+                                        "each is installed and, if not, the command that installs "
+                                        "it. `lookalike datasets get NAME [DIR]` writes one out "
+                                        "as a folder of images by class, ready for `lookalike "
+                                        "index DIR`; files already there are kept, so running it "
+                                        "again writes nothing.")
+    p.add_argument("action", nargs="?", choices=("list", "get"), default="list",
+                   help="list (default): the sample collections; get: write one out as a folder")
+    p.add_argument("name", nargs="?", help="the sample collection to get")
+    p.add_argument("dir", nargs="?", help="where to write it (default: ./NAME)")
+    p.add_argument("--split", choices=("test", "train", "all"),
+                   help="fashion-mnist only: test (default, 10,000 images), train (60,000) or all")
+    p.add_argument("--limit", type=_positive_int, metavar="N",
+                   help="at most N images per class (the first ones; default: all)")
+    _format_option(p, ("table", "json"), "how to list the collections", default="table")
+    _quiet_option(p)
+    p.set_defaults(handler=cmd_datasets)
 
 
 def cmd_datasets(args) -> int:
@@ -652,6 +661,36 @@ def _written(target) -> str:
         return (f"wrote {target.written:,} new images to {target.path} "
                 f"({target.count:,} in all, the others were there already)")
     return f"{target.count:,} images already in {target.path}, nothing to write"
+
+
+def add_demo(commands: _Commands) -> None:
+    p = commands.add_parser("demo", help="get a sample collection, index it and browse it in the "
+                                         "web viewer",
+                            description="The whole job on a sample: write the sample collection "
+                                        "(Twemoji by default) into the user data folder, index "
+                                        "it, print one example of look-alikes, then serve the web "
+                                        "viewer and open it in the browser, until Ctrl-C. A "
+                                        "second run finds everything done and starts within "
+                                        "seconds.")
+    p.add_argument("--dataset", default="twemoji", metavar="NAME",
+                   help="the sample collection (see `lookalike datasets`; default twemoji)")
+    p.add_argument("--dir", help="where the sample's images go (default: samples/NAME in the "
+                                 "user data folder)")
+    _db_option(p, "the sample's database file (default: DIR.db, beside the folder)")
+    _model_option(p, "the network that embeds the images (default: the default model)")
+    p.add_argument("--split", choices=("test", "train", "all"),
+                   help="fashion-mnist only: which split (default test)")
+    p.add_argument("--limit", type=_positive_int, metavar="N",
+                   help="at most N images per class of the sample (default: all)")
+    p.add_argument("--port", type=int,
+                   help="the viewer's port (default 8000, or a free one when 8000 is taken; "
+                        "0 picks a free one)")
+    p.add_argument("--no-open", action="store_true",
+                   help="do not open the page in a browser (the address is printed)")
+    p.add_argument("--no-serve", action="store_true",
+                   help="stop after indexing and the example, without starting the viewer")
+    _quiet_option(p, "no progress bars")
+    p.set_defaults(handler=cmd_demo)
 
 
 def cmd_demo(args) -> int:
@@ -747,6 +786,24 @@ def _has_browser() -> bool:
     except webbrowser.Error:
         return False
     return True
+
+
+def add_serve(commands: _Commands) -> None:
+    p = commands.add_parser("serve", help="browse the collection and walk through look-alikes in "
+                                          "a web browser",
+                            description="Start the web viewer: a grid of every image; click one "
+                                        "to see its look-alikes, click a look-alike to walk on. "
+                                        "The page's data is also a JSON API, documented at /docs. "
+                                        "It listens on this machine only unless --host says "
+                                        "otherwise.")
+    _db_option(p)
+    p.add_argument("--host", default="127.0.0.1",
+                   help="the address to listen on (default 127.0.0.1: this machine only; "
+                        "0.0.0.0 shows the collection to the whole network, with a warning)")
+    p.add_argument("--port", type=int, default=8000,
+                   help="the port to listen on (default 8000; 0 picks a free one)")
+    p.add_argument("--open", action="store_true", help="open the page in a web browser")
+    p.set_defaults(handler=cmd_serve)
 
 
 def cmd_serve(args) -> int:

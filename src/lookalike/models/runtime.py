@@ -156,6 +156,27 @@ def load_onnx_model(path: str | os.PathLike, input_size: int, mean: Sequence[flo
     raise :class:`ModelSettingError`, naming the argument at fault.
     """
     source = Path(path)
+    channel_order, layout, mean_, std_ = _checked_settings(source, input_size, mean, std,
+                                                           channel_order, layout)
+    model = _read_onnx(source)
+    user_input, fixed_batch_one = _image_input(model.graph, input_size, layout)
+    output = _feature_output(model.graph, output)
+    new_input = _prepend_preprocessing(model.graph, user_input, input_size, mean_, std_,
+                                       channel_order, layout, fixed_batch_one)
+    session = make_session(model.SerializeToString(), threads)
+    dim = _feature_dim(session, model.graph, output, new_input, input_size)
+    info = ModelInfo(name=name or source.stem, dim=dim, input_size=input_size, licence="unknown",
+                     package="", installed=True, install_hint="",
+                     description=f"ONNX model from {source}", is_default=False)
+    return Model(session, info, features_output=output, logits_output=None,
+                 one_image_at_a_time=fixed_batch_one)
+
+
+def _checked_settings(source: Path, input_size: int, mean: Sequence[float],
+                      std: Sequence[float], channel_order: str, layout: str,
+                      ) -> tuple[str, str, np.ndarray, np.ndarray]:
+    """The settings of :func:`load_onnx_model` checked before the file is read: the channel
+    order and layout in capitals, mean and std as flat float64 arrays."""
     if not source.is_file():
         raise ModelSettingError(f"path: no ONNX file at {source}")
     if isinstance(input_size, bool) or not isinstance(input_size, int) or input_size < 1:
@@ -167,18 +188,26 @@ def load_onnx_model(path: str | os.PathLike, input_size: int, mean: Sequence[flo
     layout = layout.upper()
     if layout not in ("NCHW", "NHWC"):
         raise ModelSettingError(f"layout must be 'NCHW' or 'NHWC', not {layout!r}")
-    mean = np.asarray(mean, dtype=np.float64).reshape(-1)
-    std = np.asarray(std, dtype=np.float64).reshape(-1)
-    if mean.size not in (1, 3) or std.size not in (1, 3):
+    mean_ = np.asarray(mean, dtype=np.float64).reshape(-1)
+    std_ = np.asarray(std, dtype=np.float64).reshape(-1)
+    if mean_.size not in (1, 3) or std_.size not in (1, 3):
         raise ModelSettingError("mean and std must each have 1 or 3 values")
-    if np.any(std == 0):
+    if np.any(std_ == 0):
         raise ModelSettingError("std must not contain zeros")
+    return channel_order, layout, mean_, std_
 
+
+def _read_onnx(source: Path) -> onnx.ModelProto:
     try:
-        model = onnx.load(os.fspath(source))
+        return onnx.load(os.fspath(source))
     except Exception as exc:
         raise ModelSettingError(f"path: {source} is not a readable ONNX model ({exc})") from None
-    graph = model.graph
+
+
+def _image_input(graph: onnx.GraphProto, input_size: int,
+                 layout: str) -> tuple[onnx.ValueInfoProto, bool]:
+    """The graph's one image input, checked against the settings, and whether its batch size
+    is fixed at 1."""
     initialisers = {t.name for t in graph.initializer}
     inputs = [i for i in graph.input if i.name not in initialisers]
     if len(inputs) != 1:
@@ -192,34 +221,45 @@ def load_onnx_model(path: str | os.PathLike, input_size: int, mean: Sequence[flo
     if dims and len(dims) != 4:
         raise ModelSettingError(
             f"path: the model's input has {len(dims)} dimensions, expected 4")
-    fixed_batch_one = False
-    if dims:
-        batch_dim = _dim_value(dims[0])
-        if batch_dim not in (None, 1):
-            raise ModelSettingError(f"path: the model's batch size is fixed at {batch_dim}")
-        fixed_batch_one = batch_dim == 1
-        expected = [3, input_size, input_size] if layout == "NCHW" else \
-            [input_size, input_size, 3]
-        for d, want in zip(dims[1:], expected):
-            have = _dim_value(d)
-            if have is not None and have != want:
-                shape = [_dim_value(x) for x in dims]
-                raise ModelSettingError(f"input_size/layout: the model's input is {shape}, which "
-                                        f"does not fit {input_size}x{input_size} {layout}")
+    if not dims:
+        return user_input, False
+    batch_dim = _dim_value(dims[0])
+    if batch_dim not in (None, 1):
+        raise ModelSettingError(f"path: the model's batch size is fixed at {batch_dim}")
+    expected = [3, input_size, input_size] if layout == "NCHW" else \
+        [input_size, input_size, 3]
+    for d, want in zip(dims[1:], expected):
+        have = _dim_value(d)
+        if have is not None and have != want:
+            shape = [_dim_value(x) for x in dims]
+            raise ModelSettingError(f"input_size/layout: the model's input is {shape}, which "
+                                    f"does not fit {input_size}x{input_size} {layout}")
+    return user_input, batch_dim == 1
+
+
+def _feature_output(graph: onnx.GraphProto, output: str | None) -> str:
+    """The name of the output used as the feature vector: ``output``, or the first one."""
     output_names = [o.name for o in graph.output]
     if output is None:
-        output = output_names[0]
-    elif output not in output_names:
+        return output_names[0]
+    if output not in output_names:
         raise ModelSettingError(f"output: the model has no output {output!r}; it has "
                                 f"{output_names}")
+    return output
 
-    # Prepend the preprocessing: the new uint8 input feeds nodes whose last output takes the
-    # user input's name, so the rest of the graph is untouched.
+
+def _prepend_preprocessing(graph: onnx.GraphProto, user_input: onnx.ValueInfoProto,
+                           input_size: int, mean: np.ndarray, std: np.ndarray,
+                           channel_order: str, layout: str, fixed_batch_one: bool) -> str:
+    """Puts the preprocessing in front of the graph, in place, and returns the name of its new
+    uint8 input: that input feeds nodes whose last output takes the user input's name, so the
+    rest of the graph is untouched."""
     new_input = _unique_name(graph, INPUT_NAME)
     nodes, inits = preprocess_nodes(new_input, user_input.name,
                                     _unique_name(graph, "lookalike_pre"),
                                     255.0 * mean, 255.0 * std, layout=layout,
-                                    bgr=channel_order == "BGR", to=elem_type)
+                                    bgr=channel_order == "BGR",
+                                    to=user_input.type.tensor_type.elem_type)
 
     new_value_info = helper.make_tensor_value_info(
         new_input, TensorProto.UINT8,
@@ -231,17 +271,16 @@ def load_onnx_model(path: str | os.PathLike, input_size: int, mean: Sequence[flo
     del graph.node[:]
     graph.node.extend(nodes + old_nodes)
     graph.initializer.extend(inits)
+    return new_input
 
-    session = make_session(model.SerializeToString(), threads)
+
+def _feature_dim(session: ort.InferenceSession, graph: onnx.GraphProto, output: str,
+                 new_input: str, input_size: int) -> int:
+    """The length of the flattened feature vector: from the output's shape where it is known,
+    else from running one blank image."""
     out_shape = [_dim_value(d) for d in
                  next(o for o in graph.output if o.name == output).type.tensor_type.shape.dim]
     if len(out_shape) >= 2 and all(d is not None for d in out_shape[1:]):
-        dim = int(np.prod(out_shape[1:]))
-    else:
-        probe = np.zeros((1, input_size, input_size, 3), np.uint8)
-        dim = int(np.asarray(session.run([output], {new_input: probe})[0]).size)
-    info = ModelInfo(name=name or source.stem, dim=dim, input_size=input_size, licence="unknown",
-                     package="", installed=True, install_hint="",
-                     description=f"ONNX model from {source}", is_default=False)
-    return Model(session, info, features_output=output, logits_output=None,
-                 one_image_at_a_time=fixed_batch_one)
+        return int(np.prod(out_shape[1:]))
+    probe = np.zeros((1, input_size, input_size, 3), np.uint8)
+    return int(np.asarray(session.run([output], {new_input: probe})[0]).size)
