@@ -545,9 +545,9 @@ def test_ctrl_c_stops_cleanly_and_the_next_run_resumes(tmp_path):
     proc = subprocess.Popen([sys.executable, "-m", "lookalike", "index", str(root), "--db", str(db),
                              "--model", MODEL, "--batch-size", "8", "--threads", "1"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    deadline = time.time() + 60
+    deadline = time.time() + 300     # a guard against a hang, not a time limit
     while time.time() < deadline:    # wait until some batches are committed
-        if db.exists() and len(catalogue(db)) >= 16:
+        if db.exists() and len(committed(db)) >= 16:   # [] before the tables exist
             break
         time.sleep(0.05)
     proc.send_signal(signal.SIGINT)
