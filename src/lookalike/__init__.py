@@ -10,7 +10,7 @@ __version__ = "0.1.0"
 
 from .api import Collection, Neighbors  # noqa: E402
 from .errors import LookalikeError, LookalikeWarning  # noqa: E402
-from .metrics import METRICS, distances  # noqa: E402
+from .search.metrics import METRICS, distances  # noqa: E402
 
 __all__ = ["Collection", "Neighbors", "LookalikeError", "LookalikeWarning", "METRICS", "distances",
            "__version__"]

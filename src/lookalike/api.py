@@ -16,18 +16,18 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from . import images
+from .ingest import decode as images
 from .errors import LookalikeError, LookalikeWarning
-from .indexing import IndexReport, embed_files, index_paths
-from .metrics import canonical_metric, mahalanobis_note
-from .approximate import AUTO_THRESHOLD, ApproximateIndex
-from .approximate import search as approximate_search
-from .approximate import supports as approximate_supports
-from .search import ExactIndex
-from .vectors import load_matrix
-from .downloads import is_url
-from .sources import display_path, resolve
-from .store import Store
+from .ingest.pipeline import IndexReport, embed_files, index_paths
+from .search.metrics import canonical_metric, mahalanobis_note
+from .search.approximate import AUTO_THRESHOLD, ApproximateIndex
+from .search.approximate import search as approximate_search
+from .search.approximate import supports as approximate_supports
+from .search.exact import ExactIndex
+from .catalogue.matrix import load_matrix
+from .ingest.downloads import is_url
+from .ingest.folders import display_path, resolve
+from .catalogue.store import Store
 
 DEFAULT_METRIC = "Cosine"
 
@@ -115,27 +115,27 @@ class Neighbors:
         """One dict per neighbour with RECORD_FIELDS: rank (from 1), path, distance,
         nearest_reference, ..., then any extra metadata columns the collection's source
         carried."""
-        from .export import neighbor_records
+        from .formats.export import neighbor_records
 
         return neighbor_records(self)
 
     def to_json(self, path: str | os.PathLike | None = None) -> str | None:
         """The records as a JSON list; returned as text, or written to `path` (returns None)."""
-        from .export import write_neighbors
+        from .formats.export import write_neighbors
 
         return write_neighbors(self, "json", path)
 
     def to_csv(self, path: str | os.PathLike | None = None) -> str | None:
         """The records as CSV with a header row (strings quoted, numbers in their shortest
         exact form); returned as text, or written to `path` (returns None)."""
-        from .export import write_neighbors
+        from .formats.export import write_neighbors
 
         return write_neighbors(self, "csv", path)
 
     def to_parquet(self, path: str | os.PathLike) -> None:
         """The records as a Parquet file; model, metric and references are in the schema's
         metadata under b"lookalike" (JSON)."""
-        from .export import write_neighbors
+        from .formats.export import write_neighbors
 
         write_neighbors(self, "parquet", path)
 
@@ -157,13 +157,13 @@ class Neighbors:
         "NA" and "nan" as missing in discrete and numeric columns: such values cannot be
         carried. Checked by loading the files in Orange 3.40.
         """
-        from .export import write_neighbors
+        from .formats.export import write_neighbors
 
         return write_neighbors(self, "tab", path)
 
     def to_pandas(self):
         """Every column of the records as a pandas DataFrame, nearest first."""
-        from .export import neighbors_dataframe
+        from .formats.export import neighbors_dataframe
 
         return neighbors_dataframe(self)
 
@@ -191,7 +191,7 @@ def _html_cell(rank: int, row: dict, distance: float, number: int | None,
     distance, name and the number of its nearest reference (None: not shown)."""
     from html import escape
 
-    from .thumbnails import data_url
+    from .formats.thumbnails import data_url
 
     name = _short_name(row["path"])
     tip = _long_name(row["path"]) + (f"\nnearest to {_long_name(reference)}" if reference else "")
@@ -260,7 +260,7 @@ class Collection:
         with each image. URLs are fetched by `downloader` (a `downloads.Downloader`; default
         settings and cache when None)."""
         from .models import DEFAULT_MODEL
-        from .tables import TableOptions
+        from .ingest.tables import TableOptions
 
         if isinstance(paths, (str, os.PathLike)):
             paths = [paths]
@@ -457,7 +457,7 @@ class Collection:
 
     def _approximate_index(self, model: str, metric: str, kind: str, ids: np.ndarray,
                            index: ExactIndex) -> ApproximateIndex:
-        from .approximate import FAMILY
+        from .search.approximate import FAMILY
 
         family = FAMILY[metric]
         if kind == "auto":
@@ -568,7 +568,7 @@ class Collection:
         `paths` (and `model`). `vectors=False` writes the catalogue only. Images without a
         `model` vector are left out and counted in the report's `without_vector`.
         """
-        from .export import export_collection
+        from .formats.export import export_collection
 
         return export_collection(self, path, format, model, vectors, progress=progress)
 

@@ -30,7 +30,7 @@ def _db_help() -> str:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from .metrics import METRICS
+    from .search.metrics import METRICS
 
     parser = argparse.ArgumentParser(
         prog="lookalike",
@@ -307,8 +307,8 @@ def _quoted(path) -> str:
 
 def cmd_index(args) -> int:
     from .api import Collection
-    from .downloads import Downloader
-    from .images import DEFAULT_MAX_PIXELS
+    from .ingest.downloads import Downloader
+    from .ingest.decode import DEFAULT_MAX_PIXELS
     from .models import DEFAULT_MODEL
 
     downloader = Downloader(timeout=args.download_timeout, retries=args.download_retries,
@@ -340,7 +340,7 @@ def _no_empty_database_left(db: str | None):
     when the command fails before anything was stored in it and the file did not exist
     before: a mistyped folder or model must not leave an empty collection behind. A
     database that existed is never touched."""
-    from .store import default_db_path
+    from .catalogue.store import default_db_path
 
     path = Path(db) if db else default_db_path()
     if path.exists():
@@ -435,7 +435,7 @@ def cmd_similar(args) -> int:
     output = None if to_stdout else args.output
     fmt = args.format
     if fmt is None:
-        from .export import EXTENSIONS
+        from .formats.export import EXTENSIONS
 
         fmt = EXTENSIONS.get(os.path.splitext(output or "")[1].lower(), "table")
         if fmt not in SIMILAR_FORMATS:
@@ -462,7 +462,7 @@ def cmd_similar(args) -> int:
         if not output:
             sys.stdout.write(text)
             return 0
-        from .export import atomic_write
+        from .formats.export import atomic_write
 
         with atomic_write(output) as f:
             f.write(text.encode("utf-8"))
@@ -544,7 +544,7 @@ def _to_stdout(write: Callable[[str], object], fmt: str):
 
 def cmd_export(args) -> int:
     from .api import Collection
-    from .export import resolve_format
+    from .formats.export import resolve_format
 
     to_stdout = args.output == "-"
     fmt = resolve_format(args.output, args.format or ("csv" if to_stdout else None),

@@ -14,8 +14,8 @@ from pathlib import Path
 
 from PIL import Image
 
-from .. import downloads
-from ..indexing import content_hash
+from ..ingest import downloads
+from ..ingest.pipeline import content_hash
 
 #: Thumbnail sizes (longest side, pixels); a request is served the smallest step that covers it.
 THUMBNAIL_SIZES = (32, 64, 128, 256, 512, 1024)

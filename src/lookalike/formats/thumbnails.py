@@ -12,7 +12,7 @@ import stat
 
 from PIL import Image, ImageOps
 
-from . import downloads, images
+from ..ingest import downloads, decode as images
 
 #: Files larger than this are not read for a preview (the indexer refuses larger ones too).
 MAX_FILE_BYTES = 1 << 30

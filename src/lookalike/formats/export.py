@@ -21,10 +21,10 @@ from typing import TYPE_CHECKING, Any, Iterator, Sequence
 
 import numpy as np
 
-from .errors import LookalikeError
+from ..errors import LookalikeError
 
 if TYPE_CHECKING:  # pragma: no cover
-    from .api import Collection, Neighbors
+    from ..api import Collection, Neighbors
 
 #: What `Collection.export` writes, and what a `Neighbors` result can be written as.
 FORMATS = ("csv", "json", "parquet", "tab", "npz")
@@ -352,7 +352,7 @@ def _tab_records(records: list[dict], origin: str | None) -> list[dict]:
 # -- Neighbors -----------------------------------------------------------------------------------
 
 def neighbor_columns(records: list[dict]) -> list[_Column]:
-    from .api import RECORD_FIELDS
+    from ..api import RECORD_FIELDS
 
     columns = [_Column(f, f, "int" if f in _INT_FIELDS else "float" if f in _FLOAT_FIELDS else "str")
                for f in RECORD_FIELDS]
@@ -493,7 +493,7 @@ def export_collection(col: "Collection", path: str | os.PathLike, format: str | 
     columns = [_Column(f, f, "int" if f in _INT_FIELDS else "str") for f in CATALOGUE_FIELDS]
     columns += survey.extras.columns(set(CATALOGUE_FIELDS) | {"vector"} | set(feature_names(dim)))
 
-    from .progress import progress_bar
+    from ..progress import progress_bar
 
     bar = progress_bar(len(ids), progress, f"export {format}", leave=False)
     rows = 0

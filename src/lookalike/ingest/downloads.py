@@ -24,9 +24,9 @@ from pathlib import Path
 from typing import Iterable, Iterator
 from urllib.parse import unquote_to_bytes, urlsplit
 
-from . import __version__
-from .errors import LookalikeError
-from .images import ImageSkipped
+from .. import __version__
+from ..errors import LookalikeError
+from .decode import ImageSkipped
 
 #: Largest download accepted, in bytes.
 DEFAULT_MAX_BYTES = 64 * 1024 * 1024
@@ -75,7 +75,7 @@ def url_scheme(text: str) -> str | None:
 
 def cache_dir() -> Path:
     """`$LOOKALIKE_CACHE_DIR/downloads`, else `downloads` in the user cache folder."""
-    from .models.cache import cache_root
+    from ..models.cache import cache_root
 
     return cache_root() / "downloads"
 
@@ -224,7 +224,7 @@ class Downloader:
             except DownloadFailed as exc:
                 return url, exc
 
-        from .indexing import bounded_map
+        from .pipeline import bounded_map
 
         pool = ThreadPoolExecutor(self.concurrency, thread_name_prefix="lookalike-download")
         try:
@@ -233,7 +233,7 @@ class Downloader:
             pool.shutdown(wait=False, cancel_futures=True)
 
     def _keep(self, url: str, data: bytes) -> None:
-        from .models.cache import write_atomically
+        from ..models.cache import write_atomically
 
         try:
             write_atomically(self.cache_path(url), data)

@@ -16,7 +16,7 @@ from typing import Callable
 import numpy as np
 from threadpoolctl import threadpool_limits
 
-from .errors import LookalikeError
+from ..errors import LookalikeError
 
 #: Canonical names, as Orange spells them, in Orange's order.
 METRICS = ("Euclidean", "Manhattan", "Mahalanobis", "Cosine", "Jaccard", "Spearman",

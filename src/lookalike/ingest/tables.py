@@ -22,7 +22,7 @@ from typing import Any
 from urllib.parse import unquote, urlsplit
 
 from .downloads import is_url, url_name, url_scheme
-from .sources import IMAGE_SUFFIXES, ImageFile, RemoteImage, SourceError, Unreadable, _record, display_path
+from .folders import IMAGE_SUFFIXES, ImageFile, RemoteImage, SourceError, Unreadable, _record, display_path
 
 #: Extensions read as tables, with their kind.
 TABLE_SUFFIXES = {".csv": "csv", ".tsv": "tsv", ".tab": "tab", ".xlsx": "xlsx",
@@ -260,7 +260,7 @@ def _are_flags(row: list) -> bool:
 
 def _parse_flags(cell: str) -> tuple[set[str], dict[str, Any]]:
     """Flags and attributes of a third-header-row cell, as Orange reads them."""
-    from .export import parse_orange_flags
+    from ..formats.export import parse_orange_flags
 
     parsed = parse_orange_flags(cell) if cell.strip() else (set(), {})
     if parsed is None:  # Orange would warn and skip what it cannot read; keep what we can
@@ -347,7 +347,7 @@ def _plain(value) -> Any:
 
 def _unique_names(names: list[str]) -> list[str]:
     # Orange's rule for clashing names (export.unique_name); unnamed columns "Feature N".
-    from .export import unique_name
+    from ..formats.export import unique_name
 
     out: list[str] = []
     taken: set[str] = set()

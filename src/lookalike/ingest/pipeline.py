@@ -21,11 +21,11 @@ from typing import Callable, Iterable, Iterator, Sequence
 
 import numpy as np
 
-from . import images
+from . import decode as images
 from .downloads import DownloadFailed, Downloader, Fetched, is_http
-from .progress import progress_bar
-from .sources import ImageFile, RemoteImage, SourceError, Unreadable, not_a_file, scan
-from .store import ImageRow, Store
+from ..progress import progress_bar
+from .folders import ImageFile, RemoteImage, SourceError, Unreadable, not_a_file, scan
+from ..catalogue.store import ImageRow, Store
 from .tables import TableInfo, TableOptions, is_table, table_images
 
 #: Files larger than this are skipped without being read.
@@ -135,7 +135,7 @@ def index_paths(store: Store, paths: Sequence[str | os.PathLike], model: str, *,
 
     `tables` says how to read the tables among `paths`; `downloader` fetches the images named
     by URL (default: a `Downloader` with its default settings and cache)."""
-    from .models import get_model_info, load_model as _load_model
+    from ..models import get_model_info, load_model as _load_model
 
     info = get_model_info(model)
     load_model = load_model or _load_model
@@ -358,7 +358,7 @@ def _remember_attributions(store: Store, paths: Sequence[str | os.PathLike]) -> 
 def embed_files(paths: Sequence[str | os.PathLike], model: str, *, threads: int | None = None,
                 max_pixels: int = images.DEFAULT_MAX_PIXELS, embedder=None) -> np.ndarray:
     """Vectors for image files outside any collection (nothing is stored). Raises ImageSkipped."""
-    from .models import get_model_info, load_model
+    from ..models import get_model_info, load_model
 
     info = get_model_info(model)
     pixels = [images.decode(read_file(os.fsencode(p)), info.input_size, max_pixels=max_pixels).pixels

@@ -14,7 +14,7 @@ import stat
 from dataclasses import dataclass
 from typing import Iterator
 
-from .errors import LookalikeError
+from ..errors import LookalikeError
 
 #: File name endings taken as images when a folder is scanned (a file given by name is tried
 #: whatever its ending).

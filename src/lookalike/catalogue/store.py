@@ -18,7 +18,7 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
-from .errors import LookalikeError
+from ..errors import LookalikeError
 
 SCHEMA_VERSION = 3
 
