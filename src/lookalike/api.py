@@ -18,6 +18,8 @@ import numpy as np
 
 from .ingest import decode as images
 from .errors import LookalikeError, LookalikeWarning
+from .formats.records import RECORD_FIELDS
+from .locators import is_data_url, is_url
 from .ingest.pipeline import IndexReport, embed_files, index_paths
 from .search.metrics import canonical_metric, mahalanobis_note
 from .search.approximate import AUTO_THRESHOLD, ApproximateIndex
@@ -25,15 +27,11 @@ from .search.approximate import search as approximate_search
 from .search.approximate import supports as approximate_supports
 from .search.exact import ExactIndex
 from .catalogue.matrix import load_matrix
-from .ingest.downloads import is_url
 from .ingest.folders import display_path, resolve
 from .catalogue.store import Store
 
 DEFAULT_METRIC = "Cosine"
 
-#: Fields of every neighbour record, in output order (`--format json` and `to_records`).
-RECORD_FIELDS = ("rank", "path", "distance", "nearest_reference", "name", "category", "width",
-                 "height", "size", "id")
 
 
 class BadReferenceError(LookalikeError):
@@ -175,14 +173,14 @@ HTML_THUMBNAIL = 96
 
 def _short_name(path: str) -> str:
     """A path or URL by its file name; a data: URL (the whole image) by its media type."""
-    if path.startswith("data:"):
+    if is_data_url(path):
         return path.split(";", 1)[0].split(",", 1)[0] or "data:"
     return os.path.basename(path.rstrip("/")) or path
 
 
 def _long_name(path: str) -> str:
     """A path or URL whole, except a data: URL (too long to show)."""
-    return _short_name(path) if path.startswith("data:") else path
+    return _short_name(path) if is_data_url(path) else path
 
 
 def _html_cell(rank: int, row: dict, distance: float, number: int | None,
@@ -341,8 +339,7 @@ class Collection:
     def attributions(self, rows: Sequence[dict] | None = None) -> list[str]:
         """Credits that must be shown with these images (all of the collection's by default),
         from the ATTRIBUTION.txt of the folders they were indexed from."""
-        notes = {k[len("attribution:"):]: v for k, v in self.store.conn.execute(
-            "SELECT key, value FROM settings WHERE key LIKE 'attribution:%'")}
+        notes = self.store.attribution_notes()
         if rows is None:
             return sorted(set(notes.values()))
         roots = {r["root"] for r in rows}
@@ -487,14 +484,9 @@ class Collection:
         return approx
 
     def _filtered(self, ids: np.ndarray, category: str | None, path_prefix: str | None) -> np.ndarray:
-        sql, args = "SELECT id FROM images WHERE skip_reason IS NULL", []
-        if category is not None:
-            sql, args = sql + _CATEGORY_CLAUSE, args + _category_args(category)
-        if path_prefix is not None:
-            sql += " AND path LIKE ? ESCAPE '\\'"
-            prefix = path_prefix if is_url(path_prefix) else os.path.abspath(path_prefix)
-            args.append(_like_escape(prefix) + "%")
-        wanted = np.fromiter((r[0] for r in self.store.conn.execute(sql, args)), np.int64)
+        if path_prefix is not None and not is_url(path_prefix):
+            path_prefix = os.path.abspath(path_prefix)
+        wanted = self.store.usable_ids(category, path_prefix)
         return np.flatnonzero(np.isin(ids, wanted))
 
     def _references(self, refs: Any, model: str, ids: np.ndarray, matrix: np.ndarray):
@@ -581,35 +573,22 @@ class Collection:
         `category` keeps that sub-folder and its own sub-folders (as `nearest` does); `name`
         keeps images whose name contains it (case-insensitive for ASCII letters).
         """
-        where, args = _browse_filter(category, name)
-        conn = self.store.conn
-        total = self._counted(("images", where, tuple(args)), lambda: conn.execute(
-            f"SELECT count(*) FROM images WHERE {where}", args).fetchone()[0])
-        ids = [r[0] for r in conn.execute(
-            f"SELECT id FROM images WHERE {where} ORDER BY id LIMIT ? OFFSET ?",
-            args + [-1 if limit is None else int(limit), max(0, int(offset))])]
-        return total, self.store.rows(ids)
+        total = self._counted(("images", category, name or None),
+                              lambda: self.store.count_browsed(category, name))
+        return total, self.store.rows(self.store.browse(offset, limit, category, name))
 
     def position(self, image_id: int, category: str | None = None,
                  name: str | None = None) -> int | None:
         """The offset of an image among `images(category=..., name=...)` (what the viewer's
         grid needs to scroll to it), or None if the image is not among them."""
-        where, args = _browse_filter(category, name)
-        conn = self.store.conn
-        if conn.execute(f"SELECT 1 FROM images WHERE id = ? AND {where}",
-                        [int(image_id)] + args).fetchone() is None:
-            return None
-        return conn.execute(f"SELECT count(*) FROM images WHERE id < ? AND {where}",
-                            [int(image_id)] + args).fetchone()[0]
+        return self.store.browse_position(image_id, category, name)
 
     def categories(self) -> dict[str, int]:
         """Every category with its number of usable images, its sub-folders' included
         (so "animals" counts "animals/cats"), sorted by name."""
         def count() -> dict[str, int]:
             counts: dict[str, int] = {}
-            for category, n in self.store.conn.execute(
-                    "SELECT category, count(*) FROM images WHERE skip_reason IS NULL "
-                    "AND category IS NOT NULL GROUP BY category"):
+            for category, n in self.store.category_counts().items():
                 parts = category.split("/")
                 for depth in range(1, len(parts) + 1):
                     key = "/".join(parts[:depth])
@@ -620,11 +599,9 @@ class Collection:
     def image(self, image_id: int) -> dict | None:
         """The catalogue row of one usable image by id, with its `locator` (the file path's
         bytes, or a URL), or None if there is no such image."""
-        found = self.store.conn.execute(
-            "SELECT locator FROM images WHERE id = ? AND skip_reason IS NULL",
-            (int(image_id),)).fetchone()
-        rows = self.store.rows([int(image_id)]) if found else []
-        return dict(rows[0], locator=found[0]) if rows else None
+        locator = self.store.usable_locator(image_id)
+        rows = self.store.rows([int(image_id)]) if locator is not None else []
+        return dict(rows[0], locator=locator) if rows else None
 
     def nearest_to_ids(self, ids: Sequence[int], k: int | None = 10, metric: str = DEFAULT_METRIC,
                        include_references: bool = False, model: str | None = None,
@@ -672,24 +649,6 @@ def _check_k(k) -> None:
 
 
 #: A category filter keeps the sub-folder and its own sub-folders.
-_CATEGORY_CLAUSE = " AND (category = ? OR category LIKE ? ESCAPE '\\')"
-
-
-def _browse_filter(category: str | None, name: str | None) -> tuple[str, list]:
-    """The WHERE clause and its arguments of `Collection.images` and `position`."""
-    where, args = "skip_reason IS NULL", []
-    if category is not None:
-        where, args = where + _CATEGORY_CLAUSE, args + _category_args(category)
-    if name:
-        where += " AND name LIKE ? ESCAPE '\\'"
-        args.append("%" + _like_escape(name) + "%")
-    return where, args
-
-
-def _category_args(category: str) -> list[str]:
-    return [category, _like_escape(category) + "/%"]
-
-
 class UnknownCategory(LookalikeError):
     """A category filter that names no category of the collection."""
 
@@ -719,13 +678,5 @@ def _check_category(category: str, categories: dict[str, int], db) -> None:
     raise UnknownCategory(f"no category {category!r} in {db}; {hint}")
 
 
-def _like_escape(text: str) -> str:
-    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-
-
-def open_collection(db: str | os.PathLike | None = None) -> Collection:
-    return Collection.open(db)
-
-
 __all__ = ["Collection", "Neighbors", "BadReferenceError", "UnknownCategory", "RECORD_FIELDS",
-           "DEFAULT_METRIC", "open_collection"]
+           "DEFAULT_METRIC"]

@@ -18,6 +18,7 @@ from typing import Callable, Sequence
 
 from . import __version__
 from .errors import LookalikeError, LookalikeWarning
+from .locators import is_data_url
 
 FORMATS = ("table", "json", "csv")
 SIMILAR_FORMATS = ("table", "json", "csv", "parquet", "tab")
@@ -363,23 +364,9 @@ def _no_empty_database_left(db: str | None):
 
 
 def _holds_nothing(path: Path) -> bool:
-    import sqlite3
+    from .catalogue.store import holds_nothing
 
-    if not path.is_file():
-        return False
-    try:
-        con = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
-    except sqlite3.Error:
-        return False
-    try:
-        tables = {name for (name,) in con.execute("SELECT name FROM sqlite_master "
-                                                  "WHERE type = 'table'")}
-        return all(con.execute(f"SELECT count(*) FROM {table}").fetchone()[0] == 0
-                   for table in tables & {"images", "embeddings"})
-    except sqlite3.Error:
-        return False
-    finally:
-        con.close()
+    return holds_nothing(path)
 
 
 def _table_summary(info) -> str:
@@ -792,7 +779,7 @@ def _reference_names(references: list[str]) -> dict[str, str]:
 
 def _shown_path(path: str) -> str:
     # A data: URL holds the whole image: too long to read in a table.
-    return _short(path, 48) if path[:5].lower() == "data:" else path
+    return _short(path, 48) if is_data_url(path) else path
 
 
 def _table(header: list[str], rows: list[list]) -> str:

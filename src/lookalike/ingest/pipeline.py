@@ -14,18 +14,20 @@ import hashlib
 import os
 import stat
 import time
-from collections import Counter, deque
+from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Callable, Iterable, Iterator, Sequence
+from typing import Callable, Iterator, Sequence
 
 import numpy as np
 
 from . import decode as images
-from .downloads import DownloadFailed, Downloader, Fetched, is_http
+from ..locators import is_http
+from .downloads import DownloadFailed, Downloader, Fetched
 from ..progress import progress_bar
 from .folders import ImageFile, RemoteImage, SourceError, Unreadable, not_a_file, scan
 from ..catalogue.store import ImageRow, Store
+from ..fileio import bounded_map
 from .tables import TableInfo, TableOptions, is_table, table_images
 
 #: Files larger than this are skipped without being read.
@@ -105,17 +107,6 @@ def read_file(locator: bytes, max_bytes: int = DEFAULT_MAX_BYTES) -> bytes:
 
 def content_hash(data: bytes) -> bytes:
     return hashlib.blake2b(data, digest_size=16).digest()
-
-
-def bounded_map(pool: ThreadPoolExecutor, fn: Callable, items: Iterable, window: int) -> Iterator:
-    """pool.map that keeps at most `window` items in flight, in order."""
-    pending: deque = deque()
-    for item in items:
-        pending.append(pool.submit(fn, item))
-        if len(pending) >= window:
-            yield pending.popleft().result()
-    while pending:
-        yield pending.popleft().result()
 
 
 def default_threads() -> int:
