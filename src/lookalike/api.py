@@ -21,16 +21,15 @@ from .errors import LookalikeError, LookalikeWarning
 from .formats.records import RECORD_FIELDS
 from .locators import is_data_url, is_url
 from .ingest.pipeline import IndexReport, embed_files, index_paths
-from .search.metrics import canonical_metric, mahalanobis_note
+from .search.metrics import DEFAULT_K, DEFAULT_METRIC, canonical_metric, mahalanobis_note
 from .search.approximate import AUTO_THRESHOLD, ApproximateIndex
 from .search.approximate import search as approximate_search
 from .search.approximate import supports as approximate_supports
 from .search.exact import ExactIndex
 from .catalogue.matrix import load_matrix
+from .catalogue.paths import faiss_folder
 from .ingest.folders import display_path, resolve
 from .catalogue.store import Store
-
-DEFAULT_METRIC = "Cosine"
 
 
 
@@ -384,7 +383,7 @@ class Collection:
 
     # -- search -------------------------------------------------------------------------------
 
-    def nearest(self, refs: Any, k: int | None = 10, metric: str = DEFAULT_METRIC,
+    def nearest(self, refs: Any, k: int | None = DEFAULT_K, metric: str = DEFAULT_METRIC,
                 include_references: bool = False, model: str | None = None,
                 category: str | None = None, path_prefix: str | None = None,
                 approximate: bool | str | None = None) -> Neighbors:
@@ -464,7 +463,7 @@ class Collection:
         cached = self._approx.get(key)
         if cached is not None and cached[0] == generation:
             return cached[1]
-        path = self.store.path.with_name(self.store.path.name + ".faiss") / f"{model}.{family}.{kind}.index"
+        path = faiss_folder(self.store.path) / f"{model}.{family}.{kind}.index"
         approx = cached[1] if cached is not None else ApproximateIndex.load(path)
         current_ids, hashes = self.store.vector_hashes(model)
         if not np.array_equal(current_ids, ids):  # the catalogue moved on since the matrix loaded
@@ -603,7 +602,7 @@ class Collection:
         rows = self.store.rows([int(image_id)]) if locator is not None else []
         return dict(rows[0], locator=locator) if rows else None
 
-    def nearest_to_ids(self, ids: Sequence[int], k: int | None = 10, metric: str = DEFAULT_METRIC,
+    def nearest_to_ids(self, ids: Sequence[int], k: int | None = DEFAULT_K, metric: str = DEFAULT_METRIC,
                        include_references: bool = False, model: str | None = None,
                        **options) -> Neighbors:
         """`nearest` with images of the collection, given by id, as the references."""
@@ -679,4 +678,4 @@ def _check_category(category: str, categories: dict[str, int], db) -> None:
 
 
 __all__ = ["Collection", "Neighbors", "BadReferenceError", "UnknownCategory", "RECORD_FIELDS",
-           "DEFAULT_METRIC"]
+           "DEFAULT_K", "DEFAULT_METRIC"]

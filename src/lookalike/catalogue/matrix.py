@@ -17,11 +17,12 @@ from pathlib import Path
 import numpy as np
 
 from ..fileio import atomic_file
+from .paths import vectors_folder
 from .store import Store
 
 
 def cache_folder(store: Store) -> Path:
-    return store.path.with_name(store.path.name + ".vectors")
+    return vectors_folder(store.path)
 
 
 def _safe(model: str) -> str:
