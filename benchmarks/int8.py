@@ -72,7 +72,7 @@ def wider_set(size: int, crops: int = 3, seed: int = 0) -> np.ndarray:
     from skimage import data
     from sklearn.datasets import load_sample_images
 
-    from lookalike.images import to_rgb
+    from lookalike.ingest.decode import to_rgb
 
     sources = [Image.fromarray(getattr(data, n)()) for n in WIDER_SET]
     sources += [Image.fromarray(a) for a in load_sample_images().images]
@@ -111,7 +111,7 @@ def best_rates(models: list, batch: np.ndarray, repeat: int) -> list[float]:
 
 def twemoji(size: int) -> tuple[np.ndarray, np.ndarray]:
     from lookalike.datasets import twemoji_entries
-    from lookalike.images import decode
+    from lookalike.ingest.decode import decode
 
     entries = [(sub, png) for _, sub, _, png in twemoji_entries()]
     labels = np.array([sub for sub, _ in entries])

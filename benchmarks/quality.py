@@ -81,7 +81,7 @@ def twemoji_set() -> tuple[LabelledSet, list[Path]]:
     paths = [png for _, _, _, png in entries]
 
     def images():
-        from lookalike.images import decode
+        from lookalike.ingest.decode import decode
 
         for png in paths:
             yield Image.fromarray(decode(png.read_bytes()).pixels)

@@ -36,8 +36,8 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).parent))
 
 import lookalike  # noqa: E402
-from lookalike.approximate import ApproximateIndex, search as approx_search  # noqa: E402
-from lookalike.search import ExactIndex  # noqa: E402
+from lookalike.search.approximate import ApproximateIndex, search as approx_search  # noqa: E402
+from lookalike.search.exact import ExactIndex  # noqa: E402
 from machine import print_machine  # noqa: E402
 
 OUT = Path(__file__).parent / "out"

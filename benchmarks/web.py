@@ -5,7 +5,7 @@
 The collection: 100,000 distinct tiny PNG files (8x8, in 20 category folders; each carries
 its number in a text chunk, so every file has its own content hash) written directly, and
 their catalogue rows with generated 1280-d vectors written through
-`lookalike.store.Store.write`, so nothing is embedded. The vectors stand for
+`lookalike.catalogue.store.Store.write`, so nothing is embedded. The vectors stand for
 EfficientNet-Lite0 features: non-negative, and clustered (each a random mix of three of 2,000
 random centres plus a little noise), so that approximate search finds the structure it would
 find in real embeddings; independent random vectors would have none. Thumbnails
@@ -86,8 +86,8 @@ def _clustered(rng, centres: np.ndarray, n: int) -> np.ndarray:
 
 
 def build_collection(folder: Path, n: int) -> Path:
-    from lookalike.indexing import content_hash
-    from lookalike.store import ImageRow, Store
+    from lookalike.ingest.pipeline import content_hash
+    from lookalike.catalogue.store import ImageRow, Store
 
     db = folder / "collection.db"
     if db.exists():

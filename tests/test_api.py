@@ -13,7 +13,8 @@ from PIL import Image
 
 import lookalike
 from lookalike.api import HTML_IMAGES, BadReferenceError, Neighbors
-from lookalike import images, thumbnails
+from lookalike.ingest import decode as images
+from lookalike.formats import thumbnails
 from test_indexing import photo_families
 
 MODEL = "squeezenet"

@@ -150,7 +150,7 @@ HOSTILE_REASONS = {
 
 
 def test_a_hostile_folder_indexes_every_good_image_and_lists_every_bad_one(tmp_path):
-    from lookalike.sources import display_path
+    from lookalike.ingest.folders import display_path
 
     root = tmp_path / "hostile"
     good, bad = write_hostile_folder(root)

@@ -5,7 +5,7 @@ import socket
 
 import pytest
 
-from lookalike.downloads import (DownloadFailed, Downloader, decode_data_url, is_url, sniff,
+from lookalike.ingest.downloads import (DownloadFailed, Downloader, decode_data_url, is_url, sniff,
                                  url_name, url_scheme)
 from imageserver import ImageServer, jpeg_bytes, png_bytes
 

@@ -15,10 +15,10 @@ import pytest
 from PIL import Image
 
 import lookalike
-from lookalike import export
+from lookalike.formats import export
 from lookalike.api import RECORD_FIELDS, Neighbors
 from lookalike.errors import LookalikeError
-from lookalike.store import ImageRow, Store
+from lookalike.catalogue.store import ImageRow, Store
 from imagefactory import write_bad_files
 from test_indexing import photo_families
 

@@ -9,7 +9,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
-from lookalike import images
+from lookalike.ingest import decode as images
 from imagefactory import (pattern, png_header_only, write_bad_files, write_exif_rotated,
                           write_formats)
 
@@ -230,7 +230,7 @@ def test_tiff_size_is_checked_before_its_pixels_are_read(tmp_path):
 
 
 def test_the_viewer_makes_thumbnails_of_tiffs_that_pillow_cannot_read(tmp_path, ramp):
-    from lookalike.thumbnails import make_thumbnail
+    from lookalike.formats.thumbnails import make_thumbnail
 
     data = write_tiff(tmp_path, "planar.tif", np.stack([ramp] * 3), photometric="rgb",
                       planarconfig="separate")

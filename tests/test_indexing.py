@@ -9,7 +9,7 @@ import pytest
 from PIL import Image, ImageEnhance
 
 import lookalike
-from lookalike import images, indexing
+from lookalike.ingest import decode as images, pipeline as indexing
 from lookalike.errors import LookalikeError
 from imagefactory import pattern, write_bad_files, write_exif_rotated, write_formats
 
@@ -260,7 +260,7 @@ def test_a_mistyped_category_finds_the_category_it_starts_like():
 def test_images_per_second_counts_only_the_images_embedded_and_the_time_spent_on_them(
         families, tmp_path):
     from lookalike.models import load_model
-    from lookalike.store import Store
+    from lookalike.catalogue.store import Store
 
     root, files = families
 

@@ -5,10 +5,10 @@ import time
 import numpy as np
 import pytest
 
-from lookalike import search
-from lookalike.int8_scan import Int8Cosine
-from lookalike.metrics import distances
-from lookalike.search import ExactIndex
+from lookalike.search import exact as search
+from lookalike.search.int8_scan import Int8Cosine
+from lookalike.search.metrics import distances
+from lookalike.search.exact import ExactIndex
 
 
 @pytest.fixture(scope="module")

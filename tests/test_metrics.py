@@ -6,7 +6,7 @@ from scipy.spatial import distance as sd
 from scipy.stats import pearsonr, rankdata, spearmanr
 
 import lookalike
-from lookalike.metrics import METRICS, canonical_metric, mahalanobis_transform, rank_rows
+from lookalike.search.metrics import METRICS, canonical_metric, mahalanobis_transform, rank_rows
 
 
 @pytest.fixture

@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 
 import lookalike
-from lookalike import search
-from lookalike.metrics import METRICS, distances
-from lookalike.search import ExactIndex, nearest_rows
+from lookalike.search import exact as search
+from lookalike.search.metrics import METRICS, distances
+from lookalike.search.exact import ExactIndex, nearest_rows
 
 
 def brute(matrix, queries, k, metric, exclude=()):

@@ -4,7 +4,7 @@ import os
 
 import pytest
 
-from lookalike.sources import ImageFile, SourceError, Unreadable, scan
+from lookalike.ingest.folders import ImageFile, SourceError, Unreadable, scan
 from imagefactory import make_fifo, write_formats
 
 

@@ -5,7 +5,7 @@ import sqlite3
 import numpy as np
 import pytest
 
-from lookalike.store import SCHEMA_VERSION, ImageRow, Store, StoreError
+from lookalike.catalogue.store import SCHEMA_VERSION, ImageRow, Store, StoreError
 
 
 def row(name: str, content: bytes | None = b"h" * 16, root: str = "/pics", **kw) -> ImageRow:
@@ -91,7 +91,7 @@ def test_files_that_are_not_lookalike_databases_are_refused(tmp_path):
 
 
 def test_version_1_databases_are_upgraded_in_place(tmp_path):
-    from lookalike.store import MIGRATIONS
+    from lookalike.catalogue.store import MIGRATIONS
 
     path = tmp_path / "old.db"
     con = sqlite3.connect(path)
@@ -109,7 +109,7 @@ def test_version_1_databases_are_upgraded_in_place(tmp_path):
 
 
 def test_version_2_databases_gain_the_extras_column(tmp_path):
-    from lookalike.store import MIGRATIONS
+    from lookalike.catalogue.store import MIGRATIONS
 
     path = tmp_path / "v2.db"
     con = sqlite3.connect(path)

@@ -12,9 +12,9 @@ import pytest
 from PIL import Image
 
 import lookalike
-from lookalike.downloads import Downloader
-from lookalike.sources import ImageFile, RemoteImage, Unreadable
-from lookalike.tables import (TableError, TableOptions, choose_image_column, is_table,
+from lookalike.ingest.downloads import Downloader
+from lookalike.ingest.folders import ImageFile, RemoteImage, Unreadable
+from lookalike.ingest.tables import (TableError, TableOptions, choose_image_column, is_table,
                               looks_like_image, read_table, table_images)
 from imagefactory import pattern
 from imageserver import ImageServer, png_bytes

@@ -5,7 +5,7 @@ import pandas as pd
 import pytest
 
 import lookalike
-from lookalike.downloads import Downloader
+from lookalike.ingest.downloads import Downloader
 from imageserver import ImageServer, png_bytes
 from test_web_api import serve
 

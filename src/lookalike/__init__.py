@@ -6,11 +6,10 @@
     lookalike.distances(X, Y, metric="pearson")
 """
 
-__version__ = "0.1.0"
-
-from .api import Collection, Neighbors  # noqa: E402
-from .errors import LookalikeError, LookalikeWarning  # noqa: E402
-from .metrics import METRICS, distances  # noqa: E402
+from .api import Collection, Neighbors
+from .errors import LookalikeError, LookalikeWarning
+from .search.metrics import METRICS, distances
+from .version import __version__
 
 __all__ = ["Collection", "Neighbors", "LookalikeError", "LookalikeWarning", "METRICS", "distances",
            "__version__"]

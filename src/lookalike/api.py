@@ -16,26 +16,21 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from . import images
+from .ingest import decode as images
 from .errors import LookalikeError, LookalikeWarning
-from .indexing import IndexReport, embed_files, index_paths
-from .metrics import canonical_metric, mahalanobis_note
-from .approximate import AUTO_THRESHOLD, ApproximateIndex
-from .approximate import search as approximate_search
-from .approximate import supports as approximate_supports
-from .search import ExactIndex
-from .vectors import load_matrix
-from .downloads import is_url
-from .sources import display_path, resolve
-from .store import Store
+from .formats.records import RECORD_FIELDS
+from .locators import is_data_url, is_url
+from .ingest.pipeline import IndexReport, embed_files, index_paths
+from .search.metrics import DEFAULT_K, DEFAULT_METRIC, canonical_metric, mahalanobis_note
+from .search.approximate import AUTO_THRESHOLD, ApproximateIndex
+from .search.approximate import search as approximate_search
+from .search.approximate import supports as approximate_supports
+from .search.exact import ExactIndex
+from .catalogue.matrix import load_matrix
+from .catalogue.paths import faiss_folder
+from .ingest.folders import display_path, resolve
+from .catalogue.store import Store
 
-DEFAULT_METRIC = "Cosine"
-#: How many look-alikes a search returns unless told otherwise.
-DEFAULT_K = 10
-
-#: Fields of every neighbour record, in output order (`--format json` and `to_records`).
-RECORD_FIELDS = ("rank", "path", "distance", "nearest_reference", "name", "category", "width",
-                 "height", "size", "id")
 
 
 class BadReferenceError(LookalikeError):
@@ -117,27 +112,27 @@ class Neighbors:
         """One dict per neighbour with RECORD_FIELDS: rank (from 1), path, distance,
         nearest_reference, ..., then any extra metadata columns the collection's source
         carried."""
-        from .export import neighbor_records
+        from .formats.export import neighbor_records
 
         return neighbor_records(self)
 
     def to_json(self, path: str | os.PathLike | None = None) -> str | None:
         """The records as a JSON list; returned as text, or written to `path` (returns None)."""
-        from .export import write_neighbors
+        from .formats.export import write_neighbors
 
         return write_neighbors(self, "json", path)
 
     def to_csv(self, path: str | os.PathLike | None = None) -> str | None:
         """The records as CSV with a header row (strings quoted, numbers in their shortest
         exact form); returned as text, or written to `path` (returns None)."""
-        from .export import write_neighbors
+        from .formats.export import write_neighbors
 
         return write_neighbors(self, "csv", path)
 
     def to_parquet(self, path: str | os.PathLike) -> None:
         """The records as a Parquet file; model, metric and references are in the schema's
         metadata under b"lookalike" (JSON)."""
-        from .export import write_neighbors
+        from .formats.export import write_neighbors
 
         write_neighbors(self, "parquet", path)
 
@@ -159,13 +154,13 @@ class Neighbors:
         "NA" and "nan" as missing in discrete and numeric columns: such values cannot be
         carried. Checked by loading the files in Orange 3.40.
         """
-        from .export import write_neighbors
+        from .formats.export import write_neighbors
 
         return write_neighbors(self, "tab", path)
 
     def to_pandas(self):
         """Every column of the records as a pandas DataFrame, nearest first."""
-        from .export import neighbors_dataframe
+        from .formats.export import neighbors_dataframe
 
         return neighbors_dataframe(self)
 
@@ -177,14 +172,14 @@ HTML_THUMBNAIL = 96
 
 def _short_name(path: str) -> str:
     """A path or URL by its file name; a data: URL (the whole image) by its media type."""
-    if path.startswith("data:"):
+    if is_data_url(path):
         return path.split(";", 1)[0].split(",", 1)[0] or "data:"
     return os.path.basename(path.rstrip("/")) or path
 
 
 def _long_name(path: str) -> str:
     """A path or URL whole, except a data: URL (too long to show)."""
-    return _short_name(path) if path.startswith("data:") else path
+    return _short_name(path) if is_data_url(path) else path
 
 
 def _html_cell(rank: int, row: dict, distance: float, number: int | None,
@@ -193,7 +188,7 @@ def _html_cell(rank: int, row: dict, distance: float, number: int | None,
     distance, name and the number of its nearest reference (None: not shown)."""
     from html import escape
 
-    from .thumbnails import data_url
+    from .formats.thumbnails import data_url
 
     name = _short_name(row["path"])
     tip = _long_name(row["path"]) + (f"\nnearest to {_long_name(reference)}" if reference else "")
@@ -262,7 +257,7 @@ class Collection:
         with each image. URLs are fetched by `downloader` (a `downloads.Downloader`; default
         settings and cache when None)."""
         from .models import DEFAULT_MODEL
-        from .tables import TableOptions
+        from .ingest.tables import TableOptions
 
         if isinstance(paths, (str, os.PathLike)):
             paths = [paths]
@@ -343,8 +338,7 @@ class Collection:
     def attributions(self, rows: Sequence[dict] | None = None) -> list[str]:
         """Credits that must be shown with these images (all of the collection's by default),
         from the ATTRIBUTION.txt of the folders they were indexed from."""
-        notes = {k[len("attribution:"):]: v for k, v in self.store.conn.execute(
-            "SELECT key, value FROM settings WHERE key LIKE 'attribution:%'")}
+        notes = self.store.attribution_notes()
         if rows is None:
             return sorted(set(notes.values()))
         roots = {r["root"] for r in rows}
@@ -389,7 +383,7 @@ class Collection:
 
     # -- search -------------------------------------------------------------------------------
 
-    def nearest(self, refs: Any, k: int | None = 10, metric: str = DEFAULT_METRIC,
+    def nearest(self, refs: Any, k: int | None = DEFAULT_K, metric: str = DEFAULT_METRIC,
                 include_references: bool = False, model: str | None = None,
                 category: str | None = None, path_prefix: str | None = None,
                 approximate: bool | str | None = None) -> Neighbors:
@@ -459,7 +453,7 @@ class Collection:
 
     def _approximate_index(self, model: str, metric: str, kind: str, ids: np.ndarray,
                            index: ExactIndex) -> ApproximateIndex:
-        from .approximate import FAMILY
+        from .search.approximate import FAMILY
 
         family = FAMILY[metric]
         if kind == "auto":
@@ -469,7 +463,7 @@ class Collection:
         cached = self._approx.get(key)
         if cached is not None and cached[0] == generation:
             return cached[1]
-        path = self.store.path.with_name(self.store.path.name + ".faiss") / f"{model}.{family}.{kind}.index"
+        path = faiss_folder(self.store.path) / f"{model}.{family}.{kind}.index"
         approx = cached[1] if cached is not None else ApproximateIndex.load(path)
         current_ids, hashes = self.store.vector_hashes(model)
         if not np.array_equal(current_ids, ids):  # the catalogue moved on since the matrix loaded
@@ -489,14 +483,9 @@ class Collection:
         return approx
 
     def _filtered(self, ids: np.ndarray, category: str | None, path_prefix: str | None) -> np.ndarray:
-        sql, args = "SELECT id FROM images WHERE skip_reason IS NULL", []
-        if category is not None:
-            sql, args = sql + _CATEGORY_CLAUSE, args + _category_args(category)
-        if path_prefix is not None:
-            sql += " AND path LIKE ? ESCAPE '\\'"
-            prefix = path_prefix if is_url(path_prefix) else os.path.abspath(path_prefix)
-            args.append(_like_escape(prefix) + "%")
-        wanted = np.fromiter((r[0] for r in self.store.conn.execute(sql, args)), np.int64)
+        if path_prefix is not None and not is_url(path_prefix):
+            path_prefix = os.path.abspath(path_prefix)
+        wanted = self.store.usable_ids(category, path_prefix)
         return np.flatnonzero(np.isin(ids, wanted))
 
     def _references(self, refs: Any, model: str, ids: np.ndarray, matrix: np.ndarray):
@@ -570,7 +559,7 @@ class Collection:
         `paths` (and `model`). `vectors=False` writes the catalogue only. Images without a
         `model` vector are left out and counted in the report's `without_vector`.
         """
-        from .export import export_collection
+        from .formats.export import export_collection
 
         return export_collection(self, path, format, model, vectors, progress=progress)
 
@@ -583,35 +572,22 @@ class Collection:
         `category` keeps that sub-folder and its own sub-folders (as `nearest` does); `name`
         keeps images whose name contains it (case-insensitive for ASCII letters).
         """
-        where, args = _browse_filter(category, name)
-        conn = self.store.conn
-        total = self._counted(("images", where, tuple(args)), lambda: conn.execute(
-            f"SELECT count(*) FROM images WHERE {where}", args).fetchone()[0])
-        ids = [r[0] for r in conn.execute(
-            f"SELECT id FROM images WHERE {where} ORDER BY id LIMIT ? OFFSET ?",
-            args + [-1 if limit is None else int(limit), max(0, int(offset))])]
-        return total, self.store.rows(ids)
+        total = self._counted(("images", category, name or None),
+                              lambda: self.store.count_browsed(category, name))
+        return total, self.store.rows(self.store.browse(offset, limit, category, name))
 
     def position(self, image_id: int, category: str | None = None,
                  name: str | None = None) -> int | None:
         """The offset of an image among `images(category=..., name=...)` (what the viewer's
         grid needs to scroll to it), or None if the image is not among them."""
-        where, args = _browse_filter(category, name)
-        conn = self.store.conn
-        if conn.execute(f"SELECT 1 FROM images WHERE id = ? AND {where}",
-                        [int(image_id)] + args).fetchone() is None:
-            return None
-        return conn.execute(f"SELECT count(*) FROM images WHERE id < ? AND {where}",
-                            [int(image_id)] + args).fetchone()[0]
+        return self.store.browse_position(image_id, category, name)
 
     def categories(self) -> dict[str, int]:
         """Every category with its number of usable images, its sub-folders' included
         (so "animals" counts "animals/cats"), sorted by name."""
         def count() -> dict[str, int]:
             counts: dict[str, int] = {}
-            for category, n in self.store.conn.execute(
-                    "SELECT category, count(*) FROM images WHERE skip_reason IS NULL "
-                    "AND category IS NOT NULL GROUP BY category"):
+            for category, n in self.store.category_counts().items():
                 parts = category.split("/")
                 for depth in range(1, len(parts) + 1):
                     key = "/".join(parts[:depth])
@@ -622,13 +598,11 @@ class Collection:
     def image(self, image_id: int) -> dict | None:
         """The catalogue row of one usable image by id, with its `locator` (the file path's
         bytes, or a URL), or None if there is no such image."""
-        found = self.store.conn.execute(
-            "SELECT locator FROM images WHERE id = ? AND skip_reason IS NULL",
-            (int(image_id),)).fetchone()
-        rows = self.store.rows([int(image_id)]) if found else []
-        return dict(rows[0], locator=found[0]) if rows else None
+        locator = self.store.usable_locator(image_id)
+        rows = self.store.rows([int(image_id)]) if locator is not None else []
+        return dict(rows[0], locator=locator) if rows else None
 
-    def nearest_to_ids(self, ids: Sequence[int], k: int | None = 10, metric: str = DEFAULT_METRIC,
+    def nearest_to_ids(self, ids: Sequence[int], k: int | None = DEFAULT_K, metric: str = DEFAULT_METRIC,
                        include_references: bool = False, model: str | None = None,
                        **options) -> Neighbors:
         """`nearest` with images of the collection, given by id, as the references."""
@@ -674,24 +648,6 @@ def _check_k(k) -> None:
 
 
 #: A category filter keeps the sub-folder and its own sub-folders.
-_CATEGORY_CLAUSE = " AND (category = ? OR category LIKE ? ESCAPE '\\')"
-
-
-def _browse_filter(category: str | None, name: str | None) -> tuple[str, list]:
-    """The WHERE clause and its arguments of `Collection.images` and `position`."""
-    where, args = "skip_reason IS NULL", []
-    if category is not None:
-        where, args = where + _CATEGORY_CLAUSE, args + _category_args(category)
-    if name:
-        where += " AND name LIKE ? ESCAPE '\\'"
-        args.append("%" + _like_escape(name) + "%")
-    return where, args
-
-
-def _category_args(category: str) -> list[str]:
-    return [category, _like_escape(category) + "/%"]
-
-
 class UnknownCategory(LookalikeError):
     """A category filter that names no category of the collection."""
 
@@ -736,13 +692,5 @@ def _nearest_names(typed: str, names: list[str], n: int = 3, cutoff: float = 0.6
     return [name for score, name in scored[:n] if score >= cutoff]
 
 
-def _like_escape(text: str) -> str:
-    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-
-
-def open_collection(db: str | os.PathLike | None = None) -> Collection:
-    return Collection.open(db)
-
-
 __all__ = ["Collection", "Neighbors", "BadReferenceError", "UnknownCategory", "RECORD_FIELDS",
-           "DEFAULT_METRIC", "open_collection"]
+           "DEFAULT_K", "DEFAULT_METRIC"]

@@ -22,6 +22,7 @@ from typing import Callable, Sequence
 
 from . import __version__
 from .errors import LookalikeError, LookalikeWarning
+from .locators import is_data_url
 
 FORMATS = ("table", "json", "csv")
 SIMILAR_FORMATS = ("table", "json", "csv", "parquet", "tab")
@@ -207,8 +208,8 @@ def _download_options(p: argparse.ArgumentParser) -> None:
 
 def cmd_index(args) -> int:
     from .api import Collection
-    from .downloads import Downloader
-    from .images import DEFAULT_MAX_PIXELS
+    from .ingest.downloads import Downloader
+    from .ingest.decode import DEFAULT_MAX_PIXELS
     from .models import DEFAULT_MODEL
 
     downloader = Downloader(timeout=args.download_timeout, retries=args.download_retries,
@@ -240,7 +241,7 @@ def _no_empty_database_left(db: str | None):
     when the command fails before anything was stored in it and the file did not exist
     before: a mistyped folder or model must not leave an empty collection behind. A
     database that existed is never touched."""
-    from .store import default_db_path
+    from .catalogue.store import default_db_path
 
     path = Path(db) if db else default_db_path()
     if path.exists():
@@ -263,23 +264,9 @@ def _no_empty_database_left(db: str | None):
 
 
 def _holds_nothing(path: Path) -> bool:
-    import sqlite3
+    from .catalogue.store import holds_nothing
 
-    if not path.is_file():
-        return False
-    try:
-        con = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
-    except sqlite3.Error:
-        return False
-    try:
-        tables = {name for (name,) in con.execute("SELECT name FROM sqlite_master "
-                                                  "WHERE type = 'table'")}
-        return all(con.execute(f"SELECT count(*) FROM {table}").fetchone()[0] == 0
-                   for table in tables & {"images", "embeddings"})
-    except sqlite3.Error:
-        return False
-    finally:
-        con.close()
+    return holds_nothing(path)
 
 
 def _table_summary(info) -> str:
@@ -329,7 +316,7 @@ def _summary(report, db) -> str:
 
 
 def add_similar(commands: _Commands) -> None:
-    from .metrics import METRICS
+    from .search.metrics import METRICS
 
     p = commands.add_parser("similar", help="show the images nearest to one or several references",
                             description="Print the k images of the collection nearest to the "
@@ -374,7 +361,7 @@ def cmd_similar(args) -> int:
     output = None if to_stdout else args.output
     fmt = args.format
     if fmt is None:
-        from .export import EXTENSIONS
+        from .formats.export import EXTENSIONS
 
         fmt = EXTENSIONS.get(os.path.splitext(output or "")[1].lower(), "table")
         if fmt not in SIMILAR_FORMATS:
@@ -401,7 +388,7 @@ def cmd_similar(args) -> int:
         if not output:
             sys.stdout.write(text)
             return 0
-        from .export import atomic_write
+        from .formats.export import atomic_write
 
         with atomic_write(output) as f:
             f.write(text.encode("utf-8"))
@@ -505,7 +492,7 @@ def add_export(commands: _Commands) -> None:
 
 def cmd_export(args) -> int:
     from .api import Collection
-    from .export import resolve_format
+    from .formats.export import resolve_format
 
     to_stdout = args.output == "-"
     fmt = resolve_format(args.output, args.format or ("csv" if to_stdout else None),
@@ -849,7 +836,7 @@ def _reference_names(references: list[str]) -> dict[str, str]:
 
 def _shown_path(path: str) -> str:
     # A data: URL holds the whole image: too long to read in a table.
-    return _short(path, 48) if path[:5].lower() == "data:" else path
+    return _short(path, 48) if is_data_url(path) else path
 
 
 def _table(header: list[str], rows: list[list]) -> str:

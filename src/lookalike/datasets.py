@@ -28,6 +28,7 @@ from typing import Callable, Iterable, Iterator
 import numpy as np
 
 from .errors import LookalikeError
+from .fileio import write_atomically
 
 
 class DatasetUnavailable(LookalikeError):
@@ -220,13 +221,7 @@ def _write(target: Path, files: Iterable[_File], progress: bool) -> tuple[int, i
 def _write_bytes(path: Path, data: bytes) -> None:
     """Write `data` to a hidden temporary name, then rename it: an interrupted run never leaves
     a truncated image under the real name (and the indexer skips dot-files)."""
-    temp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        temp.write_bytes(data)
-        os.replace(temp, path)
-    finally:
-        if temp.exists():
-            temp.unlink()
+    write_atomically(path, data)
 
 
 def _write_text(path: Path, text: str) -> None:

@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import hashlib
 import os
-import tempfile
 from pathlib import Path
 
 import platformdirs
+
+from ..fileio import write_atomically as write
 
 CACHE_ENV = "LOOKALIKE_CACHE_DIR"
 
@@ -44,17 +45,4 @@ def write_atomically(path: Path, data: bytes) -> None:
     """Write to a temporary file in the same folder, then rename over ``path``: a reader never
     sees half a file, and two processes building at once both end with a whole one."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o644)  # mkstemp makes it private; the cache is not secret
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
+    write(path, data, mode=0o644, durable=True)  # the cache is not secret

@@ -24,7 +24,7 @@ of benchmarks/int8.py):
   0.985-0.991 to 0.981-0.985. Both held over several calibration seeds. EfficientNet-Lite
   does not care.
 
-Every calibration image passes through :func:`lookalike.images.decode` exactly as the indexer
+Every calibration image passes through :func:`lookalike.ingest.decode.decode` exactly as the indexer
 passes a file.
 """
 
@@ -43,7 +43,7 @@ import onnx
 from PIL import Image, ImageDraw, ImageFilter
 
 from ..datasets import twemoji_entries
-from ..images import decode
+from ..ingest.decode import decode
 from . import cpu
 
 # Part of every int8 model's cache name: bump it when a change here alters the graphs built.

@@ -29,13 +29,13 @@ from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from .. import __version__
-from ..thumbnails import make_rendition, make_thumbnail, needs_rendition, thumbnail_media_type
+from ..formats.thumbnails import make_rendition, make_thumbnail, needs_rendition, thumbnail_media_type
 from ..api import DEFAULT_K, DEFAULT_METRIC, RECORD_FIELDS, Collection
 from ..errors import LookalikeError
-from ..export import extras_of
-from ..images import ImageSkipped, decode
-from ..metrics import METRICS
-from ..store import Store
+from ..formats.export import extras_of
+from ..ingest.decode import ImageSkipped, decode
+from ..search.metrics import METRICS
+from ..catalogue.store import Store
 from . import addresses, files
 
 log = logging.getLogger("lookalike.web")

@@ -9,21 +9,23 @@ from __future__ import annotations
 
 import os
 import stat
-import tempfile
 from pathlib import Path
 
 from PIL import Image
 
-from .. import downloads
-from ..indexing import content_hash
+from ..fileio import write_atomically
+from ..formats.thumbnails import MAX_FILE_BYTES
+from ..ingest import downloads
+from ..ingest.pipeline import content_hash
+from ..locators import is_url
 
 #: Thumbnail sizes (longest side, pixels); a request is served the smallest step that covers it.
 THUMBNAIL_SIZES = (32, 64, 128, 256, 512, 1024)
 #: The viewer's grid shows thumbnails this size (CSS pixels) until the user picks another.
 DEFAULT_THUMBNAIL_SIZE = 128
 
-#: Originals larger than this are not served (the indexer refuses larger files too).
-MAX_ORIGINAL_BYTES = 1 << 30
+#: Originals larger than this are not served: the preview limit, which explains why.
+MAX_ORIGINAL_BYTES = MAX_FILE_BYTES
 
 
 class FileGone(Exception):
@@ -44,7 +46,7 @@ def read_catalogued(locator: bytes | str, expected_hash: bytes | None,
     """The bytes of a catalogued file, refused unless it is still the regular file, with the
     same content, that was indexed. Never blocks on a named pipe or a device. An image
     catalogued by URL is read from the download cache (or its data: URL), never fetched."""
-    if isinstance(locator, bytes) and downloads.is_url(locator[:8].decode("latin-1")):
+    if isinstance(locator, bytes) and is_url(locator[:8].decode("latin-1")):
         return _read_downloaded(locator.decode("utf-8", "replace"), expected_hash)
     if not isinstance(locator, bytes) or not os.path.isabs(locator):
         raise FileGone("not a local file")
@@ -81,7 +83,7 @@ def _read_downloaded(url: str, expected_hash: bytes | None) -> bytes:
 def download_name(row: dict, data: bytes) -> str:
     """A file name for an original: its own, or for a URL its name and format."""
     path = row["path"]
-    if not downloads.is_url(path):
+    if not is_url(path):
         return os.path.basename(path)
     ext = (downloads.sniff(data) or "").lower().replace("jpeg", "jpg")
     return f"{row['name'] or 'image'}.{ext}" if ext else (row["name"] or "image")
@@ -113,13 +115,6 @@ class ThumbnailCache:
         target = self.path(digest, size)
         try:
             target.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".tmp-")
-            try:
-                with os.fdopen(fd, "wb") as fh:
-                    fh.write(data)
-                os.replace(tmp, target)
-            finally:
-                if os.path.exists(tmp):
-                    os.unlink(tmp)
+            write_atomically(target, data, mode=0o600)  # private, as the catalogue's pictures
         except OSError:
             pass  # a read-only folder or a full disk: serve it uncached

@@ -16,11 +16,16 @@ from typing import Callable
 import numpy as np
 from threadpoolctl import threadpool_limits
 
-from .errors import LookalikeError
+from ..errors import LookalikeError
 
 #: Canonical names, as Orange spells them, in Orange's order.
 METRICS = ("Euclidean", "Manhattan", "Mahalanobis", "Cosine", "Jaccard", "Spearman",
            "Absolute Spearman", "Pearson", "Absolute Pearson")
+
+#: The metric and the number of look-alikes used when none is asked for: the Python API, the
+#: command line and the web app (which sends them to its page in /api/collection) read them here.
+DEFAULT_METRIC = "Cosine"
+DEFAULT_K = 10
 
 _ALIASES = {name.lower(): name for name in METRICS}
 _ALIASES.update({name.lower().replace(" ", "-"): name for name in METRICS})

@@ -24,9 +24,9 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import LookalikeError
+from ..errors import LookalikeError
 from .metrics import canonical_metric, mahalanobis_transform, rank_rows
-from .search import ExactIndex
+from .exact import ExactIndex
 
 FAMILY = {"Cosine": "cosine", "Pearson": "pearson", "Absolute Pearson": "pearson",
           "Spearman": "spearman", "Absolute Spearman": "spearman", "Euclidean": "euclidean",

@@ -10,19 +10,19 @@ catalogue makes a new file; older ones are deleted.
 from __future__ import annotations
 
 import itertools
-import os
 import re
-import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 
+from ..fileio import atomic_file
+from .paths import vectors_folder
 from .store import Store
 
 
 def cache_folder(store: Store) -> Path:
-    return store.path.with_name(store.path.name + ".vectors")
+    return vectors_folder(store.path)
 
 
 def _safe(model: str) -> str:
@@ -74,9 +74,7 @@ def _remove_other_generations(folder: Path, model: str, generation: int) -> None
 
 def _build(store: Store, model: str, folder: Path) -> int:
     """Write the cache files from one consistent snapshot; returns their generation."""
-    conn = store.conn
-    conn.execute("BEGIN")  # a read transaction: count, rows and generation agree
-    try:
+    with store.snapshot():  # count, rows and generation agree
         generation = store.generation
         count = store.count_vectors(model)
         rows = store.iter_vectors(model)
@@ -84,32 +82,20 @@ def _build(store: Store, model: str, folder: Path) -> int:
         dim = len(first[1]) // 4 if first else 0
         stem = f"{_safe(model)}.g{generation}"
         ids = np.empty(count, np.int64)
-        # Temporary names of their own: threads of one process may build the same
+        # Temporary names of their own (fileio): threads of one process may build the same
         # generation side by side, and a shared name let one truncate what another renamed.
-        fd, tmp = tempfile.mkstemp(dir=folder, suffix=".tmp")
-        ids_tmp = None
         # Plain writes, not a memory map: on a full disk a write fails with ENOSPC, where
         # touching the pages of a sparse memory-mapped file kills the process with SIGBUS.
-        try:
-            with os.fdopen(fd, "wb") as fh:
-                np.lib.format.write_array_header_1_0(
-                    fh, {"descr": "<f4", "fortran_order": False, "shape": (count, dim)})
-                for n, (image_id, blob) in enumerate(itertools.chain([first], rows) if first else ()):
-                    if len(blob) != 4 * dim:
-                        raise ValueError(f"image {image_id}: a {model} vector of "
-                                         f"{len(blob) // 4} dimensions, not {dim}")
-                    ids[n] = image_id
-                    fh.write(blob)
-            ids_fd, ids_tmp = tempfile.mkstemp(dir=folder, suffix=".ids.tmp")
-            with os.fdopen(ids_fd, "wb") as fh:
-                np.save(fh, ids)
-            os.replace(ids_tmp, folder / f"{stem}.ids.npy")   # ids first: the matrix file
-            os.replace(tmp, folder / f"{stem}.npy")            # appearing means both are whole
-        finally:
-            for leftover in (tmp, ids_tmp):
-                if leftover is not None and os.path.exists(leftover):
-                    os.unlink(leftover)
-    finally:
-        conn.execute("COMMIT")
+        with atomic_file(folder / f"{stem}.npy") as fh:  # committed last: its appearing
+            np.lib.format.write_array_header_1_0(        # means the ids are whole too
+                fh, {"descr": "<f4", "fortran_order": False, "shape": (count, dim)})
+            for n, (image_id, blob) in enumerate(itertools.chain([first], rows) if first else ()):
+                if len(blob) != 4 * dim:
+                    raise ValueError(f"image {image_id}: a {model} vector of "
+                                     f"{len(blob) // 4} dimensions, not {dim}")
+                ids[n] = image_id
+                fh.write(blob)
+            with atomic_file(folder / f"{stem}.ids.npy") as ids_fh:
+                np.save(ids_fh, ids)
     return generation
 

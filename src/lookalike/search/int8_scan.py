@@ -31,7 +31,7 @@ class Int8Cosine:
         import onnx
         from onnx import TensorProto, helper
 
-        from .models.runtime import make_session
+        from ..models.runtime import make_session
 
         n, d = matrix.shape
         codes = np.empty((d, n), np.int8)  # the layout MatMulInteger wants: (dim, rows)

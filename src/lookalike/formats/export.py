@@ -7,24 +7,42 @@ format, so that a result opens in Orange (Image Viewer, Neighbors, ...) as if Or
 
 from __future__ import annotations
 
-import ast
 import csv
 import io
 import json
 import os
-import re
-import secrets
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Iterator, Sequence
+from typing import Any, BinaryIO, Iterator, Protocol, Sequence
 
 import numpy as np
 
-from .errors import LookalikeError
+from ..errors import LookalikeError
+from ..fileio import atomic_file
+from .orange import orange_flags, orange_image_value, orange_origin, unique_name
+from .records import CATALOGUE_FIELDS, FLOAT_FIELDS, INT_FIELDS, RECORD_FIELDS
 
-if TYPE_CHECKING:  # pragma: no cover
-    from .api import Collection, Neighbors
+
+class Neighbors(Protocol):
+    """What the writers read of `lookalike.Neighbors` (typed here so that export, which api
+    calls, does not import api back)."""
+    rows: list[dict]
+    distances: np.ndarray
+    nearest_references: list
+    references: list
+    model: str
+    metric: str
+
+
+class Collection(Protocol):
+    """What `export_collection` reads of `lookalike.Collection`."""
+    store: Any
+
+    def _model(self, model: str | None) -> str: ...
+
+    def vectors(self, model: str | None = None) -> tuple[np.ndarray, np.ndarray]: ...
+
 
 #: What `Collection.export` writes, and what a `Neighbors` result can be written as.
 FORMATS = ("csv", "json", "parquet", "tab", "npz")
@@ -34,14 +52,8 @@ NEIGHBOR_FORMATS = ("csv", "json", "parquet", "tab")
 EXTENSIONS = {".csv": "csv", ".json": "json", ".parquet": "parquet", ".pq": "parquet",
               ".tab": "tab", ".npz": "npz"}
 
-#: Catalogue columns of a collection export, in order (then extras, then the vector).
-CATALOGUE_FIELDS = ("id", "path", "name", "category", "width", "height", "size")
-
 #: Vector columns in CSV and .tab are FEATURE_PREFIX + index: f0, f1, ...
 FEATURE_PREFIX = "f"
-
-_INT_FIELDS = {"rank", "id", "width", "height", "size"}
-_FLOAT_FIELDS = {"distance"}
 
 #: Orange's names for our catalogue fields (those of its Import Images widget).
 _ORANGE_NAMES = {"name": "image name", "path": "image"}
@@ -137,16 +149,6 @@ class _Extras:
         return out
 
 
-def unique_name(name: str, taken: set[str]) -> str:
-    # Orange's own rule for a clashing name: "name (1)", "name (2)", ...
-    if name not in taken:
-        return name
-    i = 1
-    while f"{name} ({i})" in taken:
-        i += 1
-    return f"{name} ({i})"
-
-
 def _value(record: dict, column: _Column) -> Any:
     if column.key.startswith("extra:"):
         return record.get("extras", {}).get(column.key[len("extra:"):])
@@ -214,104 +216,6 @@ def _header_line(cells: Sequence[str], delimiter: str, quoting: int = csv.QUOTE_
 
 # -- Orange's .tab ------------------------------------------------------------------------------
 
-_URL = re.compile(r"^(?:[a-zA-Z][a-zA-Z0-9+.-]*://|data:)")
-# A relative path that Qt's QUrl (in Orange's Image Viewer) reads as something else, checked
-# with QUrl itself: '#' starts a fragment, '?' a query, '%' an escape, ':' a scheme. Tabs,
-# newlines, quotes, brackets, backslashes and unicode resolve fine. A leading space would be
-# stripped by Orange's reader; the absolute form starts with the folder.
-_URL_UNSAFE = re.compile(r"[#?%:]|^\s")
-
-
-def orange_origin(paths: Sequence[str], roots: Sequence[str | None]) -> str | None:
-    """The `origin` of Orange's `image` column: the indexed folder when all the images share
-    one, else the deepest folder holding them all; None when no image is a local file."""
-    bases = []
-    for path, root in zip(paths, roots):
-        if _URL.match(path):
-            continue
-        if root and path.startswith(root.rstrip(os.sep) + os.sep):
-            bases.append(root)
-        else:
-            bases.append(os.path.dirname(path))
-    if not bases:
-        return None
-    try:
-        return os.path.commonpath(bases)
-    except ValueError:  # e.g. different drives on Windows
-        return None
-
-
-def orange_image_value(path: str, origin: str | None) -> str:
-    """A value of Orange's `image` column: the path relative to `origin`, as Import Images
-    writes it, except where Orange's Image Viewer would misread the relative form (then the
-    absolute path, which it opens directly); URLs as they are."""
-    if origin is None or _URL.match(path):
-        return path
-    rel = os.path.relpath(path, origin)
-    if rel.startswith(os.pardir) or _URL_UNSAFE.search(rel):
-        return path
-    return rel
-
-
-def parse_orange_flags(cell: str) -> tuple[set[str], dict[str, Any]] | None:
-    """What Orange's reader makes of a cell of the third header row: (flags, attributes), or
-    None where Orange would fail or warn. Follows Orange.data.io_base.Flags: split on spaces
-    not escaped by a backslash, then `\\ ` becomes a space; an attribute value is kept as
-    text when it starts with a letter or "_", else passed to ast.literal_eval (kept as text if
-    that is a SyntaxError; any other error breaks Orange's reader)."""
-    flags: set[str] = set()
-    attributes: dict[str, Any] = {}
-    for part in re.split(r"(?<!\\) ", cell):
-        part = part.replace("\\ ", " ").strip()
-        if not part:
-            continue
-        if "\n" in part or "\r" in part:
-            return None
-        if "=" not in part:
-            if part not in ("class", "c", "meta", "m", "ignore", "i", "weight", "w"):
-                return None
-            flags.add(part)
-            continue
-        key, value = part.split("=", 1)
-        if not key:
-            return None
-        if not re.match(r"^[a-zA-Z_]", value):
-            try:
-                value = ast.literal_eval(value)
-            except SyntaxError:
-                pass
-            except Exception:
-                return None
-        if value in ("True", "False"):
-            value = value == "True"
-        attributes[key] = value
-    return flags, attributes
-
-
-def orange_flags(flags: Sequence[str], attributes: dict[str, str]) -> str:
-    """A third-header-row cell that Orange reads back as exactly these flags and attributes.
-
-    An attribute is written as Orange writes it (`origin=/photos/my\\ cats`) where that reads
-    back unchanged, else as a Python string literal, which Orange's reader evaluates
-    (`origin='/photos/tab\\there'`)."""
-    parts = list(flags)
-    for key, value in attributes.items():
-        raw = f"{key}={value.replace(' ', chr(92) + ' ')}"
-        quoted = f"{key}={repr(value).replace(' ', chr(92) + ' ')}"
-        for candidate in (raw, quoted):
-            parsed = parse_orange_flags(" ".join(parts + [candidate]))
-            if parsed is not None and parsed[1].get(key) == value:
-                parts.append(candidate)
-                break
-        else:  # pragma: no cover - repr() always reads back
-            raise LookalikeError(f"cannot write {key}={value!r} in an Orange .tab header")
-    cell = " ".join(parts)
-    expected = (set(flags), dict(attributes))
-    if parse_orange_flags(cell) != expected:  # pragma: no cover - a bug, not a user error
-        raise AssertionError(f"Orange would read {cell!r} differently from {expected}")
-    return cell
-
-
 @dataclass
 class _TabColumn:
     column: _Column
@@ -352,9 +256,7 @@ def _tab_records(records: list[dict], origin: str | None) -> list[dict]:
 # -- Neighbors -----------------------------------------------------------------------------------
 
 def neighbor_columns(records: list[dict]) -> list[_Column]:
-    from .api import RECORD_FIELDS
-
-    columns = [_Column(f, f, "int" if f in _INT_FIELDS else "float" if f in _FLOAT_FIELDS else "str")
+    columns = [_Column(f, f, "int" if f in INT_FIELDS else "float" if f in FLOAT_FIELDS else "str")
                for f in RECORD_FIELDS]
     extras = _Extras()
     for r in records:
@@ -485,15 +387,14 @@ def export_collection(col: "Collection", path: str | os.PathLike, format: str | 
         dim = int(matrix.shape[1]) if len(ids) else 0
     else:
         model, dim = None, 0
-        ids = np.fromiter((r[0] for r in store.conn.execute(
-            "SELECT id FROM images WHERE skip_reason IS NULL ORDER BY id")), np.int64)
+        ids = store.usable_ids()
     chunk = chunk_rows or max(256, _CHUNK_VALUES // max(dim, 1))
 
     survey = _survey(store, ids, chunk, need_paths=format == "tab")
-    columns = [_Column(f, f, "int" if f in _INT_FIELDS else "str") for f in CATALOGUE_FIELDS]
+    columns = [_Column(f, f, "int" if f in INT_FIELDS else "str") for f in CATALOGUE_FIELDS]
     columns += survey.extras.columns(set(CATALOGUE_FIELDS) | {"vector"} | set(feature_names(dim)))
 
-    from .progress import progress_bar
+    from ..progress import progress_bar
 
     bar = progress_bar(len(ids), progress, f"export {format}", leave=False)
     rows = 0
@@ -684,31 +585,27 @@ _WRITERS = {"csv": _CSVWriter, "tab": _TabWriter, "json": _JSONWriter, "parquet"
 
 
 @contextmanager
-def atomic_write(path: str | os.PathLike):
-    """A binary file that appears at `path` only once it is completely written."""
+def atomic_write(path: str | os.PathLike) -> Iterator[BinaryIO]:
+    """`fileio.atomic_file` for a file the user named: a folder, a missing folder or one that
+    cannot be written to is a LookalikeError that says which."""
     path = os.fspath(path)
     folder = os.path.dirname(os.path.abspath(path))
     if os.path.isdir(path):
         raise LookalikeError(f"{path}: is a folder; give a file name to write to")
-    tmp = os.path.join(folder, f".{os.path.basename(path)}.{secrets.token_hex(4)}.part")
+    opened = False
     try:
-        f = open(tmp, "xb")
+        with atomic_file(path) as f:
+            opened = True
+            yield f
     except FileNotFoundError:
+        if opened:
+            raise
         raise LookalikeError(f"{path}: the folder {folder} does not exist") from None
     except OSError as exc:
+        if opened:
+            raise
         raise LookalikeError(f"{path}: cannot write there ({exc.strerror})") from None
-    try:
-        with f:
-            yield f
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
 
 
 __all__ = ["FORMATS", "NEIGHBOR_FORMATS", "ExportReport", "export_collection", "write_neighbors", "neighbor_records",
-           "neighbors_dataframe", "orange_origin", "orange_image_value", "orange_flags", "parse_orange_flags",
-           "resolve_format", "feature_names", "extras_of", "atomic_write", "unique_name"]
+           "neighbors_dataframe", "resolve_format", "feature_names", "extras_of", "atomic_write"]

@@ -14,18 +14,20 @@ import hashlib
 import os
 import stat
 import time
-from collections import Counter, deque
+from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Callable, Iterable, Iterator, Sequence
+from typing import Callable, Iterator, Sequence
 
 import numpy as np
 
-from . import images
-from .downloads import DownloadFailed, Downloader, Fetched, is_http
-from .progress import progress_bar
-from .sources import ImageFile, RemoteImage, SourceError, Unreadable, not_a_file, scan
-from .store import ImageRow, Store
+from . import decode as images
+from ..locators import is_http
+from .downloads import DownloadFailed, Downloader, Fetched
+from ..progress import progress_bar
+from .folders import ImageFile, RemoteImage, SourceError, Unreadable, not_a_file, scan
+from ..catalogue.store import ImageRow, Store
+from ..fileio import bounded_map
 from .tables import TableInfo, TableOptions, is_table, table_images
 
 #: Files larger than this are skipped without being read.
@@ -107,17 +109,6 @@ def content_hash(data: bytes) -> bytes:
     return hashlib.blake2b(data, digest_size=16).digest()
 
 
-def bounded_map(pool: ThreadPoolExecutor, fn: Callable, items: Iterable, window: int) -> Iterator:
-    """pool.map that keeps at most `window` items in flight, in order."""
-    pending: deque = deque()
-    for item in items:
-        pending.append(pool.submit(fn, item))
-        if len(pending) >= window:
-            yield pending.popleft().result()
-    while pending:
-        yield pending.popleft().result()
-
-
 def default_threads() -> int:
     return max(1, os.cpu_count() or 1)
 
@@ -135,7 +126,7 @@ def index_paths(store: Store, paths: Sequence[str | os.PathLike], model: str, *,
 
     `tables` says how to read the tables among `paths`; `downloader` fetches the images named
     by URL (default: a `Downloader` with its default settings and cache)."""
-    from .models import get_model_info, load_model as _load_model
+    from ..models import get_model_info, load_model as _load_model
 
     info = get_model_info(model)
     load_model = load_model or _load_model
@@ -358,7 +349,7 @@ def _remember_attributions(store: Store, paths: Sequence[str | os.PathLike]) -> 
 def embed_files(paths: Sequence[str | os.PathLike], model: str, *, threads: int | None = None,
                 max_pixels: int = images.DEFAULT_MAX_PIXELS, embedder=None) -> np.ndarray:
     """Vectors for image files outside any collection (nothing is stored). Raises ImageSkipped."""
-    from .models import get_model_info, load_model
+    from ..models import get_model_info, load_model
 
     info = get_model_info(model)
     pixels = [images.decode(read_file(os.fsencode(p)), info.input_size, max_pixels=max_pixels).pixels

@@ -14,7 +14,8 @@ import stat
 from dataclasses import dataclass
 from typing import Iterator
 
-from .errors import LookalikeError
+from ..errors import LookalikeError
+from ..locators import is_url
 
 #: File name endings taken as images when a folder is scanned (a file given by name is tried
 #: whatever its ending).
@@ -151,8 +152,6 @@ def _walk(root: str) -> Iterator[ImageFile | Unreadable]:
 
 def resolve(path: str | os.PathLike) -> bytes:
     """The store identity of a file path (or an image URL) given on the command line."""
-    from .downloads import is_url
-
     if isinstance(path, str) and is_url(path):
         return path.encode("utf-8")
     return os.fsencode(os.path.abspath(os.fspath(path)))

@@ -21,8 +21,8 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
-from .downloads import is_url, url_name, url_scheme
-from .sources import IMAGE_SUFFIXES, ImageFile, RemoteImage, SourceError, Unreadable, _record, display_path
+from ..locators import is_data_url, is_url, url_name, url_scheme
+from .folders import IMAGE_SUFFIXES, ImageFile, RemoteImage, SourceError, Unreadable, _record, display_path
 
 #: Extensions read as tables, with their kind.
 TABLE_SUFFIXES = {".csv": "csv", ".tsv": "tsv", ".tab": "tab", ".xlsx": "xlsx",
@@ -260,7 +260,7 @@ def _are_flags(row: list) -> bool:
 
 def _parse_flags(cell: str) -> tuple[set[str], dict[str, Any]]:
     """Flags and attributes of a third-header-row cell, as Orange reads them."""
-    from .export import parse_orange_flags
+    from ..formats.orange import parse_orange_flags
 
     parsed = parse_orange_flags(cell) if cell.strip() else (set(), {})
     if parsed is None:  # Orange would warn and skip what it cannot read; keep what we can
@@ -346,8 +346,8 @@ def _plain(value) -> Any:
 
 
 def _unique_names(names: list[str]) -> list[str]:
-    # Orange's rule for clashing names (export.unique_name); unnamed columns "Feature N".
-    from .export import unique_name
+    # Orange's rule for clashing names (formats.orange.unique_name); unnamed columns "Feature N".
+    from ..formats.orange import unique_name
 
     out: list[str] = []
     taken: set[str] = set()
@@ -372,7 +372,7 @@ def looks_like_image(value: Any) -> bool:
     text = value.strip()
     if text[:11].lower() == "data:image/":
         return True
-    if is_url(text) and not text.lower().startswith("data:"):
+    if is_url(text) and not is_data_url(text):
         return True
     path = urlsplit(text).path if url_scheme(text) else text
     return bool(_IMAGE_END.search(path))
@@ -490,7 +490,7 @@ def _category_text(value) -> str:
 def _image_of(text: str, base: str, root: str, category: str | None, extras: str,
               row: int) -> ImageFile | RemoteImage | Unreadable:
     if is_url(text):
-        name = f"row {row}" if text[:5].lower() == "data:" else url_name(text)
+        name = f"row {row}" if is_data_url(text) else url_name(text)
         return RemoteImage(text, text.encode("utf-8"), root, name, category, extras)
     scheme = url_scheme(text)
     if scheme == "file":

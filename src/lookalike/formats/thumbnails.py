@@ -12,20 +12,25 @@ import stat
 
 from PIL import Image, ImageOps
 
-from . import downloads, images
+from ..ingest import downloads
+from ..ingest.decode import _ALPHA_MODES, ImageSkipped, open_image, read_size, to_rgb
+from ..locators import is_url
 
-#: Files larger than this are not read for a preview (the indexer refuses larger ones too).
+#: Files larger than this (1 GiB) are not read for a preview nor served by the web viewer. Half
+#: the indexer's limit (`ingest.pipeline.DEFAULT_MAX_BYTES`, 2 GiB): a picture is read whole
+#: into memory, and on every request, where indexing reads each file once.
 MAX_FILE_BYTES = 1 << 30
 
+
 def _encode(data: bytes, size: int, quality: int) -> bytes:
-    images.read_size(data)  # refuses decompression bombs with a reason
+    read_size(data)  # refuses decompression bombs with a reason
     try:
-        im = images.open_image(data)  # Pillow, or tifffile for the TIFFs Pillow cannot read
+        im = open_image(data)  # Pillow, or tifffile for the TIFFs Pillow cannot read
         if im.format == "JPEG" and im.mode in ("RGB", "L", "CMYK"):
             im.draft(im.mode, (size, size))  # decode at a reduced scale: much faster
         im = ImageOps.exif_transpose(im)
-        has_alpha = im.mode in images._ALPHA_MODES or (im.mode == "P" and "transparency" in im.info)
-        im = im.convert("RGBA") if has_alpha else images.to_rgb(im)
+        has_alpha = im.mode in _ALPHA_MODES or (im.mode == "P" and "transparency" in im.info)
+        im = im.convert("RGBA") if has_alpha else to_rgb(im)
         im.thumbnail((size, size), Image.Resampling.LANCZOS, reducing_gap=3.0)
         out = io.BytesIO()
         if has_alpha:
@@ -33,16 +38,16 @@ def _encode(data: bytes, size: int, quality: int) -> bytes:
         else:
             im.save(out, "JPEG", quality=quality)
         return out.getvalue()
-    except images.ImageSkipped:
+    except ImageSkipped:
         raise
     except Exception as exc:
-        raise images.ImageSkipped(
+        raise ImageSkipped(
             f"cannot make a picture of it ({type(exc).__name__}: {exc})") from None
 
 
 def make_thumbnail(data: bytes, size: int) -> bytes:
     """A PNG (images with transparency) or JPEG at most `size` pixels on its longest side,
-    upright; never enlarged. Raises images.ImageSkipped for what cannot be decoded."""
+    upright; never enlarged. Raises ImageSkipped for what cannot be decoded."""
     return _encode(data, size, quality=85)
 
 
@@ -60,7 +65,7 @@ def needs_rendition(data: bytes) -> bool:
 
 def make_rendition(data: bytes) -> bytes:
     """What a browser can show of an image it cannot read: PNG (with transparency) or JPEG,
-    upright, at full size up to MAX_RENDITION_SIDE. Raises images.ImageSkipped."""
+    upright, at full size up to MAX_RENDITION_SIDE. Raises ImageSkipped."""
     return _encode(data, MAX_RENDITION_SIDE, quality=92)
 
 
@@ -72,22 +77,22 @@ def thumbnail_media_type(data: bytes) -> str:
 def read_image(path: str, max_bytes: int = MAX_FILE_BYTES) -> bytes:
     """The bytes of an image by its catalogue path: a local file (only a regular one: never
     blocks on a named pipe), or a URL from the download cache (never fetched). Raises
-    images.ImageSkipped with the reason when they cannot be had."""
-    if downloads.is_url(path):
+    ImageSkipped with the reason when they cannot be had."""
+    if is_url(path):
         data = downloads.Downloader().cached(path)
         if data is None:
-            raise images.ImageSkipped("not in the download cache")
+            raise ImageSkipped("not in the download cache")
         return data
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_NOCTTY", 0))
     except OSError as exc:
-        raise images.ImageSkipped(exc.strerror or "cannot be opened") from None
+        raise ImageSkipped(exc.strerror or "cannot be opened") from None
     try:
         info = os.fstat(fd)
         if not stat.S_ISREG(info.st_mode):
-            raise images.ImageSkipped("not a regular file")
+            raise ImageSkipped("not a regular file")
         if info.st_size > max_bytes:
-            raise images.ImageSkipped(f"larger than {max_bytes:,} bytes")
+            raise ImageSkipped(f"larger than {max_bytes:,} bytes")
         with os.fdopen(fd, "rb", closefd=False) as fh:
             return fh.read(max_bytes + 1)
     finally:

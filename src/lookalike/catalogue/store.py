@@ -12,13 +12,14 @@ import os
 import sqlite3
 import threading
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Iterable, Iterator, Sequence
 
 import numpy as np
 
-from .errors import LookalikeError
+from ..errors import LookalikeError
 
 SCHEMA_VERSION = 3
 
@@ -234,13 +235,6 @@ class Store:
         cur = self.conn.execute("SELECT content_hash FROM embeddings WHERE model = ?", (model,))
         return {row[0] for row in cur}
 
-    def size_of_content(self, content_hash: bytes) -> tuple[int, int] | None:
-        """(width, height) of an already catalogued image with these bytes, if any."""
-        row = self.conn.execute(
-            "SELECT width, height FROM images WHERE content_hash = ? AND width IS NOT NULL "
-            "LIMIT 1", (content_hash,)).fetchone()
-        return (row[0], row[1]) if row else None
-
     def write(self, rows: Sequence[ImageRow], embeddings: Iterable[tuple[bytes, str, np.ndarray]] = ()) -> None:
         """Add or update catalogue rows and cache embeddings, all in one transaction."""
         now = time.time()
@@ -354,11 +348,6 @@ class Store:
                 out[row[0]] = dict(zip(IMAGE_COLUMNS, row))
         return [out[i] for i in ids if i in out]
 
-    def vector(self, content_hash: bytes, model: str) -> np.ndarray | None:
-        row = self.conn.execute("SELECT vector FROM embeddings WHERE content_hash = ? AND model = ?",
-                                (content_hash, model)).fetchone()
-        return np.frombuffer(row[0], dtype="<f4").astype(np.float32) if row else None
-
     def vectors(self, model: str) -> tuple[np.ndarray, np.ndarray]:
         """(image ids, float32 matrix) of every usable image that has a `model` vector."""
         ids: list[int] = []
@@ -391,6 +380,111 @@ class Store:
     def integrity_check(self) -> str:
         return self.conn.execute("PRAGMA integrity_check").fetchone()[0]
 
+
+    # -- what the Python API asks (browsing, filters, credits) ----------------------------------
+
+    def usable_ids(self, category: str | None = None, path_prefix: str | None = None) -> np.ndarray:
+        """Ids of the usable images, by id; only those in `category` (or its sub-folders) and
+        whose path starts with `path_prefix` (taken literally) when given."""
+        sql, args = "SELECT id FROM images WHERE skip_reason IS NULL", []
+        if category is not None:
+            sql, args = sql + _CATEGORY_CLAUSE, args + _category_args(category)
+        if path_prefix is not None:
+            sql += " AND path LIKE ? ESCAPE '\\'"
+            args.append(_like_escape(path_prefix) + "%")
+        return np.fromiter((r[0] for r in self.conn.execute(sql + " ORDER BY id", args)), np.int64)
+
+    def count_browsed(self, category: str | None = None, name: str | None = None) -> int:
+        """How many usable images `browse` can page through with this filter."""
+        where, args = _browse_filter(category, name)
+        return self.conn.execute(f"SELECT count(*) FROM images WHERE {where}", args).fetchone()[0]
+
+    def browse(self, offset: int, limit: int | None, category: str | None = None,
+               name: str | None = None) -> list[int]:
+        """One page of usable image ids, in id order: those in `category` (or its sub-folders)
+        whose name contains `name` (case-insensitive for ASCII letters)."""
+        where, args = _browse_filter(category, name)
+        return [r[0] for r in self.conn.execute(
+            f"SELECT id FROM images WHERE {where} ORDER BY id LIMIT ? OFFSET ?",
+            args + [-1 if limit is None else int(limit), max(0, int(offset))])]
+
+    def browse_position(self, image_id: int, category: str | None = None,
+                        name: str | None = None) -> int | None:
+        """The offset of an image among `browse`'s ids with this filter, None if not there."""
+        where, args = _browse_filter(category, name)
+        if self.conn.execute(f"SELECT 1 FROM images WHERE id = ? AND {where}",
+                             [int(image_id)] + args).fetchone() is None:
+            return None
+        return self.conn.execute(f"SELECT count(*) FROM images WHERE id < ? AND {where}",
+                                 [int(image_id)] + args).fetchone()[0]
+
+    def category_counts(self) -> dict[str, int]:
+        """Usable images per category as stored (sub-folders not added to their parents)."""
+        return dict(self.conn.execute(
+            "SELECT category, count(*) FROM images WHERE skip_reason IS NULL "
+            "AND category IS NOT NULL GROUP BY category"))
+
+    def usable_locator(self, image_id: int) -> bytes | str | None:
+        """The locator (file path bytes, or URL) of a usable image, None if there is none."""
+        found = self.conn.execute(
+            "SELECT locator FROM images WHERE id = ? AND skip_reason IS NULL",
+            (int(image_id),)).fetchone()
+        return found[0] if found else None
+
+    def attribution_notes(self) -> dict[str, str]:
+        """Credits recorded when indexing, by the folder whose ATTRIBUTION.txt gave them."""
+        return {k[len("attribution:"):]: v for k, v in self.conn.execute(
+            "SELECT key, value FROM settings WHERE key LIKE 'attribution:%'")}
+
+    @contextmanager
+    def snapshot(self) -> Iterator[None]:
+        """A read transaction: what is read inside it comes from one state of the catalogue."""
+        self.conn.execute("BEGIN")
+        try:
+            yield
+        finally:
+            self.conn.execute("COMMIT")
+
+_CATEGORY_CLAUSE = " AND (category = ? OR category LIKE ? ESCAPE '\\')"
+
+
+def _browse_filter(category: str | None, name: str | None) -> tuple[str, list]:
+    """The WHERE clause and its arguments of `Store.browse` and its companions."""
+    where, args = "skip_reason IS NULL", []
+    if category is not None:
+        where, args = where + _CATEGORY_CLAUSE, args + _category_args(category)
+    if name:
+        where += " AND name LIKE ? ESCAPE '\\'"
+        args.append("%" + _like_escape(name) + "%")
+    return where, args
+
+
+def _category_args(category: str) -> list[str]:
+    return [category, _like_escape(category) + "/%"]
+
+
+def _like_escape(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+def holds_nothing(path: Path) -> bool:
+    """Whether the database file at `path` has no images and no embeddings (what a failed
+    first `index` leaves), read without creating or changing anything."""
+    if not path.is_file():
+        return False
+    try:
+        con = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    except sqlite3.Error:
+        return False
+    try:
+        tables = {name for (name,) in con.execute("SELECT name FROM sqlite_master "
+                                                  "WHERE type = 'table'")}
+        return all(con.execute(f"SELECT count(*) FROM {table}").fetchone()[0] == 0
+                   for table in tables & {"images", "embeddings"})
+    except sqlite3.Error:
+        return False
+    finally:
+        con.close()
 
 class _Transaction:
     def __init__(self, conn: sqlite3.Connection, path: Path):

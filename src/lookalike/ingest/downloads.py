@@ -14,7 +14,6 @@ import binascii
 import hashlib
 import io
 import random
-import re
 import threading
 import time
 import warnings
@@ -22,11 +21,13 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Iterator
-from urllib.parse import unquote_to_bytes, urlsplit
+from urllib.parse import unquote_to_bytes
 
-from . import __version__
-from .errors import LookalikeError
-from .images import ImageSkipped
+from ..errors import LookalikeError
+from ..fileio import bounded_map
+from ..locators import is_data_url, is_http, is_url, url_name, url_scheme
+from ..version import __version__
+from .decode import ImageSkipped
 
 #: Largest download accepted, in bytes.
 DEFAULT_MAX_BYTES = 64 * 1024 * 1024
@@ -44,50 +45,16 @@ DEFAULT_CONCURRENCY = 8
 #: A Retry-After longer than this is not honoured (the usual backoff applies instead).
 _MAX_RETRY_AFTER = 60.0
 
-_SCHEME = re.compile(r"^([a-zA-Z][a-zA-Z0-9+.-]*):")
-_HTTP = re.compile(r"^https?://", re.IGNORECASE)
-_DATA = re.compile(r"^data:", re.IGNORECASE)
-
 
 class DownloadFailed(ImageSkipped):
     """A URL whose image could not be had; `reason` says why, for people."""
 
 
-def is_url(text: str) -> bool:
-    """Whether a value names an image by URL (http, https or data) rather than by file path."""
-    return bool(_HTTP.match(text) or _DATA.match(text))
-
-
-def is_http(text: str) -> bool:
-    return bool(_HTTP.match(text))
-
-
-def url_scheme(text: str) -> str | None:
-    """The scheme of a URL-like value (`ftp` in `ftp://...`), None for a plain path. A
-    one-letter scheme is a Windows drive (`C:\\...`), not a URL."""
-    m = _SCHEME.match(text)
-    if not m or len(m.group(1)) == 1:
-        return None
-    if text[m.end():m.end() + 2] != "//" and m.group(1).lower() != "data":
-        return None
-    return m.group(1).lower()
-
-
 def cache_dir() -> Path:
     """`$LOOKALIKE_CACHE_DIR/downloads`, else `downloads` in the user cache folder."""
-    from .models.cache import cache_root
+    from ..models.cache import cache_root
 
     return cache_root() / "downloads"
-
-
-def url_name(url: str) -> str:
-    """A short name for an image known by URL: the stem of the last part of its path."""
-    if _DATA.match(url):
-        return "data URL"
-    path = unquote_to_bytes(urlsplit(url).path).decode("utf-8", "replace").rstrip("/")
-    last = path.rsplit("/", 1)[-1]
-    stem = last.rsplit(".", 1)[0] if "." in last[1:] else last
-    return stem or urlsplit(url).hostname or url
 
 
 def decode_data_url(url: str, max_bytes: int = DEFAULT_MAX_BYTES) -> bytes:
@@ -178,11 +145,11 @@ class Downloader:
         return self.cache / digest[:2] / digest
 
     def is_cached(self, url: str) -> bool:
-        return _DATA.match(url) is not None or self.cache_path(url).is_file()
+        return is_data_url(url) or self.cache_path(url).is_file()
 
     def cached(self, url: str) -> bytes | None:
         """The bytes of a URL if they are at hand without the network (cache or data:)."""
-        if _DATA.match(url):
+        if is_data_url(url):
             try:
                 return decode_data_url(url, self.max_bytes)
             except DownloadFailed:
@@ -197,7 +164,7 @@ class Downloader:
     def fetch(self, url: str) -> Fetched:
         """The bytes of the image at `url`, from the cache when there; else downloaded, checked
         to be an image and cached. Raises DownloadFailed."""
-        if _DATA.match(url):
+        if is_data_url(url):
             data = decode_data_url(url, self.max_bytes)
             if sniff(data) is None:
                 raise DownloadFailed(_not_an_image(data, url[5:].split(",")[0] or "text/plain",
@@ -224,8 +191,6 @@ class Downloader:
             except DownloadFailed as exc:
                 return url, exc
 
-        from .indexing import bounded_map
-
         pool = ThreadPoolExecutor(self.concurrency, thread_name_prefix="lookalike-download")
         try:
             yield from bounded_map(pool, one, urls, window=4 * self.concurrency)
@@ -233,7 +198,7 @@ class Downloader:
             pool.shutdown(wait=False, cancel_futures=True)
 
     def _keep(self, url: str, data: bytes) -> None:
-        from .models.cache import write_atomically
+        from ..models.cache import write_atomically
 
         try:
             write_atomically(self.cache_path(url), data)

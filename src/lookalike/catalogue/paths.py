@@ -1,0 +1,29 @@
+"""The files and folders kept beside a catalogue database `<db>`: the search matrix cache
+(`<db>.vectors/`), the FAISS indexes (`<db>.faiss/`) and the web viewer's thumbnails
+(`<db>.thumbs/`). Each is named here once; all are caches, rebuilt when missing."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+def beside(db: Path, suffix: str) -> Path:
+    return db.with_name(db.name + suffix)
+
+
+def vectors_folder(db: Path) -> Path:
+    """The memory-mapped search matrices, one per model and catalogue generation."""
+    return beside(db, ".vectors")
+
+
+def faiss_folder(db: Path) -> Path:
+    """The approximate (FAISS) indexes, one per model, metric family and kind."""
+    return beside(db, ".faiss")
+
+
+def thumbnails_folder(db: Path) -> Path:
+    """The web viewer's thumbnail cache."""
+    return beside(db, ".thumbs")
+
+
+__all__ = ["faiss_folder", "thumbnails_folder", "vectors_folder"]

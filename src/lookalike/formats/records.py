@@ -1,0 +1,15 @@
+"""The fields of the records lookalike writes, defined once: a neighbour's (`Neighbors.to_records`,
+`similar --format json/csv`, the web app's table) and a catalogue export's, with their types."""
+
+#: Fields of every neighbour record, in output order (`--format json` and `to_records`).
+RECORD_FIELDS = ("rank", "path", "distance", "nearest_reference", "name", "category", "width",
+                 "height", "size", "id")
+
+#: Catalogue columns of a collection export, in order (then extras, then the vector).
+CATALOGUE_FIELDS = ("id", "path", "name", "category", "width", "height", "size")
+
+#: Fields written as integers, and as floats; the others are text.
+INT_FIELDS = frozenset({"rank", "id", "width", "height", "size"})
+FLOAT_FIELDS = frozenset({"distance"})
+
+__all__ = ["CATALOGUE_FIELDS", "FLOAT_FIELDS", "INT_FIELDS", "RECORD_FIELDS"]
