@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import itertools
 import re
+import threading
 import time
 from pathlib import Path
 
@@ -29,6 +30,12 @@ def _safe(model: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]", "_", model)
 
 
+#: np.load parses a .npy header with ast.literal_eval, and CPython 3.11.7 (seen here) can fail
+#: with "SystemError: AST constructor recursion depth mismatch" when threads parse at once:
+#: a server's threads open the cache one at a time (a header read, microseconds).
+_OPENING = threading.Lock()
+
+
 def load_matrix(store: Store, model: str) -> tuple[np.ndarray, np.ndarray]:
     """(image ids, float32 matrix) for `model`, memory-mapped from the cache (built if stale)."""
     folder = cache_folder(store)
@@ -38,7 +45,8 @@ def load_matrix(store: Store, model: str) -> tuple[np.ndarray, np.ndarray]:
         matrix_file, ids_file = folder / f"{stem}.npy", folder / f"{stem}.ids.npy"
         if matrix_file.is_file() and ids_file.is_file():
             try:
-                return np.load(ids_file), np.load(matrix_file, mmap_mode="r")
+                with _OPENING:
+                    return np.load(ids_file), np.load(matrix_file, mmap_mode="r")
             except (OSError, ValueError):
                 pass  # a damaged cache file: rebuild it
         try:
