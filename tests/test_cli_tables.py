@@ -139,3 +139,22 @@ def test_a_url_reference_in_the_collection(indexed):
     records = json.loads(run("similar", urls[0], "--db", db, "-k", 1, "--include-references",
                              "--format", "json").stdout)
     assert records[0]["path"] == urls[0] and records[0]["distance"] < 1e-5
+
+
+def test_the_download_limit_is_in_mebibytes_like_the_librarys(served, tmp_path):
+    """--download-limit 1 lets a 1,020,000-byte image through (1 MiB is 1,048,576 bytes; the
+    option once counted millions of bytes) and skips a 1,100,000-byte one."""
+    def padded(seed: int, size: int) -> bytes:
+        data = png_bytes(seed=seed)
+        return data + b"\0" * (size - len(data))   # Pillow ignores bytes after the PNG's end
+
+    fits = served.add("/fits.png", padded(40, 1_020_000))
+    too_big = served.add("/too-big.png", padded(41, 1_100_000))
+    table = tmp_path / "urls.csv"
+    table.write_text(f"image\n{fits}\n{too_big}\n")
+    db = tmp_path / "u.db"
+    run("index", table, "--db", db, "--model", MODEL, "--quiet", "--download-limit", 1,
+        "--download-retries", 0)
+    skipped = json.loads(run("skipped", "--db", db, "--format", "json").stdout)
+    assert [entry["path"] for entry in skipped] == [too_big]
+    assert "larger than" in skipped[0]["reason"] or "too large" in skipped[0]["reason"]

@@ -195,15 +195,24 @@ def add_index(commands: _Commands) -> None:
 
 def _download_options(p: argparse.ArgumentParser) -> None:
     """How `index` fetches the images a table names by URL."""
-    p.add_argument("--download-timeout", type=_positive_float, default=30.0, metavar="SECONDS",
-                   help="give up on a URL after this long without an answer (default 30)")
-    p.add_argument("--download-retries", type=_non_negative_int, default=3, metavar="N",
-                   help="tries again after a connection error, a timeout or a 5xx/429 answer, "
-                        "waiting longer each time (default 3)")
-    p.add_argument("--download-limit", type=_positive_float, default=64.0, metavar="MB",
-                   help="skip downloads larger than this many megabytes (default 64)")
-    p.add_argument("--downloads", type=_positive_int, default=8, metavar="N",
-                   help="downloads in flight at once (default 8)")
+    from .ingest import downloads as dl  # the library's defaults, shown and used as they are
+
+    p.add_argument("--download-timeout", type=_positive_float, default=dl.DEFAULT_TIMEOUT,
+                   metavar="SECONDS", help="give up on a URL after this long without an answer "
+                                           f"(default {dl.DEFAULT_TIMEOUT:g})")
+    p.add_argument("--download-retries", type=_non_negative_int, default=dl.DEFAULT_RETRIES,
+                   metavar="N", help="tries again after a connection error, a timeout or a "
+                                     "5xx/429 answer, waiting longer each time "
+                                     f"(default {dl.DEFAULT_RETRIES})")
+    p.add_argument("--download-limit", type=_positive_float, default=dl.DEFAULT_MAX_BYTES / MIB,
+                   metavar="MiB", help="skip downloads larger than this many mebibytes "
+                                       f"(default {dl.DEFAULT_MAX_BYTES / MIB:g})")
+    p.add_argument("--downloads", type=_positive_int, default=dl.DEFAULT_CONCURRENCY, metavar="N",
+                   help=f"downloads in flight at once (default {dl.DEFAULT_CONCURRENCY})")
+
+
+#: --download-limit is in mebibytes, the unit of the library's limit (64 MiB).
+MIB = 1 << 20
 
 
 def cmd_index(args) -> int:
@@ -213,7 +222,7 @@ def cmd_index(args) -> int:
     from .models import DEFAULT_MODEL
 
     downloader = Downloader(timeout=args.download_timeout, retries=args.download_retries,
-                            max_bytes=int(args.download_limit * 1_000_000),
+                            max_bytes=int(args.download_limit * MIB),
                             concurrency=args.downloads)
     with _no_empty_database_left(args.db), Collection.create(args.db) as col, downloader:
         report = col.add(args.paths, model=args.model or DEFAULT_MODEL,
@@ -316,7 +325,7 @@ def _summary(report, db) -> str:
 
 
 def add_similar(commands: _Commands) -> None:
-    from .search.metrics import METRICS
+    from .search.metrics import DEFAULT_K, DEFAULT_METRIC, METRICS
 
     p = commands.add_parser("similar", help="show the images nearest to one or several references",
                             description="Print the k images of the collection nearest to the "
@@ -327,12 +336,13 @@ def add_similar(commands: _Commands) -> None:
     p.add_argument("refs", nargs="+", metavar="REF", help="a reference image file")
     _db_option(p)
     how_many = p.add_mutually_exclusive_group()
-    how_many.add_argument("-k", type=_positive_int, default=10, metavar="N",
-                          help="how many look-alikes to show (default 10)")
+    how_many.add_argument("-k", type=_positive_int, default=DEFAULT_K, metavar="N",
+                          help=f"how many look-alikes to show (default {DEFAULT_K})")
     how_many.add_argument("--all", action="store_true",
                           help="rank every image of the collection")
-    p.add_argument("--metric", default="cosine", metavar="NAME",
-                   help=f"distance measure, one of: {', '.join(METRICS)} (default cosine)")
+    p.add_argument("--metric", default=DEFAULT_METRIC, metavar="NAME",
+                   help=f"distance measure, one of: {', '.join(METRICS)} "
+                        f"(default {DEFAULT_METRIC.lower()})")
     _model_option(p, "which of the collection's models to use (default: the one it was last "
                      "indexed with)")
     p.add_argument("--include-references", action="store_true",
