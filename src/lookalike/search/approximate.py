@@ -223,6 +223,10 @@ class ApproximateIndex:
     # -- persistence ---------------------------------------------------------------------------
 
     def save(self, path: Path) -> None:
+        """Write the shards, then the metadata file whose presence says they are whole.
+
+        Not through fileio.atomic_file: FAISS writes by file name, and serialising an index
+        to memory first would hold a second copy of it (1.3 GB at a million images)."""
         faiss = _faiss()
         path.parent.mkdir(parents=True, exist_ok=True)
         tmps = []
