@@ -311,8 +311,8 @@ def _unchanged(item: ImageFile | RemoteImage, k: KnownFile, embedded: set[bytes]
 
 @dataclass
 class _Batch:
-    """Images read in a row: those to embed, and a catalogue row for each, all committed in
-    one transaction."""
+    """Consecutive images read: a catalogue row for each, the pixels of those to embed, and
+    what they add to the counts; committed in one transaction."""
 
     rows: list[ImageRow] = field(default_factory=list)
     to_embed: list[_Prepared] = field(default_factory=list)
