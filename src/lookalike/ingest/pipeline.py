@@ -17,7 +17,7 @@ import time
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Callable, Iterator, Sequence
+from typing import Callable, Iterable, Iterator, Sequence
 
 import numpy as np
 
@@ -26,7 +26,7 @@ from ..locators import is_http
 from .downloads import DownloadFailed, Downloader, Fetched
 from ..progress import progress_bar
 from .folders import ImageFile, RemoteImage, SourceError, Unreadable, not_a_file, scan
-from ..catalogue.store import ImageRow, Store
+from ..catalogue.store import ImageRow, KnownFile, Store
 from ..fileio import bounded_map
 from .tables import TableInfo, TableOptions, is_table, table_images
 
@@ -47,7 +47,6 @@ class IndexReport:
     skipped: list[tuple[str, str]] = field(default_factory=list)
     seconds: float = 0.0            # the whole run: scanning, downloads, model loading included
     embed_seconds: float = 0.0      # reading, decoding, embedding and storing the new images
-    interrupted: bool = False
     downloaded: int = 0             # images fetched over the network
     download_cache_hits: int = 0    # images named by URL whose bytes were in the cache
     metadata_updated: int = 0       # unchanged images whose table columns changed
@@ -73,7 +72,9 @@ class _Prepared:
     height: int | None = None
     pixels: np.ndarray | None = None
     skip_reason: str | None = None
-    size: int | None = None
+    size: int | None = None             # of the bytes downloaded (a file's is in `file`)
+    downloaded: bool = False            # fetched over the network
+    download_cache_hit: bool = False    # a URL's bytes found in the download cache
 
     def row(self) -> ImageRow:
         f = self.file
@@ -113,6 +114,43 @@ def default_threads() -> int:
     return max(1, os.cpu_count() or 1)
 
 
+@dataclass
+class IndexOptions:
+    """How a run reads and embeds images: the knobs `index_paths` takes, handed to each stage."""
+
+    batch_size: int = 32                    # images per inference call and per transaction
+    threads: int = field(default_factory=default_threads)  # inference threads
+    progress: bool = True                   # bars on stderr
+    max_pixels: int = images.DEFAULT_MAX_PIXELS
+    max_bytes: int = DEFAULT_MAX_BYTES      # files larger than this are skipped unread
+    decode_threads: int | None = None       # default: two per inference thread
+    tables: TableOptions | None = None      # how to read the tables among the paths
+
+    @property
+    def decoders(self) -> int:
+        # Twice as many decoders as cores keeps both busy while inference waits on its threads
+        # (measured: +3-5 % images/s on 1600x1200 JPEGs over one decoder per core).
+        return self.decode_threads or 2 * self.threads
+
+
+class _LazyModel:
+    """The embedder of one run, loaded on its first batch: a run with nothing new to embed
+    never loads it, and the time loading takes is kept out of the pipeline's rate."""
+
+    def __init__(self, name: str, input_size: int, load: Callable, threads: int) -> None:
+        self.name, self.input_size = name, input_size
+        self._load, self._threads = load, threads
+        self._embedder = None
+        self.loading_seconds = 0.0
+
+    def embed(self, pixels: np.ndarray) -> np.ndarray:
+        if self._embedder is None:
+            loading = time.perf_counter()
+            self._embedder = self._load(self.name, threads=self._threads)
+            self.loading_seconds = time.perf_counter() - loading
+        return self._embedder.embed(pixels)
+
+
 def index_paths(store: Store, paths: Sequence[str | os.PathLike], model: str, *,
                 batch_size: int = 32, threads: int | None = None, progress: bool = True,
                 max_pixels: int = images.DEFAULT_MAX_PIXELS,
@@ -124,163 +162,56 @@ def index_paths(store: Store, paths: Sequence[str | os.PathLike], model: str, *,
     """Bring the catalogue up to date with `paths` (folders, image files and tables that list
     images by path or URL) and make sure every image has a `model` vector.
 
-    `tables` says how to read the tables among `paths`; `downloader` fetches the images named
-    by URL (default: a `Downloader` with its default settings and cache)."""
-    from ..models import get_model_info, load_model as _load_model
+    The keywords are those of `IndexOptions`; `load_model` (default `models.load_model`) is
+    called on the first batch to embed; `downloader` fetches the images named by URL
+    (default: a `Downloader` with its default settings and cache)."""
+    from ..models import get_model_info, load_model as default_load_model
 
     info = get_model_info(model)
-    load_model = load_model or _load_model
-    started = time.perf_counter()
-    report = IndexReport(model=info.name)
-    threads = threads or default_threads()
+    options = IndexOptions(batch_size=batch_size, threads=threads or default_threads(),
+                           progress=progress, max_pixels=max_pixels, max_bytes=max_bytes,
+                           decode_threads=decode_threads, tables=tables)
+    embedder = _LazyModel(info.name, info.input_size, load_model or default_load_model,
+                          options.threads)
+    if downloader is not None:
+        return _index(store, paths, embedder, options, downloader)
+    with Downloader() as own:
+        return _index(store, paths, embedder, options, own)
 
-    found, report.tables = _find(paths, tables)  # raises SourceError for a path not there
+
+def _index(store: Store, paths: Sequence[str | os.PathLike], model: _LazyModel,
+           options: IndexOptions, downloader: Downloader) -> IndexReport:
+    """The pipeline: list what `paths` name, forget what vanished, skip what is unchanged,
+    then decode, embed and commit the rest batch by batch."""
+    started = time.perf_counter()
+    report = IndexReport(model=model.name)
+    found, report.tables = list_images(paths, options.tables)  # SourceError: a path not there
     report.found = len(found)
     known = store.known_files()
-    embedded_hashes = store.hashes_with_embedding(info.name)
-    own_downloader = downloader is None
-    if own_downloader:
-        downloader = Downloader()
-
-    seen = {item.locator for item in found}
-    vanished: list[int] = []
-    for path in paths:
-        absolute = os.path.abspath(os.fspath(path))
-        if os.path.isdir(absolute):
-            vanished += [i for loc, i in store.ids_under(os.fsencode(absolute)).items() if loc not in seen]
-    for table in report.tables:  # rows taken out of a table leave the collection
-        vanished += [i for loc, i in store.ids_from_root(table.path).items() if loc not in seen]
-    report.removed = store.remove(vanished) if vanished else 0
+    embedded = store.hashes_with_embedding(model.name)
+    report.removed = _drop_vanished(store, paths, found, report.tables)
     _remember_attributions(store, paths)
 
-    todo: list[ImageFile | RemoteImage] = []
-    unreadable_rows: list[ImageRow] = []
-    metadata: list[tuple] = []
-    for item in found:
-        if isinstance(item, Unreadable):
-            report.skipped.append((item.path, item.reason))
-            unreadable_rows.append(ImageRow(item.locator, item.path, item.root, None, None, None,
-                                            None, skip_reason=item.reason))
-            continue
-        k = known.get(item.locator)
-        if isinstance(item, RemoteImage):
-            # A URL already embedded is not fetched again while its bytes are in the cache
-            # (the web viewer serves them from there); one that failed is tried again.
-            unchanged = (k is not None and k.skip_reason is None
-                         and k.content_hash in embedded_hashes and downloader.is_cached(item.path))
-            if not unchanged:
-                todo.append(item)
-                continue
-        elif k is None or k.size != item.size or k.mtime_ns != item.mtime_ns:
-            todo.append(item)
-            continue
-        if item.extras is not None and (k.root, k.name, k.category, k.extras) != (
-                item.root, item.name, item.category, item.extras):
-            metadata.append((item.locator, item.root, item.name, item.category, item.extras))
-        if k.skip_reason is not None:
-            report.skipped.append((item.path, k.skip_reason))
-        elif k.content_hash in embedded_hashes:
-            report.unchanged += 1
-        else:
-            todo.append(item)
-    if unreadable_rows:
-        store.write(unreadable_rows)
-    if metadata:
-        store.update_metadata(metadata)
-        report.metadata_updated = len(metadata)
+    plan = _triage(found, known, embedded, downloader)
+    report.skipped += plan.skipped
+    report.unchanged = plan.unchanged
+    if plan.unreadable:
+        store.write(plan.unreadable)
+    if plan.metadata:
+        store.update_metadata(plan.metadata)
+        report.metadata_updated = len(plan.metadata)
 
-    size = info.input_size
-
-    def prepare(staged: tuple[ImageFile | RemoteImage, Fetched | DownloadFailed | None]) -> _Prepared:
-        f, fetched = staged
-        p = _Prepared(f)
-        try:
-            if isinstance(fetched, DownloadFailed):
-                raise fetched
-            data = fetched.data if fetched is not None else read_file(f.locator, max_bytes)
-            if fetched is not None:
-                p.size = len(data)
-            p.content_hash = content_hash(data)
-            if p.content_hash in embedded_hashes:
-                p.width, p.height = images.read_size(data, max_pixels)
-            else:
-                decoded = images.decode(data, size, max_pixels=max_pixels)
-                p.width, p.height, p.pixels = decoded.width, decoded.height, decoded.pixels
-        except images.ImageSkipped as exc:
-            p.skip_reason = exc.reason
-            p.pixels = None
-        return p
-
-    embedder = None
-    loading_seconds = 0.0
-    rows: list[ImageRow] = []
-    batch: list[_Prepared] = []
-
-    def flush() -> None:
-        nonlocal embedder, loading_seconds
-        vectors: list[tuple[bytes, str, np.ndarray]] = []
-        if batch:
-            if embedder is None:
-                loading = time.perf_counter()
-                embedder = load_model(info.name, threads=threads)
-                loading_seconds = time.perf_counter() - loading
-            out = embedder.embed(np.stack([p.pixels for p in batch]))
-            seen_in_batch = set()
-            for p, v in zip(batch, out):
-                if p.content_hash not in seen_in_batch:
-                    vectors.append((p.content_hash, info.name, v))
-                    seen_in_batch.add(p.content_hash)
-                embedded_hashes.add(p.content_hash)
-            report.embedded += len(batch)
-        store.write(rows, vectors)
-        rows.clear()
-        batch.clear()
-
-    remote = sum(isinstance(item, RemoteImage) for item in todo)
-    download_bar = progress_bar(remote, progress, "downloading", position=0)
-    bar = progress_bar(len(todo), progress, "embedding", position=1 if remote else None)
-    # Twice as many decoders as cores keeps both busy while inference waits on its threads
-    # (measured: +3-5 % images/s on 1600x1200 JPEGs over one decoder per core).
-    pool = ThreadPoolExecutor(max_workers=decode_threads or 2 * threads,
-                              thread_name_prefix="lookalike-decode")
-    staged = _fetched(todo, downloader, report, download_bar) if remote else \
-        ((item, None) for item in todo)
     embed_started = time.perf_counter()
-    try:
-        for p in bounded_map(pool, prepare, staged, window=batch_size * 3):
-            rows.append(p.row())
-            if p.skip_reason is not None:
-                report.skipped.append((p.file.path, p.skip_reason))
-            elif p.pixels is None:
-                report.from_cache += 1
-            elif p.content_hash in embedded_hashes:  # a copy of a file embedded earlier in this run
-                report.from_cache += 1
-            else:
-                batch.append(p)
-            if len(batch) >= batch_size or len(rows) >= 1000:
-                flush()
-            bar.update(1)
-        flush()
-    except KeyboardInterrupt:
-        report.interrupted = True
-        raise
-    finally:
-        pool.shutdown(wait=True, cancel_futures=True)
-        if hasattr(staged, "close"):
-            staged.close()  # stops the downloads still queued
-        if own_downloader:
-            downloader.close()
-        bar.close()
-        download_bar.close()
-        report.seconds = time.perf_counter() - started
-        if report.embedded:
-            report.embed_seconds = time.perf_counter() - embed_started - loading_seconds
-    store.set_setting("last_model", info.name)
+    _embed_new(store, plan.todo, model, embedded, options, downloader, report)
+    if report.embedded:
+        report.embed_seconds = time.perf_counter() - embed_started - model.loading_seconds
+    report.seconds = time.perf_counter() - started
+    store.set_setting("last_model", model.name)
     return report
 
 
-def _find(paths: Sequence[str | os.PathLike], options: TableOptions | None
-          ) -> tuple[list[ImageFile | RemoteImage | Unreadable], list[TableInfo]]:
+def list_images(paths: Sequence[str | os.PathLike], options: TableOptions | None
+                ) -> tuple[list[ImageFile | RemoteImage | Unreadable], list[TableInfo]]:
     """Every image the paths name (folders walked, tables read), each locator once."""
     options = options or TableOptions()
     found: list[ImageFile | RemoteImage | Unreadable] = []
@@ -302,8 +233,116 @@ def _find(paths: Sequence[str | os.PathLike], options: TableOptions | None
     return found, infos
 
 
-def _fetched(todo: Sequence[ImageFile | RemoteImage], downloader: Downloader,
-             report: IndexReport, bar) -> Iterator[tuple]:
+def _drop_vanished(store: Store, paths: Sequence[str | os.PathLike],
+                   found: Sequence[ImageFile | RemoteImage | Unreadable],
+                   tables: Sequence[TableInfo]) -> int:
+    """Forget the images under the folders given that are there no more, and the rows taken
+    out of the tables given; returns how many were forgotten."""
+    seen = {item.locator for item in found}
+    vanished: list[int] = []
+    for path in paths:
+        absolute = os.path.abspath(os.fspath(path))
+        if os.path.isdir(absolute):
+            under = store.ids_under(os.fsencode(absolute))
+            vanished += [i for loc, i in under.items() if loc not in seen]
+    for table in tables:
+        vanished += [i for loc, i in store.ids_from_root(table.path).items() if loc not in seen]
+    return store.remove(vanished) if vanished else 0
+
+
+@dataclass
+class _Triage:
+    """The images found, sorted by what the catalogue already knows of them."""
+
+    todo: list[ImageFile | RemoteImage] = field(default_factory=list)  # to read
+    unchanged: int = 0                                                  # embedded already
+    skipped: list[tuple[str, str]] = field(default_factory=list)
+    unreadable: list[ImageRow] = field(default_factory=list)            # rows to write
+    metadata: list[tuple] = field(default_factory=list)                 # new table columns
+
+
+def _triage(found: Sequence[ImageFile | RemoteImage | Unreadable], known: dict[bytes, KnownFile],
+            embedded: set[bytes], downloader: Downloader) -> _Triage:
+    """What is left to read of `found`, without opening a file: only what is new or changed,
+    or catalogued without its vector for this model."""
+    plan = _Triage()
+    for item in found:
+        if isinstance(item, Unreadable):
+            plan.skipped.append((item.path, item.reason))
+            plan.unreadable.append(ImageRow(item.locator, item.path, item.root, None, None, None,
+                                            None, skip_reason=item.reason))
+            continue
+        k = known.get(item.locator)
+        if k is None or not _unchanged(item, k, embedded, downloader):
+            plan.todo.append(item)
+            continue
+        if item.extras is not None and (k.root, k.name, k.category, k.extras) != (
+                item.root, item.name, item.category, item.extras):
+            plan.metadata.append((item.locator, item.root, item.name, item.category, item.extras))
+        if k.skip_reason is not None:
+            plan.skipped.append((item.path, k.skip_reason))
+        elif k.content_hash in embedded:
+            plan.unchanged += 1
+        else:
+            plan.todo.append(item)
+    return plan
+
+
+def _unchanged(item: ImageFile | RemoteImage, k: KnownFile, embedded: set[bytes],
+               downloader: Downloader) -> bool:
+    """Whether a catalogued image may be taken as it is: a file of the same size and
+    modification time; a URL already embedded, while its bytes are in the download cache (the
+    web viewer serves them from there; one that failed is tried again)."""
+    if isinstance(item, RemoteImage):
+        return (k.skip_reason is None and k.content_hash in embedded
+                and downloader.is_cached(item.path))
+    return k.size == item.size and k.mtime_ns == item.mtime_ns
+
+
+@dataclass
+class _Batch:
+    """Consecutive images read: a catalogue row for each, the pixels of those to embed, and
+    what they add to the counts; committed in one transaction."""
+
+    rows: list[ImageRow] = field(default_factory=list)
+    to_embed: list[_Prepared] = field(default_factory=list)
+    skipped: list[tuple[str, str]] = field(default_factory=list)
+    from_cache: int = 0
+    downloaded: int = 0
+    download_cache_hits: int = 0
+
+
+def _embed_new(store: Store, todo: Sequence[ImageFile | RemoteImage], model: _LazyModel,
+               embedded: set[bytes], options: IndexOptions, downloader: Downloader,
+               report: IndexReport) -> None:
+    """Read, decode, embed and commit `todo`, batch by batch; the counts go into `report`.
+    Decoding runs in a pool a few batches ahead of inference, downloads ahead of decoding."""
+    remote = sum(isinstance(item, RemoteImage) for item in todo)
+    download_bar = progress_bar(remote, options.progress, "downloading", position=0)
+    bar = progress_bar(len(todo), options.progress, "embedding", position=1 if remote else None)
+    pool = ThreadPoolExecutor(max_workers=options.decoders,
+                              thread_name_prefix="lookalike-decode")
+    staged = _with_downloads(todo, downloader, download_bar) if remote else \
+        ((item, None) for item in todo)
+    prepared = bounded_map(pool, lambda s: _prepare(s, model.input_size, embedded, options),
+                           staged, window=options.batch_size * 3)
+    try:
+        for batch in _batches(prepared, embedded, options.batch_size, bar):
+            _commit(store, batch, _embed(model, batch.to_embed), embedded)
+            report.embedded += len(batch.to_embed)
+            report.from_cache += batch.from_cache
+            report.skipped += batch.skipped
+            report.downloaded += batch.downloaded
+            report.download_cache_hits += batch.download_cache_hits
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+        staged.close()  # stops the downloads still queued
+        bar.close()
+        download_bar.close()
+
+
+def _with_downloads(todo: Sequence[ImageFile | RemoteImage], downloader: Downloader,
+                    bar) -> Iterator[tuple]:
     """(item, Fetched or DownloadFailed) for URLs, (item, None) for files, in order, with
     `downloader.concurrency` downloads in flight."""
     fetched_urls = downloader.fetch_many(item.path for item in todo
@@ -314,16 +353,78 @@ def _fetched(todo: Sequence[ImageFile | RemoteImage], downloader: Downloader,
                 yield item, None
                 continue
             _, fetched = next(fetched_urls)
-            if isinstance(fetched, Fetched):
-                if fetched.downloaded:
-                    report.downloaded += 1
-                elif is_http(item.path):  # not a data: URL
-                    report.download_cache_hits += 1
             bar.update(1)
             yield item, fetched
     finally:
         fetched_urls.close()
 
+
+def _prepare(staged: tuple[ImageFile | RemoteImage, Fetched | DownloadFailed | None],
+             input_size: int, embedded: set[bytes], options: IndexOptions) -> _Prepared:
+    """Read, hash and decode one image, in a decoding thread; a content embedded already is
+    not decoded, only measured."""
+    item, fetched = staged
+    p = _Prepared(item)
+    if isinstance(fetched, Fetched):
+        p.size = len(fetched.data)
+        p.downloaded = fetched.downloaded
+        p.download_cache_hit = not fetched.downloaded and is_http(item.path)  # not data:
+    try:
+        if isinstance(fetched, DownloadFailed):
+            raise fetched
+        data = fetched.data if fetched is not None else read_file(item.locator, options.max_bytes)
+        p.content_hash = content_hash(data)
+        if p.content_hash in embedded:
+            p.width, p.height = images.read_size(data, options.max_pixels)
+        else:
+            decoded = images.decode(data, input_size, max_pixels=options.max_pixels)
+            p.width, p.height, p.pixels = decoded.width, decoded.height, decoded.pixels
+    except images.ImageSkipped as exc:
+        p.skip_reason = exc.reason
+        p.pixels = None
+    return p
+
+
+def _batches(prepared: Iterable[_Prepared], embedded: set[bytes], batch_size: int,
+             bar) -> Iterator[_Batch]:
+    """The prepared images in batches of `batch_size` to embed (or of 1,000 rows), each
+    taken once the one before is committed, so that a copy of an image embedded earlier in
+    the run is not embedded again. The last batch comes even when empty."""
+    batch = _Batch()
+    for p in prepared:
+        batch.rows.append(p.row())
+        batch.downloaded += p.downloaded
+        batch.download_cache_hits += p.download_cache_hit
+        if p.skip_reason is not None:
+            batch.skipped.append((p.file.path, p.skip_reason))
+        elif p.pixels is None or p.content_hash in embedded:
+            batch.from_cache += 1
+        else:
+            batch.to_embed.append(p)
+        if len(batch.to_embed) >= batch_size or len(batch.rows) >= 1000:
+            yield batch
+            batch = _Batch()
+        bar.update(1)
+    yield batch
+
+
+def _embed(model: _LazyModel, prepared: Sequence[_Prepared]) -> list[tuple[bytes, str, np.ndarray]]:
+    """(content hash, model, vector) for each content among `prepared`, once (copies of one
+    image in a batch are embedded together, stored once)."""
+    if not prepared:
+        return []
+    out = model.embed(np.stack([p.pixels for p in prepared]))
+    vectors: dict[bytes, np.ndarray] = {}
+    for p, v in zip(prepared, out):
+        vectors.setdefault(p.content_hash, v)
+    return [(h, model.name, v) for h, v in vectors.items()]
+
+
+def _commit(store: Store, batch: _Batch, vectors: list[tuple[bytes, str, np.ndarray]],
+            embedded: set[bytes]) -> None:
+    """One transaction: an interrupted run loses at most the batch in flight."""
+    store.write(batch.rows, vectors)
+    embedded.update(h for h, _, _ in vectors)
 
 ATTRIBUTION_FILE = "ATTRIBUTION.txt"
 
