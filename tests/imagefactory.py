@@ -50,7 +50,7 @@ def write_formats(folder: Path) -> dict[str, Path]:
     }
     out["png16"] = write_png16(folder / "deep.png")
     out["tiff16"] = save(folder / "deep16.tif", Image.fromarray(
-        (np.arange(64 * 96, dtype=np.uint16).reshape(64, 96) * 3 + 1000)))
+        np.arange(64 * 96, dtype=np.uint16).reshape(64, 96) * 3 + 1000))
     out["tiff_float"] = save(folder / "float.tif", Image.fromarray(
         np.linspace(-1.5, 2.5, 64 * 96, dtype=np.float32).reshape(64, 96), mode="F"))
     pages = [Image.fromarray(pattern(seed=1)), Image.new("RGB", (96, 64), (0, 0, 255))]

@@ -4,9 +4,9 @@ import numpy as np
 import pytest
 
 import lookalike
+from lookalike.catalogue.store import ImageRow, Store
 from lookalike.search.approximate import ApproximateIndex, search
 from lookalike.search.exact import ExactIndex
-from lookalike.catalogue.store import ImageRow, Store
 
 
 def clustered(n=3000, d=32, clusters=30, seed=0):

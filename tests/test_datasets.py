@@ -1,9 +1,9 @@
 """Sample collections: written out offline, with their licence credits shown beside results."""
 
 import shutil
-from pathlib import Path
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest

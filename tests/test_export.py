@@ -15,11 +15,11 @@ import pytest
 from PIL import Image
 
 import lookalike
-from lookalike.formats import export
-from lookalike.api import RECORD_FIELDS, Neighbors
-from lookalike.errors import LookalikeError
-from lookalike.catalogue.store import ImageRow, Store
 from imagefactory import write_bad_files
+from lookalike.api import RECORD_FIELDS, Neighbors
+from lookalike.catalogue.store import ImageRow, Store
+from lookalike.errors import LookalikeError
+from lookalike.formats import export
 from test_indexing import photo_families
 
 MODEL = "squeezenet"

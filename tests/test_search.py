@@ -7,8 +7,8 @@ import pytest
 
 import lookalike
 from lookalike.search import exact as search
-from lookalike.search.metrics import METRICS, distances
 from lookalike.search.exact import ExactIndex, nearest_rows
+from lookalike.search.metrics import METRICS, distances
 
 
 def brute(matrix, queries, k, metric, exclude=()):

@@ -4,8 +4,8 @@ import os
 
 import pytest
 
-from lookalike.ingest.folders import ImageFile, SourceError, Unreadable, scan
 from imagefactory import make_fifo, write_formats
+from lookalike.ingest.folders import ImageFile, SourceError, Unreadable, scan
 
 
 def test_folder_scan_gives_orange_columns(tmp_path):

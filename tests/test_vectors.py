@@ -3,8 +3,8 @@
 import numpy as np
 
 import lookalike
-from lookalike.catalogue.store import ImageRow, Store
 from lookalike.catalogue.matrix import cache_folder, load_matrix
+from lookalike.catalogue.store import ImageRow, Store
 
 
 def add(store, name, vector, model="m"):

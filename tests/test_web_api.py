@@ -22,9 +22,9 @@ import uvicorn
 from PIL import Image
 
 import lookalike
+from imagefactory import png_header_only, write_formats
 from lookalike.web import create_app, exposure_warning
 from lookalike.web.app import MAX_UPLOAD_BYTES
-from imagefactory import png_header_only, write_formats
 from test_indexing import photo_families
 
 MODEL = "squeezenet"

@@ -17,8 +17,8 @@ import os
 import shlex
 import sys
 import warnings
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Callable, Sequence
 
 from . import __version__
 from .errors import LookalikeError, LookalikeWarning
@@ -208,8 +208,8 @@ def _download_options(p: argparse.ArgumentParser) -> None:
 
 def cmd_index(args) -> int:
     from .api import Collection
-    from .ingest.downloads import Downloader
     from .ingest.decode import DEFAULT_MAX_PIXELS
+    from .ingest.downloads import Downloader
     from .models import DEFAULT_MODEL
 
     downloader = Downloader(timeout=args.download_timeout, retries=args.download_retries,

@@ -12,9 +12,10 @@ import io
 import json
 import os
 import time
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, BinaryIO, Iterator, Protocol, Sequence
+from typing import Any, BinaryIO, Protocol
 
 import numpy as np
 
@@ -264,7 +265,7 @@ def neighbor_columns(records: list[dict]) -> list[_Column]:
     return columns + extras.columns(set(RECORD_FIELDS))
 
 
-def _neighbor_records(res: "Neighbors") -> list[dict]:
+def _neighbor_records(res: Neighbors) -> list[dict]:
     # to_records() gives the public dicts (extras flattened); the writers want them apart.
     out = []
     for i, (row, d, ref) in enumerate(zip(res.rows, res.distances, res.nearest_references)):
@@ -276,14 +277,14 @@ def _neighbor_records(res: "Neighbors") -> list[dict]:
     return out
 
 
-def neighbor_records(res: "Neighbors") -> list[dict[str, Any]]:
+def neighbor_records(res: Neighbors) -> list[dict[str, Any]]:
     """One flat dict per neighbour: RECORD_FIELDS, then the extra columns by their names."""
     records = _neighbor_records(res)
     columns = neighbor_columns(records)
     return [{c.name: _json_value(_value(r, c)) for c in columns} for r in records]
 
 
-def write_neighbors(res: "Neighbors", format: str, path: str | os.PathLike | None = None) -> str | None:
+def write_neighbors(res: Neighbors, format: str, path: str | os.PathLike | None = None) -> str | None:
     """`res` as `format` text (path None) or into the file `path` (then None is returned)."""
     format = resolve_format(path, format, NEIGHBOR_FORMATS)
     if format == "parquet":
@@ -309,7 +310,7 @@ def write_neighbors(res: "Neighbors", format: str, path: str | os.PathLike | Non
     return None
 
 
-def _neighbors_bytes(res: "Neighbors", format: str) -> bytes:
+def _neighbors_bytes(res: Neighbors, format: str) -> bytes:
     records = _neighbor_records(res)
     columns = neighbor_columns(records)
     if format == "csv":
@@ -339,14 +340,14 @@ def _orange_named(columns: list[_Column]) -> list[_Column]:
     return out
 
 
-def _neighbors_arrow(res: "Neighbors"):
+def _neighbors_arrow(res: Neighbors):
     records = _neighbor_records(res)
     table = _arrow_table(records, neighbor_columns(records))
     meta = {"model": res.model, "metric": res.metric, "references": list(res.references)}
     return table.replace_schema_metadata({"lookalike": json.dumps(meta)})
 
 
-def neighbors_dataframe(res: "Neighbors"):
+def neighbors_dataframe(res: Neighbors):
     """Every column of the result, nearest first, as a pandas DataFrame."""
     import pandas as pd
 
@@ -368,7 +369,7 @@ def neighbors_dataframe(res: "Neighbors"):
 
 # -- whole collections -----------------------------------------------------------------------------
 
-def export_collection(col: "Collection", path: str | os.PathLike, format: str | None = None,
+def export_collection(col: Collection, path: str | os.PathLike, format: str | None = None,
                       model: str | None = None, vectors: bool = True, *, progress: bool = False,
                       chunk_rows: int | None = None) -> ExportReport:
     """Write every usable image of `col` (catalogue columns, extras and, unless `vectors` is

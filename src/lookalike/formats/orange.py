@@ -7,10 +7,12 @@ from __future__ import annotations
 import ast
 import os
 import re
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 from ..errors import LookalikeError
 from ..locators import url_scheme
+
 
 def unique_name(name: str, taken: set[str]) -> str:
     # Orange's own rule for a clashing name: "name (1)", "name (2)", ...

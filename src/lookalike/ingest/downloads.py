@@ -17,10 +17,10 @@ import random
 import threading
 import time
 import warnings
+from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Iterator
 from urllib.parse import unquote_to_bytes
 
 from ..errors import LookalikeError
@@ -280,7 +280,7 @@ class Downloader:
                 self._client.close()
                 self._client = None
 
-    def __enter__(self) -> "Downloader":
+    def __enter__(self) -> Downloader:
         return self
 
     def __exit__(self, *exc) -> None:

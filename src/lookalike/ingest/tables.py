@@ -22,7 +22,15 @@ from typing import Any
 from urllib.parse import unquote, urlsplit
 
 from ..locators import is_data_url, is_url, url_name, url_scheme
-from .folders import IMAGE_SUFFIXES, ImageFile, RemoteImage, SourceError, Unreadable, _record, display_path
+from .folders import (
+    IMAGE_SUFFIXES,
+    ImageFile,
+    RemoteImage,
+    SourceError,
+    Unreadable,
+    _record,
+    display_path,
+)
 
 #: Extensions read as tables, with their kind.
 TABLE_SUFFIXES = {".csv": "csv", ".tsv": "tsv", ".tab": "tab", ".xlsx": "xlsx",

@@ -25,8 +25,8 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import LookalikeError
-from .metrics import canonical_metric, mahalanobis_transform, rank_rows
 from .exact import ExactIndex
+from .metrics import canonical_metric, mahalanobis_transform, rank_rows
 
 FAMILY = {"Cosine": "cosine", "Pearson": "pearson", "Absolute Pearson": "pearson",
           "Spearman": "spearman", "Absolute Spearman": "spearman", "Euclidean": "euclidean",
@@ -72,7 +72,7 @@ class _Transform:
     whitening: np.ndarray | None = None  # Mahalanobis only
 
     @classmethod
-    def fit(cls, family: str, sample: np.ndarray, whitening: np.ndarray | None = None) -> "_Transform":
+    def fit(cls, family: str, sample: np.ndarray, whitening: np.ndarray | None = None) -> _Transform:
         t = cls(family, np.zeros(sample.shape[1], np.float32), np.float32(1.0), whitening)
         rows = t.metric_space(sample)
         lo, hi = rows.min(0), rows.max(0)
@@ -123,7 +123,7 @@ class ApproximateIndex:
 
     @classmethod
     def build(cls, ids: np.ndarray, hashes: np.ndarray, exact: ExactIndex, metric: str,
-              kind: str = "auto", seed: int = 0) -> "ApproximateIndex":
+              kind: str = "auto", seed: int = 0) -> ApproximateIndex:
         faiss = _faiss()
         family = FAMILY[canonical_metric(metric)]
         n, d = len(exact), exact.dim
@@ -255,7 +255,7 @@ class ApproximateIndex:
                     os.unlink(leftover)
 
     @classmethod
-    def load(cls, path: Path) -> "ApproximateIndex | None":
+    def load(cls, path: Path) -> ApproximateIndex | None:
         faiss = _faiss()
         if not path.is_file():
             return None

@@ -18,8 +18,13 @@ import time
 
 import numpy as np
 
-from .metrics import (canonical_metric, correlation_distance, distances, mahalanobis_transform,
-                      rank_rows)
+from .metrics import (
+    canonical_metric,
+    correlation_distance,
+    distances,
+    mahalanobis_transform,
+    rank_rows,
+)
 
 log = logging.getLogger(__name__)
 
@@ -125,7 +130,7 @@ class ExactIndex:
             return means, np.sqrt(np.maximum(centred_sq, 0.0))
         return self._stat("centred", compute)
 
-    def ranks(self) -> "ExactIndex":
+    def ranks(self) -> ExactIndex:
         """The rows replaced by their ranks (Spearman = Pearson on ranks), as an index."""
         def compute():
             out = np.empty(self.matrix.shape, np.float32)
@@ -225,7 +230,7 @@ class ExactIndex:
         once, if the matrix is large enough to gain and small enough to copy; searches use
         it as soon as it is ready. A process that searches once never pays for it."""
         with self._lock:
-            if self._int8_wanted or not INT8_MIN_ROWS <= len(self.matrix) or \
+            if self._int8_wanted or not len(self.matrix) >= INT8_MIN_ROWS or \
                     self.matrix.size > INT8_MAX_CELLS:
                 return
             self._int8_wanted = True
@@ -367,7 +372,7 @@ class ExactIndex:
             raise request.error
         return request.result if return_query else request.result[:2]
 
-    def _answer(self, batch: list["_Request"]) -> None:
+    def _answer(self, batch: list[_Request]) -> None:
         by_metric: dict[str, list[_Request]] = {}
         for r in batch:
             by_metric.setdefault(r.metric, []).append(r)
@@ -385,7 +390,7 @@ class ExactIndex:
                     r.error = exc
                 r.done = True
 
-    def _select(self, r: "_Request", lo: np.ndarray, hi: np.ndarray):
+    def _select(self, r: _Request, lo: np.ndarray, hi: np.ndarray):
         k, name, queries = r.k, r.metric, r.queries
         allowed = None
         if r.candidates is not None:

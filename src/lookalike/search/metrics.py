@@ -11,7 +11,7 @@ distance 0.5, their absolute forms 1), Jaccard between two all-zero vectors is 0
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 from threadpoolctl import threadpool_limits
