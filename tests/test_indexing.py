@@ -190,7 +190,8 @@ def test_clear_errors_for_wrong_references_and_models(families, tmp_path):
         col.nearest(files[("coffee", "orig")], k=0)
     with pytest.raises(LookalikeError, match="unknown metric"):
         col.nearest(files[("coffee", "orig")], metric="hamming")
-    one = lookalike.Collection.index([files[("coffee", "orig")]], db=tmp_path / "one.db", model=MODEL)
+    one = lookalike.Collection.index([files[("coffee", "orig")]], db=tmp_path / "one.db",
+                                     model=MODEL)
     with pytest.raises(LookalikeError, match="every image in the collection is a reference"):
         one.nearest(files[("coffee", "orig")])
 

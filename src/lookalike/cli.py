@@ -469,7 +469,8 @@ def _to_stdout(write: Callable[[str], object], fmt: str):
 
 
 def add_export(commands: _Commands) -> None:
-    p = commands.add_parser("export", help="write the whole collection, with its vectors, to a file",
+    p = commands.add_parser("export",
+                            help="write the whole collection, with its vectors, to a file",
                             description="Write every usable image of the collection (skipped "
                                         "files are left out): id, path, name, category, width, "
                                         "height, size and the vector of one model. CSV and "

@@ -132,7 +132,8 @@ class Store:
             try:
                 self.path.parent.mkdir(parents=True, exist_ok=True)
             except OSError as exc:
-                raise StoreError(f"{self.path}: cannot create its folder ({exc.strerror})") from None
+                raise StoreError(
+                    f"{self.path}: cannot create its folder ({exc.strerror})") from None
         elif self.path.is_dir():
             raise StoreError(f"{self.path}: is a folder, not a database file")
         # One connection per thread: a web server answers requests from several threads,
@@ -235,7 +236,8 @@ class Store:
         cur = self.conn.execute("SELECT content_hash FROM embeddings WHERE model = ?", (model,))
         return {row[0] for row in cur}
 
-    def write(self, rows: Sequence[ImageRow], embeddings: Iterable[tuple[bytes, str, np.ndarray]] = ()) -> None:
+    def write(self, rows: Sequence[ImageRow],
+              embeddings: Iterable[tuple[bytes, str, np.ndarray]] = ()) -> None:
         """Add or update catalogue rows and cache embeddings, all in one transaction."""
         now = time.time()
         with self.transaction():
@@ -264,7 +266,8 @@ class Store:
         with self.transaction():
             self.conn.executemany(
                 "UPDATE images SET root = ?, name = ?, category = ?, extras = ? WHERE locator = ?",
-                [(root, name, category, extras, loc) for loc, root, name, category, extras in updates])
+                [(root, name, category, extras, loc)
+                 for loc, root, name, category, extras in updates])
             self._bump_generation()
 
     def remove(self, ids: Iterable[int]) -> int:
@@ -332,7 +335,8 @@ class Store:
     def find(self, locator: bytes) -> dict | None:
         """The catalogue row of a locator, as a dict of IMAGE_COLUMNS."""
         row = self.conn.execute(
-            f"SELECT {', '.join(IMAGE_COLUMNS)} FROM images WHERE locator = ?", (locator,)).fetchone()
+            f"SELECT {', '.join(IMAGE_COLUMNS)} FROM images WHERE locator = ?", (locator,)
+        ).fetchone()
         return dict(zip(IMAGE_COLUMNS, row)) if row else None
 
     def rows(self, ids: Sequence[int]) -> list[dict]:
@@ -495,7 +499,10 @@ class _Transaction:
         try:
             self.conn.execute("BEGIN IMMEDIATE")
         except sqlite3.OperationalError as error:
-            raise _write_failure(self.path, error) or error
+            failure = _write_failure(self.path, error)
+            if failure is None:
+                raise
+            raise failure from error
         return self.conn
 
     def __exit__(self, exc_type, exc, tb):
@@ -504,7 +511,10 @@ class _Transaction:
                 self.conn.execute("COMMIT")
             except sqlite3.OperationalError as error:
                 self._rollback()
-                raise _write_failure(self.path, error) or error
+                failure = _write_failure(self.path, error)
+                if failure is None:
+                    raise
+                raise failure from error
             return False
         self._rollback()
         if isinstance(exc, sqlite3.OperationalError):

@@ -127,7 +127,8 @@ class _Extras:
             if value is None:
                 self.kinds.setdefault(key, "none")
                 continue
-            if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
+            if isinstance(value, bool) or not isinstance(value, (int, float, np.integer,
+                                                                  np.floating)):
                 kind = "str"
             elif isinstance(value, (int, np.integer)):
                 kind = "int"
@@ -224,7 +225,8 @@ class _TabColumn:
     flags: str      # Orange's flag row cell
 
 
-def _tab_columns(columns: list[_Column], origin: str | None, has_category: bool) -> list[_TabColumn]:
+def _tab_columns(columns: list[_Column], origin: str | None,
+                 has_category: bool) -> list[_TabColumn]:
     out = []
     for c in columns:
         if c.key == "category":
@@ -284,7 +286,8 @@ def neighbor_records(res: Neighbors) -> list[dict[str, Any]]:
     return [{c.name: _json_value(_value(r, c)) for c in columns} for r in records]
 
 
-def write_neighbors(res: Neighbors, format: str, path: str | os.PathLike | None = None) -> str | None:
+def write_neighbors(res: Neighbors, format: str,
+                    path: str | os.PathLike | None = None) -> str | None:
     """`res` as `format` text (path None) or into the file `path` (then None is returned)."""
     format = resolve_format(path, format, NEIGHBOR_FORMATS)
     if format == "parquet":
@@ -536,7 +539,8 @@ def _json_vectors(block: np.ndarray) -> list[str]:
     import pyarrow as pa
 
     table = pa.Table.from_arrays([pa.array(np.ascontiguousarray(block[:, j]))
-                                  for j in range(block.shape[1])], names=feature_names(block.shape[1]))
+                                  for j in range(block.shape[1])],
+                                 names=feature_names(block.shape[1]))
     return _delimited_rows(table, ",").decode("ascii").replace(",", ", ").splitlines()
 
 
@@ -608,5 +612,6 @@ def atomic_write(path: str | os.PathLike) -> Iterator[BinaryIO]:
         raise LookalikeError(f"{path}: cannot write there ({exc.strerror})") from None
 
 
-__all__ = ["FORMATS", "NEIGHBOR_FORMATS", "ExportReport", "export_collection", "write_neighbors", "neighbor_records",
-           "neighbors_dataframe", "resolve_format", "feature_names", "extras_of", "atomic_write"]
+__all__ = ["FORMATS", "NEIGHBOR_FORMATS", "ExportReport", "export_collection", "write_neighbors",
+           "neighbor_records", "neighbors_dataframe", "resolve_format", "feature_names",
+           "extras_of", "atomic_write"]

@@ -121,4 +121,5 @@ def orange_flags(flags: Sequence[str], attributes: dict[str, str]) -> str:
     return cell
 
 
-__all__ = ["orange_flags", "orange_image_value", "orange_origin", "parse_orange_flags", "unique_name"]
+__all__ = ["orange_flags", "orange_image_value", "orange_origin", "parse_orange_flags",
+           "unique_name"]

@@ -175,7 +175,8 @@ def decode(data: bytes, size: int | None = None, *, max_pixels: int = DEFAULT_MA
     width, height = _upright_size(im)
     try:
         if size is not None and im.format == "JPEG" and im.mode in ("RGB", "L", "CMYK"):
-            # draft's target is per side before rotation; an upright swap does not matter for a square.
+            # draft's target is per side before rotation; an upright swap does not matter for a
+            # square.
             im.draft(im.mode, (size, size))
         exif_orientation = _safe_orientation(im)
         try:

@@ -96,7 +96,8 @@ def _record(path: str, root: str, category: str | None) -> ImageFile | Unreadabl
         return Unreadable(shown, locator, root, not_a_file(st.st_mode))
     stem = os.path.splitext(os.path.basename(path))[0]
     return ImageFile(shown, locator, display_path(root), display_path(stem),
-                     None if category is None else display_path(category), st.st_size, st.st_mtime_ns)
+                     None if category is None else display_path(category), st.st_size,
+                     st.st_mtime_ns)
 
 
 def scan(path: str | os.PathLike) -> Iterator[ImageFile | Unreadable]:

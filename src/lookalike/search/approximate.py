@@ -7,11 +7,11 @@ collection's covariance. The absolute correlations search with q and -q. Manhatt
 Jaccard have no such transform and stay exact.
 
 Two kinds of index hold 8-bit codes of the transformed rows (4x less memory than float32):
-`"scan"` compares the query with every code (a compressed exhaustive scan) and `"ivf"` first picks the `nprobe` nearest of about sqrt(N) clusters. Either
-returns a few hundred candidates that `ExactIndex` re-scores exactly, so distances are always
-exact and only recall is approximate. Indexes are saved beside the database and brought up to
-date incrementally (FAISS ids are image ids); they are rebuilt when the collection has doubled
-since they were trained.
+`"scan"` compares the query with every code (a compressed exhaustive scan) and `"ivf"` first
+picks the `nprobe` nearest of about sqrt(N) clusters. Either returns a few hundred candidates
+that `ExactIndex` re-scores exactly, so distances are always exact and only recall is
+approximate. Indexes are saved beside the database and brought up to date incrementally (FAISS
+ids are image ids); they are rebuilt when the collection has doubled since they were trained.
 """
 
 from __future__ import annotations
@@ -72,7 +72,8 @@ class _Transform:
     whitening: np.ndarray | None = None  # Mahalanobis only
 
     @classmethod
-    def fit(cls, family: str, sample: np.ndarray, whitening: np.ndarray | None = None) -> _Transform:
+    def fit(cls, family: str, sample: np.ndarray,
+            whitening: np.ndarray | None = None) -> _Transform:
         t = cls(family, np.zeros(sample.shape[1], np.float32), np.float32(1.0), whitening)
         rows = t.metric_space(sample)
         lo, hi = rows.min(0), rows.max(0)
@@ -227,7 +228,7 @@ class ApproximateIndex:
         path.parent.mkdir(parents=True, exist_ok=True)
         tmps = []
         try:
-            for i, shard in enumerate(self.shards):
+            for shard in self.shards:
                 fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
                 os.close(fd)
                 tmps.append(tmp)
@@ -262,7 +263,7 @@ class ApproximateIndex:
         try:
             with np.load(path) as extra:
                 meta = json.loads(str(extra["meta"]))
-                whitening = extra["whitening"] if "whitening" in extra else None
+                whitening = extra.get("whitening")
                 transform = _Transform(meta["family"], extra["lo"], extra["scale"], whitening)
                 ids, hashes = extra["ids"], extra["hashes"]
             shards = [faiss.read_index(f"{path}.{i}") for i in range(meta["shards"])]

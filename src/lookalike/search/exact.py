@@ -170,7 +170,8 @@ class ExactIndex:
         """
         return self.bounds_many([queries], metric)[0]
 
-    def bounds_many(self, groups: list[np.ndarray], metric: str) -> list[tuple[np.ndarray, np.ndarray]]:
+    def bounds_many(self, groups: list[np.ndarray],
+                    metric: str) -> list[tuple[np.ndarray, np.ndarray]]:
         """`bounds` for several independent groups of queries, in one pass over the matrix:
         the queries of every group go into one BLAS product, which reads the matrix once."""
         name = canonical_metric(metric)
@@ -366,7 +367,8 @@ class ExactIndex:
                     self._scanning = False
                     now = time.perf_counter()
                     self._last_batch = len(batch)
-                    self._merge_until = now + min(MERGE_WAIT_MAX, MERGE_WAIT_SHARE * (now - started))
+                    self._merge_until = now + min(MERGE_WAIT_MAX,
+                                                  MERGE_WAIT_SHARE * (now - started))
                     self._queue_changed.notify_all()
         if request.error is not None:
             raise request.error
