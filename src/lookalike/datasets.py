@@ -363,6 +363,9 @@ def _skimage_data_dir() -> Path | None:
 
 def _skimage_files(limit: int | None) -> Iterator[_File]:
     folder = _skimage_data_dir()
+    if folder is None:  # get() checks `available` first
+        raise DatasetUnavailable("scikit-image's sample images are not installed")
+
     def files():
         for category, name, source in SKIMAGE_IMAGES:
             if (folder / source).is_file():  # a newer scikit-image may move one to pooch

@@ -16,6 +16,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import overload
 
 import numpy as np
 
@@ -214,6 +215,11 @@ class Store:
 
     # -- settings ---------------------------------------------------------------------------
 
+    @overload
+    def get_setting(self, key: str, default: str) -> str: ...
+    @overload
+    def get_setting(self, key: str, default: None = None) -> str | None: ...
+
     def get_setting(self, key: str, default: str | None = None) -> str | None:
         row = self.conn.execute("SELECT value FROM settings WHERE key = ?", (key,)).fetchone()
         return row[0] if row else default
@@ -390,7 +396,8 @@ class Store:
     def usable_ids(self, category: str | None = None, path_prefix: str | None = None) -> np.ndarray:
         """Ids of the usable images, by id; only those in `category` (or its sub-folders) and
         whose path starts with `path_prefix` (taken literally) when given."""
-        sql, args = "SELECT id FROM images WHERE skip_reason IS NULL", []
+        sql = "SELECT id FROM images WHERE skip_reason IS NULL"
+        args: list[str] = []
         if category is not None:
             sql, args = sql + _CATEGORY_CLAUSE, args + _category_args(category)
         if path_prefix is not None:
@@ -454,7 +461,8 @@ _CATEGORY_CLAUSE = " AND (category = ? OR category LIKE ? ESCAPE '\\')"
 
 def _browse_filter(category: str | None, name: str | None) -> tuple[str, list]:
     """The WHERE clause and its arguments of `Store.browse` and its companions."""
-    where, args = "skip_reason IS NULL", []
+    where = "skip_reason IS NULL"
+    args: list[str] = []
     if category is not None:
         where, args = where + _CATEGORY_CLAUSE, args + _category_args(category)
     if name:

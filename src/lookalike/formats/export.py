@@ -12,7 +12,7 @@ import io
 import json
 import os
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, BinaryIO, Protocol
@@ -27,13 +27,19 @@ from .records import CATALOGUE_FIELDS, FLOAT_FIELDS, INT_FIELDS, RECORD_FIELDS
 
 class Neighbors(Protocol):
     """What the writers read of `lookalike.Neighbors` (typed here so that export, which api
-    calls, does not import api back)."""
-    rows: list[dict]
-    distances: np.ndarray
-    nearest_references: list
-    references: list
-    model: str
-    metric: str
+    calls, does not import api back). Read-only: a dataclass field or a property fits."""
+    @property
+    def rows(self) -> list[dict]: ...
+    @property
+    def distances(self) -> np.ndarray: ...
+    @property
+    def nearest_references(self) -> list: ...
+    @property
+    def references(self) -> list: ...
+    @property
+    def model(self) -> str: ...
+    @property
+    def metric(self) -> str: ...
 
 
 class Collection(Protocol):
@@ -210,9 +216,10 @@ def _delimited_rows(table, delimiter: str) -> bytes:
     return out.getvalue()
 
 
-def _header_line(cells: Sequence[str], delimiter: str, quoting: int = csv.QUOTE_MINIMAL) -> bytes:
+def _header_line(cells: Sequence[str], delimiter: str, quote_all: bool = False) -> bytes:
     buf = io.StringIO()
-    csv.writer(buf, delimiter=delimiter, quoting=quoting, lineterminator="\n").writerow(cells)
+    csv.writer(buf, delimiter=delimiter, quoting=csv.QUOTE_ALL if quote_all else csv.QUOTE_MINIMAL,
+               lineterminator="\n").writerow(cells)
     return buf.getvalue().encode("utf-8")
 
 
@@ -249,7 +256,7 @@ def _tab_header(tab_columns: list[_TabColumn], dim: int) -> bytes:
     names = [t.column.name for t in tab_columns] + feature_names(dim)
     types = [t.type for t in tab_columns] + ["continuous"] * dim
     flags = [t.flags for t in tab_columns] + [""] * dim
-    return b"".join(_header_line(row, "\t", csv.QUOTE_ALL) for row in (names, types, flags))
+    return b"".join(_header_line(row, "\t", quote_all=True) for row in (names, types, flags))
 
 
 def _tab_records(records: list[dict], origin: str | None) -> list[dict]:
@@ -356,7 +363,7 @@ def neighbors_dataframe(res: Neighbors):
 
     records = _neighbor_records(res)
     columns = neighbor_columns(records)
-    data = {}
+    data: dict[str, Any] = {}
     for c in columns:
         values = [_value(r, c) for r in records]
         if c.kind == "int":
@@ -456,6 +463,13 @@ def _chunks(store, ids: np.ndarray, matrix: np.ndarray | None,
                     "width": r["width"], "height": r["height"], "size": r["size"],
                     "root": r.get("root"), "extras": extras_of(r)} for r in rows]
         yield records, block
+
+
+class _Writer(Protocol):
+    """One export format, written a block of rows at a time."""
+    def write(self, records: list[dict], block: np.ndarray | None) -> None: ...
+
+    def close(self) -> None: ...
 
 
 class _CSVWriter:
@@ -562,6 +576,7 @@ class _ParquetWriter:
     def close(self) -> None:
         if self.writer is None:  # no rows: still a valid file with the columns
             self.write([], None if self.model is None else np.zeros((0, self.dim), np.float32))
+        assert self.writer is not None  # write() opened it
         self.writer.close()
 
 
@@ -585,8 +600,9 @@ class _NPZWriter:
         np.savez(self.f, ids=ids, vectors=vectors, paths=paths, model=np.asarray(self.model))
 
 
-_WRITERS = {"csv": _CSVWriter, "tab": _TabWriter, "json": _JSONWriter, "parquet": _ParquetWriter,
-            "npz": _NPZWriter}
+_WRITERS: dict[str, Callable[..., _Writer]] = {
+    "csv": _CSVWriter, "tab": _TabWriter, "json": _JSONWriter, "parquet": _ParquetWriter,
+    "npz": _NPZWriter}
 
 
 @contextmanager

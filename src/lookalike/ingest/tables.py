@@ -176,6 +176,8 @@ def _read_xlsx(path) -> list[list]:
     book = openpyxl.load_workbook(path, read_only=True, data_only=True)
     try:
         sheet = book.active
+        if sheet is None:  # read_table reports it as an unreadable file
+            raise ValueError("the workbook has no active sheet")
         rows = [list(row) for row in sheet.iter_rows(values_only=True)]
     finally:
         book.close()

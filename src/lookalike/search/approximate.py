@@ -21,6 +21,7 @@ import os
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -90,6 +91,8 @@ class _Transform:
                 rows = rank_rows(rows).astype(np.float32)
             return _unit(rows - rows.mean(1, keepdims=True))
         if self.family == "mahalanobis":
+            if self.whitening is None:
+                raise ValueError("a Mahalanobis transform needs its whitening matrix")
             return np.ascontiguousarray(rows @ self.whitening.astype(np.float32))
         return np.ascontiguousarray(rows)
 
@@ -238,8 +241,8 @@ class ApproximateIndex:
                     raise OSError(f"cannot write {tmp}: {exc}") from None
             meta = {"kind": self.kind, "family": self.transform.family,
                     "trained_on": self.trained_on, "shards": len(self.shards)}
-            extra = {"ids": self.ids, "hashes": self.hashes, "lo": self.transform.lo,
-                     "scale": self.transform.scale}
+            extra: dict[str, Any] = {"ids": self.ids, "hashes": self.hashes,
+                                     "lo": self.transform.lo, "scale": self.transform.scale}
             if self.transform.whitening is not None:
                 extra["whitening"] = self.transform.whitening
             fd, meta_tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
@@ -282,7 +285,7 @@ def search(approx: ApproximateIndex, exact: ExactIndex, ids: np.ndarray, queries
     found = approx.candidates(queries, metric, want + n_exclude)
     rows = np.searchsorted(ids, found)
     rows = rows[(rows < len(ids)) & (ids[np.minimum(rows, len(ids) - 1)] == found)]
-    if n_exclude:
+    if exclude_rows is not None and n_exclude:
         rows = np.setdiff1d(rows, exclude_rows)
     scores, which = exact.exact_scores(queries, rows, metric, return_query=True)
     order = np.lexsort((rows, np.round(scores, 12)))[:k]

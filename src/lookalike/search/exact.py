@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -25,6 +26,9 @@ from .metrics import (
     mahalanobis_transform,
     rank_rows,
 )
+
+if TYPE_CHECKING:
+    from .int8_scan import Int8Cosine
 
 log = logging.getLogger(__name__)
 
@@ -74,7 +78,8 @@ class ExactIndex:
         self._queue_changed = threading.Condition(self._queue_lock)
         self._scanning = False
         self._last_batch = 0       # queries in the last pass ...
-        self._int8 = None          # the 8-bit first pass for cosine, once built (int8_scan.py)
+        # the 8-bit first pass for cosine, once built (int8_scan.py)
+        self._int8: Int8Cosine | None = None
         self._int8_wanted = False
         self._cosine_passes = 0
         self._merge_until = 0.0    # ... and until when the next pass waits for as many
@@ -372,6 +377,7 @@ class ExactIndex:
                     self._queue_changed.notify_all()
         if request.error is not None:
             raise request.error
+        assert request.result is not None  # done without an error: answered
         return request.result if return_query else request.result[:2]
 
     def _answer(self, batch: list[_Request]) -> None:
@@ -441,7 +447,7 @@ class _Request:
     def __init__(self, queries, k, metric, exclude, candidates):
         self.queries, self.k, self.metric = queries, k, metric
         self.exclude, self.candidates = exclude, candidates
-        self.result = None
+        self.result: tuple[np.ndarray, ...] | None = None
         self.error: BaseException | None = None
         self.done = False
 

@@ -212,7 +212,7 @@ def distances(x, y=None, metric: str = "Euclidean", *, data=None) -> np.ndarray:
         return _euclidean(x @ transform, y @ transform)
     if name in ("Spearman", "Absolute Spearman"):
         x, y = rank_rows(x), rank_rows(y)
-    fn: Callable = {
+    fn: Callable | None = {
         "Euclidean": _euclidean,
         "Manhattan": _manhattan,
         "Cosine": _cosine,
