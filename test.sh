@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Installs what the tests need (into .venv, and Debian packages) and runs them. Arguments go to
-# pytest; a first argument --fast leaves out the tests marked slow, browser and load (about a
-# minute on 2 cores instead of several; the markers are listed in pyproject.toml).
+# Installs what the tests need (into .venv, and Debian packages), checks the code with ruff and
+# mypy (seconds; configured in pyproject.toml), then runs the tests. Arguments go to pytest; a
+# first argument --fast leaves out the tests marked slow, browser and load (about a minute on 2
+# cores instead of several; the markers are listed in pyproject.toml).
 set -euo pipefail
 cd "$(dirname "$0")"
 bash setup.sh "[test]"
@@ -15,6 +16,8 @@ if [ ${#missing[@]} -gt 0 ]; then
     $SUDO apt-get update -q
     $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${missing[@]}"
 fi
+.venv/bin/ruff check src tests benchmarks tools
+.venv/bin/mypy
 if [ "${1:-}" = "--fast" ]; then
     shift
     set -- -m "not slow and not browser and not load" "$@"

@@ -78,7 +78,8 @@ def main() -> None:
     finally:
         server.stop()
     summary = result.summary()
-    summary.update(machine=machine, clients=args.clients, images=info["count"], model=info["default_model"],
+    summary.update(machine=machine, clients=args.clients, images=info["count"],
+                   model=info["default_model"],
                    server_log_errors=[line.rstrip() for line in server.log
                                       if "Traceback" in line or "error" in line.lower()][:5])
     OUT.mkdir(exist_ok=True)

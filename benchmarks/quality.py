@@ -54,8 +54,8 @@ OUT = Path(__file__).parent / "out"
 CACHE = OUT / "quality"
 KS = (1, 3, 10)
 BATCH = 32
-FLOAT_MODELS = ["efficientnet-lite0-gem", "efficientnet-lite0", "efficientnet-lite1", "efficientnet-lite2", "mobilenet-v2",
-                "squeezenet"]
+FLOAT_MODELS = ["efficientnet-lite0-gem", "efficientnet-lite0", "efficientnet-lite1",
+                "efficientnet-lite2", "mobilenet-v2", "squeezenet"]
 
 
 # -- the sets -----------------------------------------------------------------------------------
@@ -266,7 +266,8 @@ def run(sets: list[str], models: list[str], orange: bool, int8: bool) -> list[di
     for set_name in sets:
         data, extra = twemoji_set() if set_name == "twemoji" else fashion_set()
         labels = data.labels
-        print(f"{set_name}: {len(data)} images, {len(set(labels.tolist()))} labels", file=sys.stderr)
+        print(f"{set_name}: {len(data)} images, {len(set(labels.tolist()))} labels",
+              file=sys.stderr)
         add("raw pixels (grey 32x32, PCA 64)", data, evaluate(pixel_vectors(data), labels))
         add("raw pixels (grey 32x32, PCA 64)", data, evaluate(pixel_vectors(data), labels,
                                                               "euclidean"), metric="euclidean")

@@ -93,7 +93,8 @@ def index_rate(folder: Path, model: str, repeat: int, **options) -> float:
     best = 0.0
     for _ in range(repeat):
         with tempfile.TemporaryDirectory() as tmp:
-            col = lookalike.Collection.index([folder], db=Path(tmp) / "b.db", model=model, **options)
+            col = lookalike.Collection.index([folder], db=Path(tmp) / "b.db", model=model,
+                                             **options)
             report = col.last_report
             col.close()
             best = max(best, report.embedded / report.seconds)

@@ -86,8 +86,8 @@ def _clustered(rng, centres: np.ndarray, n: int) -> np.ndarray:
 
 
 def build_collection(folder: Path, n: int) -> Path:
-    from lookalike.ingest.pipeline import content_hash
     from lookalike.catalogue.store import ImageRow, Store
+    from lookalike.ingest.pipeline import content_hash
 
     db = folder / "collection.db"
     if db.exists():

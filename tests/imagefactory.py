@@ -50,7 +50,7 @@ def write_formats(folder: Path) -> dict[str, Path]:
     }
     out["png16"] = write_png16(folder / "deep.png")
     out["tiff16"] = save(folder / "deep16.tif", Image.fromarray(
-        (np.arange(64 * 96, dtype=np.uint16).reshape(64, 96) * 3 + 1000)))
+        np.arange(64 * 96, dtype=np.uint16).reshape(64, 96) * 3 + 1000))
     out["tiff_float"] = save(folder / "float.tif", Image.fromarray(
         np.linspace(-1.5, 2.5, 64 * 96, dtype=np.float32).reshape(64, 96), mode="F"))
     pages = [Image.fromarray(pattern(seed=1)), Image.new("RGB", (96, 64), (0, 0, 255))]
@@ -126,7 +126,8 @@ def write_bad_files(folder: Path) -> dict[str, Path]:
 def png_header_only(width: int, height: int) -> bytes:
     """A PNG that declares a huge size but holds almost no data."""
     def chunk(kind: bytes, data: bytes) -> bytes:
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+        return (struct.pack(">I", len(data)) + kind + data
+                + struct.pack(">I", zlib.crc32(kind + data)))
 
     ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
     return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr)

@@ -4,15 +4,16 @@ import numpy as np
 import pytest
 
 import lookalike
+from lookalike.catalogue.store import ImageRow, Store
 from lookalike.search.approximate import ApproximateIndex, search
 from lookalike.search.exact import ExactIndex
-from lookalike.catalogue.store import ImageRow, Store
 
 
 def clustered(n=3000, d=32, clusters=30, seed=0):
     rng = np.random.default_rng(seed)
     centres = np.abs(rng.normal(size=(clusters, d))) * 3
-    return (centres[rng.integers(0, clusters, n)] + np.abs(rng.normal(size=(n, d)))).astype(np.float32)
+    noise = np.abs(rng.normal(size=(n, d)))
+    return (centres[rng.integers(0, clusters, n)] + noise).astype(np.float32)
 
 
 @pytest.mark.parametrize("kind", ["scan", "ivf"])
@@ -61,8 +62,9 @@ def test_collection_uses_faiss_on_request_and_keeps_the_saved_index_in_step(tmp_
     with Store(db) as store:
         for i, v in enumerate(x):
             h = i.to_bytes(16, "little")
-            store.write([ImageRow(f"/p/{i}".encode(), f"/p/{i}", "/p", str(i), None, 1, 1, 1, 1, h)],
-                        [(h, "squeezenet", v)])
+            store.write(
+                [ImageRow(f"/p/{i}".encode(), f"/p/{i}", "/p", str(i), None, 1, 1, 1, 1, h)],
+                [(h, "squeezenet", v)])
     col = lookalike.Collection.open(db)
     res = col.nearest(x[3], k=5, approximate="scan")
     assert res.paths[0] == "/p/3" and res.distances[0] < 1e-6

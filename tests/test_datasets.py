@@ -1,9 +1,9 @@
 """Sample collections: written out offline, with their licence credits shown beside results."""
 
 import shutil
-from pathlib import Path
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -29,8 +29,11 @@ def test_the_attribution_is_printed_with_twemoji_results(tmp_path):
     shutil.copytree(full / "Smileys & Emotion" / "face-smiling", small / "face-smiling")
     shutil.copy(full / "ATTRIBUTION.txt", small)
     db = tmp_path / "t.db"
-    run = lambda *a: subprocess.run([sys.executable, "-m", "lookalike", *map(str, a)],
-                                    capture_output=True, text=True, check=True).stdout
+
+    def run(*a):
+        return subprocess.run([sys.executable, "-m", "lookalike", *map(str, a)],
+                              capture_output=True, text=True, check=True).stdout
+
     run("index", small, "--db", db, "--model", "squeezenet", "--quiet")
     out = run("similar", small / "face-smiling" / "grinning.png", "--db", db, "-k", 3)
     assert out.strip().splitlines()[-1] == datasets.TWEMOJI_ATTRIBUTION
@@ -169,7 +172,8 @@ def test_twemoji_is_described_with_its_real_numbers_of_categories():
     entries = datasets.twemoji_entries()
     categories = {c for c, *_ in entries}
     subcategories = {(c, s) for c, s, *_ in entries}
-    said = re.search(r"(\d+) categories / (\d+) subcategories", datasets.DATASETS["twemoji"].content)
+    said = re.search(r"(\d+) categories / (\d+) subcategories",
+                     datasets.DATASETS["twemoji"].content)
     assert (int(said[1]), int(said[2])) == (len(categories), len(subcategories))
     readme = (Path(__file__).parent.parent / "README.md").read_text(encoding="utf-8")
     assert f"({len(categories)} categories, {len(subcategories)} subcategories)" in readme

@@ -5,9 +5,16 @@ import socket
 
 import pytest
 
-from lookalike.ingest.downloads import (DownloadFailed, Downloader, decode_data_url, is_url, sniff,
-                                 url_name, url_scheme)
 from imageserver import ImageServer, jpeg_bytes, png_bytes
+from lookalike.ingest.downloads import (
+    Downloader,
+    DownloadFailed,
+    decode_data_url,
+    is_url,
+    sniff,
+    url_name,
+    url_scheme,
+)
 
 PNG = png_bytes()
 

@@ -15,11 +15,11 @@ import pytest
 from PIL import Image
 
 import lookalike
-from lookalike.formats import export
-from lookalike.api import RECORD_FIELDS, Neighbors
-from lookalike.errors import LookalikeError
-from lookalike.catalogue.store import ImageRow, Store
 from imagefactory import write_bad_files
+from lookalike.api import RECORD_FIELDS, Neighbors
+from lookalike.catalogue.store import ImageRow, Store
+from lookalike.errors import LookalikeError
+from lookalike.formats import export
 from test_indexing import photo_families
 
 MODEL = "squeezenet"
@@ -161,7 +161,8 @@ def test_neighbors_to_pandas_and_parquet(collection, tmp_path):
     assert back["id"].tolist() == res.ids
     meta = json.loads(pq.read_schema(tmp_path / "n.parquet").metadata[b"lookalike"])
     assert meta["model"] == MODEL and meta["metric"] == res.metric
-    assert meta["references"] == [str(files[("chelsea", "orig")]), str(files[("astronaut", "orig")])]
+    assert meta["references"] == [str(files[("chelsea", "orig")]),
+                                  str(files[("astronaut", "orig")])]
     with pytest.raises(LookalikeError, match="file path"):
         export.write_neighbors(res, "parquet", None)
 
@@ -181,8 +182,9 @@ def test_neighbors_tab_opens_as_orange_import_images_plus_distance(collection, t
         [r["path"] for r in records]
     # Import Images writes paths relative to origin; we do too where Image Viewer's QUrl
     # reads them right (not "hash #1.jpg": '#' starts a URL fragment).
-    assert values[[r["name"] for r in records].index("bright")] == os.path.join("coffee", "bright.jpg")
-    assert os.path.isabs(values[[r["name"] for r in records].index("hash #1")])
+    names = [r["name"] for r in records]
+    assert values[names.index("bright")] == os.path.join("coffee", "bright.jpg")
+    assert os.path.isabs(values[names.index("hash #1")])
     assert by_name["category"]["flags"] == {"class"} and by_name["category"]["type"] == "discrete"
     for name in ["distance", "rank", "width", "height", "size", "id"]:
         assert by_name[name]["type"] == "continuous" and by_name[name]["flags"] == {"meta"}
@@ -343,7 +345,8 @@ def test_export_of_a_large_collection_in_chunks(tmp_path):
     matrix = rng.standard_normal((n, dim)).astype(np.float32)
     db = tmp_path / "big.db"
     with Store(db) as store:
-        rows = [ImageRow(locator=f"/big/c{i % 7}/img{i}.png".encode(), path=f"/big/c{i % 7}/img{i}.png",
+        rows = [ImageRow(locator=f"/big/c{i % 7}/img{i}.png".encode(),
+                         path=f"/big/c{i % 7}/img{i}.png",
                          root="/big", name=f"img{i}", category=f"c{i % 7}", size=1000 + i,
                          mtime_ns=0, width=32, height=32, content_hash=i.to_bytes(16, "little"))
                 for i in range(n)]
@@ -399,7 +402,8 @@ def test_cli_similar_writes_every_format(collection, tmp_path):
 
     assert len(pd.read_parquet(tmp_path / "n.parquet")) == 4
     run("similar", ref, "--db", db, "-k", 4, "--format", "csv", "-o", tmp_path / "n.txt")
-    assert list(csv.DictReader(open(tmp_path / "n.txt", newline="")))[0]["rank"] == "1"
+    with open(tmp_path / "n.txt", newline="") as fh:
+        assert list(csv.DictReader(fh))[0]["rank"] == "1"
     run("similar", ref, "--db", db, "-k", 2, "--output", tmp_path / "n.tab")
     assert read_orange_tab(tmp_path / "n.tab")[1][0][0] == "coffee"
     table = run("similar", ref, "--db", db, "-k", 2, "-o", tmp_path / "t.txt")

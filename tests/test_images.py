@@ -5,13 +5,17 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
+from hypothesis import HealthCheck, given, settings, strategies as st
 from PIL import Image
 
+from imagefactory import (
+    pattern,
+    png_header_only,
+    write_bad_files,
+    write_exif_rotated,
+    write_formats,
+)
 from lookalike.ingest import decode as images
-from imagefactory import (pattern, png_header_only, write_bad_files, write_exif_rotated,
-                          write_formats)
 
 
 @pytest.fixture(scope="module")

@@ -9,9 +9,9 @@ import pytest
 from PIL import Image, ImageEnhance
 
 import lookalike
-from lookalike.ingest import decode as images, pipeline as indexing
-from lookalike.errors import LookalikeError
 from imagefactory import pattern, write_bad_files, write_exif_rotated, write_formats
+from lookalike.errors import LookalikeError
+from lookalike.ingest import decode as images, pipeline as indexing
 
 MODEL = "squeezenet"  # the fastest model; the others share all of this code
 
@@ -190,7 +190,8 @@ def test_clear_errors_for_wrong_references_and_models(families, tmp_path):
         col.nearest(files[("coffee", "orig")], k=0)
     with pytest.raises(LookalikeError, match="unknown metric"):
         col.nearest(files[("coffee", "orig")], metric="hamming")
-    one = lookalike.Collection.index([files[("coffee", "orig")]], db=tmp_path / "one.db", model=MODEL)
+    one = lookalike.Collection.index([files[("coffee", "orig")]], db=tmp_path / "one.db",
+                                     model=MODEL)
     with pytest.raises(LookalikeError, match="every image in the collection is a reference"):
         one.nearest(files[("coffee", "orig")])
 
@@ -259,8 +260,8 @@ def test_a_mistyped_category_finds_the_category_it_starts_like():
 
 def test_images_per_second_counts_only_the_images_embedded_and_the_time_spent_on_them(
         families, tmp_path):
-    from lookalike.models import load_model
     from lookalike.catalogue.store import Store
+    from lookalike.models import load_model
 
     root, files = families
 

@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 
 from lookalike.search import exact as search
+from lookalike.search.exact import ExactIndex
 from lookalike.search.int8_scan import Int8Cosine
 from lookalike.search.metrics import distances
-from lookalike.search.exact import ExactIndex
 
 
 @pytest.fixture(scope="module")

@@ -20,10 +20,19 @@ from PIL import Image
 
 import lookalike.models as models
 from lookalike.errors import LookalikeError
-from lookalike.models import (DEFAULT_MODEL, ModelNotInstalledError, ModelSettingError,
-                              UnknownModelError, get_model_info, list_models, load_model,
-                              load_onnx_model)
-from lookalike.models import cpu, int8, squeezenet
+from lookalike.models import (
+    DEFAULT_MODEL,
+    ModelNotInstalledError,
+    ModelSettingError,
+    UnknownModelError,
+    cpu,
+    get_model_info,
+    int8,
+    list_models,
+    load_model,
+    load_onnx_model,
+    squeezenet,
+)
 from lookalike.models.torch_weights import UnsafeWeightsError, load_legacy_state_dict
 
 DATA = Path(__file__).parent / "data"

@@ -7,8 +7,8 @@ import pytest
 
 import lookalike
 from lookalike.search import exact as search
-from lookalike.search.metrics import METRICS, distances
 from lookalike.search.exact import ExactIndex, nearest_rows
+from lookalike.search.metrics import METRICS, distances
 
 
 def brute(matrix, queries, k, metric, exclude=()):
@@ -135,8 +135,8 @@ def test_one_pass_for_groups_of_any_size_bounds_every_row(features, metric):
     must hold its exact distance to its group's nearest query."""
     index = ExactIndex(features)
     zero = np.zeros((1, features.shape[1]))
-    groups = [features[[3]], features[[7, 8]], features[10:19] * 1.5, np.vstack([zero,
-                                                                                  features[[40, 50]]])]
+    groups = [features[[3]], features[[7, 8]], features[10:19] * 1.5,
+              np.vstack([zero, features[[40, 50]]])]
     for group, (lo, hi) in zip(groups, index.bounds_many(groups, metric)):
         exact = distances(group, features, metric, data=features).min(0)
         assert np.all(lo <= exact + 1e-12) and np.all(exact <= hi + 1e-12)

@@ -4,8 +4,8 @@ import os
 
 import pytest
 
-from lookalike.ingest.folders import ImageFile, SourceError, Unreadable, scan
 from imagefactory import make_fifo, write_formats
+from lookalike.ingest.folders import ImageFile, SourceError, Unreadable, scan
 
 
 def test_folder_scan_gives_orange_columns(tmp_path):
@@ -58,7 +58,8 @@ def test_names_that_are_not_utf8_are_kept_exactly(tmp_path):
     (item,) = scan(tmp_path)
     assert item.locator == raw
     assert "\\xe9" in item.path          # printable, and the bytes are still reachable
-    assert open(item.locator, "rb").read() == b"x"
+    with open(item.locator, "rb") as fh:
+        assert fh.read() == b"x"
 
 
 def test_single_files_and_missing_paths(tmp_path):

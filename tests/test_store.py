@@ -96,7 +96,8 @@ def test_version_1_databases_are_upgraded_in_place(tmp_path):
     path = tmp_path / "old.db"
     con = sqlite3.connect(path)
     con.executescript(MIGRATIONS[1])
-    con.execute("INSERT INTO embeddings VALUES (?, 'm', ?)", (b"h" * 16, np.ones(2, "<f4").tobytes()))
+    con.execute("INSERT INTO embeddings VALUES (?, 'm', ?)",
+                (b"h" * 16, np.ones(2, "<f4").tobytes()))
     con.execute("PRAGMA user_version = 1")
     con.commit()
     con.close()

@@ -12,12 +12,19 @@ import pytest
 from PIL import Image
 
 import lookalike
-from lookalike.ingest.downloads import Downloader
-from lookalike.ingest.folders import ImageFile, RemoteImage, Unreadable
-from lookalike.ingest.tables import (TableError, TableOptions, choose_image_column, is_table,
-                              looks_like_image, read_table, table_images)
 from imagefactory import pattern
 from imageserver import ImageServer, png_bytes
+from lookalike.ingest.downloads import Downloader
+from lookalike.ingest.folders import ImageFile, RemoteImage, Unreadable
+from lookalike.ingest.tables import (
+    TableError,
+    TableOptions,
+    choose_image_column,
+    is_table,
+    looks_like_image,
+    read_table,
+    table_images,
+)
 
 MODEL = "squeezenet"
 

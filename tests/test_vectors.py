@@ -3,8 +3,8 @@
 import numpy as np
 
 import lookalike
-from lookalike.catalogue.store import ImageRow, Store
 from lookalike.catalogue.matrix import cache_folder, load_matrix
+from lookalike.catalogue.store import ImageRow, Store
 
 
 def add(store, name, vector, model="m"):
@@ -84,9 +84,9 @@ def test_simultaneous_builds_of_the_same_generation_never_show_a_partial_file(tm
 
             def load():
                 try:
-                    results.append(load_matrix(store, "m"))
+                    results.append(load_matrix(store, "m"))  # noqa: B023 - joined below
                 except Exception as exc:  # noqa: BLE001 - the test reports any failure
-                    errors.append(exc)
+                    errors.append(exc)  # noqa: B023 - joined below
 
             threads = [threading.Thread(target=load) for _ in range(8)]
             for t in threads:

@@ -18,8 +18,7 @@ import httpx
 import numpy as np
 import pytest
 import schemathesis
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
+from hypothesis import HealthCheck, given, settings, strategies as st
 from PIL import Image, ImageEnhance
 from schemathesis import GenerationMode
 

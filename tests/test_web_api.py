@@ -22,9 +22,9 @@ import uvicorn
 from PIL import Image
 
 import lookalike
+from imagefactory import png_header_only, write_formats
 from lookalike.web import create_app, exposure_warning
 from lookalike.web.app import MAX_UPLOAD_BYTES
-from imagefactory import png_header_only, write_formats
 from test_indexing import photo_families
 
 MODEL = "squeezenet"
@@ -221,7 +221,8 @@ def test_neighbors_are_those_of_the_python_api_for_every_metric(server, photos):
         expected = col.nearest(ref, k=5, metric=metric)
         assert answer["neighbors"] == json.loads(expected.to_json()), metric
         assert answer["metric"] == metric and answer["model"] == MODEL
-        assert answer["notes"] == expected.notes and bool(expected.notes) == (metric == "Mahalanobis")
+        assert answer["notes"] == expected.notes
+        assert bool(expected.notes) == (metric == "Mahalanobis")
         assert answer["references"][0]["path"] == str(ref)
         assert answer["attributions"] == [CREDIT]
     records = answer["neighbors"]
@@ -286,7 +287,10 @@ def test_approximate_search_can_be_asked_for(server, photos):
 def test_neighbor_requests_that_cannot_be_answered(server, photos):
     col, files, root = photos
     some = next(iter(ids_by_path(col).values()))
-    post = lambda **body: server.client.post("/api/neighbors", json={"references": [some], **body})
+
+    def post(**body):
+        return server.client.post("/api/neighbors", json={"references": [some], **body})
+
     assert "no such image" in json_error(server.client.post(
         "/api/neighbors", json={"references": [999999]}), 404)
     assert "metric" in json_error(post(metric="hamming"), 400)
@@ -342,7 +346,8 @@ def test_uploads_that_are_not_images_are_refused(server, photos):
     # The file name is only echoed, reduced to its last part; nothing is written under it.
     response = server.client.post("/api/neighbors/upload", files={
         "file": ("../../../../tmp/lookalike-upload-test.png", b"not an image")})
-    assert json_error(response, 415) == "lookalike-upload-test.png: not an image (unrecognised format)"
+    assert (json_error(response, 415)
+            == "lookalike-upload-test.png: not an image (unrecognised format)")
     assert not os.path.exists("/tmp/lookalike-upload-test.png")
     json_error(server.client.post("/api/neighbors/upload", data={"k": "3"}), 422)  # no file
 
@@ -446,7 +451,8 @@ def test_files_that_changed_since_indexing_are_not_served(tmp_path):
     ids["f"] = link["id"]                          # catalogued, but never served
     live = serve(tmp_path / "c.db")
     try:
-        get = lambda name, what="original": live.client.get(f"/api/images/{ids[name]}/{what}")
+        def get(name, what="original"):
+            return live.client.get(f"/api/images/{ids[name]}/{what}")
         for what in ["original", "thumbnail"]:
             assert "no such image" in json_error(get("f", what), 404)
         transparent = get("e", "thumbnail")

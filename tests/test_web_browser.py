@@ -25,7 +25,8 @@ ARTIFACTS = Path(__file__).resolve().parent.parent / "artifacts" / "browser"
 from playwright import sync_api  # noqa: E402  (a test dependency: ./test.sh installs it)
 
 # No skipping: a missing browser would hide untested work. ./test.sh installs it.
-assert os.access(CHROMIUM, os.X_OK), f"{CHROMIUM} is missing: run ./test.sh (apt-get install chromium)"
+assert os.access(CHROMIUM, os.X_OK), \
+    f"{CHROMIUM} is missing: run ./test.sh (apt-get install chromium)"
 
 pytestmark = pytest.mark.browser  # left out of ./test.sh --fast
 
@@ -274,7 +275,8 @@ def test_arrow_keys_move_through_the_grid_and_enter_keeps_the_preview_open(page,
     live = site[0]
     open_viewer(page, live.url)
     columns = page.evaluate("""() => { const tops = [...document.querySelectorAll('.cell')]
-        .map(c => c.getBoundingClientRect().top); return tops.filter(t => t === tops[0]).length; }""")
+        .map(c => c.getBoundingClientRect().top);
+        return tops.filter(t => t === tops[0]).length; }""")
     assert 1 < columns < 16
     page.focus("#grid")
     page.keyboard.press("ArrowRight")                     # into the grid: its first image
@@ -380,7 +382,7 @@ def test_an_address_the_collection_cannot_show_falls_back_and_says_so(page, site
     shot(page, "16-bad-address")
 
 
-# -- layout ------------------------------------------------------------------------------------------
+# -- layout ----------------------------------------------------------------------------------
 
 @pytest.fixture(scope="module")
 def varied(tmp_path_factory):

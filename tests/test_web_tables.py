@@ -5,8 +5,8 @@ import pandas as pd
 import pytest
 
 import lookalike
-from lookalike.ingest.downloads import Downloader
 from imageserver import ImageServer, png_bytes
+from lookalike.ingest.downloads import Downloader
 from test_web_api import serve
 
 MODEL = "squeezenet"

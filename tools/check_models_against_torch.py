@@ -193,6 +193,7 @@ def reference(name: str, batch: np.ndarray):
 
 def check_weight_reader() -> None:
     import torch
+
     from lookalike.models.torch_weights import load_legacy_state_dict
 
     for path in [lite_weights(f"efficientnet-lite{i}") for i in range(3)] + [mobilenet_weights()]:

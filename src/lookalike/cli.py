@@ -17,8 +17,8 @@ import os
 import shlex
 import sys
 import warnings
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Callable, Sequence
 
 from . import __version__
 from .errors import LookalikeError, LookalikeWarning
@@ -217,8 +217,8 @@ MIB = 1 << 20
 
 def cmd_index(args) -> int:
     from .api import Collection
-    from .ingest.downloads import Downloader
     from .ingest.decode import DEFAULT_MAX_PIXELS
+    from .ingest.downloads import Downloader
     from .models import DEFAULT_MODEL
 
     downloader = Downloader(timeout=args.download_timeout, retries=args.download_retries,
@@ -406,11 +406,13 @@ def cmd_similar(args) -> int:
         _to_stdout(res.to_parquet, fmt)
         return 0
     else:
-        write = {"json": res.to_json, "csv": res.to_csv, "tab": res.to_tab,
-                 "parquet": res.to_parquet}[fmt]
+        writers: dict[str, Callable[..., str | None]] = {
+            "json": res.to_json, "csv": res.to_csv, "tab": res.to_tab, "parquet": res.to_parquet}
+        write = writers[fmt]
         if not output:  # parquet went to a file or the standard output above
-            text = write()
-            sys.stdout.write(text if text.endswith("\n") else text + "\n")
+            written = write()
+            assert written is not None  # without a path, the text comes back
+            sys.stdout.write(written if written.endswith("\n") else written + "\n")
             return 0
         write(output)
     print(f"wrote {len(res):,} look-alikes ({fmt}) to {output}")
@@ -445,11 +447,12 @@ def _bytes(size: int | None) -> str:
     """A file size for people: 812 B, 4.5 kB, 12 MB (powers of 1000, as file managers show)."""
     if size is None:
         return ""
+    value = float(size)
     for unit in ("B", "kB", "MB", "GB"):
-        if size < 1000 or unit == "GB":
+        if value < 1000 or unit == "GB":
             break
-        size /= 1000
-    return f"{size:,.0f} {unit}" if unit == "B" or size >= 100 else f"{size:.1f} {unit}"
+        value /= 1000
+    return f"{value:,.0f} {unit}" if unit == "B" or value >= 100 else f"{value:.1f} {unit}"
 
 
 _BINARY_FORMATS = ("parquet", "npz")
@@ -479,7 +482,8 @@ def _to_stdout(write: Callable[[str], object], fmt: str):
 
 
 def add_export(commands: _Commands) -> None:
-    p = commands.add_parser("export", help="write the whole collection, with its vectors, to a file",
+    p = commands.add_parser("export",
+                            help="write the whole collection, with its vectors, to a file",
                             description="Write every usable image of the collection (skipped "
                                         "files are left out): id, path, name, category, width, "
                                         "height, size and the vector of one model. CSV and "
@@ -739,7 +743,7 @@ def cmd_demo(args) -> int:
     return 0
 
 
-def _next_steps(db, reference: str | None) -> str:
+def _next_steps(db, reference: str | os.PathLike | None) -> str:
     """The commands to go on with the demo's collection, each as it can be typed here:
     ./demo.sh does not put .venv/bin on PATH, so they name the script when `lookalike` is
     not found, and always the demo's database."""

@@ -20,10 +20,10 @@ import importlib.util
 import io
 import json
 import os
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterable, Iterator
 
 import numpy as np
 
@@ -363,6 +363,9 @@ def _skimage_data_dir() -> Path | None:
 
 def _skimage_files(limit: int | None) -> Iterator[_File]:
     folder = _skimage_data_dir()
+    if folder is None:  # get() checks `available` first
+        raise DatasetUnavailable("scikit-image's sample images are not installed")
+
     def files():
         for category, name, source in SKIMAGE_IMAGES:
             if (folder / source).is_file():  # a newer scikit-image may move one to pooch

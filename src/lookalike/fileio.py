@@ -7,9 +7,10 @@ from __future__ import annotations
 import os
 import secrets
 from collections import deque
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
-from typing import BinaryIO, Callable, Iterable, Iterator
+from typing import BinaryIO
 
 
 @contextmanager

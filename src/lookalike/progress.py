@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import sys
 import time
-from typing import Callable, TextIO
+from collections.abc import Callable
+from typing import TextIO
 
 
 def progress_bar(total: int, enabled: bool, desc: str, *, position: int | None = None,
@@ -67,7 +68,7 @@ class PlainProgress:
               flush=True)
         self._last_time, self._last_n = now, self.n
 
-    def __enter__(self) -> "PlainProgress":
+    def __enter__(self) -> PlainProgress:
         return self
 
     def __exit__(self, *exc) -> None:

@@ -12,10 +12,11 @@ import os
 import sqlite3
 import threading
 import time
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Iterator, Sequence
+from typing import overload
 
 import numpy as np
 
@@ -132,7 +133,8 @@ class Store:
             try:
                 self.path.parent.mkdir(parents=True, exist_ok=True)
             except OSError as exc:
-                raise StoreError(f"{self.path}: cannot create its folder ({exc.strerror})") from None
+                raise StoreError(
+                    f"{self.path}: cannot create its folder ({exc.strerror})") from None
         elif self.path.is_dir():
             raise StoreError(f"{self.path}: is a folder, not a database file")
         # One connection per thread: a web server answers requests from several threads,
@@ -178,7 +180,7 @@ class Store:
             self._connections.clear()
         self._local = threading.local()
 
-    def __enter__(self) -> "Store":
+    def __enter__(self) -> Store:
         return self
 
     def __exit__(self, *exc) -> None:
@@ -213,6 +215,11 @@ class Store:
 
     # -- settings ---------------------------------------------------------------------------
 
+    @overload
+    def get_setting(self, key: str, default: str) -> str: ...
+    @overload
+    def get_setting(self, key: str, default: None = None) -> str | None: ...
+
     def get_setting(self, key: str, default: str | None = None) -> str | None:
         row = self.conn.execute("SELECT value FROM settings WHERE key = ?", (key,)).fetchone()
         return row[0] if row else default
@@ -235,7 +242,8 @@ class Store:
         cur = self.conn.execute("SELECT content_hash FROM embeddings WHERE model = ?", (model,))
         return {row[0] for row in cur}
 
-    def write(self, rows: Sequence[ImageRow], embeddings: Iterable[tuple[bytes, str, np.ndarray]] = ()) -> None:
+    def write(self, rows: Sequence[ImageRow],
+              embeddings: Iterable[tuple[bytes, str, np.ndarray]] = ()) -> None:
         """Add or update catalogue rows and cache embeddings, all in one transaction."""
         now = time.time()
         with self.transaction():
@@ -264,7 +272,8 @@ class Store:
         with self.transaction():
             self.conn.executemany(
                 "UPDATE images SET root = ?, name = ?, category = ?, extras = ? WHERE locator = ?",
-                [(root, name, category, extras, loc) for loc, root, name, category, extras in updates])
+                [(root, name, category, extras, loc)
+                 for loc, root, name, category, extras in updates])
             self._bump_generation()
 
     def remove(self, ids: Iterable[int]) -> int:
@@ -332,7 +341,8 @@ class Store:
     def find(self, locator: bytes) -> dict | None:
         """The catalogue row of a locator, as a dict of IMAGE_COLUMNS."""
         row = self.conn.execute(
-            f"SELECT {', '.join(IMAGE_COLUMNS)} FROM images WHERE locator = ?", (locator,)).fetchone()
+            f"SELECT {', '.join(IMAGE_COLUMNS)} FROM images WHERE locator = ?", (locator,)
+        ).fetchone()
         return dict(zip(IMAGE_COLUMNS, row)) if row else None
 
     def rows(self, ids: Sequence[int]) -> list[dict]:
@@ -386,7 +396,8 @@ class Store:
     def usable_ids(self, category: str | None = None, path_prefix: str | None = None) -> np.ndarray:
         """Ids of the usable images, by id; only those in `category` (or its sub-folders) and
         whose path starts with `path_prefix` (taken literally) when given."""
-        sql, args = "SELECT id FROM images WHERE skip_reason IS NULL", []
+        sql = "SELECT id FROM images WHERE skip_reason IS NULL"
+        args: list[str] = []
         if category is not None:
             sql, args = sql + _CATEGORY_CLAUSE, args + _category_args(category)
         if path_prefix is not None:
@@ -450,7 +461,8 @@ _CATEGORY_CLAUSE = " AND (category = ? OR category LIKE ? ESCAPE '\\')"
 
 def _browse_filter(category: str | None, name: str | None) -> tuple[str, list]:
     """The WHERE clause and its arguments of `Store.browse` and its companions."""
-    where, args = "skip_reason IS NULL", []
+    where = "skip_reason IS NULL"
+    args: list[str] = []
     if category is not None:
         where, args = where + _CATEGORY_CLAUSE, args + _category_args(category)
     if name:
@@ -495,7 +507,10 @@ class _Transaction:
         try:
             self.conn.execute("BEGIN IMMEDIATE")
         except sqlite3.OperationalError as error:
-            raise _write_failure(self.path, error) or error
+            failure = _write_failure(self.path, error)
+            if failure is None:
+                raise
+            raise failure from error
         return self.conn
 
     def __exit__(self, exc_type, exc, tb):
@@ -504,7 +519,10 @@ class _Transaction:
                 self.conn.execute("COMMIT")
             except sqlite3.OperationalError as error:
                 self._rollback()
-                raise _write_failure(self.path, error) or error
+                failure = _write_failure(self.path, error)
+                if failure is None:
+                    raise
+                raise failure from error
             return False
         self._rollback()
         if isinstance(exc, sqlite3.OperationalError):

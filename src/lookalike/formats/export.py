@@ -12,9 +12,10 @@ import io
 import json
 import os
 import time
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, BinaryIO, Iterator, Protocol, Sequence
+from typing import Any, BinaryIO, Protocol
 
 import numpy as np
 
@@ -26,13 +27,19 @@ from .records import CATALOGUE_FIELDS, FLOAT_FIELDS, INT_FIELDS, RECORD_FIELDS
 
 class Neighbors(Protocol):
     """What the writers read of `lookalike.Neighbors` (typed here so that export, which api
-    calls, does not import api back)."""
-    rows: list[dict]
-    distances: np.ndarray
-    nearest_references: list
-    references: list
-    model: str
-    metric: str
+    calls, does not import api back). Read-only: a dataclass field or a property fits."""
+    @property
+    def rows(self) -> list[dict]: ...
+    @property
+    def distances(self) -> np.ndarray: ...
+    @property
+    def nearest_references(self) -> list: ...
+    @property
+    def references(self) -> list: ...
+    @property
+    def model(self) -> str: ...
+    @property
+    def metric(self) -> str: ...
 
 
 class Collection(Protocol):
@@ -126,7 +133,8 @@ class _Extras:
             if value is None:
                 self.kinds.setdefault(key, "none")
                 continue
-            if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
+            if isinstance(value, bool) or not isinstance(value, (int, float, np.integer,
+                                                                  np.floating)):
                 kind = "str"
             elif isinstance(value, (int, np.integer)):
                 kind = "int"
@@ -208,9 +216,10 @@ def _delimited_rows(table, delimiter: str) -> bytes:
     return out.getvalue()
 
 
-def _header_line(cells: Sequence[str], delimiter: str, quoting: int = csv.QUOTE_MINIMAL) -> bytes:
+def _header_line(cells: Sequence[str], delimiter: str, quote_all: bool = False) -> bytes:
     buf = io.StringIO()
-    csv.writer(buf, delimiter=delimiter, quoting=quoting, lineterminator="\n").writerow(cells)
+    csv.writer(buf, delimiter=delimiter, quoting=csv.QUOTE_ALL if quote_all else csv.QUOTE_MINIMAL,
+               lineterminator="\n").writerow(cells)
     return buf.getvalue().encode("utf-8")
 
 
@@ -223,7 +232,8 @@ class _TabColumn:
     flags: str      # Orange's flag row cell
 
 
-def _tab_columns(columns: list[_Column], origin: str | None, has_category: bool) -> list[_TabColumn]:
+def _tab_columns(columns: list[_Column], origin: str | None,
+                 has_category: bool) -> list[_TabColumn]:
     out = []
     for c in columns:
         if c.key == "category":
@@ -246,7 +256,7 @@ def _tab_header(tab_columns: list[_TabColumn], dim: int) -> bytes:
     names = [t.column.name for t in tab_columns] + feature_names(dim)
     types = [t.type for t in tab_columns] + ["continuous"] * dim
     flags = [t.flags for t in tab_columns] + [""] * dim
-    return b"".join(_header_line(row, "\t", csv.QUOTE_ALL) for row in (names, types, flags))
+    return b"".join(_header_line(row, "\t", quote_all=True) for row in (names, types, flags))
 
 
 def _tab_records(records: list[dict], origin: str | None) -> list[dict]:
@@ -264,7 +274,7 @@ def neighbor_columns(records: list[dict]) -> list[_Column]:
     return columns + extras.columns(set(RECORD_FIELDS))
 
 
-def _neighbor_records(res: "Neighbors") -> list[dict]:
+def _neighbor_records(res: Neighbors) -> list[dict]:
     # to_records() gives the public dicts (extras flattened); the writers want them apart.
     out = []
     for i, (row, d, ref) in enumerate(zip(res.rows, res.distances, res.nearest_references)):
@@ -276,14 +286,15 @@ def _neighbor_records(res: "Neighbors") -> list[dict]:
     return out
 
 
-def neighbor_records(res: "Neighbors") -> list[dict[str, Any]]:
+def neighbor_records(res: Neighbors) -> list[dict[str, Any]]:
     """One flat dict per neighbour: RECORD_FIELDS, then the extra columns by their names."""
     records = _neighbor_records(res)
     columns = neighbor_columns(records)
     return [{c.name: _json_value(_value(r, c)) for c in columns} for r in records]
 
 
-def write_neighbors(res: "Neighbors", format: str, path: str | os.PathLike | None = None) -> str | None:
+def write_neighbors(res: Neighbors, format: str,
+                    path: str | os.PathLike | None = None) -> str | None:
     """`res` as `format` text (path None) or into the file `path` (then None is returned)."""
     format = resolve_format(path, format, NEIGHBOR_FORMATS)
     if format == "parquet":
@@ -309,7 +320,7 @@ def write_neighbors(res: "Neighbors", format: str, path: str | os.PathLike | Non
     return None
 
 
-def _neighbors_bytes(res: "Neighbors", format: str) -> bytes:
+def _neighbors_bytes(res: Neighbors, format: str) -> bytes:
     records = _neighbor_records(res)
     columns = neighbor_columns(records)
     if format == "csv":
@@ -339,20 +350,20 @@ def _orange_named(columns: list[_Column]) -> list[_Column]:
     return out
 
 
-def _neighbors_arrow(res: "Neighbors"):
+def _neighbors_arrow(res: Neighbors):
     records = _neighbor_records(res)
     table = _arrow_table(records, neighbor_columns(records))
     meta = {"model": res.model, "metric": res.metric, "references": list(res.references)}
     return table.replace_schema_metadata({"lookalike": json.dumps(meta)})
 
 
-def neighbors_dataframe(res: "Neighbors"):
+def neighbors_dataframe(res: Neighbors):
     """Every column of the result, nearest first, as a pandas DataFrame."""
     import pandas as pd
 
     records = _neighbor_records(res)
     columns = neighbor_columns(records)
-    data = {}
+    data: dict[str, Any] = {}
     for c in columns:
         values = [_value(r, c) for r in records]
         if c.kind == "int":
@@ -368,7 +379,7 @@ def neighbors_dataframe(res: "Neighbors"):
 
 # -- whole collections -----------------------------------------------------------------------------
 
-def export_collection(col: "Collection", path: str | os.PathLike, format: str | None = None,
+def export_collection(col: Collection, path: str | os.PathLike, format: str | None = None,
                       model: str | None = None, vectors: bool = True, *, progress: bool = False,
                       chunk_rows: int | None = None) -> ExportReport:
     """Write every usable image of `col` (catalogue columns, extras and, unless `vectors` is
@@ -454,6 +465,13 @@ def _chunks(store, ids: np.ndarray, matrix: np.ndarray | None,
         yield records, block
 
 
+class _Writer(Protocol):
+    """One export format, written a block of rows at a time."""
+    def write(self, records: list[dict], block: np.ndarray | None) -> None: ...
+
+    def close(self) -> None: ...
+
+
 class _CSVWriter:
     delimiter = ","
 
@@ -535,7 +553,8 @@ def _json_vectors(block: np.ndarray) -> list[str]:
     import pyarrow as pa
 
     table = pa.Table.from_arrays([pa.array(np.ascontiguousarray(block[:, j]))
-                                  for j in range(block.shape[1])], names=feature_names(block.shape[1]))
+                                  for j in range(block.shape[1])],
+                                 names=feature_names(block.shape[1]))
     return _delimited_rows(table, ",").decode("ascii").replace(",", ", ").splitlines()
 
 
@@ -557,6 +576,7 @@ class _ParquetWriter:
     def close(self) -> None:
         if self.writer is None:  # no rows: still a valid file with the columns
             self.write([], None if self.model is None else np.zeros((0, self.dim), np.float32))
+        assert self.writer is not None  # write() opened it
         self.writer.close()
 
 
@@ -580,8 +600,9 @@ class _NPZWriter:
         np.savez(self.f, ids=ids, vectors=vectors, paths=paths, model=np.asarray(self.model))
 
 
-_WRITERS = {"csv": _CSVWriter, "tab": _TabWriter, "json": _JSONWriter, "parquet": _ParquetWriter,
-            "npz": _NPZWriter}
+_WRITERS: dict[str, Callable[..., _Writer]] = {
+    "csv": _CSVWriter, "tab": _TabWriter, "json": _JSONWriter, "parquet": _ParquetWriter,
+    "npz": _NPZWriter}
 
 
 @contextmanager
@@ -607,5 +628,6 @@ def atomic_write(path: str | os.PathLike) -> Iterator[BinaryIO]:
         raise LookalikeError(f"{path}: cannot write there ({exc.strerror})") from None
 
 
-__all__ = ["FORMATS", "NEIGHBOR_FORMATS", "ExportReport", "export_collection", "write_neighbors", "neighbor_records",
-           "neighbors_dataframe", "resolve_format", "feature_names", "extras_of", "atomic_write"]
+__all__ = ["FORMATS", "NEIGHBOR_FORMATS", "ExportReport", "export_collection", "write_neighbors",
+           "neighbor_records", "neighbors_dataframe", "resolve_format", "feature_names",
+           "extras_of", "atomic_write"]

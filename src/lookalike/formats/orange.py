@@ -7,10 +7,12 @@ from __future__ import annotations
 import ast
 import os
 import re
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 from ..errors import LookalikeError
 from ..locators import url_scheme
+
 
 def unique_name(name: str, taken: set[str]) -> str:
     # Orange's own rule for a clashing name: "name (1)", "name (2)", ...
@@ -119,4 +121,5 @@ def orange_flags(flags: Sequence[str], attributes: dict[str, str]) -> str:
     return cell
 
 
-__all__ = ["orange_flags", "orange_image_value", "orange_origin", "parse_orange_flags", "unique_name"]
+__all__ = ["orange_flags", "orange_image_value", "orange_origin", "parse_orange_flags",
+           "unique_name"]

@@ -16,14 +16,14 @@ import warnings
 from dataclasses import dataclass
 
 import numpy as np
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, ImageOps, TiffImagePlugin, UnidentifiedImageError
 
 try:  # HEIC/HEIF and AVIF (when Pillow lacks its own AVIF plug-in)
     import pillow_heif
 
     pillow_heif.register_heif_opener()
 except ImportError:  # pragma: no cover - pillow-heif is a declared dependency
-    pillow_heif = None
+    pass
 
 #: Images with more pixels than this are refused as possible decompression bombs
 #: (about 16k x 16k; Pillow's own default is 89 million).
@@ -61,7 +61,7 @@ def _open(data: bytes, max_pixels: int) -> Image.Image:
         raise ImageSkipped("empty file (0 bytes)")
     # Pillow warns above MAX_IMAGE_PIXELS and refuses twice that: a caller's higher limit
     # raises its guard too (our own check, _check_pixels, still applies to every image).
-    if max_pixels > Image.MAX_IMAGE_PIXELS:
+    if Image.MAX_IMAGE_PIXELS is not None and max_pixels > Image.MAX_IMAGE_PIXELS:
         Image.MAX_IMAGE_PIXELS = max_pixels
     try:
         with warnings.catch_warnings():
@@ -175,7 +175,8 @@ def decode(data: bytes, size: int | None = None, *, max_pixels: int = DEFAULT_MA
     width, height = _upright_size(im)
     try:
         if size is not None and im.format == "JPEG" and im.mode in ("RGB", "L", "CMYK"):
-            # draft's target is per side before rotation; an upright swap does not matter for a square.
+            # draft's target is per side before rotation; an upright swap does not matter for a
+            # square.
             im.draft(im.mode, (size, size))
         exif_orientation = _safe_orientation(im)
         try:
@@ -237,7 +238,7 @@ def _is_tiff(data: bytes) -> bool:
 def _pillow_misreads(im: Image.Image) -> bool:
     """A TIFF that Pillow opens but would read wrongly: colour with more than 8 bits per
     sample, which Pillow cuts to the high byte (a 16-bit RGB micrograph comes out dark)."""
-    if im.format != "TIFF":
+    if im.format != "TIFF" or not isinstance(im, TiffImagePlugin.TiffImageFile):
         return False
     try:
         bits = im.tag_v2.get(258, (1,))

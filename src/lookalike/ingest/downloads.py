@@ -17,10 +17,11 @@ import random
 import threading
 import time
 import warnings
+from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Iterator
+from typing import TYPE_CHECKING
 from urllib.parse import unquote_to_bytes
 
 from ..errors import LookalikeError
@@ -28,6 +29,9 @@ from ..fileio import bounded_map
 from ..locators import is_data_url, is_http, is_url, url_name, url_scheme
 from ..version import __version__
 from .decode import ImageSkipped
+
+if TYPE_CHECKING:
+    import httpx
 
 #: Largest download accepted, in bytes.
 DEFAULT_MAX_BYTES = 64 * 1024 * 1024
@@ -126,7 +130,7 @@ class Downloader:
     backoff: float = DEFAULT_BACKOFF
     max_bytes: int = DEFAULT_MAX_BYTES
     concurrency: int = DEFAULT_CONCURRENCY
-    _client: object = field(default=None, init=False, repr=False)
+    _client: httpx.Client | None = field(default=None, init=False, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -142,7 +146,8 @@ class Downloader:
 
     def cache_path(self, url: str) -> Path:
         digest = hashlib.sha256(url.encode("utf-8")).hexdigest()
-        return self.cache / digest[:2] / digest
+        folder = self.cache if self.cache is not None else cache_dir()  # set by __post_init__
+        return folder / digest[:2] / digest
 
     def is_cached(self, url: str) -> bool:
         return is_data_url(url) or self.cache_path(url).is_file()
@@ -174,9 +179,9 @@ class Downloader:
             scheme = url_scheme(url) or "?"
             raise DownloadFailed(f"unsupported URL scheme {scheme!r} (only http, https and data "
                                  "URLs are read)")
-        data = self.cached(url)
-        if data is not None:
-            return Fetched(data, downloaded=False)
+        cached = self.cached(url)
+        if cached is not None:
+            return Fetched(cached, downloaded=False)
         data, content_type = self._download(url)
         if sniff(data) is None:
             raise DownloadFailed(_not_an_image(data, content_type))
@@ -205,7 +210,7 @@ class Downloader:
         except OSError:
             pass  # a full disk or a read-only cache: the image is still indexed this time
 
-    def _http(self):
+    def _http(self) -> httpx.Client:
         import httpx
 
         with self._lock:
@@ -280,7 +285,7 @@ class Downloader:
                 self._client.close()
                 self._client = None
 
-    def __enter__(self) -> "Downloader":
+    def __enter__(self) -> Downloader:
         return self
 
     def __exit__(self, *exc) -> None:

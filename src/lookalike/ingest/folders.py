@@ -11,8 +11,8 @@ from __future__ import annotations
 import errno
 import os
 import stat
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Iterator
 
 from ..errors import LookalikeError
 from ..locators import is_url
@@ -67,7 +67,7 @@ class Unreadable:
     reason: str
 
 
-def display_path(path: str | bytes) -> str:
+def display_path(path: str | bytes | os.PathLike) -> str:
     """A printable form of a path, even when its bytes are not valid UTF-8."""
     raw = os.fsencode(path)
     return raw.decode("utf-8", "backslashreplace")
@@ -96,7 +96,8 @@ def _record(path: str, root: str, category: str | None) -> ImageFile | Unreadabl
         return Unreadable(shown, locator, root, not_a_file(st.st_mode))
     stem = os.path.splitext(os.path.basename(path))[0]
     return ImageFile(shown, locator, display_path(root), display_path(stem),
-                     None if category is None else display_path(category), st.st_size, st.st_mtime_ns)
+                     None if category is None else display_path(category), st.st_size,
+                     st.st_mtime_ns)
 
 
 def scan(path: str | os.PathLike) -> Iterator[ImageFile | Unreadable]:
@@ -118,7 +119,8 @@ def _walk(root: str) -> Iterator[ImageFile | Unreadable]:
     # Real folders are walked before folders reached through symbolic links, so a file seen
     # both ways is listed under its real path; a folder is entered once, which ends loops.
     seen_dirs: set[tuple[int, int]] = set()
-    stack, linked = [root], []
+    stack: list[str] = [root]
+    linked: list[str] = []
     while stack or linked:
         folder = stack.pop() if stack else linked.pop(0)
         try:
@@ -135,7 +137,7 @@ def _walk(root: str) -> Iterator[ImageFile | Unreadable]:
             continue
         rel = os.path.relpath(folder, root)
         category = None if rel == "." else rel
-        subfolders = []
+        subfolders: list[str] = []
         for entry in entries:
             if entry.name.startswith("."):
                 continue

@@ -22,7 +22,15 @@ from typing import Any
 from urllib.parse import unquote, urlsplit
 
 from ..locators import is_data_url, is_url, url_name, url_scheme
-from .folders import IMAGE_SUFFIXES, ImageFile, RemoteImage, SourceError, Unreadable, _record, display_path
+from .folders import (
+    IMAGE_SUFFIXES,
+    ImageFile,
+    RemoteImage,
+    SourceError,
+    Unreadable,
+    _record,
+    display_path,
+)
 
 #: Extensions read as tables, with their kind.
 TABLE_SUFFIXES = {".csv": "csv", ".tsv": "tsv", ".tab": "tab", ".xlsx": "xlsx",
@@ -168,6 +176,8 @@ def _read_xlsx(path) -> list[list]:
     book = openpyxl.load_workbook(path, read_only=True, data_only=True)
     try:
         sheet = book.active
+        if sheet is None:  # read_table reports it as an unreadable file
+            raise ValueError("the workbook has no active sheet")
         rows = [list(row) for row in sheet.iter_rows(values_only=True)]
     finally:
         book.close()

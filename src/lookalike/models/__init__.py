@@ -24,8 +24,14 @@ import onnx
 
 from ..errors import LookalikeError
 from . import cache, efficientnet_lite, int8, mobilenet_v2, onnx_graph, squeezenet
-from .runtime import (Model, ModelInfo, ModelSettingError, load_onnx_model, make_session,
-                      resolve_threads)
+from .runtime import (
+    Model,
+    ModelInfo,
+    ModelSettingError,
+    load_onnx_model,
+    make_session,
+    resolve_threads,
+)
 
 __all__ = ["DEFAULT_MODEL", "Model", "ModelInfo", "ModelNotInstalledError", "ModelSettingError",
            "UnknownModelError", "get_model_info", "list_models", "load_model", "load_onnx_model",

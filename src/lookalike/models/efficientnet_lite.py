@@ -30,8 +30,15 @@ from pathlib import Path
 
 import onnx
 
-from .onnx_graph import FEATURES_NAME, INPUT_NAME, LOGITS_NAME, GraphBuilder, \
-    conv_output_size, fold_batch_norm, tf_same_pads
+from .onnx_graph import (
+    FEATURES_NAME,
+    INPUT_NAME,
+    LOGITS_NAME,
+    GraphBuilder,
+    conv_output_size,
+    fold_batch_norm,
+    tf_same_pads,
+)
 from .torch_weights import load_legacy_state_dict
 
 BUILDER_VERSION = "1"

@@ -171,8 +171,13 @@ def quantise(float_model: Path, input_size: int, recipe: Recipe = Recipe()) -> o
     moved the others' by less than 0.0005; its "entropy" ranges came out as the extremes, in
     three times the time.
     """
-    from onnxruntime.quantization import (CalibrationDataReader, CalibrationMethod,
-                                          QuantFormat, QuantType, quantize_static)
+    from onnxruntime.quantization import (
+        CalibrationDataReader,
+        CalibrationMethod,
+        QuantFormat,
+        QuantType,
+        quantize_static,
+    )
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
     images = calibration_images(input_size, emoji=recipe.emoji)

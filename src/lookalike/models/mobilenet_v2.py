@@ -15,8 +15,16 @@ from pathlib import Path
 
 import onnx
 
-from .onnx_graph import FEATURES_NAME, IMAGENET_MEAN, IMAGENET_STD, INPUT_NAME, LOGITS_NAME, \
-    GraphBuilder, conv_output_size, fold_batch_norm
+from .onnx_graph import (
+    FEATURES_NAME,
+    IMAGENET_MEAN,
+    IMAGENET_STD,
+    INPUT_NAME,
+    LOGITS_NAME,
+    GraphBuilder,
+    conv_output_size,
+    fold_batch_norm,
+)
 from .torch_weights import load_legacy_state_dict
 
 BUILDER_VERSION = "1"

@@ -49,8 +49,9 @@ def fold_batch_norm(weight: np.ndarray, gamma: np.ndarray, beta: np.ndarray, mea
     return w.astype(np.float32), b.astype(np.float32)
 
 
-def preprocess_nodes(x: str, out: str, prefix: str, mean: Sequence[float], std: Sequence[float],
-                     layout: str = "NCHW", bgr: bool = False, to: int = TensorProto.FLOAT
+def preprocess_nodes(x: str, out: str, prefix: str, mean: Sequence[float] | np.ndarray,
+                     std: Sequence[float] | np.ndarray, layout: str = "NCHW", bgr: bool = False,
+                     to: int = TensorProto.FLOAT
                      ) -> tuple[list[onnx.NodeProto], list[onnx.TensorProto]]:
     """Nodes taking uint8 NHWC RGB pixels ``x`` to ``out`` = (x - mean) / std in ``layout``.
 

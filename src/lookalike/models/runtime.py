@@ -280,7 +280,8 @@ def _feature_dim(session: ort.InferenceSession, graph: onnx.GraphProto, output: 
     else from running one blank image."""
     out_shape = [_dim_value(d) for d in
                  next(o for o in graph.output if o.name == output).type.tensor_type.shape.dim]
-    if len(out_shape) >= 2 and all(d is not None for d in out_shape[1:]):
-        return int(np.prod(out_shape[1:]))
+    known = [d for d in out_shape[1:] if d is not None]
+    if len(out_shape) >= 2 and len(known) == len(out_shape) - 1:
+        return int(np.prod(known))
     probe = np.zeros((1, input_size, input_size, 3), np.uint8)
     return int(np.asarray(session.run([output], {new_input: probe})[0]).size)

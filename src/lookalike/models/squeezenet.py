@@ -16,8 +16,14 @@ from typing import Any
 import numpy as np
 import onnx
 
-from .onnx_graph import FEATURES_NAME, INPUT_NAME, LOGITS_NAME, GraphBuilder, \
-    conv_output_size, tf_same_pads
+from .onnx_graph import (
+    FEATURES_NAME,
+    INPUT_NAME,
+    LOGITS_NAME,
+    GraphBuilder,
+    conv_output_size,
+    tf_same_pads,
+)
 
 BUILDER_VERSION = "1"
 INPUT_SIZE = 227

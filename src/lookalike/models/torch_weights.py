@@ -23,7 +23,7 @@ LEGACY_PROTOCOL_VERSION = 1001
 
 # torch's typed storages as they appear in the pickle; the data that follows is little-endian
 # (checked against the file's system info).
-_STORAGE_DTYPES = {
+_STORAGE_DTYPES: dict[str, np.dtype] = {
     "FloatStorage": np.dtype("<f4"),
     "DoubleStorage": np.dtype("<f8"),
     "HalfStorage": np.dtype("<f2"),

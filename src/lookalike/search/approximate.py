@@ -7,11 +7,11 @@ collection's covariance. The absolute correlations search with q and -q. Manhatt
 Jaccard have no such transform and stay exact.
 
 Two kinds of index hold 8-bit codes of the transformed rows (4x less memory than float32):
-`"scan"` compares the query with every code (a compressed exhaustive scan) and `"ivf"` first picks the `nprobe` nearest of about sqrt(N) clusters. Either
-returns a few hundred candidates that `ExactIndex` re-scores exactly, so distances are always
-exact and only recall is approximate. Indexes are saved beside the database and brought up to
-date incrementally (FAISS ids are image ids); they are rebuilt when the collection has doubled
-since they were trained.
+`"scan"` compares the query with every code (a compressed exhaustive scan) and `"ivf"` first
+picks the `nprobe` nearest of about sqrt(N) clusters. Either returns a few hundred candidates
+that `ExactIndex` re-scores exactly, so distances are always exact and only recall is
+approximate. Indexes are saved beside the database and brought up to date incrementally (FAISS
+ids are image ids); they are rebuilt when the collection has doubled since they were trained.
 """
 
 from __future__ import annotations
@@ -21,12 +21,13 @@ import os
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from ..errors import LookalikeError
-from .metrics import canonical_metric, mahalanobis_transform, rank_rows
 from .exact import ExactIndex
+from .metrics import canonical_metric, mahalanobis_transform, rank_rows
 
 FAMILY = {"Cosine": "cosine", "Pearson": "pearson", "Absolute Pearson": "pearson",
           "Spearman": "spearman", "Absolute Spearman": "spearman", "Euclidean": "euclidean",
@@ -72,7 +73,8 @@ class _Transform:
     whitening: np.ndarray | None = None  # Mahalanobis only
 
     @classmethod
-    def fit(cls, family: str, sample: np.ndarray, whitening: np.ndarray | None = None) -> "_Transform":
+    def fit(cls, family: str, sample: np.ndarray,
+            whitening: np.ndarray | None = None) -> _Transform:
         t = cls(family, np.zeros(sample.shape[1], np.float32), np.float32(1.0), whitening)
         rows = t.metric_space(sample)
         lo, hi = rows.min(0), rows.max(0)
@@ -89,6 +91,8 @@ class _Transform:
                 rows = rank_rows(rows).astype(np.float32)
             return _unit(rows - rows.mean(1, keepdims=True))
         if self.family == "mahalanobis":
+            if self.whitening is None:
+                raise ValueError("a Mahalanobis transform needs its whitening matrix")
             return np.ascontiguousarray(rows @ self.whitening.astype(np.float32))
         return np.ascontiguousarray(rows)
 
@@ -123,7 +127,7 @@ class ApproximateIndex:
 
     @classmethod
     def build(cls, ids: np.ndarray, hashes: np.ndarray, exact: ExactIndex, metric: str,
-              kind: str = "auto", seed: int = 0) -> "ApproximateIndex":
+              kind: str = "auto", seed: int = 0) -> ApproximateIndex:
         faiss = _faiss()
         family = FAMILY[canonical_metric(metric)]
         n, d = len(exact), exact.dim
@@ -231,7 +235,7 @@ class ApproximateIndex:
         path.parent.mkdir(parents=True, exist_ok=True)
         tmps = []
         try:
-            for i, shard in enumerate(self.shards):
+            for shard in self.shards:
                 fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
                 os.close(fd)
                 tmps.append(tmp)
@@ -241,8 +245,8 @@ class ApproximateIndex:
                     raise OSError(f"cannot write {tmp}: {exc}") from None
             meta = {"kind": self.kind, "family": self.transform.family,
                     "trained_on": self.trained_on, "shards": len(self.shards)}
-            extra = {"ids": self.ids, "hashes": self.hashes, "lo": self.transform.lo,
-                     "scale": self.transform.scale}
+            extra: dict[str, Any] = {"ids": self.ids, "hashes": self.hashes,
+                                     "lo": self.transform.lo, "scale": self.transform.scale}
             if self.transform.whitening is not None:
                 extra["whitening"] = self.transform.whitening
             fd, meta_tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
@@ -259,14 +263,14 @@ class ApproximateIndex:
                     os.unlink(leftover)
 
     @classmethod
-    def load(cls, path: Path) -> "ApproximateIndex | None":
+    def load(cls, path: Path) -> ApproximateIndex | None:
         faiss = _faiss()
         if not path.is_file():
             return None
         try:
             with np.load(path) as extra:
                 meta = json.loads(str(extra["meta"]))
-                whitening = extra["whitening"] if "whitening" in extra else None
+                whitening = extra.get("whitening")
                 transform = _Transform(meta["family"], extra["lo"], extra["scale"], whitening)
                 ids, hashes = extra["ids"], extra["hashes"]
             shards = [faiss.read_index(f"{path}.{i}") for i in range(meta["shards"])]
@@ -285,7 +289,7 @@ def search(approx: ApproximateIndex, exact: ExactIndex, ids: np.ndarray, queries
     found = approx.candidates(queries, metric, want + n_exclude)
     rows = np.searchsorted(ids, found)
     rows = rows[(rows < len(ids)) & (ids[np.minimum(rows, len(ids) - 1)] == found)]
-    if n_exclude:
+    if exclude_rows is not None and n_exclude:
         rows = np.setdiff1d(rows, exclude_rows)
     scores, which = exact.exact_scores(queries, rows, metric, return_query=True)
     order = np.lexsort((rows, np.round(scores, 12)))[:k]

@@ -15,11 +15,20 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .metrics import (canonical_metric, correlation_distance, distances, mahalanobis_transform,
-                      rank_rows)
+from .metrics import (
+    canonical_metric,
+    correlation_distance,
+    distances,
+    mahalanobis_transform,
+    rank_rows,
+)
+
+if TYPE_CHECKING:
+    from .int8_scan import Int8Cosine
 
 log = logging.getLogger(__name__)
 
@@ -69,7 +78,8 @@ class ExactIndex:
         self._queue_changed = threading.Condition(self._queue_lock)
         self._scanning = False
         self._last_batch = 0       # queries in the last pass ...
-        self._int8 = None          # the 8-bit first pass for cosine, once built (int8_scan.py)
+        # the 8-bit first pass for cosine, once built (int8_scan.py)
+        self._int8: Int8Cosine | None = None
         self._int8_wanted = False
         self._cosine_passes = 0
         self._merge_until = 0.0    # ... and until when the next pass waits for as many
@@ -125,7 +135,7 @@ class ExactIndex:
             return means, np.sqrt(np.maximum(centred_sq, 0.0))
         return self._stat("centred", compute)
 
-    def ranks(self) -> "ExactIndex":
+    def ranks(self) -> ExactIndex:
         """The rows replaced by their ranks (Spearman = Pearson on ranks), as an index."""
         def compute():
             out = np.empty(self.matrix.shape, np.float32)
@@ -165,7 +175,8 @@ class ExactIndex:
         """
         return self.bounds_many([queries], metric)[0]
 
-    def bounds_many(self, groups: list[np.ndarray], metric: str) -> list[tuple[np.ndarray, np.ndarray]]:
+    def bounds_many(self, groups: list[np.ndarray],
+                    metric: str) -> list[tuple[np.ndarray, np.ndarray]]:
         """`bounds` for several independent groups of queries, in one pass over the matrix:
         the queries of every group go into one BLAS product, which reads the matrix once."""
         name = canonical_metric(metric)
@@ -225,7 +236,7 @@ class ExactIndex:
         once, if the matrix is large enough to gain and small enough to copy; searches use
         it as soon as it is ready. A process that searches once never pays for it."""
         with self._lock:
-            if self._int8_wanted or not INT8_MIN_ROWS <= len(self.matrix) or \
+            if self._int8_wanted or not len(self.matrix) >= INT8_MIN_ROWS or \
                     self.matrix.size > INT8_MAX_CELLS:
                 return
             self._int8_wanted = True
@@ -361,13 +372,15 @@ class ExactIndex:
                     self._scanning = False
                     now = time.perf_counter()
                     self._last_batch = len(batch)
-                    self._merge_until = now + min(MERGE_WAIT_MAX, MERGE_WAIT_SHARE * (now - started))
+                    self._merge_until = now + min(MERGE_WAIT_MAX,
+                                                  MERGE_WAIT_SHARE * (now - started))
                     self._queue_changed.notify_all()
         if request.error is not None:
             raise request.error
+        assert request.result is not None  # done without an error: answered
         return request.result if return_query else request.result[:2]
 
-    def _answer(self, batch: list["_Request"]) -> None:
+    def _answer(self, batch: list[_Request]) -> None:
         by_metric: dict[str, list[_Request]] = {}
         for r in batch:
             by_metric.setdefault(r.metric, []).append(r)
@@ -385,7 +398,7 @@ class ExactIndex:
                     r.error = exc
                 r.done = True
 
-    def _select(self, r: "_Request", lo: np.ndarray, hi: np.ndarray):
+    def _select(self, r: _Request, lo: np.ndarray, hi: np.ndarray):
         k, name, queries = r.k, r.metric, r.queries
         allowed = None
         if r.candidates is not None:
@@ -434,7 +447,7 @@ class _Request:
     def __init__(self, queries, k, metric, exclude, candidates):
         self.queries, self.k, self.metric = queries, k, metric
         self.exclude, self.candidates = exclude, candidates
-        self.result = None
+        self.result: tuple[np.ndarray, ...] | None = None
         self.error: BaseException | None = None
         self.done = False
 

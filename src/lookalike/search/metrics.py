@@ -11,7 +11,7 @@ distance 0.5, their absolute forms 1), Jaccard between two all-zero vectors is 0
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 from threadpoolctl import threadpool_limits
@@ -212,7 +212,7 @@ def distances(x, y=None, metric: str = "Euclidean", *, data=None) -> np.ndarray:
         return _euclidean(x @ transform, y @ transform)
     if name in ("Spearman", "Absolute Spearman"):
         x, y = rank_rows(x), rank_rows(y)
-    fn: Callable = {
+    fn: Callable | None = {
         "Euclidean": _euclidean,
         "Manhattan": _manhattan,
         "Cosine": _cosine,
