@@ -17,7 +17,7 @@ import random
 import threading
 import time
 import warnings
-from collections.abc import Iterable, Iterator
+from collections.abc import Generator, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -188,7 +188,8 @@ class Downloader:
         self._keep(url, data)
         return Fetched(data, downloaded=True)
 
-    def fetch_many(self, urls: Iterable[str]) -> Iterator[tuple[str, Fetched | DownloadFailed]]:
+    def fetch_many(self, urls: Iterable[str]
+                   ) -> Generator[tuple[str, Fetched | DownloadFailed]]:
         """(url, Fetched or DownloadFailed) for each URL, in order, `concurrency` at a time."""
         def one(url: str):
             try:

@@ -15,20 +15,24 @@ import os
 import stat
 import time
 from collections import Counter
+from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Callable, Iterable, Iterator, Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from . import decode as images
-from ..locators import is_http
-from .downloads import DownloadFailed, Downloader, Fetched
-from ..progress import progress_bar
-from .folders import ImageFile, RemoteImage, SourceError, Unreadable, not_a_file, scan
 from ..catalogue.store import ImageRow, KnownFile, Store
 from ..fileio import bounded_map
+from ..locators import is_http
+from ..progress import progress_bar
+from . import decode as images
+from .downloads import Downloader, DownloadFailed, Fetched
+from .folders import ImageFile, RemoteImage, SourceError, Unreadable, not_a_file, scan
 from .tables import TableInfo, TableOptions, is_table, table_images
+
+if TYPE_CHECKING:  # the models (onnxruntime) are loaded on the first batch only
+    from ..models.runtime import Model
 
 #: Files larger than this are skipped without being read.
 DEFAULT_MAX_BYTES = 1 << 31
@@ -140,7 +144,7 @@ class _LazyModel:
     def __init__(self, name: str, input_size: int, load: Callable, threads: int) -> None:
         self.name, self.input_size = name, input_size
         self._load, self._threads = load, threads
-        self._embedder = None
+        self._embedder: Model | None = None
         self.loading_seconds = 0.0
 
     def embed(self, pixels: np.ndarray) -> np.ndarray:
@@ -218,6 +222,7 @@ def list_images(paths: Sequence[str | os.PathLike], options: TableOptions | None
     infos: list[TableInfo] = []
     seen: set[bytes] = set()
     for path in paths:
+        items: Iterable[ImageFile | RemoteImage | Unreadable]
         if is_table(path):
             info, items = table_images(path, options)
             infos.append(info)
@@ -322,8 +327,8 @@ def _embed_new(store: Store, todo: Sequence[ImageFile | RemoteImage], model: _La
     bar = progress_bar(len(todo), options.progress, "embedding", position=1 if remote else None)
     pool = ThreadPoolExecutor(max_workers=options.decoders,
                               thread_name_prefix="lookalike-decode")
-    staged = _with_downloads(todo, downloader, download_bar) if remote else \
-        ((item, None) for item in todo)
+    staged: Generator[tuple] = _with_downloads(todo, downloader, download_bar) if remote \
+        else ((item, None) for item in todo)
     prepared = bounded_map(pool, lambda s: _prepare(s, model.input_size, embedded, options),
                            staged, window=options.batch_size * 3)
     try:
@@ -342,7 +347,7 @@ def _embed_new(store: Store, todo: Sequence[ImageFile | RemoteImage], model: _La
 
 
 def _with_downloads(todo: Sequence[ImageFile | RemoteImage], downloader: Downloader,
-                    bar) -> Iterator[tuple]:
+                    bar) -> Generator[tuple]:
     """(item, Fetched or DownloadFailed) for URLs, (item, None) for files, in order, with
     `downloader.concurrency` downloads in flight."""
     fetched_urls = downloader.fetch_many(item.path for item in todo
@@ -413,9 +418,11 @@ def _embed(model: _LazyModel, prepared: Sequence[_Prepared]) -> list[tuple[bytes
     image in a batch are embedded together, stored once)."""
     if not prepared:
         return []
-    out = model.embed(np.stack([p.pixels for p in prepared]))
+    # Only decoded images with their content hash reach here (_batches sorts them out).
+    out = model.embed(np.stack([p.pixels for p in prepared if p.pixels is not None]))
     vectors: dict[bytes, np.ndarray] = {}
     for p, v in zip(prepared, out):
+        assert p.content_hash is not None
         vectors.setdefault(p.content_hash, v)
     return [(h, model.name, v) for h, v in vectors.items()]
 
@@ -453,7 +460,7 @@ def embed_files(paths: Sequence[str | os.PathLike], model: str, *, threads: int 
     from ..models import get_model_info, load_model
 
     info = get_model_info(model)
-    pixels = [images.decode(read_file(os.fsencode(p)), info.input_size, max_pixels=max_pixels).pixels
-              for p in paths]
+    pixels = [images.decode(read_file(os.fsencode(p)), info.input_size,
+                            max_pixels=max_pixels).pixels for p in paths]
     embedder = embedder or load_model(info.name, threads=threads)
     return embedder.embed(np.stack(pixels))
