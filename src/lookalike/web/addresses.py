@@ -39,7 +39,7 @@ def own_addresses(families=(socket.AF_INET,)) -> list[str]:
             infos = socket.getaddrinfo(socket.gethostname(), None, family, socket.SOCK_STREAM)
         except OSError:
             infos = []
-        candidates = [info[4][0] for info in infos]
+        candidates = [str(info[4][0]) for info in infos]
         try:
             with socket.socket(family, socket.SOCK_DGRAM) as probe:
                 probe.connect((_PROBES[family], 9))  # UDP: sets the route, sends nothing
