@@ -4,6 +4,7 @@
 at /docs); `serve(db, host, port)` runs it with uvicorn, as `lookalike serve` does.
 """
 
-from .app import create_app, exposure_warning, serve
+from .app import create_app
+from .server import exposure_warning, serve
 
 __all__ = ["create_app", "exposure_warning", "serve"]

@@ -1,0 +1,9 @@
+"""The web app's routes, one module per area, each an `APIRouter` whose handlers reach the
+app's shared state through `Depends(get_state)`; `ROUTERS` in the order of the API's
+documentation."""
+
+from . import collection, files, images, neighbours, pages
+
+ROUTERS = [pages.router, collection.router, images.router, neighbours.router, files.router]
+
+__all__ = ["ROUTERS"]

@@ -1,0 +1,43 @@
+"""What the routes share: the image id path parameter, an image's JSON, the refusals for a
+missing or changed file."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import Path as PathParam
+
+from ...api import Collection
+from ...formats.export import extras_of
+from .. import files
+from ..errors import HTTPError
+
+ImageId = Annotated[int, PathParam(ge=1, le=2**63 - 1, description="the image's id in the "
+                                                                    "collection")]
+
+NO_IMAGE = "no usable image with this id in the collection, or its file is gone"
+CHANGED = "the file changed since it was indexed (re-index to see it again)"
+
+
+def image_json(row: dict) -> dict[str, Any]:
+    out = {"id": row["id"], "path": row["path"], "name": row["name"], "category": row["category"],
+           "width": row["width"], "height": row["height"], "size": row["size"]}
+    if row.get("extras"):  # the other columns of a table the image was listed in
+        out["extras"] = extras_of(row)
+    return out
+
+
+def row_or_404(col: Collection, image_id: int) -> dict:
+    row = col.image(image_id)
+    if row is None:
+        raise HTTPError(404, f"image {image_id}: no such image in the collection")
+    return row
+
+
+def read_original(row: dict, image_id: int) -> bytes:
+    try:
+        return files.read_catalogued(row["locator"], row["content_hash"])
+    except files.FileGone as exc:
+        raise HTTPError(404, f"image {image_id}: its file is gone ({exc}): {row['path']}") from None
+    except files.FileChanged as exc:
+        raise HTTPError(409, f"image {image_id}: {exc}: {row['path']}") from None

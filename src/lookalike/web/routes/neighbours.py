@@ -1,0 +1,153 @@
+"""Look-alikes: of images of the collection (POST, and GET as the page's URL asks for them) and
+of an image file sent by the user."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, File, Form, Query, UploadFile
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
+
+from ...api import DEFAULT_K, DEFAULT_METRIC, Collection, Neighbors
+from ...ingest.decode import ImageSkipped, decode
+from ...search.metrics import METRICS
+from ..errors import HTTPError, refusals
+from ..state import State, ViewerState
+from .common import NO_IMAGE, image_json
+
+router = APIRouter()
+
+_CANNOT_SEARCH = "a metric, model or search the collection cannot answer"
+ImageIdValue = Annotated[int, Field(ge=1, le=2**63 - 1)]
+Approximate = Literal["true", "false", "ivf", "scan"]
+
+
+class NeighborsQuery(BaseModel):
+    """What `POST /api/neighbors` takes."""
+
+    references: list[ImageIdValue] = Field(
+        ..., min_length=1, max_length=1000, description="ids of the reference images")
+    k: int | None = Field(DEFAULT_K, ge=1, le=100_000,
+                          description="how many look-alikes; null ranks every image")
+    metric: str = Field(DEFAULT_METRIC, description=f"one of {', '.join(METRICS)} (any case)")
+    model: str | None = Field(None, description="one of the collection's models; null: its "
+                                                "default")
+    include_references: bool = Field(False, description="also rank the references themselves")
+    category: str | None = Field(None, description="only images of this category (and its "
+                                                   "sub-folders)")
+    approximate: bool | Literal["ivf", "scan"] | None = Field(
+        None, description="null: exact below 200,000 images, FAISS above (as `lookalike "
+                          "similar`); true, \"ivf\" or \"scan\": FAISS (faster on large "
+                          "collections, may miss a few true neighbours); false: exact")
+
+
+@router.post("/api/neighbors", summary="The look-alikes of images of the collection",
+             responses=refusals(s400=_CANNOT_SEARCH, s404=NO_IMAGE,
+                                s413="a request body over the size limit"))
+def neighbors(state: State, query: NeighborsQuery):
+    """The k images nearest to the references (an image's distance is its distance to the
+    nearest reference), nearest first, with the fields of `lookalike similar --format
+    json`; `notes` are sentences a person should read with the answer (Mahalanobis on too
+    few images, say)."""
+    return _find_neighbors(state, query)
+
+
+@router.get("/api/neighbors", summary="The look-alikes, as the page's URL asks for them",
+            responses=refusals(s400=_CANNOT_SEARCH, s404=NO_IMAGE))
+def neighbors_get(state: State,
+                  ref: Annotated[list[ImageIdValue], Query(min_length=1, max_length=1000)],
+                  k: Annotated[int | None, Query(ge=1, le=100_000)] = DEFAULT_K,
+                  metric: str = DEFAULT_METRIC, model: str | None = None,
+                  include_references: bool = False, category: str | None = None,
+                  approximate: Approximate | None = None):
+    """The JSON twin of the page's `/?ref=...` view; same answer as `POST /api/neighbors`."""
+    return _find_neighbors(state, NeighborsQuery(
+        references=ref, k=k, metric=metric, model=model,
+        include_references=include_references, category=category,
+        approximate=_approximate(approximate)))
+
+
+@router.post("/api/neighbors/upload", summary="The look-alikes of an image file you send",
+             responses=refusals(s400=_CANNOT_SEARCH, s413="a file over the size limit",
+                                s415="a file that is not a usable image"))
+def neighbors_upload(state: State,
+                     file: Annotated[UploadFile, File(description="an image file")],
+                     k: Annotated[int, Form(ge=1, le=100_000)] = DEFAULT_K,
+                     metric: Annotated[str, Form()] = DEFAULT_METRIC,
+                     model: Annotated[str | None, Form()] = None,
+                     category: Annotated[str | None, Form()] = None,
+                     approximate: Annotated[Approximate | None, Form()] = None):
+    """Embeds the file (at most `max_upload_bytes`, see /api/collection) and returns its
+    look-alikes in the collection; the file is not added to it."""
+    limit = state.max_upload_bytes
+    data = file.file.read(limit + 1)
+    if len(data) > limit:
+        raise HTTPError(413, f"the file is larger than {limit:,} bytes")
+    name = os.path.basename(file.filename or "upload")
+    try:
+        decode(data, 64)  # refuse what is not an image before the model sees it
+    except ImageSkipped as exc:
+        raise HTTPError(415, f"{name}: {exc.reason}") from None
+    res = _search_upload(state, data, name, k=k, metric=metric, model=model or None,
+                         category=category or None, approximate=_approximate(approximate))
+    reference = {"name": name, "upload": True, "size": len(data)}
+    return _neighbors_response(state.collection, res, [reference], k)
+
+
+def _find_neighbors(state: ViewerState, query: NeighborsQuery) -> JSONResponse:
+    col = state.collection
+    ids = list(dict.fromkeys(query.references))
+    references = col.store.rows(ids)
+    found = {r["id"] for r in references if r["skip_reason"] is None}
+    missing = [i for i in ids if i not in found]
+    if missing:
+        raise HTTPError(404, f"image {missing[0]}: no such image in the collection")
+    state.warmup.wait_for_models(120)  # counted by the warm-up: no need to do it twice
+    # Searches asked for at the same time are answered by one pass over the matrix
+    # (search/exact.py).
+    res = col.nearest_to_ids(ids, k=query.k, metric=query.metric, model=query.model,
+                             include_references=query.include_references,
+                             category=query.category or None, approximate=query.approximate)
+    return _neighbors_response(col, res, references, query.k)
+
+
+def _search_upload(state: ViewerState, data: bytes, name: str, **search) -> Neighbors:
+    """The look-alikes of an uploaded image's bytes, `name` standing for it in the answer; one
+    upload search at a time (it may load a model).
+
+    TODO(E): this writes the bytes to a temporary file because `Collection.nearest` takes
+    paths; pass `data` to `nearest` once it accepts image bytes (and drop `tempfile`).
+    """
+    state.warmup.wait_for_models(120)
+    fd, tmp = tempfile.mkstemp(prefix="lookalike-upload-")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+        with state.lock:
+            res = state.collection.nearest(tmp, **search)
+    finally:
+        os.unlink(tmp)
+    res.references = [name]  # each look-alike's nearest_reference: not the temporary file
+    return res
+
+
+def _neighbors_response(col: Collection, res: Neighbors, references: list[dict],
+                        k: int | None) -> JSONResponse:
+    # The answer is plain JSON already; a JSONResponse skips FastAPI's generic encoder.
+    credits = col.attributions(res.rows + [r for r in references if "root" in r])
+    return JSONResponse({
+        "model": res.model, "metric": res.metric, "k": k,
+        "references": [image_json(r) if "id" in r else r for r in references],
+        "neighbors": res.to_records(), "notes": res.notes, "attributions": credits})
+
+
+def _approximate(text: Approximate | None) -> bool | Literal["ivf", "scan"] | None:
+    """A query or form value of `approximate` as `Collection.nearest` takes it."""
+    if text == "true":
+        return True
+    if text == "false":
+        return False
+    return text
