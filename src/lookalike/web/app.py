@@ -35,7 +35,6 @@ from ..errors import LookalikeError
 from ..formats.export import extras_of
 from ..ingest.decode import ImageSkipped, decode
 from ..search.metrics import METRICS
-from ..catalogue.store import Store
 from . import addresses, files
 
 log = logging.getLogger("lookalike.web")
@@ -126,36 +125,6 @@ class _FairLock:
                 self._busy = False
 
 
-class _SharedCollection(Collection):
-    """A Collection whose model counts can come from the app's warm-up, which counts them on
-    a connection of its own at start-up without holding up other requests; `models_ready` is
-    clear meanwhile, and a request that needs them waits rather than counting twice."""
-
-    def __init__(self, store):
-        super().__init__(store)
-        self.models_ready = threading.Event()  # cleared while a warm-up counts them
-        self.models_ready.set()
-
-    def remember_models(self, generation: int, models: dict[str, int]) -> None:
-        self._models_cache = (generation, models)
-        self.models_ready.set()
-
-    def adopt_search_indexes(self, other: Collection) -> None:
-        """Use the search matrices another Collection of the same database has loaded (and
-        their row statistics): the exact index is safe to share between threads, and each
-        entry carries the catalogue generation it is valid for."""
-        for model, entry in other._indexes.items():
-            mine = self._indexes.get(model)
-            if mine is None or mine[0] <= entry[0]:  # a request may have loaded its own
-                self._indexes[model] = entry
-
-    @property
-    def models(self) -> dict[str, int]:
-        if self._models_cache is None:
-            self.models_ready.wait(120)  # a warm-up is counting them: no need to do it twice
-        return super().models  # cached per catalogue generation
-
-
 def _image_json(row: dict) -> dict[str, Any]:
     out = {"id": row["id"], "path": row["path"], "name": row["name"], "category": row["category"],
            "width": row["width"], "height": row["height"], "size": row["size"]}
@@ -185,7 +154,7 @@ def create_app(collection: Collection | str | os.PathLike | None = None, *,
     owned = not isinstance(collection, Collection)
     if owned:
         collection = Collection.open(collection)
-    col = _SharedCollection(collection.store)
+    col = Collection(collection.store)
     lock = _FairLock()  # see the module's docstring: catalogue reads need no lock
     cache = files.ThumbnailCache(Path(thumbnails) if thumbnails is not None
                                  else col.store.path.with_name(col.store.path.name + ".thumbs"))
@@ -196,19 +165,17 @@ def create_app(collection: Collection | str | os.PathLike | None = None, *,
         # The slow parts (counting the models, writing the search matrix's cache file) run on
         # a connection of their own, so the grid is served meanwhile.
         try:
-            with _SharedCollection(Store(col.store.path, create=False)) as side:
-                generation = side.store.generation
-                col.remember_models(generation, side.models)
+            # Shares what it counts and loads with `col`; requests that need them meanwhile
+            # wait for them rather than counting twice.
+            with Collection.open(col.store.path, share_with=col) as side:
+                side.models  # noqa: B018 - counted here, on a connection of its own
                 total, first = side.images(limit=1)
                 if first:
                     side.nearest_to_ids([first[0]["id"]], k=1)  # matrix file, row norms
-                    with lock:
-                        col.adopt_search_indexes(side)
                     side.prepare_for_many_searches()
         except Exception:  # an empty collection, say: requests will tell the user
             log.debug("warm-up failed", exc_info=True)
         finally:
-            col.models_ready.set()
             warmed_up.set()
 
     @asynccontextmanager
@@ -216,7 +183,6 @@ def create_app(collection: Collection | str | os.PathLike | None = None, *,
         if not warm_up:
             warmed_up.set()
         else:
-            col.models_ready.clear()
             threading.Thread(target=warm, name="lookalike-warm-up", daemon=True).start()
         yield
         if owned:
@@ -287,7 +253,6 @@ def create_app(collection: Collection | str | os.PathLike | None = None, *,
         every metric, and the credits that must be shown with the images; the defaults of a
         search and of the grid, the thumbnail sizes, and the fields of a look-alike record
         (in export order)."""
-        col.models_ready.wait(60)  # counted by the warm-up; meanwhile other requests go on
         count = len(col)
         models = col.models
         default = col.default_model if models else None
