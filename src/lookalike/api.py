@@ -26,6 +26,7 @@ from .ingest.folders import display_path, resolve
 from .ingest.pipeline import IndexReport, embed_files, index_paths
 from .locators import is_data_url, is_url
 from .search.engine import SearchEngine
+from .search.exact import ExactIndex
 from .search.metrics import DEFAULT_K, DEFAULT_METRIC, canonical_metric, mahalanobis_note
 
 
@@ -385,11 +386,11 @@ class Collection:
         _check_k(k)
         metric = canonical_metric(metric)
         model = self._model(model)
-        ids, matrix = self.vectors(model)
+        ids, index = self.engine.index(model)
         if len(ids) == 0:
             raise LookalikeError(f"{self.store.path}: the collection is empty")
-        queries, ref_ids, names = self._references(refs, model, ids, matrix, name)
-        return self._answer(queries, ref_ids, names, model, k, metric, include_references,
+        references = self._references(refs, model, ids, index.matrix, name)
+        return self._answer(model, ids, index, references, k, metric, include_references,
                             category=category, path_prefix=path_prefix, approximate=approximate)
 
     def nearest_to_ids(self, ids: Sequence[int], k: int | None = DEFAULT_K,
@@ -401,23 +402,26 @@ class Collection:
         if not wanted:
             raise LookalikeError("give at least one reference image")
         model = self._model(model)
-        index_ids, matrix = self.vectors(model)
+        index_ids, index = self.engine.index(model)
         where = np.searchsorted(index_ids, wanted)  # index ids are sorted
         for i, w in zip(wanted, where):
             if w >= len(index_ids) or index_ids[w] != i:
                 raise BadReferenceError(f"image {i}: not in the collection, or it has no "
                                         f"{model} vector")
-        names = [row["path"] for row in self.store.rows(wanted)]
-        return self._answer(matrix[where], np.asarray(wanted, np.int64), names, model, k,
-                            canonical_metric(metric), include_references, **options)
+        references = (index.matrix[where], np.asarray(wanted, np.int64),
+                      [row["path"] for row in self.store.rows(wanted)])
+        return self._answer(model, index_ids, index, references, k, canonical_metric(metric),
+                            include_references, **options)
 
-    def _answer(self, queries: np.ndarray, ref_ids: np.ndarray, names: list[str], model: str,
-                k: int | None, metric: str, include_references: bool, *,
-                category: str | None = None, path_prefix: str | None = None,
+    def _answer(self, model: str, ids: np.ndarray, index: ExactIndex,
+                references: tuple[np.ndarray, np.ndarray, list[str]], k: int | None,
+                metric: str, include_references: bool, *, category: str | None = None,
+                path_prefix: str | None = None,
                 approximate: bool | str | None = None) -> Neighbors:
-        """The search behind `nearest` and `nearest_to_ids`: references that are images of the
-        collection (`ref_ids`) are left out unless `include_references`."""
-        ids, index = self.engine.index(model)
+        """The search behind `nearest` and `nearest_to_ids`, on `model`'s `ids` and `index`:
+        `references` are (vectors, ids of those that are images of the collection, names);
+        those images are left out unless `include_references`."""
+        queries, ref_ids, names = references
         among = None
         if category is not None:
             _check_category(category, self.categories(), self.store.path)
