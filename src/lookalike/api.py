@@ -11,26 +11,23 @@ from __future__ import annotations
 
 import os
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
-from .ingest import decode as images
+from .catalogue.cached import ByGeneration
+from .catalogue.store import Store
 from .errors import LookalikeError, LookalikeWarning
 from .formats.records import RECORD_FIELDS
-from .locators import is_data_url, is_url
-from .ingest.pipeline import IndexReport, embed_files, index_paths
-from .search.metrics import DEFAULT_K, DEFAULT_METRIC, canonical_metric, mahalanobis_note
-from .search.approximate import AUTO_THRESHOLD, ApproximateIndex
-from .search.approximate import search as approximate_search
-from .search.approximate import supports as approximate_supports
-from .search.exact import ExactIndex
-from .catalogue.matrix import load_matrix
-from .catalogue.paths import faiss_folder
+from .ingest import decode as images
 from .ingest.folders import display_path, resolve
-from .catalogue.store import Store
-
+from .ingest.pipeline import IndexReport, embed_files, index_paths
+from .locators import is_data_url, is_url
+from .search.engine import SearchEngine
+from .search.exact import ExactIndex
+from .search.metrics import DEFAULT_K, DEFAULT_METRIC, canonical_metric, mahalanobis_note
 
 
 class BadReferenceError(LookalikeError):
@@ -210,33 +207,42 @@ def _html_cell(rank: int, row: dict, distance: float, number: int | None,
 
 
 class Collection:
-    """An indexed image collection stored in one SQLite file."""
+    """An indexed image collection stored in one SQLite file.
 
-    def __init__(self, store: Store):
-        self.store = store
-        # Caches, each tagged with the catalogue generation it is valid for.
-        self._indexes: dict[str, tuple[int, np.ndarray, ExactIndex]] = {}  # model -> ...
-        self._approx: dict[tuple[str, str, str], tuple[int, ApproximateIndex]] = {}
-        self._models_cache: tuple[int, dict[str, int]] | None = None
+    `share_with`: another Collection open on the same database, whose loaded search state
+    (matrices, the 8-bit pass, FAISS indexes) and catalogue counts this one shares: what either
+    loads or counts, the other uses, and an answer one is computing the other waits for. A
+    server warms up on a Collection of its own this way while requests are answered.
+    """
+
+    def __init__(self, store: Store, *, share_with: Collection | None = None):
+        if share_with is not None and share_with.store.path.resolve() != store.path.resolve():
+            raise ValueError(f"share_with is open on {share_with.store.path}, not {store.path}")
+        self.store: Store = store
+        self.engine: SearchEngine = SearchEngine(
+            store, share=share_with.engine if share_with is not None else None)
+        self._counts: ByGeneration = (share_with._counts if share_with is not None
+                                      else ByGeneration())
         self._embedders: dict[str, Any] = {}  # models loaded to embed outside references
-        self._counts: tuple[int, dict] = (-1, {})  # counts over the catalogue, by question
 
     # -- opening and indexing ----------------------------------------------------------------
 
     @classmethod
-    def open(cls, db: str | os.PathLike | None = None) -> "Collection":
-        """Open an existing collection (`db` default: `$LOOKALIKE_DB` or the user data folder)."""
-        return cls(Store(db, create=False))
+    def open(cls, db: str | os.PathLike | None = None, *,
+             share_with: Collection | None = None) -> Collection:
+        """Open an existing collection (`db` default: `$LOOKALIKE_DB` or the user data folder);
+        `share_with`: see the class."""
+        return cls(Store(db, create=False), share_with=share_with)
 
     @classmethod
-    def create(cls, db: str | os.PathLike | None = None) -> "Collection":
+    def create(cls, db: str | os.PathLike | None = None) -> Collection:
         """Open a collection, creating an empty one if the file does not exist."""
         return cls(Store(db, create=True))
 
     @classmethod
     def index(cls, paths: Sequence[str | os.PathLike] | str | os.PathLike,
               db: str | os.PathLike | None = None, model: str | None = None,
-              **options) -> "Collection":
+              **options) -> Collection:
         """Open (or create) `db` and index `paths` into it; the report is in `last_report`."""
         col = cls.create(db)
         col.add(paths, model=model, **options)
@@ -256,8 +262,8 @@ class Collection:
         (default: the `.tab` origin, else the table's folder). Its other columns are kept
         with each image. URLs are fetched by `downloader` (a `downloads.Downloader`; default
         settings and cache when None)."""
-        from .models import DEFAULT_MODEL
         from .ingest.tables import TableOptions
+        from .models import DEFAULT_MODEL
 
         if isinstance(paths, (str, os.PathLike)):
             paths = [paths]
@@ -266,14 +272,14 @@ class Collection:
                              max_pixels=max_pixels,
                              tables=TableOptions(image_column, category_column, base_dir),
                              downloader=downloader)
-        self._indexes.clear()
+        self.engine.forget()
         self.last_report = report
         return report
 
     def close(self) -> None:
         self.store.close()
 
-    def __enter__(self) -> "Collection":
+    def __enter__(self) -> Collection:
         return self
 
     def __exit__(self, *exc) -> None:
@@ -295,17 +301,7 @@ class Collection:
         """A count over the whole catalogue, made once per catalogue generation: each one
         reads every row (10-20 ms at 100,000 images), and the web viewer asks for them with
         every page of the grid."""
-        generation = self.store.generation
-        cached_generation, values = self._counts
-        if cached_generation != generation:
-            values = {}
-            self._counts = (generation, values)
-        value = values.get(key, _NOT_COUNTED)  # one lookup: threads share this cache
-        if value is _NOT_COUNTED:
-            if len(values) >= 1024:  # many different name filters: start again
-                values.clear()
-            value = values[key] = compute()
-        return value
+        return self._counts.get(self.store.generation, key, compute)
 
     def extra_columns(self) -> list[str]:
         """The names of the table columns kept with the images (none for folders)."""
@@ -317,12 +313,7 @@ class Collection:
     def models(self) -> dict[str, int]:
         """Models with vectors in this collection, with the number of images each covers
         (counted once per catalogue generation: every search asks)."""
-        generation = self.store.generation
-        cached = self._models_cache
-        if cached is None or cached[0] != generation:
-            cached = (generation, self.store.models())
-            self._models_cache = cached
-        return dict(cached[1])
+        return dict(self._counted("models", self.store.models))
 
     @property
     def default_model(self) -> str:
@@ -333,7 +324,7 @@ class Collection:
         last = self.store.get_setting("last_model")
         if last in present:
             return last
-        return max(present, key=present.get)
+        return max(present, key=lambda name: present[name])
 
     def attributions(self, rows: Sequence[dict] | None = None) -> list[str]:
         """Credits that must be shown with these images (all of the collection's by default),
@@ -352,22 +343,13 @@ class Collection:
     def vectors(self, model: str | None = None) -> tuple[np.ndarray, np.ndarray]:
         """(image ids, float32 matrix) for a model; the matrix is memory-mapped, loaded once
         per process and reloaded only when the collection changed."""
-        ids, index = self._index(self._model(model))
+        ids, index = self.engine.index(self._model(model))
         return ids, index.matrix
-
-    def _index(self, model: str) -> tuple[np.ndarray, ExactIndex]:
-        generation = self.store.generation
-        cached = self._indexes.get(model)
-        if cached is None or cached[0] != generation:
-            ids, matrix = load_matrix(self.store, model)
-            cached = (generation, ids, ExactIndex(matrix))
-            self._indexes[model] = cached
-        return cached[1], cached[2]
 
     def prepare_for_many_searches(self, model: str | None = None) -> None:
         """Build now what makes later exact cosine searches faster (the 8-bit first pass of
-        search.py, built anyway after a few searches): a server calls it at start-up."""
-        self._index(self._model(model))[1].start_int8(wait=True)
+        search/exact.py, built anyway after a few searches): a server calls it at start-up."""
+        self.engine.prepare(self._model(model))
 
     def _model(self, model: str | None) -> str:
         if model is None:
@@ -386,12 +368,13 @@ class Collection:
     def nearest(self, refs: Any, k: int | None = DEFAULT_K, metric: str = DEFAULT_METRIC,
                 include_references: bool = False, model: str | None = None,
                 category: str | None = None, path_prefix: str | None = None,
-                approximate: bool | str | None = None) -> Neighbors:
+                approximate: bool | str | None = None, *, name: str | None = None) -> Neighbors:
         """The k images nearest to the references (min distance to any), nearest first.
 
-        `refs`: one or several indexed paths or URLs, image files outside the collection
-        (embedded on the fly, not stored) or vectors. `k=None` ranks every candidate.
-        References that are catalogue rows are left out unless `include_references`. `category` (a sub-folder,
+        `refs`: one or several indexed paths or URLs, image files outside the collection,
+        encoded images as bytes (both embedded on the fly, not stored; bytes are named `name`,
+        default "uploaded image") or vectors. `k=None` ranks every candidate. References that
+        are catalogue rows are left out unless `include_references`. `category` (a sub-folder,
         its own sub-folders included) and `path_prefix` restrict the candidates.
 
         `approximate`: None (default) searches exactly below 200,000 images and with FAISS
@@ -403,134 +386,134 @@ class Collection:
         _check_k(k)
         metric = canonical_metric(metric)
         model = self._model(model)
-        ids, index = self._index(model)
-        matrix = index.matrix
+        ids, index = self.engine.index(model)
         if len(ids) == 0:
             raise LookalikeError(f"{self.store.path}: the collection is empty")
-        queries, ref_ids, names = self._references(refs, model, ids, matrix)
-        exclude = None if include_references else np.flatnonzero(np.isin(ids, ref_ids))
-        candidates = None
+        references = self._references(refs, model, ids, index.matrix, name)
+        return self._answer(model, ids, index, references, k, metric, include_references,
+                            category=category, path_prefix=path_prefix, approximate=approximate)
+
+    def nearest_to_ids(self, ids: Sequence[int], k: int | None = DEFAULT_K,
+                       metric: str = DEFAULT_METRIC, include_references: bool = False,
+                       model: str | None = None, **options) -> Neighbors:
+        """`nearest` with images of the collection, given by id, as the references."""
+        _check_k(k)
+        wanted = list(dict.fromkeys(int(i) for i in ids))
+        if not wanted:
+            raise LookalikeError("give at least one reference image")
+        model = self._model(model)
+        index_ids, index = self.engine.index(model)
+        where = np.searchsorted(index_ids, wanted)  # index ids are sorted
+        for i, w in zip(wanted, where):
+            if w >= len(index_ids) or index_ids[w] != i:
+                raise BadReferenceError(f"image {i}: not in the collection, or it has no "
+                                        f"{model} vector")
+        references = (index.matrix[where], np.asarray(wanted, np.int64),
+                      [row["path"] for row in self.store.rows(wanted)])
+        return self._answer(model, index_ids, index, references, k, canonical_metric(metric),
+                            include_references, **options)
+
+    def _answer(self, model: str, ids: np.ndarray, index: ExactIndex,
+                references: tuple[np.ndarray, np.ndarray, list[str]], k: int | None,
+                metric: str, include_references: bool, *, category: str | None = None,
+                path_prefix: str | None = None,
+                approximate: bool | str | None = None) -> Neighbors:
+        """The search behind `nearest` and `nearest_to_ids`, on `model`'s `ids` and `index`:
+        `references` are (vectors, ids of those that are images of the collection, names);
+        those images are left out unless `include_references`."""
+        queries, ref_ids, names = references
+        among = None
         if category is not None:
             _check_category(category, self.categories(), self.store.path)
         if category is not None or path_prefix is not None:
-            candidates = self._filtered(ids, category, path_prefix)
-        if exclude is not None and len(exclude) == len(ids):
+            among = self._filtered(category, path_prefix)
+        exclude = None if include_references else ref_ids
+        if exclude is not None and len(np.unique(exclude)) == len(ids):
             raise LookalikeError("every image in the collection is a reference: nothing else to "
                                  "show (use --include-references to rank them)")
-        kind = self._approximate_kind(approximate, len(ids), metric, k, candidates)
-        if kind is None:
-            rows, dist, nearest = index.search(queries, k, metric, exclude=exclude,
-                                               candidates=candidates, return_query=True)
-        else:
-            approx = self._approximate_index(model, metric, kind, ids, index)
-            rows, dist, nearest = approximate_search(approx, index, ids, queries, k, metric,
-                                                     exclude_rows=exclude, return_query=True)
-        records = self.store.rows(ids[rows])
+        found, dist, nearest = self.engine.search(model, queries, k, metric, exclude=exclude,
+                                                  among=among, approximate=approximate)
         notes = _notes(metric, len(ids), index.dim)
         for note in notes:
-            warnings.warn(note, LookalikeWarning, stacklevel=2)
-        return Neighbors(rows=records, distances=dist, model=model, metric=metric, references=names,
-                         reference_index=nearest, notes=notes)
+            warnings.warn(note, LookalikeWarning, stacklevel=3)
+        return Neighbors(rows=self.store.rows(found.tolist()), distances=dist, model=model,
+                         metric=metric, references=names, reference_index=nearest, notes=notes)
 
-    @staticmethod
-    def _approximate_kind(approximate, n: int, metric: str, k, candidates) -> str | None:
-        if approximate is False or k is None or candidates is not None:
-            return None
-        if not approximate_supports(metric):
-            if approximate:
-                raise LookalikeError(f"{metric} has no approximate search; it is always exact "
-                                     "(approximate search covers Cosine, Euclidean, Pearson, "
-                                     "Spearman, their absolute forms and Mahalanobis)")
-            return None
-        if approximate is None:
-            return "auto" if n >= AUTO_THRESHOLD else None
-        if approximate is True:
-            return "auto"
-        if approximate in ("ivf", "scan", "auto"):
-            return approximate
-        raise LookalikeError(f"approximate must be True, False, None, 'ivf' or 'scan', "
-                             f"not {approximate!r}")
-
-    def _approximate_index(self, model: str, metric: str, kind: str, ids: np.ndarray,
-                           index: ExactIndex) -> ApproximateIndex:
-        from .search.approximate import FAMILY
-
-        family = FAMILY[metric]
-        if kind == "auto":
-            kind = "ivf" if len(ids) >= AUTO_THRESHOLD else "scan"
-        key = (model, family, kind)
-        generation = self.store.generation
-        cached = self._approx.get(key)
-        if cached is not None and cached[0] == generation:
-            return cached[1]
-        path = faiss_folder(self.store.path) / f"{model}.{family}.{kind}.index"
-        approx = cached[1] if cached is not None else ApproximateIndex.load(path)
-        current_ids, hashes = self.store.vector_hashes(model)
-        if not np.array_equal(current_ids, ids):  # the catalogue moved on since the matrix loaded
-            ids, index = self._index(model)
-            current_ids, hashes = self.store.vector_hashes(model)
-        if approx is None or len(ids) >= 2 * max(approx.trained_on, 1) or approx.kind != kind:
-            approx = ApproximateIndex.build(ids, hashes, index, metric, kind)
-            changed = True
-        else:
-            changed = approx.sync(ids, hashes, index) > 0
-        if changed:
-            try:
-                approx.save(path)
-            except OSError:
-                pass  # still usable from memory
-        self._approx[key] = (generation, approx)
-        return approx
-
-    def _filtered(self, ids: np.ndarray, category: str | None, path_prefix: str | None) -> np.ndarray:
+    def _filtered(self, category: str | None, path_prefix: str | None) -> np.ndarray:
+        """The ids of the usable images in `category` and under `path_prefix`."""
         if path_prefix is not None and not is_url(path_prefix):
             path_prefix = os.path.abspath(path_prefix)
-        wanted = self.store.usable_ids(category, path_prefix)
-        return np.flatnonzero(np.isin(ids, wanted))
+        return self.store.usable_ids(category, path_prefix)
 
-    def _references(self, refs: Any, model: str, ids: np.ndarray, matrix: np.ndarray):
+    def _references(self, refs: Any, model: str, ids: np.ndarray, matrix: np.ndarray,
+                    name: str | None = None) -> tuple[np.ndarray, np.ndarray, list[str]]:
+        """(vectors, ids of those that are images of the collection, names) of `refs`."""
         if isinstance(refs, np.ndarray) and refs.dtype.kind in "fiu":
-            vectors = np.atleast_2d(refs)
-            self._check_dim(vectors, matrix)
-            return vectors, np.zeros(0, np.int64), [f"vector {i}" for i in range(len(vectors))]
-        if isinstance(refs, (str, os.PathLike)):
+            given = np.atleast_2d(refs)
+            self._check_dim(given, matrix)
+            return given, np.zeros(0, np.int64), [f"vector {i}" for i in range(len(given))]
+        if isinstance(refs, (str, os.PathLike, bytes, bytearray, memoryview)):
             refs = [refs]
         refs = list(refs)
         if not refs:
             raise LookalikeError("give at least one reference image")
-        vectors, ref_ids, names, outside = [], [], [], []
+        vectors: list[np.ndarray] = []
+        ref_ids: list[int] = []
+        names: list[str] = []
         for position, ref in enumerate(refs):
-            if not isinstance(ref, (str, os.PathLike)):
+            if isinstance(ref, (bytes, bytearray, memoryview)):
+                shown = name or "uploaded image"
+                vectors.append(self._embed_bytes(bytes(ref), model, shown))
+                names.append(shown)
+            elif not isinstance(ref, (str, os.PathLike)):
                 v = np.asarray(ref, dtype=np.float32).ravel()
                 self._check_dim(v[None], matrix)
                 vectors.append(v)
                 names.append(f"vector {position}")
-                continue
-            row = self.store.find(resolve(ref))
-            shown = display_path(ref)
-            if row is not None and row["skip_reason"] is not None:
-                raise BadReferenceError(f"{shown}: was skipped when indexed ({row['skip_reason']})")
-            if row is not None:
-                where = np.flatnonzero(ids == row["id"])
-                if len(where):
-                    vectors.append(matrix[where[0]])
+            else:
+                row = self._indexed_reference(ref, ids)
+                if row is not None:
+                    vectors.append(matrix[np.flatnonzero(ids == row["id"])[0]])
                     ref_ids.append(row["id"])
                     names.append(row["path"])
-                    continue
-            if isinstance(ref, str) and is_url(ref):
-                raise BadReferenceError(f"{shown}: not an image of the collection; a reference "
-                                      "URL must be indexed first (or give a local file)")
-            if not os.path.exists(ref):
-                raise BadReferenceError(f"{shown}: no such file, and not in the collection")
-            if os.path.isdir(ref):
-                raise BadReferenceError(f"{shown}: is a folder; give image files as references")
-            try:
-                outside.append(embed_files([ref], model, embedder=self._embedder(model))[0])
-            except images.ImageSkipped as exc:
-                raise BadReferenceError(f"{shown}: {exc.reason}") from None
-            vectors.append(outside[-1])
-            names.append(display_path(os.path.abspath(ref)))
+                else:
+                    vectors.append(self._embed_file(ref, model))
+                    names.append(display_path(os.path.abspath(ref)))
         return np.stack(vectors), np.asarray(ref_ids, np.int64), names
+
+    def _indexed_reference(self, ref: str | os.PathLike, ids: np.ndarray) -> dict | None:
+        """The catalogue row of a reference that is an image of the collection with a vector
+        (among `ids`), None for one that is not; BadReferenceError for a skipped one."""
+        row = self.store.find(resolve(ref))
+        if row is not None and row["skip_reason"] is not None:
+            raise BadReferenceError(f"{display_path(os.fspath(ref))}: was skipped when indexed "
+                                    f"({row['skip_reason']})")
+        return row if row is not None and np.any(ids == row["id"]) else None
+
+    def _embed_file(self, ref: str | os.PathLike, model: str) -> np.ndarray:
+        """The vector of an image file outside the collection."""
+        shown = display_path(os.fspath(ref))
+        if isinstance(ref, str) and is_url(ref):
+            raise BadReferenceError(f"{shown}: not an image of the collection; a reference "
+                                    "URL must be indexed first (or give a local file)")
+        if not os.path.exists(ref):
+            raise BadReferenceError(f"{shown}: no such file, and not in the collection")
+        if os.path.isdir(ref):
+            raise BadReferenceError(f"{shown}: is a folder; give image files as references")
+        try:
+            return embed_files([ref], model, embedder=self._embedder(model))[0]
+        except images.ImageSkipped as exc:
+            raise BadReferenceError(f"{shown}: {exc.reason}") from None
+
+    def _embed_bytes(self, data: bytes, model: str, shown: str) -> np.ndarray:
+        """The vector of an encoded image (the bytes of an image file)."""
+        from .models import get_model_info
+
+        try:
+            pixels = images.decode(data, get_model_info(model).input_size).pixels
+        except images.ImageSkipped as exc:
+            raise BadReferenceError(f"{shown}: {exc.reason}") from None
+        return self._embedder(model).embed(pixels[None])[0]
 
     def _embedder(self, model: str):
         from .models import load_model
@@ -601,39 +584,6 @@ class Collection:
         locator = self.store.usable_locator(image_id)
         rows = self.store.rows([int(image_id)]) if locator is not None else []
         return dict(rows[0], locator=locator) if rows else None
-
-    def nearest_to_ids(self, ids: Sequence[int], k: int | None = DEFAULT_K, metric: str = DEFAULT_METRIC,
-                       include_references: bool = False, model: str | None = None,
-                       **options) -> Neighbors:
-        """`nearest` with images of the collection, given by id, as the references."""
-        _check_k(k)
-        wanted = list(dict.fromkeys(int(i) for i in ids))
-        if not wanted:
-            raise LookalikeError("give at least one reference image")
-        name = self._model(model)
-        index_ids, index = self._index(name)
-        where = np.searchsorted(index_ids, wanted)  # index ids are sorted
-        for i, w in zip(wanted, where):
-            if w >= len(index_ids) or index_ids[w] != i:
-                raise BadReferenceError(f"image {i}: not in the collection, or it has no {name} "
-                                      "vector")
-        extra = 0 if include_references else len(wanted)
-        res = self.nearest(index.matrix[where], k=None if k is None else k + extra, metric=metric,
-                           include_references=True, model=model, **options)
-        refs = set(wanted)
-        keep = [n for n, row in enumerate(res.rows)
-                if include_references or row["id"] not in refs][:k]
-        if not keep and not include_references and len(wanted) >= len(index_ids):
-            raise LookalikeError("every image in the collection is a reference: nothing else to "
-                                 "show (use --include-references to rank them)")
-        references = [row["path"] for row in self.store.rows(wanted)]
-        # The search's references were the vectors of `wanted`, in that order.
-        return Neighbors(rows=[res.rows[n] for n in keep], distances=res.distances[keep],
-                         model=res.model, metric=res.metric, references=references,
-                         reference_index=res.reference_index[keep], notes=res.notes)
-
-
-_NOT_COUNTED = object()
 
 
 def _notes(metric: str, rows: int, dim: int) -> list[str]:

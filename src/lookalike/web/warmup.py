@@ -14,8 +14,9 @@ log = logging.getLogger("lookalike.web")
 
 class WarmUp:
     """The warm-up of one app's collection. `models_ready` is clear while it counts the
-    models: a request that needs them waits rather than counting them twice. `lock` is held
-    while the built search matrices are handed over to the collection."""
+    models: a request that needs them waits rather than counting them twice. What the
+    warm-up loads (counts, search matrices, the 8-bit pass) is shared with the collection
+    (`Collection.open(..., share_with=...)`)."""
 
     def __init__(self, collection: Collection, lock):
         self.collection = collection
@@ -42,35 +43,16 @@ class WarmUp:
     def _run(self) -> None:
         col = self.collection
         try:
-            with Collection.open(col.store.path) as side:
+            # A collection of its own connection that shares what it builds with `col`.
+            with Collection.open(col.store.path, share_with=col) as side:
                 log.debug("warm-up: models counted: %s", side.models)
-                _adopt_built_state(col, side)
                 self.models_ready.set()
                 _, first = side.images(limit=1)
                 if first:
                     side.nearest_to_ids([first[0]["id"]], k=1)  # matrix file, row norms
-                    with self.lock:
-                        _adopt_built_state(col, side)
                     side.prepare_for_many_searches()
         except Exception:  # an empty collection, say: requests will tell the user
             log.debug("warm-up failed", exc_info=True)
         finally:
             self.models_ready.set()
             self.done.set()
-
-
-def _adopt_built_state(col: Collection, side: Collection) -> None:
-    """Let `col` use what `side`, a Collection of the same database on a connection of its
-    own, has built so far: its model counts and its search matrices (with their row
-    statistics; the exact index is safe to share between threads). Each carries the
-    catalogue generation it is valid for, and a newer one of `col`'s is kept.
-
-    TODO(E): this writes Collection's private caches; switch to Collection's public way to
-    share built search state between collections on one database once it is merged.
-    """
-    if side._models_cache is not None:
-        col._models_cache = side._models_cache
-    for model, entry in side._indexes.items():
-        mine = col._indexes.get(model)
-        if mine is None or mine[0] <= entry[0]:  # a request may have loaded its own
-            col._indexes[model] = entry

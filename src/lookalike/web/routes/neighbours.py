@@ -4,7 +4,6 @@ of an image file sent by the user."""
 from __future__ import annotations
 
 import os
-import tempfile
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, File, Form, Query, UploadFile
@@ -116,22 +115,10 @@ def _find_neighbors(state: ViewerState, query: NeighborsQuery) -> JSONResponse:
 
 def _search_upload(state: ViewerState, data: bytes, name: str, **search) -> Neighbors:
     """The look-alikes of an uploaded image's bytes, `name` standing for it in the answer; one
-    upload search at a time (it may load a model).
-
-    TODO(E): this writes the bytes to a temporary file because `Collection.nearest` takes
-    paths; pass `data` to `nearest` once it accepts image bytes (and drop `tempfile`).
-    """
+    upload search at a time (it may load a model)."""
     state.warmup.wait_for_models(120)
-    fd, tmp = tempfile.mkstemp(prefix="lookalike-upload-")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        with state.lock:
-            res = state.collection.nearest(tmp, **search)
-    finally:
-        os.unlink(tmp)
-    res.references = [name]  # each look-alike's nearest_reference: not the temporary file
-    return res
+    with state.lock:
+        return state.collection.nearest(data, name=name, **search)
 
 
 def _neighbors_response(col: Collection, res: Neighbors, references: list[dict],
