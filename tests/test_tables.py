@@ -248,13 +248,14 @@ def test_index_urls_skips_failures_with_reasons_and_never_downloads_twice(tmp_pa
         flaky = server.add("/flaky.png", png_bytes(seed=5), fail_first=1)
         truncated = server.add("/cut.png", png_bytes(seed=6)[:200])
         text = server.add("/text.png", b"hello, not a picture", content_type="image/png")
-        slow = server.add("/slow.png", png_bytes(seed=7), delay=1.5)
+        slow = server.add("/slow.png", png_bytes(seed=7), delay=4.0)
         huge = server.add("/huge.png", png_bytes(seed=8) + b"\0" * 50_000)
         missing = server.url("/missing.png")
         data_url = "data:image/png;base64," + base64.b64encode(png_bytes(seed=9)).decode()
         urls = good + [flaky, truncated, text, slow, huge, missing, data_url]
         pd.DataFrame({"url": urls, "n": range(len(urls))}).to_parquet(tmp_path / "u.parquet")
-        downloader = Downloader(cache=tmp_path / "cache", timeout=0.4, retries=1, backoff=0.01,
+        # A timeout with room to spare: threads of the suite's other tests share the CPU.
+        downloader = Downloader(cache=tmp_path / "cache", timeout=1.5, retries=1, backoff=0.01,
                                 max_bytes=40_000)
         col = lookalike.Collection.index([tmp_path / "u.parquet"], db=tmp_path / "u.db",
                                          model=MODEL, downloader=downloader)
@@ -265,7 +266,7 @@ def test_index_urls_skips_failures_with_reasons_and_never_downloads_twice(tmp_pa
             truncated: reasons[truncated],
             text: "not an image (the server sent image/png, 20 bytes starting "
                   "'hello, not a picture')",
-            slow: "download failed: timed out, nothing received for 0.4 s (2 tries)",
+            slow: "download failed: timed out, nothing received for 1.5 s (2 tries)",
             huge: f"download too large ({len(png_bytes(seed=8)) + 50_000:,} bytes; the limit "
                   "is 40,000)",
             missing: "download failed: HTTP 404 Not Found"}
