@@ -154,6 +154,19 @@ def test_collection_summary_gives_the_page_its_defaults_sizes_and_record_fields(
     assert f'min="{sizes[0]}"' in size_input and f'max="{sizes[-1]}"' in size_input
 
 
+def test_the_page_preloads_every_module_it_imports(server):
+    """Each ES module is announced in the page, so the browser fetches them all at once
+    instead of discovering them import by import (a waterfall before the first paint)."""
+    static = Path(lookalike.__file__).parent / "web" / "static"
+    page = server.client.get("/").text
+    preloaded = set(re.findall(r'<link rel="modulepreload" href="/static/([\w-]+\.js)">', page))
+    imported = {name for js in static.glob("*.js")
+                for name in re.findall(r'from "\./([\w-]+\.js)"', js.read_text())}
+    assert imported and imported <= preloaded
+    for name in preloaded:
+        assert server.client.get(f"/static/{name}").status_code == 200
+
+
 def test_categories_with_counts(server):
     cats = server.client.get("/api/categories").json()["categories"]
     assert cats == [{"name": n, "count": 4} for n in ["astronaut", "chelsea", "coffee", "rocket"]]
