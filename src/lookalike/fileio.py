@@ -1,11 +1,13 @@
 """Small file and thread helpers with no lookalike imports: files that appear whole or not at
-all (exports, caches, downloads, models, sample images), and a thread-pool map that keeps a
-bounded number of items in flight."""
+all (exports, caches, downloads, models, sample images), reading a regular file without ever
+blocking on a pipe or a device, and a thread-pool map that keeps a bounded number of items in
+flight."""
 
 from __future__ import annotations
 
 import os
 import secrets
+import stat
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -64,3 +66,41 @@ def bounded_map(pool: ThreadPoolExecutor, fn: Callable, items: Iterable, window:
 
 
 __all__ = ["atomic_file", "bounded_map", "write_atomically"]
+
+
+class NotARegularFile(OSError):
+    """`read_regular_file` found a named pipe, a socket, a device or a folder: `mode` is its
+    st_mode."""
+
+    def __init__(self, mode: int):
+        super().__init__(f"not a regular file (mode {mode:o})")
+        self.mode = mode
+
+
+class FileTooLarge(OSError):
+    """`read_regular_file` found more than its limit: `size` bytes, at least."""
+
+    def __init__(self, size: int, limit: int):
+        super().__init__(f"larger than {limit:,} bytes")
+        self.size, self.limit = size, limit
+
+
+def read_regular_file(path: str | bytes | os.PathLike, max_bytes: int) -> bytes:
+    """The bytes of the regular file at `path`. Opened without waiting, so a named pipe or a
+    device never blocks the caller: it is refused with NotARegularFile, as is a folder; more
+    than `max_bytes` (on disk, or read: the file may grow meanwhile) raises FileTooLarge;
+    anything else that stops the read is the OSError that `open` and `read` raise."""
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_NOCTTY", 0))
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise NotARegularFile(info.st_mode)
+        if info.st_size > max_bytes:
+            raise FileTooLarge(info.st_size, max_bytes)
+        with os.fdopen(fd, "rb", closefd=False) as fh:
+            data = fh.read(max_bytes + 1)
+    finally:
+        os.close(fd)
+    if len(data) > max_bytes:
+        raise FileTooLarge(len(data), max_bytes)
+    return data

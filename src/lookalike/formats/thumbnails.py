@@ -7,11 +7,10 @@ from __future__ import annotations
 
 import base64
 import io
-import os
-import stat
 
 from PIL import Image, ImageOps
 
+from ..fileio import FileTooLarge, NotARegularFile, read_regular_file
 from ..ingest import downloads
 from ..ingest.decode import _ALPHA_MODES, ImageSkipped, open_image, read_size, to_rgb
 from ..locators import is_url
@@ -84,19 +83,13 @@ def read_image(path: str, max_bytes: int = MAX_FILE_BYTES) -> bytes:
             raise ImageSkipped("not in the download cache")
         return data
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_NOCTTY", 0))
+        return read_regular_file(path, max_bytes)
+    except NotARegularFile:
+        raise ImageSkipped("not a regular file") from None
+    except FileTooLarge:
+        raise ImageSkipped(f"larger than {max_bytes:,} bytes") from None
     except OSError as exc:
         raise ImageSkipped(exc.strerror or "cannot be opened") from None
-    try:
-        info = os.fstat(fd)
-        if not stat.S_ISREG(info.st_mode):
-            raise ImageSkipped("not a regular file")
-        if info.st_size > max_bytes:
-            raise ImageSkipped(f"larger than {max_bytes:,} bytes")
-        with os.fdopen(fd, "rb", closefd=False) as fh:
-            return fh.read(max_bytes + 1)
-    finally:
-        os.close(fd)
 
 
 def data_url(path: str, size: int) -> str:

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import stat
 import time
 from collections import Counter
 from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
@@ -23,7 +22,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from ..catalogue.store import ImageRow, KnownFile, Store
-from ..fileio import bounded_map
+from ..fileio import FileTooLarge, NotARegularFile, bounded_map, read_regular_file
 from ..locators import is_http
 from ..progress import progress_bar
 from . import decode as images
@@ -92,22 +91,14 @@ def read_file(locator: bytes, max_bytes: int = DEFAULT_MAX_BYTES) -> bytes:
     """The bytes of a file, or ImageSkipped with the reason it cannot be read. Never blocks
     on a named pipe or a device (opened without waiting, then refused)."""
     try:
-        fd = os.open(locator, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_NOCTTY", 0))
+        return read_regular_file(locator, max_bytes)
+    except NotARegularFile as exc:
+        raise images.ImageSkipped(not_a_file(exc.mode)) from None
+    except FileTooLarge as exc:
+        raise images.ImageSkipped(f"file too large ({exc.size:,} bytes; the limit is "
+                                  f"{max_bytes:,})") from None
     except OSError as exc:
         raise images.ImageSkipped(f"cannot read file ({exc.strerror or exc})") from None
-    try:
-        info = os.fstat(fd)
-        if not stat.S_ISREG(info.st_mode):
-            raise images.ImageSkipped(not_a_file(info.st_mode))
-        if info.st_size > max_bytes:
-            raise images.ImageSkipped(f"file too large ({info.st_size:,} bytes; the limit is "
-                                      f"{max_bytes:,})")
-        with os.fdopen(fd, "rb", closefd=False) as fh:
-            return fh.read()
-    except OSError as exc:
-        raise images.ImageSkipped(f"cannot read file ({exc.strerror or exc})") from None
-    finally:
-        os.close(fd)
 
 
 def content_hash(data: bytes) -> bytes:

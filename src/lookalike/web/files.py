@@ -8,12 +8,11 @@ and with the very bytes that were indexed (same content hash). Thumbnails are ma
 from __future__ import annotations
 
 import os
-import stat
 from pathlib import Path
 
 from PIL import Image
 
-from ..fileio import write_atomically
+from ..fileio import FileTooLarge, NotARegularFile, read_regular_file, write_atomically
 from ..formats.thumbnails import MAX_FILE_BYTES
 from ..ingest import downloads
 from ..ingest.pipeline import content_hash
@@ -51,19 +50,13 @@ def read_catalogued(locator: bytes | str, expected_hash: bytes | None,
     if not isinstance(locator, bytes) or not os.path.isabs(locator):
         raise FileGone("not a local file")
     try:
-        fd = os.open(locator, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_NOCTTY", 0))
+        data = read_regular_file(locator, max_bytes)
+    except NotARegularFile:
+        raise FileGone("no longer a regular file") from None
+    except FileTooLarge:
+        raise FileChanged(f"larger than {max_bytes:,} bytes") from None
     except OSError as exc:
         raise FileGone(exc.strerror or str(exc)) from None
-    try:
-        info = os.fstat(fd)
-        if not stat.S_ISREG(info.st_mode):
-            raise FileGone("no longer a regular file")
-        if info.st_size > max_bytes:
-            raise FileChanged(f"larger than {max_bytes:,} bytes")
-        with os.fdopen(fd, "rb", closefd=False) as fh:
-            data = fh.read(max_bytes + 1)
-    finally:
-        os.close(fd)
     if expected_hash is not None and content_hash(data) != expected_hash:
         raise FileChanged("its content changed since it was indexed; run `lookalike index` again")
     return data
