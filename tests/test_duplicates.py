@@ -14,10 +14,11 @@ import pytest
 from PIL import Image, ImageEnhance, ImageOps
 
 import lookalike
+from imagefactory import write_exif_rotated
 from lookalike.analysis import duplicates as dup
 from lookalike.cli import main
 from lookalike.errors import LookalikeError
-from imagefactory import write_exif_rotated
+from lookalike.formats.records import RECORD_FIELDS
 
 MODEL = "squeezenet"
 PHOTOS = ("chelsea", "coffee", "astronaut")
@@ -102,8 +103,9 @@ def test_near_groups_each_photo_with_its_edited_copies(collection):
 def test_exact_and_pixels_tiers(collection):
     col, files, _, _ = collection
     exact = col.duplicates(tier="exact")
+    in_order = sorted(PHOTOS, key=lambda n: _id(col, files[n]["orig"]))
     assert [_paths(g) for g in exact] == [{str(files[n]["orig"]), str(files[n]["same"])}
-                                          for n in sorted(PHOTOS, key=lambda n: _id(col, files[n]["orig"]))]
+                                          for n in in_order]
     assert all(d == pytest.approx(0, abs=1e-6) for g in exact for d in g.distances)
     pixels = col.duplicates(tier="pixels")
     assert sorted(map(sorted, map(_paths, pixels))) == sorted(
@@ -205,13 +207,13 @@ def test_bad_input_is_one_clear_line(tmp_path, collection):
         col.duplicates(range=(0.5, 0.1))
     (tmp_path / "one").mkdir()
     _photo("coffee").save(tmp_path / "one" / "c.jpg")
-    with lookalike.Collection.index([tmp_path / "one"], db=tmp_path / "one.db",
-                                    model=MODEL) as one:
-        with pytest.raises(LookalikeError, match="has one image"):
-            one.duplicates()
-    with lookalike.Collection.create(tmp_path / "empty.db") as empty:
-        with pytest.raises(LookalikeError, match="empty"):
-            empty.duplicates()
+    with (lookalike.Collection.index([tmp_path / "one"], db=tmp_path / "one.db",
+                                     model=MODEL) as one,
+          pytest.raises(LookalikeError, match="has one image")):
+        one.duplicates()
+    with (lookalike.Collection.create(tmp_path / "empty.db") as empty,
+          pytest.raises(LookalikeError, match="empty")):
+        empty.duplicates()
 
 
 def test_similar_max_distance(collection):
@@ -221,3 +223,58 @@ def test_similar_max_distance(collection):
     assert len(col.nearest([files["coffee"]["orig"]], k=2, max_distance=0.05)) <= 2
     with pytest.raises(LookalikeError, match="max_distance"):
         col.nearest([files["coffee"]["orig"]], max_distance=-1)
+
+
+# -- the command line ------------------------------------------------------------------------
+
+def test_cli_duplicates_in_every_format(collection, capsys, tmp_path):
+    col, files, _, _ = collection
+    db = str(col.store.path)
+    assert main(["duplicates", "--db", db]) == 0
+    table = capsys.readouterr().out
+    assert table.startswith("3 groups of copies (near), ") and "keep" in table
+    assert main(["duplicates", "--db", db, "--format", "json", "-o", "-"]) == 0
+    groups = json.loads(capsys.readouterr().out)
+    assert [g["group"] for g in groups] == [1, 2, 3]
+    record = groups[0]["images"][0]
+    assert set(RECORD_FIELDS) <= set(record) and record["distance"] == 0
+    assert sum(r["keep"] for r in groups[0]["images"]) == 1
+    assert main(["duplicates", "--db", db, "--tier", "exact", "-o", str(tmp_path / "d.csv")]) == 0
+    lines = (tmp_path / "d.csv").read_text().splitlines()
+    assert lines[0].startswith("group,group_size,representative,keep,rank,path,distance")
+    assert len(lines) == 1 + 6
+    capsys.readouterr()
+    assert main(["duplicates", "--db", db, "--tier", "pixels", "--format", "tab"]) == 0
+    rows = capsys.readouterr().out.splitlines()
+    assert rows[0].split("\t")[:4] == ["group", "group_size", "representative", "keep"]
+    assert len(rows) == 1 + 9
+
+
+def test_cli_not_duplicates_and_errors(tmp_path, capsys):
+    root = tmp_path / "p"
+    write_copies(root, "chelsea")
+    db = str(tmp_path / "c.db")
+    lookalike.Collection.index([root], db=db, model=MODEL).close()
+    assert main(["duplicates", "--db", db, "--tier", "exact", "--format", "json"]) == 0
+    ids = [r["id"] for r in json.loads(capsys.readouterr().out)[0]["images"]]
+    assert main(["not-duplicates", *map(str, ids), "--db", db]) == 0
+    assert "remembered 1 pair" in capsys.readouterr().out
+    assert main(["duplicates", "--db", db, "--tier", "exact"]) == 0
+    assert "(no copies found)" in capsys.readouterr().out
+    for bad, said in [(["--threshold", "3"], "between 0 and 2"),
+                      (["--range", "0.5", "0.1"], "low end"),
+                      (["--across", str(tmp_path / "nothing.db")], "no such database")]:
+        assert main(["duplicates", "--db", db, *bad]) == 1
+        err = capsys.readouterr().err
+        assert said in err and err.count("\n") == 1, err
+    with pytest.raises(SystemExit):
+        main(["duplicates", "--db", db, "--tier", "nearish"])
+    assert "invalid choice" in capsys.readouterr().err
+
+
+def test_cli_similar_max_distance(collection, capsys):
+    col, files, _, _ = collection
+    assert main(["similar", str(files["coffee"]["orig"]), "--db", str(col.store.path), "--all",
+                 "--max-distance", "0.05", "--format", "json"]) == 0
+    found = json.loads(capsys.readouterr().out)
+    assert found and all(r["distance"] <= 0.05 for r in found)
