@@ -580,7 +580,8 @@ def add_not_duplicates(commands: _Commands) -> None:
                             description="Remember that these images (by id, as `duplicates` "
                                         "shows them) are not copies of each other: `duplicates` "
                                         "never groups them again, also after re-indexing.")
-    p.add_argument("ids", nargs="+", type=_positive_int, metavar="ID")
+    p.add_argument("ids", nargs="+", type=_positive_int, metavar="ID",
+                   help="an image id (the id column of `duplicates`)")
     _db_option(p)
     p.add_argument("--undo", action="store_true", help="forget that decision instead")
     p.set_defaults(handler=cmd_not_duplicates)
