@@ -121,9 +121,19 @@ def test_version_2_databases_gain_the_extras_column(tmp_path):
     con.commit()
     con.close()
     with Store(path) as store:
-        assert store.schema_version == SCHEMA_VERSION == 3
+        assert store.schema_version == SCHEMA_VERSION == 4
         assert store.find(b"/pics/a.png")["extras"] is None       # folder images: no extras
         assert not store.has_extras() and store.extra_columns() == []
+        assert store.not_duplicates() == []                         # and no decisions yet
+
+
+def test_not_duplicates_are_pairs_of_content_hashes_kept_once(tmp_path):
+    with Store(tmp_path / "c.db") as store:
+        assert store.mark_not_duplicates([(b"b" * 16, b"a" * 16), (b"a" * 16, b"b" * 16)]) == 1
+        assert store.not_duplicates() == [(b"a" * 16, b"b" * 16)]
+        assert store.mark_not_duplicates([(b"a" * 16, b"b" * 16)]) == 0
+        assert store.mark_not_duplicates([(b"b" * 16, b"a" * 16)], marked=False) == 1
+        assert store.not_duplicates() == []
 
 
 def test_table_rows_keep_their_columns_and_can_be_updated_alone(tmp_path):

@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from .analysis.duplicates import DuplicateGroup
 from .catalogue.cached import ByGeneration
 from .catalogue.store import Store
 from .errors import LookalikeError, LookalikeWarning
@@ -368,7 +369,8 @@ class Collection:
     def nearest(self, refs: Any, k: int | None = DEFAULT_K, metric: str = DEFAULT_METRIC,
                 include_references: bool = False, model: str | None = None,
                 category: str | None = None, path_prefix: str | None = None,
-                approximate: bool | str | None = None, *, name: str | None = None) -> Neighbors:
+                approximate: bool | str | None = None, *, name: str | None = None,
+                max_distance: float | None = None) -> Neighbors:
         """The k images nearest to the references (min distance to any), nearest first.
 
         `refs`: one or several indexed paths or URLs, image files outside the collection,
@@ -382,6 +384,9 @@ class Collection:
         first use), False for exact. Distances are exact either way; approximate search may
         miss a few true neighbours (recall@10 is measured in benchmarks/search.py). Manhattan,
         Jaccard, k=None and filtered searches are always exact.
+
+        `max_distance`: only look-alikes at most this far (with k, the k nearest of those;
+        with k=None, all of them).
         """
         _check_k(k)
         metric = canonical_metric(metric)
@@ -391,7 +396,8 @@ class Collection:
             raise LookalikeError(f"{self.store.path}: the collection is empty")
         references = self._references(refs, model, ids, index.matrix, name)
         return self._answer(model, ids, index, references, k, metric, include_references,
-                            category=category, path_prefix=path_prefix, approximate=approximate)
+                            category=category, path_prefix=path_prefix, approximate=approximate,
+                            max_distance=max_distance)
 
     def nearest_to_ids(self, ids: Sequence[int], k: int | None = DEFAULT_K,
                        metric: str = DEFAULT_METRIC, include_references: bool = False,
@@ -416,12 +422,13 @@ class Collection:
     def _answer(self, model: str, ids: np.ndarray, index: ExactIndex,
                 references: tuple[np.ndarray, np.ndarray, list[str]], k: int | None,
                 metric: str, include_references: bool, *, category: str | None = None,
-                path_prefix: str | None = None,
-                approximate: bool | str | None = None) -> Neighbors:
+                path_prefix: str | None = None, approximate: bool | str | None = None,
+                max_distance: float | None = None) -> Neighbors:
         """The search behind `nearest` and `nearest_to_ids`, on `model`'s `ids` and `index`:
         `references` are (vectors, ids of those that are images of the collection, names);
         those images are left out unless `include_references`."""
         queries, ref_ids, names = references
+        _check_max_distance(max_distance)
         among = None
         if category is not None:
             _check_category(category, self.categories(), self.store.path)
@@ -433,6 +440,10 @@ class Collection:
                                  "show (use --include-references to rank them)")
         found, dist, nearest = self.engine.search(model, queries, k, metric, exclude=exclude,
                                                   among=among, approximate=approximate)
+        if max_distance is not None:
+            close = dist <= max_distance
+            found, dist = found[close], dist[close]
+            nearest = None if nearest is None else nearest[close]
         notes = _notes(metric, len(ids), index.dim)
         for note in notes:
             warnings.warn(note, LookalikeWarning, stacklevel=3)
@@ -528,6 +539,126 @@ class Collection:
             raise LookalikeError(f"reference vectors have {vectors.shape[-1]} dimensions; the "
                                  f"collection's have {matrix.shape[1]}")
 
+    # -- duplicates ---------------------------------------------------------------------------
+
+    def duplicates(self, tier: str = "near", threshold: float | None = None,
+                   range: tuple[float, float] | None = None, model: str | None = None,
+                   across: Collection | str | os.PathLike | None = None,
+                   keep_priority: Sequence[str | os.PathLike] | None = None
+                   ) -> list[DuplicateGroup]:
+        """Groups of copies, largest first (analysis/duplicates.py says how they are found).
+
+        `tier`: "exact" (the same bytes), "pixels" (the same decoded pixels), "near" (edited
+        copies: resized, re-encoded, cropped, brightened, mirrored, ...) or "similar" (the
+        cosine distance alone). `threshold`, or `range` (lowest, highest): the cosine
+        distances of the candidate pairs the tier checks (for "similar", of the pairs
+        themselves). Each group's `keep` follows `choose_keeper`, with `keep_priority`
+        folders last. Pairs marked with `mark_not_duplicates` are never grouped.
+        `across`: another collection (or its database): then each group is an image of this
+        one followed by its copies there (a train/test leak check), and `keep` is that image.
+        """
+        from .analysis import duplicates as dup
+
+        dup.check_window(tier, threshold, range)  # a bad argument is named before any work
+        vectors, hashes = self._duplicate_inputs(model, need=1 if across is not None else 2)
+        if across is not None:
+            return self._duplicates_across(across, vectors, hashes, tier, threshold, range)
+        found = dup.find_duplicates(vectors, hashes, self._image_bytes, tier, threshold, range,
+                                    self.store.not_duplicates())
+        priority = [os.fspath(f) for f in keep_priority or ()]
+        groups = []
+        for number, (members, distances) in enumerate(found, 1):
+            rows = self.store.rows(members)
+            groups.append(dup.DuplicateGroup(number, members, distances,
+                                             dup.choose_keeper(rows, priority), rows))
+        return groups
+
+    def mark_not_duplicates(self, ids: Sequence[int], not_duplicates: bool = True) -> int:
+        """Remember that these images are not copies of each other (every pair of them), so
+        that `duplicates` never groups them again, also after re-indexing or moving the files
+        (the decision is kept by content); `not_duplicates=False` forgets it. Returns how many
+        pairs changed."""
+        wanted = list(dict.fromkeys(int(i) for i in ids))
+        hashes = self.store.content_hashes(wanted)
+        if len(hashes) != len(wanted) or len(wanted) < 2:
+            missing = sorted(set(wanted) - {r["id"] for r in self.store.rows(wanted)
+                                            if r["skip_reason"] is None})
+            raise LookalikeError(f"image {missing[0]}: not in the collection" if missing
+                                 else "give at least two images")
+        pairs = [(a, b) for i, a in enumerate(hashes) for b in hashes[i + 1:]]
+        return self.store.mark_not_duplicates(pairs, marked=not_duplicates)
+
+    def _duplicate_inputs(self, model: str | None, need: int):
+        """(Vectors, {id: content hash}) of `model`, refused with one line when there are
+        fewer than `need` images."""
+        from .analysis.duplicates import Vectors
+
+        n = len(self)
+        if n < need:
+            raise LookalikeError(f"{self.store.path}: the collection is empty" if n == 0 else
+                                 f"{self.store.path}: the collection has one image; copies "
+                                 "need at least two")
+        ids, index = self.engine.index(self._model(model))
+        hash_ids, hashes = self.store.vector_hashes(self._model(model))
+        by_id = dict(zip(hash_ids.tolist(), hashes.tolist()))
+        return Vectors(ids, index.matrix), {int(i): by_id[int(i)] for i in ids if int(i) in by_id}
+
+    def _duplicates_across(self, across, vectors, hashes, tier, threshold, window
+                           ) -> list[DuplicateGroup]:
+        from .analysis import copies, duplicates as dup
+
+        other = across if isinstance(across, Collection) else Collection.open(across)
+        theirs, their_hashes = other._duplicate_inputs(self._model(None), need=1)
+        lo, hi = dup.check_window(tier, threshold, window)
+        mine_read, their_read = self._image_bytes, other._image_bytes
+
+        def check(a: int, b: int) -> bool:
+            if tier == "exact":
+                return hashes.get(a) == their_hashes.get(b)
+            if tier == "similar":  # the distance alone, in the window already
+                return True
+            try:
+                data_a, data_b = mine_read(a), their_read(b)
+            except OSError:
+                return False
+            if tier == "pixels":
+                return copies.same_pixels(data_a, data_b)
+            return copies.copy_check(data_a, data_b).is_copy
+
+        bound = dup.CANDIDATE_DISTANCE["pixels"] if tier == "exact" else hi
+        found = dup.find_copies_across(vectors, theirs, check, lo=lo, hi=bound)
+        where = os.fspath(other.store.path)
+        groups = []
+        for number, (mine, copies_there, distances) in enumerate(found, 1):
+            rows = self.store.rows([mine]) + [dict(r, collection=where)
+                                              for r in other.store.rows(copies_there)]
+            groups.append(dup.DuplicateGroup(number, [mine, *copies_there],
+                                             [0.0, *distances], mine, rows))
+        if other is not across:
+            other.close()
+        return groups
+
+    def _image_bytes(self, image_id: int) -> bytes:
+        """The bytes of an image as indexed; OSError if it is gone or changed since."""
+        from .ingest.downloads import Downloader
+        from .ingest.pipeline import content_hash
+
+        rows = self.store.rows([image_id])
+        locator = self.store.usable_locator(image_id)
+        if not rows or locator is None:
+            raise OSError(f"image {image_id} is not in the collection")
+        text = locator.decode("utf-8", "replace") if isinstance(locator, bytes) else locator
+        if is_url(text):
+            data = Downloader().cached(text)
+            if data is None:
+                raise OSError(f"{text}: not in the download cache")
+        else:
+            with open(locator, "rb") as f:
+                data = f.read()
+        if content_hash(data) != rows[0]["content_hash"]:
+            raise OSError(f"{rows[0]['path']}: changed since it was indexed")
+        return data
+
     # -- export -------------------------------------------------------------------------------
 
     def export(self, path: str | os.PathLike, format: str | None = None, model: str | None = None,
@@ -592,6 +723,12 @@ def _notes(metric: str, rows: int, dim: int) -> list[str]:
     return [note] if note else []
 
 
+def _check_max_distance(value) -> None:
+    if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))
+                              or not value >= 0):
+        raise LookalikeError(f"max_distance must be a distance of 0 or more, not {value!r}")
+
+
 def _check_k(k) -> None:
     if k is not None and (isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1):
         raise LookalikeError(f"k must be a positive whole number or None, not {k!r}")
@@ -642,5 +779,5 @@ def _nearest_names(typed: str, names: list[str], n: int = 3, cutoff: float = 0.6
     return [name for score, name in scored[:n] if score >= cutoff]
 
 
-__all__ = ["Collection", "Neighbors", "BadReferenceError", "UnknownCategory", "RECORD_FIELDS",
-           "DEFAULT_K", "DEFAULT_METRIC"]
+__all__ = ["Collection", "DuplicateGroup", "Neighbors", "BadReferenceError", "UnknownCategory",
+           "RECORD_FIELDS", "DEFAULT_K", "DEFAULT_METRIC"]

@@ -42,8 +42,8 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     commands.required = True
     # In this order in `lookalike --help`; each adds its options and its handler (`args.handler`).
-    for add_command in (add_index, add_similar, add_export, add_models, add_skipped,
-                        add_datasets, add_demo, add_serve):
+    for add_command in (add_index, add_similar, add_duplicates, add_not_duplicates, add_export,
+                        add_models, add_skipped, add_datasets, add_demo, add_serve):
         add_command(commands)
     return parser
 
@@ -75,6 +75,16 @@ def _positive_float(text: str) -> float:
         raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
     if not value > 0 or value == float("inf"):
         raise argparse.ArgumentTypeError(f"{text!r} must be a positive number")
+    return value
+
+
+def _non_negative_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not value >= 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"{text!r} must be a number of 0 or more")
     return value
 
 
@@ -345,6 +355,9 @@ def add_similar(commands: _Commands) -> None:
                         f"(default {DEFAULT_METRIC.lower()})")
     _model_option(p, "which of the collection's models to use (default: the one it was last "
                      "indexed with)")
+    p.add_argument("--max-distance", type=_non_negative_float, metavar="D",
+                   help="only look-alikes at most D away (with -k: the k nearest of those; "
+                        "with --all: every one)")
     p.add_argument("--include-references", action="store_true",
                    help="also rank the reference images themselves")
     p.add_argument("--category", help="only images of this category (sub-folder)")
@@ -388,7 +401,7 @@ def cmd_similar(args) -> int:
         res = col.nearest(args.refs, k=None if args.all else args.k, metric=args.metric,
                           include_references=args.include_references, model=args.model,
                           category=args.category, path_prefix=args.path_prefix,
-                          approximate=args.approximate)
+                          approximate=args.approximate, max_distance=args.max_distance)
         credits = col.attributions(res.rows)
         others = [m for m in col.models if m != res.model] if args.model is None else []
     for note in res.notes:
@@ -479,6 +492,109 @@ def _to_stdout(write: Callable[[str], object], fmt: str):
             shutil.copyfileobj(f, sys.stdout.buffer)
         sys.stdout.buffer.flush()
     return result
+
+
+DUPLICATE_FORMATS = ("table", "json", "csv", "tab")
+
+
+def add_duplicates(commands: _Commands) -> None:
+    from .analysis.duplicates import CANDIDATE_DISTANCE, DEFAULT_TIER, TIERS
+
+    p = commands.add_parser("duplicates", help="find groups of copies in the collection",
+                            description="Print the groups of copies in the collection, largest "
+                                        "first, each with the copy suggested to keep (most "
+                                        "pixels, then largest file, then oldest, then "
+                                        "--keep-priority). Nothing is deleted or moved.")
+    _db_option(p)
+    p.add_argument("--tier", choices=TIERS, default=DEFAULT_TIER,
+                   help="exact: the same bytes; pixels: the same decoded pixels; near: edited "
+                        "copies (resized, re-encoded, cropped, brightened, mirrored, ...); "
+                        "similar: look-alikes by distance alone (default: %(default)s)")
+    window = p.add_mutually_exclusive_group()
+    window.add_argument("--threshold", type=_non_negative_float, metavar="D",
+                        help="the largest cosine distance of a candidate pair (default: near "
+                             f"{CANDIDATE_DISTANCE['near']:g}, similar "
+                             f"{CANDIDATE_DISTANCE['similar']:g})")
+    window.add_argument("--range", type=_non_negative_float, nargs=2, metavar=("LO", "HI"),
+                        help="candidate pairs between these cosine distances")
+    p.add_argument("--across", metavar="DB",
+                   help="another collection's database: which images of this one have a copy "
+                        "there (a train/test leak check)")
+    p.add_argument("--keep-priority", nargs="+", metavar="FOLDER", default=[],
+                   help="folders whose copies to keep first, after pixels, size and age")
+    _model_option(p, "whose vectors find the candidates (default: the model last indexed)")
+    _format_option(p, DUPLICATE_FORMATS, "table for people; json, csv or tab for programs. "
+                                         "Default: from the extension of --output, else table")
+    p.add_argument("-o", "--output", metavar="FILE",
+                   help="write to FILE instead of printing; - is the standard output")
+    p.set_defaults(handler=cmd_duplicates)
+
+
+def cmd_duplicates(args) -> int:
+    from .api import Collection
+    from .formats.export import EXTENSIONS, atomic_write, write_duplicates
+
+    output = None if args.output in (None, "-") else args.output
+    fmt = args.format or EXTENSIONS.get(os.path.splitext(output or "")[1].lower(), "table")
+    if fmt not in DUPLICATE_FORMATS:
+        raise LookalikeError(f"duplicates writes {', '.join(DUPLICATE_FORMATS)}, not {fmt}; "
+                             "give --format")
+    if args.across is not None and not os.path.isfile(args.across):
+        raise LookalikeError(f"{args.across}: no such database (--across)")
+    with Collection.open(args.db) as col:
+        groups = col.duplicates(args.tier, args.threshold,
+                                tuple(args.range) if args.range else None, model=args.model,
+                                across=args.across, keep_priority=args.keep_priority)
+    text = (_duplicates_table(groups, args.tier) if fmt == "table"
+            else write_duplicates(groups, fmt))
+    assert text is not None
+    if not output:
+        sys.stdout.write(text)
+        return 0
+    with atomic_write(output) as f:
+        f.write(text.encode("utf-8"))
+    print(f"wrote {len(groups):,} groups of copies ({fmt}) to {output}")
+    return 0
+
+
+def _duplicates_table(groups, tier: str) -> str:
+    """The groups for people: largest first, the keeper marked, each member's distance to the
+    group's first image."""
+    images = sum(len(g) for g in groups)
+    lines = [f"{len(groups):,} group{'s' * (len(groups) != 1)} of copies ({tier}), "
+             f"{images:,} images"]
+    for g in groups:
+        lines.append(f"\ngroup {g.number}: {len(g)} images")
+        lines.append(_table(["keep", "distance", "pixels", "size", "id", "path"],
+                            [["keep" if (r["id"] == g.keep and (i == 0 or "collection" not in r))
+                              else "", f"{d:.4f}", f"{r['width']}x{r['height']}",
+                              _bytes(r["size"]), r["id"], _shown_path(r["path"])]
+                             for i, (r, d) in enumerate(zip(g.rows, g.distances))]))
+    if not groups:
+        lines.append("(no copies found)")
+    return "\n".join(lines) + "\n"
+
+
+def add_not_duplicates(commands: _Commands) -> None:
+    p = commands.add_parser("not-duplicates", help="remember that images are not copies",
+                            description="Remember that these images (by id, as `duplicates` "
+                                        "shows them) are not copies of each other: `duplicates` "
+                                        "never groups them again, also after re-indexing.")
+    p.add_argument("ids", nargs="+", type=_positive_int, metavar="ID",
+                   help="an image id (the id column of `duplicates`)")
+    _db_option(p)
+    p.add_argument("--undo", action="store_true", help="forget that decision instead")
+    p.set_defaults(handler=cmd_not_duplicates)
+
+
+def cmd_not_duplicates(args) -> int:
+    from .api import Collection
+
+    with Collection.open(args.db) as col:
+        changed = col.mark_not_duplicates(args.ids, not_duplicates=not args.undo)
+    print(f"{'forgot' if args.undo else 'remembered'} {changed:,} pair{'s' * (changed != 1)} "
+          "of images that are not copies")
+    return 0
 
 
 def add_export(commands: _Commands) -> None:

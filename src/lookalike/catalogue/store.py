@@ -22,7 +22,7 @@ import numpy as np
 
 from ..errors import LookalikeError
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 #: Statements that take a database from version N-1 to N, by N.
 MIGRATIONS: dict[int, str] = {
@@ -63,6 +63,17 @@ MIGRATIONS: dict[int, str] = {
     3: """
     ALTER TABLE images ADD COLUMN extras TEXT;
     CREATE INDEX images_with_extras ON images(id) WHERE extras IS NOT NULL;
+    """,
+    # Pairs of images a person said are not copies of each other (`duplicates` leaves them
+    # apart), by content hash, smaller first: the decision outlives re-indexing, renames
+    # and moves.
+    4: """
+    CREATE TABLE not_duplicates (
+        hash_a    BLOB NOT NULL,
+        hash_b    BLOB NOT NULL,
+        marked_at REAL NOT NULL,
+        PRIMARY KEY (hash_a, hash_b)
+    ) WITHOUT ROWID;
     """,
 }
 
@@ -441,6 +452,32 @@ class Store:
             "SELECT locator FROM images WHERE id = ? AND skip_reason IS NULL",
             (int(image_id),)).fetchone()
         return found[0] if found else None
+
+    def content_hashes(self, ids: Sequence[int]) -> list[bytes]:
+        """The content hashes of usable images, in the order given (unknown ids left out)."""
+        by_id = {r["id"]: r["content_hash"] for r in self.rows(ids) if r["skip_reason"] is None}
+        return [by_id[int(i)] for i in ids if int(i) in by_id]
+
+    def mark_not_duplicates(self, pairs: Iterable[tuple[bytes, bytes]], marked: bool = True) -> int:
+        """Record (or with `marked=False`, forget) pairs of content hashes that are not copies
+        of each other; returns how many changed."""
+        ordered = sorted({(min(a, b), max(a, b)) for a, b in pairs})
+        with self.transaction():
+            before = self.conn.total_changes
+            if marked:
+                now = time.time()
+                self.conn.executemany(
+                    "INSERT OR IGNORE INTO not_duplicates(hash_a, hash_b, marked_at) "
+                    "VALUES (?, ?, ?)", [(a, b, now) for a, b in ordered])
+            else:
+                self.conn.executemany(
+                    "DELETE FROM not_duplicates WHERE hash_a = ? AND hash_b = ?", ordered)
+            return self.conn.total_changes - before
+
+    def not_duplicates(self) -> list[tuple[bytes, bytes]]:
+        """Every pair of content hashes marked as not copies, smaller first."""
+        return [(a, b) for a, b in self.conn.execute(
+            "SELECT hash_a, hash_b FROM not_duplicates ORDER BY hash_a, hash_b")]
 
     def attribution_notes(self) -> dict[str, str]:
         """Credits recorded when indexing, by the folder whose ATTRIBUTION.txt gave them."""

@@ -22,7 +22,7 @@ import numpy as np
 from ..errors import LookalikeError
 from ..fileio import atomic_file
 from .orange import orange_flags, orange_image_value, orange_origin, unique_name
-from .records import CATALOGUE_FIELDS, FLOAT_FIELDS, INT_FIELDS, RECORD_FIELDS
+from .records import CATALOGUE_FIELDS, FLOAT_FIELDS, GROUP_FIELDS, INT_FIELDS, RECORD_FIELDS
 
 
 class Neighbors(Protocol):
@@ -337,6 +337,74 @@ def _neighbors_bytes(res: Neighbors, format: str) -> bytes:
     tab_columns = _tab_columns(_orange_named(ordered), origin, has_category)
     table = _arrow_table(_tab_records(records, origin), [t.column for t in tab_columns])
     return _tab_header(tab_columns, 0) + _delimited_rows(table, "\t")
+
+
+# -- duplicate groups --------------------------------------------------------------------------
+
+DUPLICATE_FORMATS = ("json", "csv", "tab")
+
+
+def _group_records(groups: Sequence[Any]) -> list[dict]:
+    """One record per image of every group (`analysis.duplicates.DuplicateGroup`): its
+    neighbour record (rank in the group, distance and nearest_reference: to the
+    representative) with GROUP_FIELDS, and `collection` for images of another one."""
+    out = []
+    for g in groups:
+        representative = g.rows[0]["path"]
+        across = any("collection" in row for row in g.rows)  # ids of two collections may meet
+        for rank, (row, d) in enumerate(zip(g.rows, g.distances), 1):
+            out.append({"group": g.number, "group_size": len(g), "representative": g.ids[0],
+                        "keep": rank == 1 if across else row["id"] == g.keep,
+                        "rank": rank, "path": row["path"], "distance": float(d),
+                        "nearest_reference": representative, "name": row["name"],
+                        "category": row["category"], "width": row["width"],
+                        "height": row["height"], "size": row["size"], "id": row["id"],
+                        "root": row.get("root"), "collection": row.get("collection"),
+                        "extras": extras_of(row)})
+    return out
+
+
+def _group_columns(records: list[dict]) -> list[_Column]:
+    columns = [_Column(f, f, "int" if f in INT_FIELDS else "str") for f in GROUP_FIELDS]
+    if any(r["collection"] for r in records):
+        columns.append(_Column("collection", "collection", "str"))
+    return columns + neighbor_columns(records)
+
+
+def duplicate_records(groups: Sequence[Any]) -> list[dict[str, Any]]:
+    """One flat dict per image of every group: GROUP_FIELDS, RECORD_FIELDS, then extras."""
+    records = _group_records(groups)
+    columns = _group_columns(records)
+    return [{c.name: _json_value(_value(r, c)) for c in columns} for r in records]
+
+
+def write_duplicates(groups: Sequence[Any], format: str,
+                     path: str | os.PathLike | None = None) -> str | None:
+    """The groups as `format` text (path None) or into the file `path` (then None): json is a
+    list of {"group": N, "images": [records]}, csv and tab one row per image."""
+    format = resolve_format(path, format, DUPLICATE_FORMATS)
+    records = duplicate_records(groups)
+    if format == "json":
+        listed: dict[int, list[dict]] = {}
+        for r in records:
+            listed.setdefault(r["group"], []).append(r)
+        text = json.dumps([{"group": n, "images": images} for n, images in listed.items()],
+                          indent=2, ensure_ascii=False) + "\n"
+        data = text.encode("utf-8")
+    else:
+        raw = _group_records(groups)
+        columns = _group_columns(raw)
+        delimiter = "," if format == "csv" else "\t"
+        for r in raw:
+            r["keep"] = "true" if r["keep"] else "false"
+        table = _arrow_table(raw, columns)
+        data = _header_line([c.name for c in columns], delimiter) + _delimited_rows(table,
+                                                                                    delimiter)
+    if path is None:
+        return data.decode("utf-8")
+    with atomic_write(path) as f:
+        f.write(data)
+    return None
 
 
 def _orange_named(columns: list[_Column]) -> list[_Column]:

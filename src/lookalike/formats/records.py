@@ -5,11 +5,16 @@
 RECORD_FIELDS = ("rank", "path", "distance", "nearest_reference", "name", "category", "width",
                  "height", "size", "id")
 
+#: Fields a duplicate group adds before each image's neighbour record (`duplicates` csv/tab;
+#: json gives `group` beside the list of images and the others in each record).
+GROUP_FIELDS = ("group", "group_size", "representative", "keep")
+
 #: Catalogue columns of a collection export, in order (then extras, then the vector).
 CATALOGUE_FIELDS = ("id", "path", "name", "category", "width", "height", "size")
 
 #: Fields written as integers, and as floats; the others are text.
-INT_FIELDS = frozenset({"rank", "id", "width", "height", "size"})
+INT_FIELDS = frozenset({"rank", "id", "width", "height", "size", "group", "group_size",
+                        "representative"})
 FLOAT_FIELDS = frozenset({"distance"})
 
-__all__ = ["CATALOGUE_FIELDS", "FLOAT_FIELDS", "INT_FIELDS", "RECORD_FIELDS"]
+__all__ = ["CATALOGUE_FIELDS", "GROUP_FIELDS", "FLOAT_FIELDS", "INT_FIELDS", "RECORD_FIELDS"]
