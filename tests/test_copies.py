@@ -1,0 +1,173 @@
+"""analysis/copies.py: real edited copies of a photo are copies, different images that look
+alike are not, and same_pixels sees through the file format but not through a changed pixel."""
+
+from __future__ import annotations
+
+import io
+import random
+from pathlib import Path
+
+import numpy as np
+import pytest
+import skimage.data
+from PIL import Image, ImageDraw, ImageEnhance, ImageFont, ImageOps
+
+from lookalike.analysis.copies import CopyVerdict, copy_check, same_pixels
+from lookalike.ingest.decode import ImageSkipped
+
+DATA = Path(skimage.data.__file__).parent
+
+
+def photo(name: str) -> Image.Image:
+    return Image.open(DATA / name).convert("RGB")
+
+
+def encoded(im: Image.Image, fmt: str = "PNG", **kw) -> bytes:
+    buf = io.BytesIO()
+    im.save(buf, fmt, **kw)
+    return buf.getvalue()
+
+
+def exif_rotated(im: Image.Image) -> bytes:
+    exif = Image.Exif()
+    exif[0x0112] = 6  # stored turned a quarter left: viewers turn it back
+    return encoded(im.transpose(Image.Transpose.ROTATE_90), "JPEG", quality=92,
+                   exif=exif.tobytes())
+
+
+def straightened(im: Image.Image, angle: float) -> Image.Image:
+    w, h = im.size
+    margin = int(np.sin(np.radians(abs(angle))) * max(w, h) * 0.6)
+    return im.rotate(angle, Image.Resampling.BICUBIC).crop((margin, margin, w - margin,
+                                                            h - margin))
+
+
+def watermarked(im: Image.Image) -> Image.Image:
+    layer = Image.new("RGBA", im.size, (0, 0, 0, 0))
+    w, h = im.size
+    ImageDraw.Draw(layer).text((int(0.55 * w), h - 50), "(c) lookalike 2026",
+                               font=ImageFont.load_default(size=22), fill=(255, 255, 255, 170))
+    return Image.alpha_composite(im.convert("RGBA"), layer).convert("RGB")
+
+
+EDITS = {
+    "resized": lambda im: encoded(im.resize((300, 200), Image.Resampling.LANCZOS)),
+    "re-encoded at JPEG quality 15": lambda im: encoded(im, "JPEG", quality=15),
+    "cropped to 85%": lambda im: encoded(im.crop((30, 10, 30 + 383, 10 + 255)), "JPEG"),
+    "rotated 4 degrees": lambda im: encoded(straightened(im, 4), "JPEG", quality=90),
+    "brightened": lambda im: encoded(ImageEnhance.Brightness(im).enhance(1.35), "JPEG"),
+    "mirrored": lambda im: encoded(ImageOps.mirror(im)),
+    "EXIF-rotated": exif_rotated,
+    "watermarked": lambda im: encoded(watermarked(im), "JPEG", quality=90),
+    "greyscale": lambda im: encoded(ImageOps.grayscale(im)),
+    "a thumbnail": lambda im: encoded(im.resize((96, 64)), "JPEG", quality=85),
+}
+
+
+@pytest.fixture(scope="module")
+def chelsea() -> Image.Image:
+    return photo("chelsea.png")  # 451 x 300
+
+
+@pytest.mark.parametrize("edit", EDITS)
+def test_an_edited_copy_is_a_copy(chelsea, edit):
+    verdict = copy_check(encoded(chelsea), EDITS[edit](chelsea))
+    assert isinstance(verdict, CopyVerdict)
+    assert verdict.is_copy, verdict.reason
+    assert 0.9 <= verdict.score <= 1.0
+
+
+def test_two_edits_of_one_photo_are_copies_of_each_other(chelsea):
+    assert copy_check(EDITS["mirrored"](chelsea), EDITS["cropped to 85%"](chelsea)).is_copy
+
+
+def form(seed: int) -> bytes:
+    """A page of one form, filled in with other words for each seed."""
+    rng = random.Random(seed)
+    page = Image.new("RGB", (600, 800), "white")
+    draw = ImageDraw.Draw(page)
+    draw.text((40, 30), "APPLICATION FORM", fill="black", font=ImageFont.load_default(size=32))
+    for row in range(11):
+        y = 100 + row * 60
+        draw.text((40, y), f"Field {row + 1}:", fill="black", font=ImageFont.load_default(size=18))
+        draw.rectangle((160, y - 8, 560, y + 32), outline="black")
+        words = " ".join(rng.choice(["alpha", "bravo", "delta", "kilo", "oscar", "tango"])
+                         for _ in range(3))
+        draw.text((170, y), words, fill="black", font=ImageFont.load_default(size=22))
+    return encoded(page)
+
+
+def hard_negatives():
+    chelsea, coins = photo("chelsea.png"), photo("coins.png")
+    pasted = chelsea.copy()
+    pasted.paste(coins.crop((0, 0, 180, 120)), (135, 90))  # an object 40% of the side
+    brick = photo("brick.png")
+    from sklearn.datasets import load_sample_images
+
+    china = Image.fromarray(load_sample_images().images[0])  # 640 x 427
+    return {
+        "another object pasted into the scene": (encoded(chelsea), encoded(pasted)),
+        "two adjacent crops of one texture": (encoded(brick.crop((0, 0, 256, 512))),
+                                              encoded(brick.crop((256, 0, 512, 512)))),
+        "a shot moved by 40% of its width": (encoded(china.crop((0, 0, 384, 427))),
+                                             encoded(china.crop((154, 0, 538, 427)))),
+        "the two photos of a stereo pair": (encoded(photo("motorcycle_left.png")),
+                                            encoded(photo("motorcycle_right.png"))),
+        "two pages of one form": (form(1), form(2)),
+    }
+
+
+@pytest.mark.parametrize("case", [
+    "another object pasted into the scene", "two adjacent crops of one texture",
+    "a shot moved by 40% of its width", "the two photos of a stereo pair",
+    pytest.param("two pages of one form", marks=pytest.mark.xfail(strict=True, reason=(
+        "known hole: an ORB alignment of a form's repeated layout is compared at 64 px, "
+        "where another text in the fields is too small to count")))])
+def test_different_images_that_look_alike_are_not_copies(case):
+    a, b = hard_negatives()[case]
+    verdict = copy_check(a, b)
+    assert not verdict.is_copy, verdict.reason
+    assert not copy_check(b, a).is_copy
+
+
+def test_the_check_is_the_same_both_ways(chelsea):
+    a, b = encoded(chelsea), EDITS["rotated 4 degrees"](chelsea)
+    assert copy_check(a, b).is_copy and copy_check(b, a).is_copy
+
+
+@pytest.mark.parametrize("fmt", ["BMP", "TIFF", "WEBP"])
+def test_same_pixels_in_another_format(fmt, chelsea):
+    kw = {"lossless": True} if fmt == "WEBP" else {}
+    assert same_pixels(encoded(chelsea), encoded(chelsea, fmt, **kw))
+
+
+def test_same_pixels_sees_one_changed_pixel(chelsea):
+    changed = np.asarray(chelsea).copy()
+    changed[100, 200, 1] ^= 1
+    assert not same_pixels(encoded(chelsea), encoded(Image.fromarray(changed), "TIFF"))
+    assert not same_pixels(encoded(chelsea), encoded(chelsea.resize((450, 300))))
+
+
+def test_same_pixels_upright_and_alpha_on_white():
+    rgb = np.full((20, 30, 3), 255, np.uint8)
+    rgb[5:10, 5:10] = (200, 30, 30)
+    rgba = np.dstack([rgb, np.full((20, 30), 255, np.uint8)])
+    rgba[15:, 20:] = (0, 0, 0, 0)  # transparent: white once decoded, as rgb is there
+    rgb[15:, 20:] = 255
+    exif = Image.Exif()
+    exif[0x0112] = 8  # stored turned: the upright image is rgb
+    turned = Image.fromarray(rgb).transpose(Image.Transpose.ROTATE_270)
+    assert same_pixels(encoded(Image.fromarray(rgba, "RGBA")),
+                       encoded(turned, "PNG", exif=exif.tobytes()))
+
+
+@pytest.mark.parametrize("bad, reason", [(b"", "empty"), (b"not an image at all", "not an image"),
+                                         (None, "truncated")])
+def test_bad_bytes_raise_image_skipped(bad, reason, chelsea):
+    if bad is None:
+        bad = encoded(chelsea, "JPEG")[:2000]
+    good = encoded(chelsea)
+    with pytest.raises(ImageSkipped, match=reason):
+        copy_check(good, bad)
+    with pytest.raises(ImageSkipped, match=reason):
+        same_pixels(bad, good)
