@@ -35,6 +35,25 @@ MODEL = "squeezenet"
 pytestmark = pytest.mark.load  # left out of ./test.sh --fast
 
 
+def _import_every_schemathesis_module() -> None:
+    """Pytest rewrites the modules of installed plugins as they are imported, parsing them
+    with `ast`; CPython 3.11.7 can fail that parse with "AST constructor recursion depth
+    mismatch" when another thread parses at the same time (as the background threads of
+    servers started by earlier tests do). Schemathesis imports modules lazily mid-test, so
+    they are all imported here, at collection, while no other thread runs."""
+    import importlib
+    import pkgutil
+
+    for module in pkgutil.walk_packages(schemathesis.__path__, "schemathesis."):
+        try:
+            importlib.import_module(module.name)
+        except Exception:  # noqa: BLE001 - an optional extra of schemathesis: not used here
+            pass
+
+
+_import_every_schemathesis_module()
+
+
 @pytest.fixture(scope="module")
 def photos(tmp_path_factory):
     """Sixteen photos in four categories, indexed: a small collection to abuse."""
