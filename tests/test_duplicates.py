@@ -121,6 +121,7 @@ def test_similar_is_the_distance_alone(collection):
     assert all(max(g.distances) <= 0.0005 for g in tight)
 
 
+@pytest.mark.slow  # several seconds of pair checks; ./test.sh runs it
 def test_every_member_is_a_checked_copy_of_every_other(collection):
     col, _, _, _ = collection
     groups = col.duplicates()
@@ -227,6 +228,7 @@ def test_similar_max_distance(collection):
 
 # -- the command line ------------------------------------------------------------------------
 
+@pytest.mark.slow  # several seconds of pair checks; ./test.sh runs it
 def test_cli_duplicates_in_every_format(collection, capsys, tmp_path):
     col, files, _, _ = collection
     db = str(col.store.path)
