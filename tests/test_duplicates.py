@@ -158,6 +158,7 @@ def test_keeper_most_pixels_then_size_then_oldest_then_priority():
     assert dup.choose_keeper([row, other], priority=["/b"]) == 2
 
 
+@pytest.mark.slow  # several seconds of pair checks; ./test.sh runs it
 def test_keeper_of_a_group_is_its_largest_copy(collection):
     col, files, _, _ = collection
     for g in col.duplicates(tier="near"):

@@ -242,6 +242,7 @@ def test_index_a_table_keeps_its_columns_and_re_indexes_incrementally(tmp_path, 
     col.close()
 
 
+@pytest.mark.slow  # waits out a slow server's timeouts; ./test.sh runs it
 def test_index_urls_skips_failures_with_reasons_and_never_downloads_twice(tmp_path):
     with ImageServer() as server:
         good = [server.add(f"/g{i}.png", png_bytes(seed=i)) for i in range(3)]
