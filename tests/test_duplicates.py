@@ -281,3 +281,13 @@ def test_cli_similar_max_distance(collection, capsys):
                  "--max-distance", "0.05", "--format", "json"]) == 0
     found = json.loads(capsys.readouterr().out)
     assert found and all(r["distance"] <= 0.05 for r in found)
+
+
+def test_a_file_spoilt_since_indexing_is_left_out_not_a_crash(tmp_path):
+    files = write_copies(tmp_path / "photos", "coffee")
+    col = lookalike.Collection.index([tmp_path / "photos"], db=tmp_path / "d.db", model=MODEL)
+    files["half"].write_bytes(b"not an image any more")     # after indexing
+    groups = col.duplicates(tier="near")
+    members = {r["path"] for g in groups for r in g.rows}
+    assert str(files["orig"]) in members and str(files["half"]) not in members
+    col.close()
