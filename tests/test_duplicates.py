@@ -291,3 +291,18 @@ def test_a_file_spoilt_since_indexing_is_left_out_not_a_crash(tmp_path):
     members = {r["path"] for g in groups for r in g.rows}
     assert str(files["orig"]) in members and str(files["half"]) not in members
     col.close()
+
+
+def test_a_named_pipe_in_place_of_an_indexed_file_is_left_out_at_once(tmp_path):
+    """The duplicate finder reads files back the way the viewer does: a pipe swapped in for
+    an indexed file is refused at once instead of waited on forever."""
+    import os
+
+    files = write_copies(tmp_path / "photos", "coffee")
+    col = lookalike.Collection.index([tmp_path / "photos"], db=tmp_path / "d.db", model=MODEL)
+    files["half"].unlink()
+    os.mkfifo(files["half"])                      # nobody writes to it
+    groups = col.duplicates(tier="near")
+    members = {r["path"] for g in groups for r in g.rows}
+    assert str(files["orig"]) in members and str(files["half"]) not in members
+    col.close()

@@ -640,24 +640,13 @@ class Collection:
 
     def _image_bytes(self, image_id: int) -> bytes:
         """The bytes of an image as indexed; OSError if it is gone or changed since."""
-        from .ingest.downloads import Downloader
-        from .ingest.pipeline import content_hash
+        from .ingest.originals import read_catalogued
 
         rows = self.store.rows([image_id])
         locator = self.store.usable_locator(image_id)
         if not rows or locator is None:
             raise OSError(f"image {image_id} is not in the collection")
-        text = locator.decode("utf-8", "replace") if isinstance(locator, bytes) else locator
-        if is_url(text):
-            data = Downloader().cached(text)
-            if data is None:
-                raise OSError(f"{text}: not in the download cache")
-        else:
-            with open(locator, "rb") as f:
-                data = f.read()
-        if content_hash(data) != rows[0]["content_hash"]:
-            raise OSError(f"{rows[0]['path']}: changed since it was indexed")
-        return data
+        return read_catalogued(locator, rows[0]["content_hash"])
 
     # -- export -------------------------------------------------------------------------------
 

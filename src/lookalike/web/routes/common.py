@@ -9,7 +9,7 @@ from fastapi import Path as PathParam
 
 from ...api import Collection
 from ...formats.export import extras_of
-from .. import files
+from ...ingest import originals
 from ..errors import HTTPError
 
 ImageId = Annotated[int, PathParam(ge=1, le=2**63 - 1, description="the image's id in the "
@@ -36,8 +36,8 @@ def row_or_404(col: Collection, image_id: int) -> dict:
 
 def read_original(row: dict, image_id: int) -> bytes:
     try:
-        return files.read_catalogued(row["locator"], row["content_hash"])
-    except files.FileGone as exc:
+        return originals.read_catalogued(row["locator"], row["content_hash"])
+    except originals.FileGone as exc:
         raise HTTPError(404, f"image {image_id}: its file is gone ({exc}): {row['path']}") from None
-    except files.FileChanged as exc:
+    except originals.FileChanged as exc:
         raise HTTPError(409, f"image {image_id}: {exc}: {row['path']}") from None

@@ -1,0 +1,59 @@
+"""Reading an indexed image back as it was indexed: still a regular file (never waiting on a
+named pipe or a device) with the very bytes that were indexed, or, for an image named by URL,
+its copy in the download cache (never fetched again). The web viewer serves originals this
+way, and the duplicate finder compares them."""
+
+from __future__ import annotations
+
+import os
+
+from ..fileio import FileTooLarge, NotARegularFile, read_regular_file
+from ..formats.thumbnails import MAX_FILE_BYTES
+from ..locators import is_url
+from . import downloads
+from .pipeline import content_hash
+
+#: Originals larger than this are not served: the preview limit, which explains why.
+MAX_ORIGINAL_BYTES = MAX_FILE_BYTES
+
+
+# OSErrors: a caller that only needs "it cannot be had" catches OSError.
+class FileGone(OSError):
+    """The catalogued file is missing or no longer a regular file."""
+
+
+class FileChanged(OSError):
+    """The catalogued file's bytes are not those that were indexed."""
+
+
+def read_catalogued(locator: bytes | str, expected_hash: bytes | None,
+                    max_bytes: int = MAX_ORIGINAL_BYTES) -> bytes:
+    """The bytes of a catalogued file, refused unless it is still the regular file, with the
+    same content, that was indexed. Never blocks on a named pipe or a device. An image
+    catalogued by URL is read from the download cache (or its data: URL), never fetched."""
+    if isinstance(locator, bytes) and is_url(locator[:8].decode("latin-1")):
+        return _read_downloaded(locator.decode("utf-8", "replace"), expected_hash)
+    if not isinstance(locator, bytes) or not os.path.isabs(locator):
+        raise FileGone("not a local file")
+    try:
+        data = read_regular_file(locator, max_bytes)
+    except NotARegularFile:
+        raise FileGone("no longer a regular file") from None
+    except FileTooLarge:
+        raise FileChanged(f"larger than {max_bytes:,} bytes") from None
+    except OSError as exc:
+        raise FileGone(exc.strerror or str(exc)) from None
+    if expected_hash is not None and content_hash(data) != expected_hash:
+        raise FileChanged("its content changed since it was indexed; run `lookalike index` again")
+    return data
+
+
+def _read_downloaded(url: str, expected_hash: bytes | None) -> bytes:
+    data = downloads.Downloader().cached(url)
+    if data is None:
+        raise FileGone("not in the download cache; run `lookalike index` on its table again "
+                       "to download it")
+    if expected_hash is not None and content_hash(data) != expected_hash:
+        raise FileChanged("the downloaded copy is not the one indexed; run `lookalike index` "
+                          "again")
+    return data
