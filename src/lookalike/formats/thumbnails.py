@@ -13,12 +13,11 @@ from PIL import Image, ImageOps
 from ..fileio import FileTooLarge, NotARegularFile, read_regular_file
 from ..ingest import downloads
 from ..ingest.decode import _ALPHA_MODES, ImageSkipped, open_image, read_size, to_rgb
+from ..ingest.originals import MAX_ORIGINAL_BYTES
 from ..locators import is_url
 
-#: Files larger than this (1 GiB) are not read for a preview nor served by the web viewer. Half
-#: the indexer's limit (`ingest.pipeline.DEFAULT_MAX_BYTES`, 2 GiB): a picture is read whole
-#: into memory, and on every request, where indexing reads each file once.
-MAX_FILE_BYTES = 1 << 30
+#: Files larger than this are not read for a preview (the limit of every read-back of an image).
+MAX_FILE_BYTES = MAX_ORIGINAL_BYTES
 
 
 def _encode(data: bytes, size: int, quality: int) -> bytes:

@@ -8,13 +8,15 @@ from __future__ import annotations
 import os
 
 from ..fileio import FileTooLarge, NotARegularFile, read_regular_file
-from ..formats.thumbnails import MAX_FILE_BYTES
 from ..locators import is_url
 from . import downloads
 from .pipeline import content_hash
 
-#: Originals larger than this are not served: the preview limit, which explains why.
-MAX_ORIGINAL_BYTES = MAX_FILE_BYTES
+#: Files larger than this (1 GiB) are not read back whole: not served or previewed by the web
+#: viewer, nor compared by the duplicate finder. Half the indexer's limit
+#: (`ingest.pipeline.DEFAULT_MAX_BYTES`, 2 GiB): a picture read back is held whole in memory,
+#: on every request, where indexing reads each file once.
+MAX_ORIGINAL_BYTES = 1 << 30
 
 
 # OSErrors: a caller that only needs "it cannot be had" catches OSError.
