@@ -94,6 +94,17 @@ def test_index_a_folder(shapes):
         assert len(again) == 8
 
 
+def test_a_failed_first_index_leaves_no_empty_collection(tmp_path, shapes):
+    db = tmp_path / "new" / "folder" / "c.db"
+    with pytest.raises(lookalike.LookalikeError, match="nope"):
+        lookalike.Collection.index([tmp_path / "nope"], db=db, model=MODEL)
+    assert not (tmp_path / "new").exists()  # nor its -wal file nor the folders made for it
+    col, _ = shapes  # an existing collection is never removed, whatever fails
+    with pytest.raises(lookalike.LookalikeError):
+        lookalike.Collection.index([tmp_path / "nope"], db=col.store.path, model=MODEL)
+    assert col.store.path.is_file() and len(col) == 8
+
+
 def test_the_look_alikes_of_a_file(shapes):
     col, folder = shapes
     res = col.nearest(folder / "red" / "0.png", k=3)

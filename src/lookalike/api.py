@@ -19,7 +19,7 @@ import numpy as np
 
 from .analysis.duplicates import DuplicateGroup
 from .catalogue.cached import ByGeneration
-from .catalogue.store import Store
+from .catalogue.store import Store, no_empty_database_left
 from .errors import LookalikeError, LookalikeWarning
 from .formats.records import RECORD_FIELDS
 from .ingest import decode as images
@@ -244,9 +244,15 @@ class Collection:
     def index(cls, paths: Sequence[str | os.PathLike] | str | os.PathLike,
               db: str | os.PathLike | None = None, model: str | None = None,
               **options) -> Collection:
-        """Open (or create) `db` and index `paths` into it; the report is in `last_report`."""
-        col = cls.create(db)
-        col.add(paths, model=model, **options)
+        """Open (or create) `db` and index `paths` into it; the report is in `last_report`.
+        A new database is removed again if indexing fails before storing anything."""
+        with no_empty_database_left(db):
+            col = cls.create(db)
+            try:
+                col.add(paths, model=model, **options)
+            except BaseException:
+                col.close()
+                raise
         return col
 
     def add(self, paths: Sequence[str | os.PathLike] | str | os.PathLike, model: str | None = None,

@@ -11,7 +11,6 @@ Errors a user can fix are printed as one line, `lookalike: error: ...`, with exi
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import os
 import shlex
@@ -227,6 +226,7 @@ MIB = 1 << 20
 
 def cmd_index(args) -> int:
     from .api import Collection
+    from .catalogue.store import no_empty_database_left
     from .ingest.decode import DEFAULT_MAX_PIXELS
     from .ingest.downloads import Downloader
     from .models import DEFAULT_MODEL
@@ -234,7 +234,7 @@ def cmd_index(args) -> int:
     downloader = Downloader(timeout=args.download_timeout, retries=args.download_retries,
                             max_bytes=int(args.download_limit * MIB),
                             concurrency=args.downloads)
-    with _no_empty_database_left(args.db), Collection.create(args.db) as col, downloader:
+    with no_empty_database_left(args.db), Collection.create(args.db) as col, downloader:
         report = col.add(args.paths, model=args.model or DEFAULT_MODEL,
                          batch_size=args.batch_size, threads=args.threads,
                          progress=not args.quiet,
@@ -252,40 +252,6 @@ def cmd_index(args) -> int:
             print(f"run `{_command()} skipped --db {_quoted(col.store.path)}` (or index "
                   "--verbose) for the list of skipped files")
     return 0
-
-
-@contextlib.contextmanager
-def _no_empty_database_left(db: str | None):
-    """Removes the database file (and its -wal and -shm files, and the folders made for it)
-    when the command fails before anything was stored in it and the file did not exist
-    before: a mistyped folder or model must not leave an empty collection behind. A
-    database that existed is never touched."""
-    from .catalogue.store import default_db_path
-
-    path = Path(db) if db else default_db_path()
-    if path.exists():
-        yield
-        return
-    made = [folder for folder in [path.parent, *path.parent.parents] if not folder.exists()]
-    try:
-        yield
-    except BaseException:
-        if _holds_nothing(path):
-            for suffix in ("", "-wal", "-shm", "-journal"):
-                with contextlib.suppress(OSError):
-                    Path(f"{path}{suffix}").unlink()
-            for folder in made:  # deepest first; stops at one that is not empty
-                try:
-                    folder.rmdir()
-                except OSError:
-                    break
-        raise
-
-
-def _holds_nothing(path: Path) -> bool:
-    from .catalogue.store import holds_nothing
-
-    return holds_nothing(path)
 
 
 def _table_summary(info) -> str:
@@ -815,6 +781,7 @@ def cmd_demo(args) -> int:
 
     from . import datasets
     from .api import Collection
+    from .catalogue.store import no_empty_database_left
     from .models import DEFAULT_MODEL
 
     if args.port is not None and not 0 <= args.port <= 65535:
@@ -830,7 +797,7 @@ def cmd_demo(args) -> int:
                           progress=not args.quiet)
     print(f"sample {dataset.name}: {_written(sample)}")
     reference = None
-    with _no_empty_database_left(str(db)), Collection.create(db) as col:
+    with no_empty_database_left(db), Collection.create(db) as col:
         report = col.add([folder], model=args.model or DEFAULT_MODEL, progress=not args.quiet)
         print(_summary(report, col.store.path))
         if len(col):

@@ -13,7 +13,7 @@ import sqlite3
 import threading
 import time
 from collections.abc import Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import overload
@@ -514,6 +514,32 @@ def _category_args(category: str) -> list[str]:
 
 def _like_escape(text: str) -> str:
     return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+@contextmanager
+def no_empty_database_left(db: str | os.PathLike | None):
+    """Removes the database file (and its -wal and -shm files, and the folders made for it)
+    when the block fails before anything was stored in it and the file did not exist
+    before: a mistyped folder or model must not leave an empty collection behind. A
+    database that existed is never touched. The block must close its connection first."""
+    path = Path(db) if db else default_db_path()
+    if path.exists():
+        yield
+        return
+    made = [folder for folder in [path.parent, *path.parent.parents] if not folder.exists()]
+    try:
+        yield
+    except BaseException:
+        if holds_nothing(path):
+            for suffix in ("", "-wal", "-shm", "-journal"):
+                with suppress(OSError):
+                    Path(f"{path}{suffix}").unlink()
+            for folder in made:  # deepest first; stops at one that is not empty
+                try:
+                    folder.rmdir()
+                except OSError:
+                    break
+        raise
 
 
 def holds_nothing(path: Path) -> bool:
