@@ -594,6 +594,23 @@ class Collection:
         pairs = [(a, b) for i, a in enumerate(hashes) for b in hashes[i + 1:]]
         return self.store.mark_not_duplicates(pairs, marked=not_duplicates)
 
+    def move_script(self, groups: Sequence[DuplicateGroup], target: str | os.PathLike,
+                    dismissed: Sequence[DuplicateGroup] = ()) -> bytes:
+        """A POSIX shell script that, when the user runs it, moves each group's non-keepers
+        (every member but `group.keep`: change it to keep another) into the folder `target`
+        (an absolute path), keeping their sub-folders; `dismissed` groups are left alone.
+        Files gone or changed since indexing are skipped, none is overwritten; nothing runs
+        here (formats/decisions.py says what the script does)."""
+        from .formats import decisions
+
+        if any("collection" in r for g in groups for r in g.rows):
+            raise LookalikeError("a move script is for the copies within one collection, not "
+                                 "for copies found in another (across)")
+        rows = decisions.decisions(groups, dismissed)
+        locators = {r["id"]: self.store.usable_locator(r["id"]) for r in rows
+                    if r["action"] in ("keep", "move")}
+        return decisions.move_script(rows, target, locators, source=os.fspath(self.store.path))
+
     def _duplicate_inputs(self, model: str | None, need: int):
         """(Vectors, {id: content hash}) of `model`, refused with one line when there are
         fewer than `need` images."""

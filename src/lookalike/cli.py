@@ -493,6 +493,11 @@ def add_duplicates(commands: _Commands) -> None:
                                          "Default: from the extension of --output, else table")
     p.add_argument("-o", "--output", metavar="FILE",
                    help="write to FILE instead of printing; - is the standard output")
+    p.add_argument("--move-script", metavar="FILE",
+                   help="also write a shell script that moves the copies not kept into "
+                        "--move-to when you run it (it is not run: read it, then `sh FILE`)")
+    p.add_argument("--move-to", metavar="FOLDER",
+                   help="the folder the --move-script moves the copies into (sub-folders kept)")
     p.set_defaults(handler=cmd_duplicates)
 
 
@@ -507,10 +512,18 @@ def cmd_duplicates(args) -> int:
                              "give --format")
     if args.across is not None and not os.path.isfile(args.across):
         raise LookalikeError(f"{args.across}: no such database (--across)")
+    _check_move_options(args)
     with Collection.open(args.db) as col:
         groups = col.duplicates(args.tier, args.threshold,
                                 tuple(args.range) if args.range else None, model=args.model,
                                 across=args.across, keep_priority=args.keep_priority)
+        if args.move_script:
+            script = col.move_script(groups, os.path.abspath(os.path.expanduser(args.move_to)))
+            with atomic_write(args.move_script) as f:
+                f.write(script)
+            print(f"wrote {args.move_script}: it moves the copies not kept into {args.move_to} "
+                  f"when you run it (sh {shlex.quote(args.move_script)}); nothing moved yet",
+                  file=sys.stderr)
     text = (_duplicates_table(groups, args.tier) if fmt == "table"
             else write_duplicates(groups, fmt))
     assert text is not None
@@ -521,6 +534,18 @@ def cmd_duplicates(args) -> int:
         f.write(text.encode("utf-8"))
     print(f"wrote {len(groups):,} groups of copies ({fmt}) to {output}")
     return 0
+
+
+def _check_move_options(args) -> None:
+    if bool(args.move_script) != bool(args.move_to):
+        raise LookalikeError("--move-script FILE and --move-to FOLDER go together: give both")
+    if args.move_script and args.across:
+        raise LookalikeError("--move-script moves copies within one collection; leave out "
+                             "--across")
+    if args.move_script and os.path.abspath(args.move_script) == os.path.abspath(args.output
+                                                                                  or ""):
+        raise LookalikeError(f"{args.move_script}: give --move-script and --output different "
+                             "files")
 
 
 def _duplicates_table(groups, tier: str) -> str:

@@ -19,6 +19,7 @@ from ..version import __version__
 from .errors import EXCEPTION_HANDLERS, refusals
 from .files import ThumbnailCache
 from .guard import ENVELOPE_BYTES, MAX_UPLOAD_BYTES, RequestGuard, accepted_hosts
+from .reviews import DuplicateReviews
 from .routes import ROUTERS
 from .routes.pages import DOCS_ASSETS, STATIC
 from .state import FairLock, ViewerState
@@ -69,7 +70,8 @@ def _state(col: Collection, max_upload_bytes: int,
     lock = FairLock()
     folder = Path(thumbnails) if thumbnails is not None else thumbnails_folder(col.store.path)
     return ViewerState(collection=col, thumbnails=ThumbnailCache(folder),
-                       max_upload_bytes=max_upload_bytes, lock=lock, warmup=WarmUp(col, lock))
+                       max_upload_bytes=max_upload_bytes, lock=lock, warmup=WarmUp(col, lock),
+                       duplicates=DuplicateReviews(col))
 
 
 def _lifespan(state: ViewerState, warm_up: bool, owned: bool):
@@ -80,6 +82,7 @@ def _lifespan(state: ViewerState, warm_up: bool, owned: bool):
         else:
             state.warmup.skip()
         yield
+        state.duplicates.close()
         if owned:
             with state.lock:
                 state.collection.close()

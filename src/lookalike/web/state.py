@@ -18,6 +18,7 @@ from fastapi import Depends, Request
 
 from ..api import Collection
 from .files import ThumbnailCache
+from .reviews import DuplicateReviews
 from .warmup import WarmUp
 
 
@@ -56,6 +57,7 @@ class ViewerState:
     max_upload_bytes: int
     lock: FairLock
     warmup: WarmUp
+    duplicates: DuplicateReviews
 
 
 async def get_state(request: Request) -> ViewerState:

@@ -5,6 +5,8 @@
 
 import { api } from "./api.js";
 import { $, fillSelect } from "./dom.js";
+import { bindCompare, compareKey, compareOpen } from "./compare.js";
+import { bindDuplicates, syncDuplicatesView } from "./duplicates.js";
 import { bindExport } from "./export.js";
 import { bindGrid, grid, gridKey, showInGrid, syncGridControls } from "./gallery.js";
 import { bindControls, choose, showError, showLookalikes, showNotice,
@@ -122,6 +124,7 @@ async function start() {
   state.view = readUrl();
   grid.size = state.view.size;
   syncControls();
+  if (state.view.dup) syncDuplicatesView();
   const collection = api("/api/collection");
   const firstPage = grid.reset();
   try {
@@ -144,9 +147,16 @@ bindGrid(refreshLookalikes);
 bindControls(refreshLookalikes);
 bindUploads();
 bindExport();
+bindCompare();
+bindDuplicates();
 
 document.addEventListener("keydown", (e) => {
   if (e.altKey || e.ctrlKey || e.metaKey) return;
+  if (compareOpen()) {
+    if (compareKey(e)) e.preventDefault();
+    return;
+  }
+  if (state.view.dup) return;  // the Duplicates view: buttons and links, the browser's keys
   if (state.preview) {
     if (previewKey(e)) e.preventDefault();
     return;
@@ -156,6 +166,7 @@ document.addEventListener("keydown", (e) => {
 
 window.addEventListener("popstate", () => {
   const before = reloadView();
+  if (before.dup || state.view.dup) syncDuplicatesView();
   normalise();
   if (before.cat !== state.view.cat || before.q !== state.view.q) grid.reset();
   if (before.size !== state.view.size) grid.setSize(state.view.size);

@@ -8,7 +8,8 @@
 // left to the server.
 
 const FIXED_DEFAULTS = { refs: [], model: "", mode: "", inc: false, cat: "", q: "",
-                         title: "category", only: false };
+                         title: "category", only: false, dup: false, tier: "", threshold: "" };
+const TIERS = ["exact", "pixels", "near", "similar"];
 
 export const state = {
   defaults: { ...FIXED_DEFAULTS, k: null, metric: "", size: null },  // see setDefaults
@@ -99,6 +100,10 @@ export function readUrl() {
     size: int(p.get("size"), d.size, ...state.sizeRange),
     title: p.get("title") === "name" || p.get("title")?.startsWith("x:") ? p.get("title")
       : "category",
+    // the Duplicates view: /?view=duplicates&tier=...&threshold=...
+    dup: p.get("view") === "duplicates",
+    tier: TIERS.includes(p.get("tier")) && p.get("tier") !== "near" ? p.get("tier") : "",
+    threshold: /^\d*\.?\d+$/.test(p.get("threshold") || "") ? p.get("threshold") : "",
   };
 }
 
@@ -111,6 +116,11 @@ export function urlOf(view) {
   }
   if (view.inc) p.set("inc", "1");
   if (view.only) p.set("only", "1");
+  if (view.dup) {
+    p.set("view", "duplicates");
+    if (view.tier) p.set("tier", view.tier);
+    if (view.threshold) p.set("threshold", view.threshold);
+  }
   const text = p.toString().replace(/%2C/g, ",");
   return text ? `?${text}` : location.pathname;
 }
