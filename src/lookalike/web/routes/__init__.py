@@ -2,8 +2,9 @@
 app's shared state through `Depends(get_state)`; `ROUTERS` in the order of the API's
 documentation."""
 
-from . import collection, files, images, neighbours, pages
+from . import collection, files, images, map, neighbours, pages
 
-ROUTERS = [pages.router, collection.router, images.router, neighbours.router, files.router]
+ROUTERS = [pages.router, collection.router, images.router, neighbours.router, files.router,
+           map.router]
 
 __all__ = ["ROUTERS"]
