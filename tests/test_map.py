@@ -300,3 +300,16 @@ def test_api_map_json(db):
         assert bad.status_code == 400 and "did you mean 'tsne'" in bad.json()["error"]
     finally:
         live.stop()
+
+
+def test_start_up_does_not_import_the_layout_libraries():
+    """numba's import takes seconds: `lookalike --help`, `similar` and `serve` must not pay it."""
+    import subprocess
+    import sys
+
+    code = ("import sys, lookalike.cli, lookalike.web.app\n"
+            "print(sorted({m.split('.')[0] for m in sys.modules} & "
+            "{'umap', 'numba', 'openTSNE', 'pynndescent', 'sklearn'}))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          check=True)
+    assert done.stdout.strip() == "[]"
