@@ -12,12 +12,13 @@ from __future__ import annotations
 import os
 import warnings
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
 
 from .analysis.duplicates import DuplicateGroup
+from .analysis.maps import MapLayout
 from .catalogue.cached import ByGeneration
 from .catalogue.store import Store, no_empty_database_left
 from .errors import LookalikeError, LookalikeWarning
@@ -225,6 +226,8 @@ class Collection:
         self._counts: ByGeneration = (share_with._counts if share_with is not None
                                       else ByGeneration())
         self._embedders: dict[str, Any] = {}  # models loaded to embed outside references
+        self._maps: ByGeneration = (share_with._maps if share_with is not None
+                                    else ByGeneration(limit=16))
 
     # -- opening and indexing ----------------------------------------------------------------
 
@@ -671,6 +674,96 @@ class Collection:
             raise OSError(f"image {image_id} is not in the collection")
         return read_catalogued(locator, rows[0]["content_hash"])
 
+    # -- the map -------------------------------------------------------------------------------
+
+    def map(self, model: str | None = None, method: str = "umap", refit: bool = False, *,
+            seed: int = 0) -> MapLayout:
+        """Every image of `model` (default: `default_model`) as a point of a 2-D map, laid out
+        by `method`: "umap" (umap-learn), "tsne" (openTSNE) or "pca"; cosine-like (unit rows,
+        reduced by PCA to 50 dimensions first). Deterministic for a `seed`.
+
+        The map is kept beside the database (`<db>.maps/`) per model and method. Images
+        added later are placed into it (the others stay where they are) and removed ones
+        dropped, until more than a quarter of the images it was fitted on have been placed
+        since (`analysis.maps.REFIT_SHARE`): then, or with `refit=True`, it is fitted again.
+        The result's `action` says which ("fitted", "placed", "cached"), `placed` how many
+        images were placed rather than fitted. Fewer than five images are laid out by PCA
+        (`method` then says "pca"); one image sits at (0, 0); an empty collection is an error.
+        """
+        from .analysis.layout import METHODS
+
+        if not isinstance(method, str) or method.lower() not in METHODS:
+            near = _nearest_names(str(method), list(METHODS), cutoff=0.5)
+            hint = f" (did you mean {near[0]!r}?)" if near else ""
+            raise LookalikeError(f"no map method {method!r}{hint}; use one of: "
+                                 f"{', '.join(METHODS)}")
+        method, model = method.lower(), self._model(model)
+        key = (model, method, seed)
+        if refit:
+            fresh = self._lay_out(model, method, seed, refit=True)
+            self._maps.clear()  # the next call reads the refitted files
+            assert fresh is not None  # may_fit: never None
+            return fresh
+        computed = []
+
+        def compute() -> MapLayout:
+            computed.append(True)
+            fresh = self._lay_out(model, method, seed)
+            assert fresh is not None  # may_fit: never None
+            return fresh
+        known = self._maps.get(self.store.generation, key, compute)
+        return known if computed else replace(known, action="cached", seconds=0.0)
+
+    def _lay_out(self, model: str, method: str, seed: int, refit: bool = False,
+                 may_fit: bool = True) -> MapLayout | None:
+        """The map of `model` by `method`, from `<db>.maps/` brought up to date (see `map`);
+        None when `may_fit` is False and there is no usable stored map."""
+        import time
+
+        from .analysis import maps
+        from .catalogue.paths import maps_folder
+
+        start = time.perf_counter()
+        generation = self.store.generation
+        ids, index = self.engine.index(model)
+        hash_ids, hashes = self.store.vector_hashes(model)
+        if not np.array_equal(hash_ids, ids):  # the catalogue moved on: keep what both have
+            keep = np.isin(ids, hash_ids)
+            ids, rows = ids[keep], np.flatnonzero(keep)
+            hashes = hashes[np.searchsorted(hash_ids, ids)]
+        else:
+            rows = None
+        if len(ids) == 0:
+            raise LookalikeError(f"{self.store.path}: the collection is empty")
+        matrix = index.matrix
+
+        def vectors(wanted):
+            if rows is not None:
+                wanted = rows if wanted is None else rows[wanted]
+            return matrix if wanted is None else matrix[wanted]
+        found = maps.bring_up_to_date(maps_folder(self.store.path), model, method, ids, hashes,
+                                      vectors, generation, refit=refit, may_fit=may_fit,
+                                      seed=seed)
+        if found is None:
+            return None
+        stored, action = found
+        catalogued = self.store.rows(stored.ids.tolist())
+        return MapLayout(ids=stored.ids, x=stored.coords[:, 0], y=stored.coords[:, 1],
+                         method=stored.method, model=model, fitted_on=stored.fitted_on,
+                         placed=int(stored.placed.sum()), action=action,
+                         seconds=time.perf_counter() - start,
+                         paths=[r["path"] for r in catalogued],
+                         categories=[r["category"] for r in catalogued])
+
+    def _existing_map(self, model: str) -> MapLayout | None:
+        """The map of `model` last computed, brought up to date by placing (never fitting),
+        or None if it has none: what an export adds as x and y."""
+        from .analysis.maps import newest_method
+        from .catalogue.paths import maps_folder
+
+        method = newest_method(maps_folder(self.store.path), model)
+        return None if method is None else self._lay_out(model, method, 0, may_fit=False)
+
     # -- export -------------------------------------------------------------------------------
 
     def export(self, path: str | os.PathLike, format: str | None = None, model: str | None = None,
@@ -684,10 +777,19 @@ class Collection:
         "json" and "parquet" as a `vector` list; "npz" holds the arrays `ids`, `vectors`,
         `paths` (and `model`). `vectors=False` writes the catalogue only. Images without a
         `model` vector are left out and counted in the report's `without_vector`.
+
+        Once `map` has laid out `model`'s images, the columns `x` and `y` follow the
+        catalogue's (not in npz): the map computed last, with images added since placed
+        into it (an export never fits one).
         """
         from .formats.export import export_collection
 
-        return export_collection(self, path, format, model, vectors, progress=progress)
+        try:
+            positions = self._existing_map(self._model(model))
+        except LookalikeError:  # no such model: export_collection says so when it matters
+            positions = None
+        return export_collection(self, path, format, model, vectors, progress=progress,
+                                 positions=positions)
 
     # -- browsing (what the web viewer shows) -------------------------------------------------
 
@@ -791,5 +893,5 @@ def _nearest_names(typed: str, names: list[str], n: int = 3, cutoff: float = 0.6
     return [name for score, name in scored[:n] if score >= cutoff]
 
 
-__all__ = ["Collection", "DuplicateGroup", "Neighbors", "BadReferenceError", "UnknownCategory",
-           "RECORD_FIELDS", "DEFAULT_K", "DEFAULT_METRIC"]
+__all__ = ["Collection", "DuplicateGroup", "MapLayout", "Neighbors", "BadReferenceError",
+           "UnknownCategory", "RECORD_FIELDS", "DEFAULT_K", "DEFAULT_METRIC"]

@@ -41,8 +41,8 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     commands.required = True
     # In this order in `lookalike --help`; each adds its options and its handler (`args.handler`).
-    for add_command in (add_index, add_similar, add_duplicates, add_not_duplicates, add_export,
-                        add_models, add_skipped, add_datasets, add_demo, add_serve):
+    for add_command in (add_index, add_similar, add_duplicates, add_not_duplicates, add_map,
+                        add_export, add_models, add_skipped, add_datasets, add_demo, add_serve):
         add_command(commands)
     return parser
 
@@ -585,6 +585,67 @@ def cmd_not_duplicates(args) -> int:
         changed = col.mark_not_duplicates(args.ids, not_duplicates=not args.undo)
     print(f"{'forgot' if args.undo else 'remembered'} {changed:,} pair{'s' * (changed != 1)} "
           "of images that are not copies")
+    return 0
+
+
+MAP_FORMATS = ("csv", "json", "tab", "parquet")
+
+
+def add_map(commands: _Commands) -> None:
+    p = commands.add_parser("map", help="lay the collection out as a 2-D map of its images",
+                            description="Lay every image out as a point of a 2-D map (UMAP, "
+                                        "t-SNE or PCA of its vectors), kept beside the database: "
+                                        "images added later are placed into it until a quarter "
+                                        "more have come, then it is fitted again. Prints a "
+                                        "summary; -o writes id, path, category, x and y; "
+                                        "--image draws it. `export` then adds x and y.")
+    _db_option(p)
+    _model_option(p, "whose vectors to lay out (default: the model last indexed)")
+    p.add_argument("--method", choices=("umap", "tsne", "pca"), default="umap",
+                   help="umap (default; about 2 minutes at 100,000 images), tsne (openTSNE, as "
+                        "Orange) or pca (seconds)")
+    p.add_argument("--refit", action="store_true",
+                   help="fit the map again rather than placing new images into the kept one")
+    _format_option(p, MAP_FORMATS, "of -o; default: from its extension, else csv")
+    p.add_argument("-o", "--output", metavar="FILE",
+                   help="write each image's id, path, category, x and y to FILE; - is the "
+                        "standard output")
+    p.add_argument("--image", metavar="FILE.png",
+                   help="draw the map as a PNG: a dot per image, coloured by category")
+    p.set_defaults(handler=cmd_map)
+
+
+def cmd_map(args) -> int:
+    from .api import Collection
+    from .formats.export import EXTENSIONS, atomic_write, write_map
+    from .formats.map_picture import draw_map
+
+    output = None if args.output in (None, "-") else args.output
+    fmt = args.format or EXTENSIONS.get(os.path.splitext(output or "")[1].lower(), "csv")
+    if fmt not in MAP_FORMATS:
+        raise LookalikeError(f"map writes {', '.join(MAP_FORMATS)}, not {fmt}; give --format")
+    if args.output == "-":
+        _refuse_binary_on_a_terminal(fmt)
+    with Collection.open(args.db) as col:
+        layout = col.map(model=args.model, method=args.method, refit=args.refit)
+    if args.output == "-":
+        _to_stdout(lambda path: write_map(layout, fmt, path), fmt)
+    elif output:
+        write_map(layout, fmt, output)
+    if args.image:
+        with atomic_write(args.image) as f:
+            f.write(draw_map(layout))
+    out = sys.stderr if args.output == "-" else sys.stdout
+    done = {"fitted": f"fitted in {layout.seconds:.1f} s",
+            "placed": f"{layout.placed:,} placed into the map fitted on {layout.fitted_on:,} "
+                      f"images ({layout.seconds:.1f} s)",
+            "cached": f"the map kept beside the database (fitted on {layout.fitted_on:,}, "
+                      f"{layout.placed:,} placed since)"}[layout.action]
+    print(f"{len(layout):,} images laid out by {layout.method} of {layout.model} vectors: "
+          f"{done}", file=out)
+    for target, what in ((output, fmt), (args.image, "png")):
+        if target:
+            print(f"wrote {target} ({what})", file=out)
     return 0
 
 

@@ -1,6 +1,7 @@
 """The files and folders kept beside a catalogue database `<db>`: the search matrix cache
-(`<db>.vectors/`), the FAISS indexes (`<db>.faiss/`) and the web viewer's thumbnails
-(`<db>.thumbs/`). Each is named here once; all are caches, rebuilt when missing."""
+(`<db>.vectors/`), the FAISS indexes (`<db>.faiss/`), the web viewer's thumbnails
+(`<db>.thumbs/`) and the maps (`<db>.maps/`). Each is named here once; all are caches, rebuilt
+when missing."""
 
 from __future__ import annotations
 
@@ -26,4 +27,9 @@ def thumbnails_folder(db: Path) -> Path:
     return beside(db, ".thumbs")
 
 
-__all__ = ["faiss_folder", "thumbnails_folder", "vectors_folder"]
+def maps_folder(db: Path) -> Path:
+    """The 2-D layouts (maps) of the collection, one per model and method."""
+    return beside(db, ".maps")
+
+
+__all__ = ["faiss_folder", "maps_folder", "thumbnails_folder", "vectors_folder"]

@@ -22,7 +22,14 @@ import numpy as np
 from ..errors import LookalikeError
 from ..fileio import atomic_file
 from .orange import orange_flags, orange_image_value, orange_origin, unique_name
-from .records import CATALOGUE_FIELDS, FLOAT_FIELDS, GROUP_FIELDS, INT_FIELDS, RECORD_FIELDS
+from .records import (
+    CATALOGUE_FIELDS,
+    FLOAT_FIELDS,
+    GROUP_FIELDS,
+    INT_FIELDS,
+    MAP_FIELDS,
+    RECORD_FIELDS,
+)
 
 
 class Neighbors(Protocol):
@@ -407,6 +414,61 @@ def write_duplicates(groups: Sequence[Any], format: str,
     return None
 
 
+# -- maps ----------------------------------------------------------------------------------------
+
+MAP_FORMATS = ("csv", "json", "parquet", "tab")
+
+
+def write_map(layout: Any, format: str, path: str | os.PathLike | None = None) -> str | None:
+    """A map (`analysis.maps.MapLayout`) as `format` text (path None) or into the file `path`
+    (then None): id, path, category, x, y per image. In Orange's .tab, x and y are the
+    features (Scatter Plot shows them at once), category the class, image and id metas."""
+    format = resolve_format(path, format, MAP_FORMATS)
+    records = layout.to_records()
+    columns = [_Column("id", "id", "int"), _Column("path", "path", "str"),
+               _Column("category", "category", "str")]
+    columns += [_Column(f, f, "float") for f in MAP_FIELDS]
+    if format == "parquet":
+        if path is None:
+            raise LookalikeError("Parquet is a binary format: give a file path to write it to")
+        import pyarrow.parquet as pq
+
+        meta = {"model": layout.model, "method": layout.method, "fitted_on": layout.fitted_on}
+        table = _arrow_table(records, columns).replace_schema_metadata(
+            {"lookalike": json.dumps(meta)})
+        with atomic_write(path) as f:
+            pq.write_table(table, f)
+        return None
+    if format == "json":
+        data = (json.dumps(records, indent=1, ensure_ascii=False) + "\n").encode("utf-8")
+    elif format == "csv":
+        data = _header_line([c.name for c in columns], ",") + _delimited_rows(
+            _arrow_table(records, columns), ",")
+    else:
+        data = _map_tab(records, columns)
+    if path is None:
+        return data.decode("utf-8")
+    with atomic_write(path) as f:
+        f.write(data)
+    return None
+
+
+def _map_tab(records: list[dict], columns: list[_Column]) -> bytes:
+    origin = orange_origin([r["path"] for r in records], [None] * len(records))
+    has_category = any(r["category"] for r in records)
+    by_key = {c.key: c for c in columns}
+    tab_columns = _tab_columns(_orange_named([by_key["category"], by_key["path"], by_key["id"]]),
+                               origin, has_category)
+    features = [by_key[f] for f in MAP_FIELDS]
+    names = [t.column.name for t in tab_columns] + [c.name for c in features]
+    types = [t.type for t in tab_columns] + ["continuous"] * len(features)
+    flags = [t.flags for t in tab_columns] + [""] * len(features)
+    header = b"".join(_header_line(row, "\t", quote_all=True) for row in (names, types, flags))
+    table = _arrow_table([{**r, "root": None} for r in _tab_records(records, origin)],
+                         [t.column for t in tab_columns] + features)
+    return header + _delimited_rows(table, "\t")
+
+
 def _orange_named(columns: list[_Column]) -> list[_Column]:
     taken: set[str] = set()
     out = []
@@ -447,11 +509,20 @@ def neighbors_dataframe(res: Neighbors):
 
 # -- whole collections -----------------------------------------------------------------------------
 
+class Positions(Protocol):
+    """What an export reads of a map (`analysis.maps.MapLayout`): image ids and positions."""
+    ids: np.ndarray
+    x: np.ndarray
+    y: np.ndarray
+
+
 def export_collection(col: Collection, path: str | os.PathLike, format: str | None = None,
                       model: str | None = None, vectors: bool = True, *, progress: bool = False,
-                      chunk_rows: int | None = None) -> ExportReport:
-    """Write every usable image of `col` (catalogue columns, extras and, unless `vectors` is
-    False, the vector of `model`) to `path`. See `Collection.export`."""
+                      chunk_rows: int | None = None,
+                      positions: Positions | None = None) -> ExportReport:
+    """Write every usable image of `col` (catalogue columns, its map's x and y when
+    `positions` are given, extras and, unless `vectors` is False, the vector of `model`) to
+    `path`. See `Collection.export`."""
     start = time.perf_counter()
     format = resolve_format(path, format, FORMATS)
     if format == "npz" and not vectors:
@@ -471,7 +542,10 @@ def export_collection(col: Collection, path: str | os.PathLike, format: str | No
 
     survey = _survey(store, ids, chunk, need_paths=format == "tab")
     columns = [_Column(f, f, "int" if f in INT_FIELDS else "str") for f in CATALOGUE_FIELDS]
-    columns += survey.extras.columns(set(CATALOGUE_FIELDS) | {"vector"} | set(feature_names(dim)))
+    if positions is not None:
+        columns += [_Column(f, f, "float") for f in MAP_FIELDS]
+    columns += survey.extras.columns({c.name for c in columns} | {"vector"}
+                                     | set(feature_names(dim)))
 
     from ..progress import progress_bar
 
@@ -481,6 +555,8 @@ def export_collection(col: Collection, path: str | os.PathLike, format: str | No
         with atomic_write(path) as f:
             writer = _WRITERS[format](f, columns, model, dim, survey)
             for records, block in _chunks(store, ids, matrix, chunk):
+                if positions is not None:
+                    _add_positions(records, positions)
                 writer.write(records, block)
                 rows += len(records)
                 bar.update(len(records))
@@ -490,6 +566,16 @@ def export_collection(col: Collection, path: str | os.PathLike, format: str | No
     return ExportReport(path=os.fspath(path), format=format, rows=rows, model=model, dim=dim,
                         without_vector=usable - len(ids) if vectors else 0,
                         seconds=time.perf_counter() - start)
+
+
+def _add_positions(records: list[dict], positions: Positions) -> None:
+    """Each record's x and y on the map; None for an image the map does not hold."""
+    wanted = np.asarray([r["id"] for r in records], np.int64)
+    at = np.minimum(np.searchsorted(positions.ids, wanted), max(len(positions.ids) - 1, 0))
+    found = (len(positions.ids) > 0) & (positions.ids[at] == wanted)
+    for r, i, ok in zip(records, at.tolist(), found.tolist()):
+        r["x"] = float(positions.x[i]) if ok else None
+        r["y"] = float(positions.y[i]) if ok else None
 
 
 @dataclass
@@ -696,6 +782,6 @@ def atomic_write(path: str | os.PathLike) -> Iterator[BinaryIO]:
         raise LookalikeError(f"{path}: cannot write there ({exc.strerror})") from None
 
 
-__all__ = ["FORMATS", "NEIGHBOR_FORMATS", "ExportReport", "export_collection", "write_neighbors",
-           "neighbor_records", "neighbors_dataframe", "resolve_format", "feature_names",
-           "extras_of", "atomic_write"]
+__all__ = ["FORMATS", "MAP_FORMATS", "NEIGHBOR_FORMATS", "ExportReport", "export_collection",
+           "write_neighbors", "neighbor_records", "neighbors_dataframe", "resolve_format",
+           "feature_names", "write_map", "extras_of", "atomic_write"]

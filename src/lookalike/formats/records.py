@@ -12,9 +12,14 @@ GROUP_FIELDS = ("group", "group_size", "representative", "keep")
 #: Catalogue columns of a collection export, in order (then extras, then the vector).
 CATALOGUE_FIELDS = ("id", "path", "name", "category", "width", "height", "size")
 
+#: Columns a collection export adds after the catalogue's when the model has a map
+#: (`Collection.map`): the image's position on it.
+MAP_FIELDS = ("x", "y")
+
 #: Fields written as integers, and as floats; the others are text.
 INT_FIELDS = frozenset({"rank", "id", "width", "height", "size", "group", "group_size",
                         "representative"})
-FLOAT_FIELDS = frozenset({"distance"})
+FLOAT_FIELDS = frozenset({"distance", "x", "y"})
 
-__all__ = ["CATALOGUE_FIELDS", "GROUP_FIELDS", "FLOAT_FIELDS", "INT_FIELDS", "RECORD_FIELDS"]
+__all__ = ["CATALOGUE_FIELDS", "GROUP_FIELDS", "FLOAT_FIELDS", "INT_FIELDS", "MAP_FIELDS",
+           "RECORD_FIELDS"]
