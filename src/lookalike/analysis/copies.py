@@ -21,7 +21,8 @@ __all__ = ["CopyFeatures", "CopyVerdict", "ImageSkipped", "compare", "copy_check
 FEATURE_SIZE = 256
 #: Aligned images are compared as blocks of 8 x 8 pixels at 128 x 128 (16 x 16 blocks), or
 #: at 64 x 64 when either image has fewer than 128 pixels a side (a thumbnail has no more
-#: detail), and at 64 x 64 when the alignment came from features (a pixel or so off at 256).
+#: detail). Alignments from features are refined densely first, then compared as finely: at
+#: 64 px a form's other text was too small to count (two pages passed as copies).
 BLOCK = 8
 COMPARE_SIZES = (128, 64)
 #: A block agrees when its mean absolute difference of standardised grey levels is at most
@@ -35,6 +36,14 @@ MAX_DIFFERING_BLOCKS = 0.09
 MIN_CONTAINED = 0.8
 #: RANSAC inliers needed to trust an alignment from ORB features.
 MIN_INLIERS = 12
+#: Dense refinement (ECC, affine) of an alignment, coarse to fine at these sides (up to the
+#: comparison's): its iterations at most per side; the correlation the coarse fit needs to go
+#: on (benchmarks/duplicates.py: copies 0.79 or more but for 1 in 100, half the other
+#: candidates under 0.13); how far (a share of the side) it may move a corner.
+ECC_SIZES = (64, 128)
+ECC_ITERATIONS = 50
+ECC_MIN_CORRELATION = 0.5
+MAX_REFINE_SHIFT = 0.25
 _ORB = cv2.ORB.create(nfeatures=500, fastThreshold=10)
 _MATCHER = cv2.BFMatcher(cv2.NORM_HAMMING, crossCheck=True)
 
@@ -89,17 +98,29 @@ def copy_features(data: bytes) -> CopyFeatures:
 
 def compare(a: CopyFeatures, b: CopyFeatures) -> CopyVerdict:
     """The verdict on a pair: align b to a (as is, mirrored, or by ORB features and RANSAC),
-    require one image inside the other, then compare the aligned pixels block by block."""
+    refine the alignment densely (ECC) where that alone does not show a copy, require one
+    image inside the other, then compare the aligned pixels block by block."""
     best = CopyVerdict(False, 0.0, "no alignment found: the images share no structure")
+    detail = min(a.detail, b.detail)
+    size = next((s for s in COMPARE_SIZES if detail >= s), COMPARE_SIZES[-1])
     for how, matrix in _alignments(a, b):
-        fine = min(a.detail, b.detail) >= COMPARE_SIZES[0] and not how.startswith("features")
-        size = COMPARE_SIZES[0] if fine else COMPARE_SIZES[1]
-        verdict = _verify(a.grey, b.grey, matrix, how, size)
-        if verdict.is_copy:
-            return verdict
-        if verdict.score > best.score or not best.score:
-            best = verdict
+        # a feature alignment is a pixel or so off at 256: always refined before it is judged
+        for name, m in _tries(a, b, how, matrix, size):
+            verdict = _verify(a.grey, b.grey, m, name, size)
+            if verdict.is_copy:
+                return verdict
+            if verdict.score > best.score or not best.score:
+                best = verdict
     return best
+
+
+def _tries(a: CopyFeatures, b: CopyFeatures, how: str, matrix: np.ndarray, size: int):
+    """The alignment as found (not for features), then refined (when that converges)."""
+    if not how.startswith("features"):
+        yield how, matrix
+    refined = _refine(a.grey, b.grey, matrix, size)
+    if refined is not None:
+        yield f"{how}, refined", refined
 
 
 def _mirror() -> np.ndarray:
@@ -147,6 +168,40 @@ def _feature_alignment(a: CopyFeatures, b: CopyFeatures, side: int):
 def _compose(outer: np.ndarray, inner: np.ndarray) -> np.ndarray:
     full = np.vstack([outer, [0, 0, 1]]) @ np.vstack([inner, [0, 0, 1]])
     return full[:2]
+
+
+def _refine(grey_a: np.ndarray, grey_b: np.ndarray, matrix: np.ndarray,
+            size: int) -> np.ndarray | None:
+    """The alignment `matrix` (b to a) refined by ECC (dense, affine; brightness and contrast
+    do not count), the contained image as the template: coarse to fine, at ECC_SIZES up to
+    `size` pixels a side. None when it does not converge, when the coarse fit correlates less
+    than ECC_MIN_CORRELATION (no copy: not worth the fine step), or when it wanders off
+    (a corner moved by more than MAX_REFINE_SHIFT of the side)."""
+    _, b_smaller = _contained(matrix)
+    fixed, moving = (grey_b, grey_a) if b_smaller else (grey_a, grey_b)
+    m = matrix if b_smaller else cv2.invertAffineTransform(matrix)  # fixed to moving
+    warp = m.astype(np.float64)
+    for step in (s for s in ECC_SIZES if s <= size):
+        r = step / FEATURE_SIZE
+        scale = np.array([[r, 0, 0.5 * r - 0.5], [0, r, 0.5 * r - 0.5]])
+        unscale = cv2.invertAffineTransform(scale)
+        # ECC's warp takes the template's (fixed) coordinates to the input's (moving)
+        start = _compose(scale, _compose(warp, unscale)).astype(np.float32)
+        f = cv2.resize(fixed, (step, step), interpolation=cv2.INTER_AREA)
+        mv = cv2.resize(moving, (step, step), interpolation=cv2.INTER_AREA)
+        criteria = (cv2.TERM_CRITERIA_COUNT | cv2.TERM_CRITERIA_EPS, ECC_ITERATIONS, 1e-4)
+        try:
+            cc, fitted = cv2.findTransformECC(f, mv, start, cv2.MOTION_AFFINE, criteria, None)
+        except cv2.error:
+            return None
+        if cc < ECC_MIN_CORRELATION:
+            return None
+        warp = _compose(unscale, _compose(np.asarray(fitted, np.float64), scale))
+    if not _same_alignment(warp.astype(np.float32), m.astype(np.float32),
+                           MAX_REFINE_SHIFT * FEATURE_SIZE):
+        return None
+    out = warp if b_smaller else cv2.invertAffineTransform(warp)
+    return np.asarray(out, np.float32)
 
 
 def _contained(matrix: np.ndarray) -> tuple[float, bool]:
