@@ -200,3 +200,35 @@ def measure_unmeasured(store, input_size: int = 224) -> int:
     if measured:
         store.write_quality(measured)
     return len(measured)
+
+
+def stored_columns(store, model: str | None, ids: np.ndarray) -> dict[str, np.ndarray]:
+    """What is known of images `ids` without computing anything, for exports: cluster,
+    typicality and outlier when `model`'s analysis is stored for this generation, and the
+    flags when pixels were measured. Arrays in the order of `ids`; missing values are -1
+    (cluster) or NaN."""
+    out: dict[str, np.ndarray] = {}
+    found = store.read_analysis(model) if model else None
+    if found is not None and _current(store, found[0]):
+        columns = found[1]
+        stored_ids = columns["image_id"]
+        position = np.minimum(np.searchsorted(stored_ids, ids), max(len(stored_ids) - 1, 0))
+        there = (stored_ids[position] == ids) if len(stored_ids) else np.zeros(len(ids), bool)
+        out["cluster"] = np.where(there, columns["cluster"][position], -1)
+        for name in ("typicality", "outlier"):
+            out[name] = np.where(there, columns[name][position], np.nan)
+    measures = store.quality(ids)
+    if len(ids) and not np.isnan(measures).all():
+        rows = {r["id"]: r for r in store.rows(ids)}
+        sizes = [(rows[i]["width"] or 0, rows[i]["height"] or 0) if i in rows else (0, 0)
+                 for i in ids.tolist()]
+        out.update(q.flags(measures, [w for w, _ in sizes], [h for _, h in sizes]))
+    return out
+
+
+def _current(store, settings: str) -> bool:
+    try:
+        meta = json.loads(settings)
+    except ValueError:
+        return False
+    return meta.get("version") == ANALYSIS_VERSION and meta.get("generation") == store.generation
