@@ -62,7 +62,7 @@ def test_separated_groups_are_found_as_clusters():
     assert auto.method == "hdbscan" and adjusted_rand_score(truth, auto.labels) > 0.95
     asked = find_clusters(space.clustering, 6)
     assert asked.method == "kmeans" and adjusted_rand_score(truth, asked.labels) > 0.95
-    assert ((0 <= asked.typicality) & (asked.typicality <= 1)).all()
+    assert ((asked.typicality >= 0) & (asked.typicality <= 1)).all()
     assert np.bincount(asked.labels).tolist() == sorted(np.bincount(asked.labels), reverse=True)
 
 
@@ -105,8 +105,8 @@ def test_blurred_dark_bright_flat_and_grey_images_get_their_flags():
     flat = Image.new("RGB", (320, 320), (120, 140, 90))
     normal = [im, Image.fromarray(data.coffee()), Image.fromarray(data.chelsea()),
               Image.fromarray(data.rocket())]
-    got = flags_of(im.filter(ImageFilter.GaussianBlur(8)), ImageEnhance.Brightness(im).enhance(0.12),
-                   Image.eval(im, lambda v: 190 + v // 4), flat, im.convert("L"), *normal)
+    got = flags_of(im.filter(ImageFilter.GaussianBlur(8)),
+                   ImageEnhance.Brightness(im).enhance(0.12), Image.eval(im, lambda v: 190 + v // 4), flat, im.convert("L"), *normal)
     assert "blurry" in got[0] and "dark" in got[1] and "bright" in got[2]
     assert got[3] == {"low_information"} and got[4] == {"greyscale"}
     assert got[5:] == [set()] * len(normal)
@@ -166,9 +166,9 @@ def test_analyze_is_stored_reused_and_recomputed_after_a_change(tmp_path):
 
 def test_bad_input_is_one_line(tmp_path):
     vectors, _ = groups_of_vectors(groups=2, size=10)
-    with collection_of(tmp_path, vectors[:1], "one.db") as one:
-        with pytest.raises(LookalikeError, match="one image"):
-            one.analyze()
+    with collection_of(tmp_path, vectors[:1], "one.db") as one, \
+            pytest.raises(LookalikeError, match="one image"):
+        one.analyze()
     with collection_of(tmp_path, vectors) as col:
         for clusters in (0, 21, "many"):
             with pytest.raises(LookalikeError, match="clusters"):
