@@ -106,7 +106,8 @@ def test_blurred_dark_bright_flat_and_grey_images_get_their_flags():
     normal = [im, Image.fromarray(data.coffee()), Image.fromarray(data.chelsea()),
               Image.fromarray(data.rocket())]
     got = flags_of(im.filter(ImageFilter.GaussianBlur(8)),
-                   ImageEnhance.Brightness(im).enhance(0.12), Image.eval(im, lambda v: 190 + v // 4), flat, im.convert("L"), *normal)
+                   ImageEnhance.Brightness(im).enhance(0.12),
+                   Image.eval(im, lambda v: 190 + v // 4), flat, im.convert("L"), *normal)
     assert "blurry" in got[0] and "dark" in got[1] and "bright" in got[2]
     assert got[3] == {"low_information"} and got[4] == {"greyscale"}
     assert got[5:] == [set()] * len(normal)
