@@ -16,6 +16,7 @@ from PIL import Image
 
 import lookalike
 from imagefactory import write_bad_files
+from lookalike.analysis.quality import FLAGS
 from lookalike.api import RECORD_FIELDS, Neighbors
 from lookalike.catalogue.store import ImageRow, Store
 from lookalike.errors import LookalikeError
@@ -257,10 +258,11 @@ def test_export_csv_has_every_usable_image_with_its_vector(collection, tmp_path)
     with open(tmp_path / "all.csv", newline="", encoding="utf-8") as f:
         rows = list(csv.reader(f))
     header = rows[0]
-    assert header[:7] == list(export.CATALOGUE_FIELDS)
-    assert header[7:] == [f"f{j}" for j in range(1000)]
+    # The quality flags, measured while indexing, come after the catalogue (test_analyze.py)
+    assert header[:7 + len(FLAGS)] == list(export.CATALOGUE_FIELDS) + list(FLAGS)
+    assert header[7 + len(FLAGS):] == [f"f{j}" for j in range(1000)]
     assert [int(r[0]) for r in rows[1:]] == ids.tolist()
-    back = np.array([[float(v) for v in r[7:]] for r in rows[1:]], np.float32)
+    back = np.array([[float(v) for v in r[7 + len(FLAGS):]] for r in rows[1:]], np.float32)
     assert np.array_equal(back, matrix)                          # float32 exactly
     cat = catalogue(col)
     assert [r[1] for r in rows[1:]] == [cat[i]["path"] for i in ids]
@@ -297,7 +299,7 @@ def test_export_json_parquet_and_npz(collection, tmp_path):
     col.export(tmp_path / "all.json")
     back = json.loads((tmp_path / "all.json").read_text(encoding="utf-8"))
     assert [r["id"] for r in back] == ids.tolist()
-    assert set(back[0]) == set(export.CATALOGUE_FIELDS) | {"vector"}
+    assert set(back[0]) == set(export.CATALOGUE_FIELDS) | set(FLAGS) | {"vector"}
     assert np.array_equal(np.array([r["vector"] for r in back], np.float32), matrix)
     assert [r["path"] for r in back] == [cat[i]["path"] for i in ids]
     assert back[0]["width"] == cat[ids[0]]["width"]
@@ -321,7 +323,7 @@ def test_export_without_vectors_and_bad_requests(collection, tmp_path):
     report = col.export(tmp_path / "cat.csv", vectors=False)
     assert report.model is None and report.dim == 0 and report.rows == len(col)
     header = (tmp_path / "cat.csv").read_text(encoding="utf-8").splitlines()[0]
-    assert header == ",".join(export.CATALOGUE_FIELDS)
+    assert header == ",".join(export.CATALOGUE_FIELDS + FLAGS)
     col.export(tmp_path / "cat.json", vectors=False)
     assert "vector" not in json.loads((tmp_path / "cat.json").read_text(encoding="utf-8"))[0]
     with pytest.raises(LookalikeError, match="npz"):
@@ -427,10 +429,11 @@ def test_cli_export(collection, tmp_path):
     run("export", "--db", db, "--format", "tab", "--output", tmp_path / "all.txt",
         "--model", MODEL, "-q")
     columns, rows = read_orange_tab(tmp_path / "all.txt")
-    assert len(rows) == len(col) and len(columns) == 7 + 1000
+    assert len(rows) == len(col) and len(columns) == 7 + len(FLAGS) + 1000
     out = run("export", "--db", db, "--format", "csv", "--no-vectors", "-o", tmp_path / "c.csv")
     assert "wrote" in out.stdout and "vectors" not in out.stdout
-    assert (tmp_path / "c.csv").read_text().splitlines()[0] == ",".join(export.CATALOGUE_FIELDS)
+    header = (tmp_path / "c.csv").read_text().splitlines()[0]
+    assert header == ",".join(export.CATALOGUE_FIELDS + FLAGS)
 
     one_line_error(run("export", "--db", db, "-o", tmp_path / "x.npz", "--no-vectors",
                        check=False), 2, "npz")

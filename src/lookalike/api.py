@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from .analysis.analyze import Analysis
 from .analysis.duplicates import DuplicateGroup
 from .analysis.maps import MapLayout
 from .catalogue.cached import ByGeneration
@@ -764,6 +765,28 @@ class Collection:
         method = newest_method(maps_folder(self.store.path), model)
         return None if method is None else self._lay_out(model, method, 0, may_fit=False)
 
+    # -- the collection as a whole ---------------------------------------------------------------
+
+    def analyze(self, model: str | None = None, clusters: str | int = "auto",
+                sample: int | None = None) -> Analysis:
+        """Clusters, typicality, outlier scores, quality flags and (with `sample`) a diverse
+        sample of that many images, from the vectors of `model` (analysis/analyze.py says
+        how). `clusters`: "auto" (HDBSCAN up to 20,000 images, else k-means) or a number of
+        clusters for k-means. Stored in the collection, and reused until it changes."""
+        from .analysis.analyze import analyze
+
+        model = self._model(model)
+        ids, matrix = self.vectors(model)
+        return analyze(self.store, model, ids, matrix, clusters, sample)
+
+    def sample(self, n: int, model: str | None = None) -> list[int]:
+        """Ids of a diverse sample of `n` images (farthest-point selection from the most
+        typical one), under the clusters last analysed (default "auto")."""
+        from .analysis.analyze import stored_clusters
+
+        model = self._model(model)
+        return self.analyze(model, stored_clusters(self.store, model), sample=n).sample
+
     # -- export -------------------------------------------------------------------------------
 
     def export(self, path: str | os.PathLike, format: str | None = None, model: str | None = None,
@@ -893,5 +916,5 @@ def _nearest_names(typed: str, names: list[str], n: int = 3, cutoff: float = 0.6
     return [name for score, name in scored[:n] if score >= cutoff]
 
 
-__all__ = ["Collection", "DuplicateGroup", "MapLayout", "Neighbors", "BadReferenceError",
+__all__ = ["Analysis", "Collection", "DuplicateGroup", "MapLayout", "Neighbors", "BadReferenceError",
            "UnknownCategory", "RECORD_FIELDS", "DEFAULT_K", "DEFAULT_METRIC"]

@@ -42,7 +42,8 @@ def build_parser() -> argparse.ArgumentParser:
     commands.required = True
     # In this order in `lookalike --help`; each adds its options and its handler (`args.handler`).
     for add_command in (add_index, add_similar, add_duplicates, add_not_duplicates, add_map,
-                        add_export, add_models, add_skipped, add_datasets, add_demo, add_serve):
+                        add_analyze, add_export, add_models, add_skipped, add_datasets,
+                        add_demo, add_serve):
         add_command(commands)
     return parser
 
@@ -647,6 +648,101 @@ def cmd_map(args) -> int:
         if target:
             print(f"wrote {target} ({what})", file=out)
     return 0
+
+
+ANALYZE_FORMATS = ("csv", "json", "tab", "parquet")
+
+
+def _clusters(text: str) -> str | int:
+    if text.strip().lower() == "auto":
+        return "auto"
+    return _positive_int(text)
+
+
+def add_analyze(commands: _Commands) -> None:
+    p = commands.add_parser("analyze", help="clusters, outliers, quality flags and a diverse "
+                                            "sample of the collection",
+                            description="Print the collection's clusters by size with a few "
+                                        "examples each, its most unusual images, the counts of "
+                                        "its quality flags and, with --sample, a diverse sample. "
+                                        "Results are kept in the database until it changes; "
+                                        "-o writes them per image.")
+    _db_option(p)
+    _model_option(p, "whose vectors to analyse (default: the model last indexed)")
+    p.add_argument("--clusters", type=_clusters, default="auto", metavar="auto|N",
+                   help="auto finds the number of clusters (HDBSCAN; k-means above 20,000 "
+                        "images), N asks k-means for N (default: auto)")
+    p.add_argument("--sample", type=_positive_int, metavar="N",
+                   help="also pick N images that cover the collection (farthest-point)")
+    p.add_argument("-o", "--output", metavar="FILE",
+                   help="write every image's cluster, typicality, outlier score, place in the "
+                        "sample and flags to FILE; - is the standard output")
+    _format_option(p, ANALYZE_FORMATS, "for -o; default: from its extension, else csv")
+    p.set_defaults(handler=cmd_analyze)
+
+
+def cmd_analyze(args) -> int:
+    from .api import Collection
+    from .formats.analysis import write_analysis
+    from .formats.export import resolve_format
+
+    fmt = "csv"
+    if args.output is not None:
+        fmt = resolve_format(args.output, args.format or ("csv" if args.output == "-" else None),
+                             ANALYZE_FORMATS)
+        if args.output == "-":
+            _refuse_binary_on_a_terminal(fmt)
+    with Collection.open(args.db) as col:
+        analysis = col.analyze(args.model, args.clusters, args.sample)
+    if args.output is None:
+        sys.stdout.write(_analysis_summary(analysis))
+        return 0
+    if args.output == "-":
+        _to_stdout(lambda path: write_analysis(analysis, fmt, path), fmt)
+        sys.stderr.write(_analysis_summary(analysis))
+        return 0
+    write_analysis(analysis, fmt, args.output)
+    sys.stdout.write(_analysis_summary(analysis))
+    print(f"wrote {len(analysis):,} images ({fmt}) to {args.output}")
+    return 0
+
+
+def _analysis_summary(a) -> str:
+    """The analysis for people: clusters by size with examples, the most unusual images,
+    the flag counts and the sample."""
+    def name(image_id: int) -> str:
+        return a.row(image_id)["name"] or _shown_path(a.row(image_id)["path"])
+
+    summaries = a.clusters
+    found = sum(s.cluster >= 0 for s in summaries)
+    noise = sum(s.size for s in summaries if s.cluster < 0)
+    how = "computed" if not a.reused else "stored"
+    lines = [f"{len(a):,} images, model {a.model}: {found:,} cluster{'s' * (found != 1)} "
+             f"({a.method}), {noise:,} in none ({how}, {a.seconds:.1f} s)", ""]
+    lines.append(_table(["cluster", "images", "examples"],
+                        [["none" if s.cluster < 0 else s.cluster, f"{s.size:,}",
+                          ", ".join(_short(name(i), 28) for i in s.examples)]
+                         for s in summaries[:_SUMMARY_CLUSTERS]]))
+    if len(summaries) > _SUMMARY_CLUSTERS:
+        lines.append(f"... and {len(summaries) - _SUMMARY_CLUSTERS:,} more clusters (-o FILE "
+                     "lists every image)")
+    lines += ["", "most unusual (distance to the 5th nearest neighbour):"]
+    position = {int(i): n for n, i in enumerate(a.ids)}
+    lines.append(_table(["outlier", "cluster", "id", "path"],
+                        [[f"{a.outlier[position[i]]:.4f}", a.cluster[position[i]], i,
+                          _shown_path(a.row(i)["path"])] for i in a.most_unusual()]))
+    counts = a.flag_counts
+    lines += ["", "quality flags: " + (", ".join(f"{k.replace('_', ' ')} {v:,}"
+                                                for k, v in counts.items()))]
+    if a.sample:
+        lines += ["", f"diverse sample of {len(a.sample):,}:"]
+        lines.append(_table(["#", "cluster", "id", "path"],
+                            [[n + 1, a.cluster[position[i]], i, _shown_path(a.row(i)["path"])]
+                             for n, i in enumerate(a.sample)]))
+    return "\n".join(lines) + "\n"
+
+
+_SUMMARY_CLUSTERS = 20
 
 
 def add_export(commands: _Commands) -> None:

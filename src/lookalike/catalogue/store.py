@@ -22,7 +22,7 @@ import numpy as np
 
 from ..errors import LookalikeError
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 
 #: Statements that take a database from version N-1 to N, by N.
 MIGRATIONS: dict[int, str] = {
@@ -75,11 +75,38 @@ MIGRATIONS: dict[int, str] = {
         PRIMARY KEY (hash_a, hash_b)
     ) WITHOUT ROWID;
     """,
+    # What `analyze` reads: each content's pixel measures (analysis/quality.py), taken while
+    # indexing from the pixels decoded anyway, and per model each image's cluster, typicality,
+    # outlier score and place in the diverse sample (`analysis:MODEL` in settings says for
+    # which catalogue generation and settings). Databases made before get the measures of
+    # their images when `analyze` first runs; nothing existing is changed.
+    5: """
+    CREATE TABLE image_quality (
+        content_hash BLOB PRIMARY KEY,
+        sharpness    REAL NOT NULL,         -- variance of the Laplacian, grey 0..255
+        darkest      REAL NOT NULL,         -- 1st percentile of grey, 0..1
+        brightest    REAL NOT NULL,         -- 99th percentile of grey, 0..1
+        entropy      REAL NOT NULL,         -- of the 256-bin grey histogram, bits
+        colour       REAL NOT NULL          -- mean (max - min) over R, G, B, 0..255
+    ) WITHOUT ROWID;
+    CREATE TABLE analysis (
+        model        TEXT NOT NULL,
+        image_id     INTEGER NOT NULL,
+        cluster      INTEGER NOT NULL,      -- -1: noise (in no cluster)
+        typicality   REAL NOT NULL,         -- 0..1
+        outlier      REAL NOT NULL,         -- cosine distance to the k-th nearest neighbour
+        sample_rank  INTEGER,               -- place in the diverse sample from 0, NULL after
+        PRIMARY KEY (model, image_id)
+    ) WITHOUT ROWID;
+    """,
 }
 
 #: Usable images that have a vector of model `?`: the rows of a model's search matrix.
 _USABLE_WITH_VECTOR = ("FROM images i JOIN embeddings e ON e.content_hash = i.content_hash"
                        " WHERE e.model = ? AND i.skip_reason IS NULL")
+
+#: The pixel measures of table image_quality (analysis/quality.py computes them).
+QUALITY_COLUMNS = ("sharpness", "darkest", "brightest", "entropy", "colour")
 
 IMAGE_COLUMNS = ("id", "path", "root", "name", "category", "size", "mtime_ns", "width", "height",
                  "content_hash", "skip_reason", "indexed_at", "extras")
@@ -254,10 +281,13 @@ class Store:
         return {row[0] for row in cur}
 
     def write(self, rows: Sequence[ImageRow],
-              embeddings: Iterable[tuple[bytes, str, np.ndarray]] = ()) -> None:
-        """Add or update catalogue rows and cache embeddings, all in one transaction."""
+              embeddings: Iterable[tuple[bytes, str, np.ndarray]] = (),
+              quality: Iterable[tuple[bytes, Sequence[float]]] = ()) -> None:
+        """Add or update catalogue rows, cache embeddings and pixel measures (content hash,
+        QUALITY_COLUMNS values), all in one transaction."""
         now = time.time()
         with self.transaction():
+            self._write_quality(quality)
             self.conn.executemany(
                 "INSERT INTO embeddings(content_hash, model, vector) VALUES (?, ?, ?) "
                 "ON CONFLICT(content_hash, model) DO UPDATE SET vector = excluded.vector",
@@ -478,6 +508,72 @@ class Store:
         """Every pair of content hashes marked as not copies, smaller first."""
         return [(a, b) for a, b in self.conn.execute(
             "SELECT hash_a, hash_b FROM not_duplicates ORDER BY hash_a, hash_b")]
+
+    # -- pixel measures and analyses ---------------------------------------------------------
+
+    def _write_quality(self, quality: Iterable[tuple[bytes, Sequence[float]]]) -> None:
+        self.conn.executemany(
+            f"INSERT OR REPLACE INTO image_quality(content_hash, {', '.join(QUALITY_COLUMNS)})"
+            " VALUES (?, ?, ?, ?, ?, ?)", [(h, *map(float, values)) for h, values in quality])
+
+    def write_quality(self, quality: Iterable[tuple[bytes, Sequence[float]]]) -> None:
+        """Store pixel measures by content hash; derived data: the generation stays."""
+        with self.transaction():
+            self._write_quality(quality)
+
+    def quality(self, ids: Sequence[int]) -> np.ndarray:
+        """QUALITY_COLUMNS of images by id, in the order given: NaN where not measured."""
+        out = np.full((len(ids), len(QUALITY_COLUMNS)), np.nan)
+        where = {int(i): n for n, i in enumerate(ids)}
+        wanted = list(where)
+        for start in range(0, len(wanted), 900):  # SQLite's parameter limit
+            chunk = wanted[start:start + 900]
+            cur = self.conn.execute(
+                f"SELECT i.id, {', '.join('q.' + c for c in QUALITY_COLUMNS)} FROM images i"
+                " JOIN image_quality q ON q.content_hash = i.content_hash"
+                f" WHERE i.id IN ({','.join('?' * len(chunk))})", chunk)
+            for image_id, *values in cur:
+                out[where[image_id]] = values
+        return out
+
+    def unmeasured(self) -> list[tuple[int, bytes | str, bytes]]:
+        """(id, locator, content hash) of usable images whose pixels were never measured
+        (indexed before schema 5)."""
+        cur = self.conn.execute(
+            "SELECT i.id, i.locator, i.content_hash FROM images i LEFT JOIN image_quality q"
+            " ON q.content_hash = i.content_hash WHERE i.skip_reason IS NULL"
+            " AND i.content_hash IS NOT NULL AND q.content_hash IS NULL ORDER BY i.id")
+        return cur.fetchall()
+
+    def write_analysis(self, model: str, ids: np.ndarray, cluster: np.ndarray,
+                       typicality: np.ndarray, outlier: np.ndarray, sample_rank: np.ndarray,
+                       settings: str) -> None:
+        """Replace the stored analysis of `model` (`settings`: JSON text that says for which
+        generation and options); derived data: the generation stays."""
+        ranks = [None if r < 0 else int(r) for r in sample_rank]
+        with self.transaction():
+            self.conn.execute("DELETE FROM analysis WHERE model = ?", (model,))
+            self.conn.executemany(
+                "INSERT INTO analysis(model, image_id, cluster, typicality, outlier, sample_rank)"
+                " VALUES (?, ?, ?, ?, ?, ?)",
+                zip([model] * len(ids), ids.tolist(), cluster.tolist(), typicality.tolist(),
+                    outlier.tolist(), ranks))
+            self.conn.execute("INSERT OR REPLACE INTO settings(key, value) VALUES (?, ?)",
+                              ("analysis:" + model, settings))
+
+    def read_analysis(self, model: str) -> tuple[str, dict[str, np.ndarray]] | None:
+        """(settings JSON, columns image_id, cluster, typicality, outlier, sample_rank (-1:
+        none)) of the stored analysis of `model`, by image id; None if there is none."""
+        settings = self.get_setting("analysis:" + model)
+        if settings is None:
+            return None
+        rows = self.conn.execute(
+            "SELECT image_id, cluster, typicality, outlier, coalesce(sample_rank, -1)"
+            " FROM analysis WHERE model = ? ORDER BY image_id", (model,)).fetchall()
+        names = ("image_id", "cluster", "typicality", "outlier", "sample_rank")
+        kinds = (np.int64, np.int64, np.float64, np.float64, np.int64)
+        return settings, {name: np.array([r[n] for r in rows], kind)
+                          for n, (name, kind) in enumerate(zip(names, kinds))}
 
     def attribution_notes(self) -> dict[str, str]:
         """Credits recorded when indexing, by the folder whose ATTRIBUTION.txt gave them."""

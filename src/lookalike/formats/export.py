@@ -111,7 +111,7 @@ def resolve_format(path: str | os.PathLike | None, format: str | None,
 class _Column:
     key: str        # where the value is in a record
     name: str       # the column's name in the file
-    kind: str       # "int", "float" or "str"
+    kind: str       # "int", "float", "str" or "bool"
 
 
 def extras_of(row: dict) -> dict[str, Any]:
@@ -176,7 +176,10 @@ def _arrow_array(values: list, kind: str):
     if kind == "int":
         return pa.array([None if v is None else int(v) for v in values], pa.int64())
     if kind == "float":
-        return pa.array([None if v is None else float(v) for v in values], pa.float64())
+        return pa.array([None if v is None or v != v else float(v) for v in values],
+                        pa.float64())
+    if kind == "bool":
+        return pa.array([None if v is None else bool(v) for v in values], pa.bool_())
     return pa.array([None if v is None else v if isinstance(v, str) else _text(v)
                      for v in values], pa.string())
 
@@ -253,8 +256,16 @@ def _tab_columns(columns: list[_Column], origin: str | None,
                 attrs["origin"] = origin
             out.append(_TabColumn(c, "string", orange_flags(["meta"], attrs)))
             continue
+        if c.key in _DISCRETE or c.kind == "bool":
+            out.append(_TabColumn(c, "discrete", "meta"))
+            continue
         out.append(_TabColumn(c, "continuous" if c.kind in ("int", "float") else "string", "meta"))
     return out
+
+
+#: Columns that Orange should read as discrete (a cluster number names a group, it is not a
+#: quantity), as its own clustering widgets output them.
+_DISCRETE = {"cluster"}
 
 
 def _tab_header(tab_columns: list[_TabColumn], dim: int) -> bytes:
@@ -544,6 +555,8 @@ def export_collection(col: Collection, path: str | os.PathLike, format: str | No
     columns = [_Column(f, f, "int" if f in INT_FIELDS else "str") for f in CATALOGUE_FIELDS]
     if positions is not None:
         columns += [_Column(f, f, "float") for f in MAP_FIELDS]
+    computed = _computed_columns(col, model, ids)
+    columns += [_Column(name, name, _COMPUTED_KINDS.get(name, "bool")) for name in computed]
     columns += survey.extras.columns({c.name for c in columns} | {"vector"}
                                      | set(feature_names(dim)))
 
@@ -554,7 +567,7 @@ def export_collection(col: Collection, path: str | os.PathLike, format: str | No
     try:
         with atomic_write(path) as f:
             writer = _WRITERS[format](f, columns, model, dim, survey)
-            for records, block in _chunks(store, ids, matrix, chunk):
+            for records, block in _chunks(store, ids, matrix, chunk, computed):
                 if positions is not None:
                     _add_positions(records, positions)
                 writer.write(records, block)
@@ -604,8 +617,26 @@ def _survey(store, ids: np.ndarray, chunk: int, need_paths: bool) -> _Survey:
     return _Survey(extras, origin, has_category)
 
 
-def _chunks(store, ids: np.ndarray, matrix: np.ndarray | None,
-            chunk: int) -> Iterator[tuple[list[dict], np.ndarray | None]]:
+_COMPUTED_KINDS = {"cluster": "int", "typicality": "float", "outlier": "float"}
+
+
+def _computed_columns(col: Collection, model: str | None, ids: np.ndarray
+                      ) -> dict[str, np.ndarray]:
+    """Cluster, typicality, outlier (when `analyze` stored them for the collection as it is)
+    and the quality flags (when measured), in the order of `ids`."""
+    from ..analysis.analyze import stored_columns
+
+    if model is None:
+        try:
+            model = col._model(None)
+        except LookalikeError:  # no vectors at all
+            model = None
+    return stored_columns(col.store, model, ids)
+
+
+def _chunks(store, ids: np.ndarray, matrix: np.ndarray | None, chunk: int,
+            computed: dict[str, np.ndarray] | None = None
+            ) -> Iterator[tuple[list[dict], np.ndarray | None]]:
     for start in range(0, len(ids), chunk):
         wanted = ids[start:start + chunk]
         rows = store.rows(wanted)
@@ -616,6 +647,12 @@ def _chunks(store, ids: np.ndarray, matrix: np.ndarray | None,
         records = [{"id": r["id"], "path": r["path"], "name": r["name"], "category": r["category"],
                     "width": r["width"], "height": r["height"], "size": r["size"],
                     "root": r.get("root"), "extras": extras_of(r)} for r in rows]
+        if computed:
+            where = np.searchsorted(ids, np.asarray([r["id"] for r in rows], np.int64))
+            for name, values in computed.items():
+                for record, n in zip(records, where):
+                    value = values[n].item()
+                    record[name] = None if value != value else value  # NaN: not known
         yield records, block
 
 

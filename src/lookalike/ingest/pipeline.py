@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from ..analysis.quality import measure
 from ..catalogue.store import ImageRow, KnownFile, Store
 from ..fileio import FileTooLarge, NotARegularFile, bounded_map, read_regular_file
 from ..locators import is_http
@@ -74,6 +75,7 @@ class _Prepared:
     width: int | None = None
     height: int | None = None
     pixels: np.ndarray | None = None
+    quality: tuple[float, ...] | None = None  # analysis.quality.MEASURES of the pixels
     skip_reason: str | None = None
     size: int | None = None             # of the bytes downloaded (a file's is in `file`)
     downloaded: bool = False            # fetched over the network
@@ -302,6 +304,7 @@ class _Batch:
 
     rows: list[ImageRow] = field(default_factory=list)
     to_embed: list[_Prepared] = field(default_factory=list)
+    quality: list[tuple[bytes, tuple[float, ...]]] = field(default_factory=list)
     skipped: list[tuple[str, str]] = field(default_factory=list)
     from_cache: int = 0
     downloaded: int = 0
@@ -375,6 +378,7 @@ def _prepare(staged: tuple[ImageFile | RemoteImage, Fetched | DownloadFailed | N
         else:
             decoded = images.decode(data, input_size, max_pixels=options.max_pixels)
             p.width, p.height, p.pixels = decoded.width, decoded.height, decoded.pixels
+            p.quality = measure(decoded.pixels)  # ~0.3 ms, on pixels decoded anyway
     except images.ImageSkipped as exc:
         p.skip_reason = exc.reason
         p.pixels = None
@@ -389,6 +393,8 @@ def _batches(prepared: Iterable[_Prepared], embedded: set[bytes], batch_size: in
     batch = _Batch()
     for p in prepared:
         batch.rows.append(p.row())
+        if p.quality is not None and p.content_hash is not None:
+            batch.quality.append((p.content_hash, p.quality))
         batch.downloaded += p.downloaded
         batch.download_cache_hits += p.download_cache_hit
         if p.skip_reason is not None:
@@ -421,7 +427,7 @@ def _embed(model: _LazyModel, prepared: Sequence[_Prepared]) -> list[tuple[bytes
 def _commit(store: Store, batch: _Batch, vectors: list[tuple[bytes, str, np.ndarray]],
             embedded: set[bytes]) -> None:
     """One transaction: an interrupted run loses at most the batch in flight."""
-    store.write(batch.rows, vectors)
+    store.write(batch.rows, vectors, batch.quality)
     embedded.update(h for h, _, _ in vectors)
 
 ATTRIBUTION_FILE = "ATTRIBUTION.txt"
