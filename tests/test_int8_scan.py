@@ -42,7 +42,7 @@ def test_bounds_hold_the_exact_distance_of_every_row(rows):
 def test_searches_with_the_8_bit_pass_equal_those_without(rows):
     plain, fast = ExactIndex(rows), ExactIndex(rows)
     plain._int8_wanted = True  # never built: the float32 pass answers
-    fast._int8 = Int8Cosine(rows, threads=2)
+    fast._int8, fast._int8_limit = Int8Cosine(rows, threads=2), 64
     rng = np.random.default_rng(2)
     cases = [(rows[[i]], np.array([i]), None) for i in rng.integers(0, len(rows), 40)]
     cases += [(rows[[10]], np.array([], np.int64), None),          # its duplicate ties at 0
@@ -53,6 +53,8 @@ def test_searches_with_the_8_bit_pass_equal_those_without(rows):
         got = fast.search(queries, 12, "cosine", exclude=exclude, candidates=candidates)
         assert list(got[0]) == list(want[0])
         np.testing.assert_allclose(got[1], want[1], rtol=1e-12)  # last bits: another pool
+    with_zero_row = 1  # a zero query has no cosine pass: the general one answers
+    assert fast.int8_passes == len(cases) - with_zero_row and plain.int8_passes == 0
 
 
 def test_built_after_a_few_searches_only_for_large_enough_matrices(rows, monkeypatch):
@@ -63,9 +65,11 @@ def test_built_after_a_few_searches_only_for_large_enough_matrices(rows, monkeyp
         small.search(rows[[i]], 5, "cosine")
         large.search(rows[[i]], 5, "cosine")
     deadline = time.time() + 60
-    while large._int8 is None and time.time() < deadline:
+    while large.int8_choice is None and time.time() < deadline:
         time.sleep(0.05)
-    assert large._int8 is not None and small._int8 is None and not small._int8_wanted
+    # Built and timed against float32 (which one serves depends on the CPU: see below).
+    assert "8-bit" in large.int8_choice and " ms against " in large.int8_choice
+    assert small._int8 is None and not small._int8_wanted and small.int8_choice is None
     rows_, dist = large.search(rows[[5]], 5, "euclidean")  # other metrics: the float32 pass
     assert list(rows_) == list(np.argsort(distances(rows[[5]], rows, "euclidean")[0],
                                           kind="stable")[:5])
@@ -74,9 +78,61 @@ def test_built_after_a_few_searches_only_for_large_enough_matrices(rows, monkeyp
 def test_the_8_bit_pass_keeps_which_query_each_row_is_nearest_to(rows):
     plain, fast = ExactIndex(rows), ExactIndex(rows)
     plain._int8_wanted = True
-    fast._int8 = Int8Cosine(rows, threads=2)
+    fast._int8, fast._int8_limit = Int8Cosine(rows, threads=2), 64
     queries = rows[[3, 900, 1700]]
     want = plain.search(queries, 30, "cosine", return_query=True)
     got = fast.search(queries, 30, "cosine", return_query=True)
     assert list(got[0]) == list(want[0]) and list(got[2]) == list(want[2])
     assert set(got[2]) == {0, 1, 2}
+
+
+@pytest.mark.parametrize("margin, limit", [(1e9, 1 << 62), (0.0, 0)])
+def test_the_8_bit_pass_serves_only_where_it_was_measured_faster(rows, monkeypatch, margin,
+                                                                 limit):
+    # The timing decides on a real machine; a margin that any timing passes or fails makes
+    # both outcomes happen here, whatever the CPU.
+    monkeypatch.setattr(search, "INT8_MARGIN", margin)
+    monkeypatch.setattr(search, "INT8_MIN_ROWS", 1000)
+    index = ExactIndex(rows)
+    index.start_int8(wait=True)
+    assert index._int8_limit == limit
+    assert index.int8_choice.startswith("8-bit first pass (measured" if limit else
+                                        "float32 products (the 8-bit")
+    assert (index._int8 is not None) == bool(limit)  # a pass that never wins is not kept
+    plain = ExactIndex(rows)
+    plain._int8_wanted = True
+    for queries in (rows[[5]], rows[:20]):  # 1 query, then 20: more than were timed
+        got, want = index.search(queries, 10, "cosine"), plain.search(queries, 10, "cosine")
+        assert list(got[0]) == list(want[0])
+    assert index.int8_passes == (2 if limit else 0)
+
+
+def test_the_8_bit_pass_serves_up_to_as_many_queries_as_it_won_at(rows, monkeypatch):
+    monkeypatch.setattr(search, "INT8_MIN_ROWS", 1000)
+    index = ExactIndex(rows)
+    index.start_int8(wait=True)
+    index._int8 = index._int8 or Int8Cosine(rows, threads=2)
+    index._int8_limit, index.int8_passes = 4, 0  # as if it lost at more than 4 here
+    index.search(rows[[1, 2, 3, 4]], 5, "cosine")
+    index.search(rows[:5], 5, "cosine")
+    assert index.int8_passes == 1
+
+
+def test_the_server_says_which_exact_pass_it_chose(rows, monkeypatch, capsys):
+    import logging
+
+    from lookalike.web import server
+
+    monkeypatch.setattr(search, "INT8_MIN_ROWS", 1000)
+    logger = logging.getLogger("lookalike.search.exact")
+    before = list(logger.handlers)
+    try:
+        server._announce_search_choice()
+        server._announce_search_choice()  # once per process, however many servers
+        ExactIndex(rows).start_int8(wait=True)
+    finally:
+        for handler in set(logger.handlers) - set(before):
+            logger.removeHandler(handler)
+    lines = capsys.readouterr().err.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("lookalike: exact search: ")
+    assert " ms against " in lines[0]

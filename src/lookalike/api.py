@@ -916,5 +916,5 @@ def _nearest_names(typed: str, names: list[str], n: int = 3, cutoff: float = 0.6
     return [name for score, name in scored[:n] if score >= cutoff]
 
 
-__all__ = ["Analysis", "Collection", "DuplicateGroup", "MapLayout", "Neighbors", "BadReferenceError",
-           "UnknownCategory", "RECORD_FIELDS", "DEFAULT_K", "DEFAULT_METRIC"]
+__all__ = ["Analysis", "Collection", "DuplicateGroup", "MapLayout", "Neighbors",
+           "BadReferenceError", "UnknownCategory", "RECORD_FIELDS", "DEFAULT_K", "DEFAULT_METRIC"]

@@ -51,6 +51,14 @@ MERGE_WAIT_MAX = 0.02
 INT8_MIN_ROWS = 20_000
 INT8_MAX_CELLS = 1 << 30
 INT8_AFTER_PASSES = 3
+#: Once built, the 8-bit pass is timed against the float32 pass on this machine for passes of
+#: these many queries (best of INT8_TRIALS runs each), and used only for passes of at most the
+#: largest number it won at by INT8_MARGIN: on a CPU with VNNI it is several times faster; on
+#: one without it can be slower, above all for several queries at once (issue 18 measured
+#: 341 ms against 156 ms for 20 queries on an AVX2-only EPYC).
+INT8_TRIAL_QUERIES = (1, 4, 16)
+INT8_TRIALS = 3
+INT8_MARGIN = 0.9
 
 #: Metrics answered through one matrix product per chunk.
 PRODUCT_METRICS = ("Cosine", "Euclidean", "Pearson", "Absolute Pearson", "Spearman",
@@ -81,6 +89,10 @@ class ExactIndex:
         # the 8-bit first pass for cosine, once built (int8_scan.py)
         self._int8: Int8Cosine | None = None
         self._int8_wanted = False
+        self._int8_limit = 0       # ... used for passes of at most this many queries
+        self.int8_passes = 0       # passes the 8-bit first pass served
+        #: Which exact cosine pass serves this index, and why (a sentence; None until decided).
+        self.int8_choice: str | None = None
         self._cosine_passes = 0
         self._merge_until = 0.0    # ... and until when the next pass waits for as many
 
@@ -197,7 +209,8 @@ class ExactIndex:
             if cosine:  # unit queries: the product is the cosine once divided by the row norm
                 q32 = queries / norms[:, None]
                 self._cosine_passes += 1
-                if self._int8 is not None:
+                if self._int8 is not None and len(q32) <= self._int8_limit:
+                    self.int8_passes += 1
                     per_query = self._int8.bounds(q32)
                     for (lo, hi), first, last in zip(out, edges[:-1], edges[1:]):
                         lo[:] = np.min([b[0] for b in per_query[first:last]], axis=0)
@@ -245,7 +258,11 @@ class ExactIndex:
             from .int8_scan import Int8Cosine
 
             try:
-                self._int8 = Int8Cosine(self.matrix)
+                int8 = Int8Cosine(self.matrix)
+                self._int8_limit, self.int8_choice = self._time_int8(int8)
+                if self._int8_limit:
+                    self._int8 = int8
+                log.info("exact search: %s", self.int8_choice)
             except Exception:  # out of memory, say: the float32 pass goes on serving
                 log.warning("the 8-bit first pass could not be built", exc_info=True)
 
@@ -253,6 +270,45 @@ class ExactIndex:
             build()
         else:
             threading.Thread(target=build, name="lookalike-int8", daemon=True).start()
+
+    def _time_int8(self, int8: Int8Cosine) -> tuple[int, str]:
+        """(the most queries per pass for which `int8` beat the float32 pass here: 0 if it
+        never did, unbounded if it did at every size timed; a sentence saying so with the
+        times), from timed passes of real rows."""
+        rng = np.random.default_rng(0)
+        picked = np.asarray(self.matrix[np.sort(rng.choice(len(self.matrix),
+                                                           max(INT8_TRIAL_QUERIES),
+                                                           replace=False))], np.float64)
+        norms = np.linalg.norm(picked, axis=1, keepdims=True)
+        unit = picked / np.where(norms > 0, norms, 1.0)
+        limit, times = 0, []
+        for n in INT8_TRIAL_QUERIES:
+            q = unit[:n]
+            t8 = _best_time(int8.bounds, q)
+            t32 = _best_time(self._float_cosine_bounds, q)
+            times.append(f"{n} quer{'y' if n == 1 else 'ies'} {t8 * 1e3:.1f} ms against "
+                         f"{t32 * 1e3:.1f} ms")
+            if t8 > INT8_MARGIN * t32:
+                break
+            limit = n
+        measured = "; ".join(times)
+        if not limit:
+            return 0, (f"float32 products (the 8-bit first pass was slower on this CPU: "
+                       f"{measured})")
+        if limit == max(INT8_TRIAL_QUERIES):  # won at every size: more queries gain as much
+            return 1 << 62, (f"8-bit first pass (measured on this CPU, 8-bit against float32: "
+                             f"{measured})")
+        return limit, (f"8-bit first pass for up to {limit} queries at once, float32 products "
+                       f"above (measured on this CPU, 8-bit against float32: {measured})")
+
+    def _float_cosine_bounds(self, unit: np.ndarray) -> None:
+        """The float32 pass of a cosine search of unit queries, for timing it."""
+        padded = _pad_rows(np.asarray(unit, dtype=np.float32))
+        inverse = self.inverse_norms()
+        for start, chunk in self._chunks(max(CHUNK_ROWS, SEARCH_CELLS // len(padded))):
+            products = (padded @ chunk.T)[: len(unit)]
+            products *= inverse[start:start + len(chunk)]
+            products.max(0)
 
     def _prepare_queries(self, q: np.ndarray, name: str):
         extra = {"q_norm": np.linalg.norm(q, axis=1)}
@@ -424,6 +480,15 @@ class ExactIndex:
         # keeps last-bit differences between summation orders from breaking such ties.
         order = np.lexsort((pool, np.round(exact, 12)))[: (k if k is not None else None)]
         return pool[order], exact[order], which[order]
+
+
+def _best_time(run, *args) -> float:
+    best = float("inf")
+    for _ in range(INT8_TRIALS):
+        start = time.perf_counter()
+        run(*args)
+        best = min(best, time.perf_counter() - start)
+    return best
 
 
 def _pad_rows(queries: np.ndarray) -> np.ndarray:

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
 import threading
@@ -43,6 +44,7 @@ def serve(db: str | os.PathLike | None = None, host: str = "127.0.0.1", port: in
               f"(API documented at {url}docs); Ctrl-C stops", file=sys.stderr, flush=True)
         for other in elsewhere:
             print(f"lookalike: from other machines: {other}", file=sys.stderr, flush=True)
+        _announce_search_choice()
         if open_browser:
             import webbrowser
 
@@ -55,6 +57,19 @@ def serve(db: str | os.PathLike | None = None, host: str = "127.0.0.1", port: in
         print("lookalike: viewer stopped", file=sys.stderr)
     finally:
         col.close()
+
+
+def _announce_search_choice() -> None:
+    """Print, when the warm-up has decided it, which exact cosine pass serves this machine and
+    the timings it was chosen by (search/exact.py logs it; large collections only)."""
+    logger = logging.getLogger("lookalike.search.exact")
+    if not any(getattr(h, "lookalike_announce", False) for h in logger.handlers):
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("lookalike: %(message)s"))
+        handler.setLevel(logging.INFO)
+        handler.lookalike_announce = True  # type: ignore[attr-defined]
+        logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
 
 
 def _listen(host: str, port: int):
