@@ -143,10 +143,9 @@ def neighbour_pairs(queries: Vectors, among: Vectors, k: int, lo: float, hi: flo
     if len(among.ids) == 0 or len(queries.ids) == 0:
         return Pairs(np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0))
     dist, rows = kneighbors(queries.matrix, None if same else among.matrix, k, method)
-    q = np.repeat(np.arange(len(queries.ids), dtype=np.int64), rows.shape[1])
-    r, d = rows.ravel(), dist.ravel()
-    keep = (r >= 0) & (d >= lo) & (d <= hi)
-    q, r, d = q[keep], r[keep], d[keep]
+    q, col = np.nonzero((rows >= 0) & (dist >= lo) & (dist <= hi))
+    r, d = rows[q, col], dist[q, col]
+    del dist, rows, col
     if same:  # a pair found from both ends is kept once
         q, r = np.minimum(q, r), np.maximum(q, r)
         _, first = np.unique(q * len(among.ids) + r, return_index=True)

@@ -87,13 +87,18 @@ class _TopK:
 
     def result(self) -> tuple[np.ndarray, np.ndarray]:
         """(cosine distances, rows), nearest first (ties: smaller row); inf and -1 where a
-        query has fewer than k neighbours."""
-        rows = np.where(np.isfinite(self.sims), self.rows, -1)
-        order = np.lexsort((np.where(rows < 0, np.iinfo(np.int64).max, rows), -self.sims))
-        rows = np.take_along_axis(rows, order, axis=1)
-        sims = np.take_along_axis(self.sims, order, axis=1)
-        distances = np.where(rows >= 0, np.maximum(0.0, 1.0 - sims), np.inf)
-        return distances.astype(np.float32), rows
+        query has fewer than k neighbours. Sorted in place, block by block (a million
+        queries' temporaries would be hundreds of MB)."""
+        for start in range(0, len(self.sims), BLOCK_ROWS):
+            sims, rows = self.sims[start:start + BLOCK_ROWS], self.rows[start:start + BLOCK_ROWS]
+            rows[~np.isfinite(sims)] = -1
+            order = np.lexsort((np.where(rows < 0, np.iinfo(np.int64).max, rows), -sims))
+            rows[:] = np.take_along_axis(rows, order, axis=1)
+            sims[:] = np.take_along_axis(sims, order, axis=1)
+            np.subtract(1.0, sims, out=sims)
+            np.maximum(sims, 0.0, out=sims)
+            sims[rows < 0] = np.inf
+        return self.sims, self.rows
 
 
 def _knn(faiss, queries: np.ndarray, rows: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
