@@ -26,11 +26,12 @@ T = TypeVar("T")
 R = TypeVar("R")
 
 #: Below this many rows (of the searched matrix) the exact blockwise products are used: at
-#: 20k x 1280 they took 16 s on the 2-core machine, the inverted file 12 s at recall 0.88,
-#: and the exact cost grows with N^2 (benchmarks/duplicates_scale.py, README).
+#: 20k x 1280 they took 16 s on the busy 2-core machine, the inverted file 12 s (OpenMP
+#: threads; 4.7 s on the thread pool below) at recall 0.88, and the exact cost grows as N^2.
 EXACT_MAX_ROWS = 20_000
 #: Lists each query probes, of about sqrt(N): on the benchmark's mixtures at 100k rows,
-#: recall of the true 16 nearest neighbours 0.966 at 8 lists (39 s), 0.987 at 16 (94 s).
+#: recall of the true 16 nearest 0.966 at 8 lists, 0.987 at 16 for 2.4x the time; 0.971 at
+#: 100k and 0.982 at 1M in benchmarks/duplicates_scale.py (README, "Grouping at scale").
 NPROBE = 8
 METHODS = ("auto", "exact", "ivf")
 #: Rows gathered (and made unit length) at once: 16k rows of 1280 float32 are 80 MiB.
