@@ -148,6 +148,57 @@ def test_a_chain_does_not_make_one_group():
         assert all(check(a, b) for a in members for b in members if a < b)
 
 
+def planted_copies(n: int = 4000, dim: int = 32, seed: int = 0):
+    """Vectors of `n` distinct images (far apart) and, for every 50th, 1-3 copies at cosine
+    distance under 0.001; returns (Vectors, the planted groups as sets of ids)."""
+    rng = np.random.default_rng(seed)
+    rows = [rng.gamma(1.0, 1.0, (n, dim))]
+    groups, next_id = [], n
+    for original in range(0, n, 50):
+        count = 1 + original % 3
+        rows.append(rows[0][original] + rng.normal(0, 0.01, (count, dim)))
+        groups.append({original, *range(next_id, next_id + count)})
+        next_id += count
+    matrix = np.vstack(rows).astype(np.float32)
+    return dup.Vectors(np.arange(len(matrix)), matrix), groups
+
+
+def test_the_approximate_graph_finds_every_planted_copy():
+    vectors, planted = planted_copies()
+    exact = dup.find_duplicates(vectors, {}, bytes, tier="similar", threshold=0.002,
+                                method="exact")
+    approximate = dup.find_duplicates(vectors, {}, bytes, tier="similar", threshold=0.002,
+                                      method="ivf")
+    assert sorted(map(sorted, planted)) == sorted(sorted(g) for g, _ in exact)
+    # the same groups and representatives; distances differ only by float32 rounding (which
+    # may swap two members 1e-7 apart)
+    assert [(g[0], sorted(g)) for g, _ in approximate] == [(g[0], sorted(g)) for g, _ in exact]
+    assert np.allclose(np.concatenate([sorted(d) for _, d in approximate]),
+                       np.concatenate([sorted(d) for _, d in exact]), atol=1e-6)
+
+
+def test_grouping_works_on_arrays_of_many_pairs():
+    # 20,000 pairs and 2,000 triangles with one link missing (a chain of three): each pair
+    # is a group, each chain a pair plus a single left out, whatever came as a dict or arrays
+    pairs = {(2 * i, 2 * i + 1): 0.01 for i in range(20_000)}
+    chains = [(100_000 + 3 * i, 100_001 + 3 * i, 100_002 + 3 * i) for i in range(2_000)]
+    pairs.update({(a, b): 0.02 for a, b, _ in chains} | {(b, c): 0.03 for _, b, c in chains})
+    vectors = dup.Vectors(np.arange(1), np.ones((1, 2), np.float32))
+
+    class NoMore(dup.PairCheck):
+        def __call__(self, a, b, d=None):
+            return False
+
+    check = NoMore("near", bytes, 0, 2, vectors, {})
+    groups = dup.complete_groups(dup.Pairs.of(pairs), check, transitive=False)
+    assert groups[:2] == [([0, 1], [0.0, 0.01]), ([2, 3], [0.0, 0.01])]
+    assert len(groups) == 22_000
+    assert groups[20_000] == ([100_001, 100_000], [0.0, 0.02])  # most links, nearest first
+    assert dup.complete_groups(pairs, check, transitive=False) == groups
+    assert dup.complete_groups(pairs, check, transitive=True)[20_000] == (
+        [100_001, 100_000, 100_002], [0.0, 0.02, 0.03])
+
+
 def test_keeper_most_pixels_then_size_then_oldest_then_priority():
     row = dict(width=10, height=10, size=100, mtime_ns=5, path="/a/x.jpg", id=1)
     assert dup.choose_keeper([row, dict(row, id=2, width=20)]) == 2

@@ -5,11 +5,13 @@ image into a group whose keeper it is not a copy of).
 
 The catalogue pieces are handed in (ids, vectors, content hashes, a reader of image bytes);
 nothing here opens a database. Never an all-pairs matrix: each image looks at its
-NEIGHBOURS nearest only, in blocks of bounded memory.
+NEIGHBOURS nearest only (search/knn_graph.py), and pairs and groups are built from arrays, so
+that millions of candidate pairs cost no Python object each.
 """
 
 from __future__ import annotations
 
+import heapq
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -18,6 +20,7 @@ import numpy as np
 
 from ..errors import LookalikeError
 from ..ingest.decode import ImageSkipped
+from ..search.knn_graph import kneighbors
 from . import copies
 
 #: What counts as a copy, from strictest to loosest: the same bytes (the stored content hash),
@@ -35,8 +38,8 @@ MAX_DISTANCE = 2.0
 #: Nearest neighbours each image looks at: groups larger than this are still found, through
 #: the neighbours' own neighbours.
 NEIGHBOURS = 16
-#: Cells (rows x images) of one block of the neighbour search: 64 MiB of float32 products.
-BLOCK_CELLS = 1 << 24
+#: Pairs whose distances are computed at once (two float64 gathers of this many rows).
+DISTANCE_BLOCK = 1 << 14
 
 
 @dataclass
@@ -66,7 +69,7 @@ class Vectors:
     ids: np.ndarray
     matrix: np.ndarray
 
-    def rows_of(self, image_ids: Sequence[int]) -> np.ndarray:
+    def rows_of(self, image_ids: Sequence[int] | np.ndarray) -> np.ndarray:
         return np.searchsorted(self.ids, np.asarray(image_ids, np.int64))
 
     def inverse_norms(self) -> np.ndarray:
@@ -77,6 +80,18 @@ class Vectors:
         va, vb = self.matrix[self.rows_of([a, b])].astype(np.float64)
         denom = np.linalg.norm(va) * np.linalg.norm(vb)
         return max(0.0, float(1.0 - va @ vb / denom)) if denom > 0 else 1.0
+
+    def distances(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        """Cosine distances of the pairs (a[i], b[i]) of ids, in float64 as `distance`."""
+        out = np.empty(len(a))
+        for start in range(0, len(a), DISTANCE_BLOCK):
+            part = slice(start, start + DISTANCE_BLOCK)
+            va = np.asarray(self.matrix[self.rows_of(a[part])], np.float64)
+            vb = np.asarray(self.matrix[self.rows_of(b[part])], np.float64)
+            denom = np.linalg.norm(va, axis=1) * np.linalg.norm(vb, axis=1)
+            cos = np.einsum("ij,ij->i", va, vb) / np.where(denom > 0, denom, 1.0)
+            out[part] = np.where(denom > 0, np.maximum(0.0, 1.0 - cos), 1.0)
+        return out
 
 
 def check_window(tier: str, threshold: float | None,
@@ -98,45 +113,62 @@ def check_window(tier: str, threshold: float | None,
     return float(lo), float(hi)
 
 
+@dataclass(frozen=True)
+class Pairs:
+    """Pairs of image ids as arrays, not a Python object per pair: `a[i]` and `b[i]` at
+    cosine distance `d[i]` (float64)."""
+
+    a: np.ndarray
+    b: np.ndarray
+    d: np.ndarray
+
+    @classmethod
+    def of(cls, pairs: Mapping[tuple[int, int], float]) -> Pairs:
+        keys = np.array(list(pairs), np.int64).reshape(-1, 2)
+        return cls(keys[:, 0], keys[:, 1], np.array(list(pairs.values()), np.float64))
+
+    def __len__(self) -> int:
+        return len(self.a)
+
+    def where(self, keep: np.ndarray) -> Pairs:
+        return Pairs(self.a[keep], self.b[keep], self.d[keep])
+
+
 def neighbour_pairs(queries: Vectors, among: Vectors, k: int, lo: float, hi: float,
-                    same: bool = True) -> dict[tuple[int, int], float]:
-    """{(query id, image id): cosine distance} for each query's k nearest images of `among`
-    whose distance lies in [lo, hi]; with `same` (both are one collection) an image is not its
-    own neighbour and each pair appears once, smaller id first."""
-    pairs: dict[tuple[int, int], float] = {}
-    n = len(among.ids)
-    if n == 0 or len(queries.ids) == 0:
-        return pairs
-    inv_q, inv_a = queries.inverse_norms(), among.inverse_norms()
-    take = min(k + same, n)
-    block = max(1, BLOCK_CELLS // n)
-    for start in range(0, len(queries.ids), block):
-        rows = np.asarray(queries.matrix[start:start + block], np.float32)
-        sims = (rows @ np.asarray(among.matrix).T) * inv_q[start:start + block, None] * inv_a
-        best = np.argpartition(-sims, take - 1, axis=1)[:, :take] if take < n else \
-            np.broadcast_to(np.arange(n), (len(rows), n))
-        for r, cols in enumerate(best):
-            qid = int(queries.ids[start + r])
-            for c in cols:
-                aid = int(among.ids[c])
-                d = max(0.0, 1.0 - float(sims[r, c]))
-                if (same and aid == qid) or not lo <= d <= hi:
-                    continue
-                pairs[(min(qid, aid), max(qid, aid)) if same else (qid, aid)] = d
-    return pairs
+                    same: bool = True, method: str = "auto") -> Pairs:
+    """Each query's k nearest images of `among` (search/knn_graph.py: exact, or an inverted
+    file for large collections) whose cosine distance lies in [lo, hi], sorted by ids; with
+    `same` (both are one collection) an image is not its own neighbour and each pair appears
+    once, smaller id first."""
+    if len(among.ids) == 0 or len(queries.ids) == 0:
+        return Pairs(np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0))
+    dist, rows = kneighbors(queries.matrix, None if same else among.matrix, k, method)
+    q, col = np.nonzero((rows >= 0) & (dist >= lo) & (dist <= hi))
+    r, d = rows[q, col], dist[q, col]
+    del dist, rows, col
+    if same:  # a pair found from both ends is kept once
+        q, r = np.minimum(q, r), np.maximum(q, r)
+        _, first = np.unique(q * len(among.ids) + r, return_index=True)
+        q, r, d = q[first], r[first], d[first]
+    else:
+        order = np.lexsort((r, q))
+        q, r, d = q[order], r[order], d[order]
+    return Pairs(queries.ids[q], among.ids[r], d.astype(np.float64))
 
 
-def exact_pairs(hashes: Mapping[int, bytes]) -> dict[tuple[int, int], float]:
+def exact_pairs(hashes: Mapping[int, bytes]) -> Pairs:
     """Pairs of images with the same content hash: each to the smallest id of its hash."""
     first: dict[bytes, int] = {}
-    pairs: dict[tuple[int, int], float] = {}
+    a: list[int] = []
+    b: list[int] = []
     for image_id in sorted(hashes):
         h = hashes[image_id]
         if h in first:
-            pairs[(first[h], image_id)] = 0.0
+            a.append(first[h])
+            b.append(image_id)
         else:
             first[h] = image_id
-    return pairs
+    return Pairs(np.array(a, np.int64), np.array(b, np.int64), np.zeros(len(a)))
 
 
 class PairCheck:
@@ -177,67 +209,139 @@ class PairCheck:
         except (OSError, ImageSkipped):
             return False  # a file gone or spoilt since indexing is no copy to report
 
+    def verify(self, pairs: Pairs) -> Pairs:
+        """The pairs that pass the check. The `exact` and `similar` tiers decide on arrays
+        (equal hashes and the distance window, which the candidates met already, and the
+        refused pairs); the others check each pair, in order of ids."""
+        if self.tier not in ("exact", "similar"):
+            return pairs.where(np.fromiter(
+                (self(a, b, d) for a, b, d in zip(pairs.a.tolist(), pairs.b.tolist(),
+                                                  pairs.d.tolist())), bool, len(pairs)))
+        keep = np.ones(len(pairs), bool)
+        if self.tier == "similar":
+            keep &= (pairs.d >= self.lo) & (pairs.d <= self.hi)
+        if self.refused:  # a person's decisions are few: look at the pairs they touch
+            marked = {h for pair in self.refused for h in pair}
+            flagged = np.array([i for i, h in self.hashes.items() if h in marked], np.int64)
+            for i in np.flatnonzero(np.isin(pairs.a, flagged) & np.isin(pairs.b, flagged)):
+                ha, hb = self.hashes[int(pairs.a[i])], self.hashes[int(pairs.b[i])]
+                keep[i] &= (min(ha, hb), max(ha, hb)) not in self.refused
+        return pairs.where(keep)
 
-def complete_groups(verified: Mapping[tuple[int, int], float], check: PairCheck,
+
+def complete_groups(verified: Pairs | Mapping[tuple[int, int], float], check: PairCheck,
                     transitive: bool) -> list[tuple[list[int], list[float]]]:
     """Groups in which every two members passed `check`: in each connected component of the
     verified pairs the member with most verified links (ties: smallest id) is the
     representative; the others join it nearest first if they pass the check with every member
     already in (pairs not verified yet are checked now; `transitive` checks, such as equal
-    bytes or pixels, need no more). Left-over members form groups of their own the same way."""
-    links: dict[int, dict[int, float]] = {}
-    for (a, b), d in verified.items():
-        links.setdefault(a, {})[b] = d
-        links.setdefault(b, {})[a] = d
-    groups = []
-    for component in _components(links):
-        remaining = set(component)
-        while len(remaining) > 1:
-            rep = max(remaining, key=lambda i: (len(links[i].keys() & remaining), -i))
-            near = sorted((d, j) for j, d in links[rep].items() if j in remaining)
-            if not near:
-                break
-            members, distances = [rep], [0.0]
-            for d, j in near:
-                if transitive or all(_linked(links, check, j, m) for m in members[1:]):
-                    members.append(j)
-                    distances.append(d)
-            groups.append((members, distances))
-            remaining -= set(members)
+    bytes or pixels, need no more). Left-over members form groups of their own the same way.
+    Components come in order of their smallest id."""
+    pairs = verified if isinstance(verified, Pairs) else Pairs.of(verified)
+    graph = _Graph(pairs)
+    groups: list[tuple[list[int], list[float]]] = []
+    for component in graph.components():
+        if len(component) == 2:  # most components: one pair, its smaller id first
+            groups.append(([int(graph.ids[component[0]]), int(graph.ids[component[1]])],
+                           [0.0, float(graph.dist[graph.start[component[0]]])]))
+        else:
+            groups.extend(graph.split(component, check, transitive))
     return groups
 
 
-def _linked(links: dict[int, dict[int, float]], check: PairCheck, a: int, b: int) -> bool:
-    if b in links[a]:
-        return True
-    ok = check(a, b)
-    if ok:  # remembered, so that a later group does not check it again
-        links[a][b] = links[b][a] = check.vectors.distance(a, b)
-    return ok
+class _Graph:
+    """Verified pairs as an adjacency in arrays (compressed rows: node i's neighbours are
+    `nbr[start[i]:start[i + 1]]`, ascending, at distances `dist[...]`); nodes are the
+    positions of `ids`, the sorted ids that occur in a pair."""
 
+    def __init__(self, pairs: Pairs):
+        a, b = np.minimum(pairs.a, pairs.b), np.maximum(pairs.a, pairs.b)
+        proper = a != b
+        a, b, d = a[proper], b[proper], pairs.d[proper]
+        self.ids = np.unique(np.concatenate([a, b]))
+        ia, ib = np.searchsorted(self.ids, a), np.searchsorted(self.ids, b)
+        _, first = np.unique(ia * len(self.ids) + ib, return_index=True)  # each pair once
+        self.ia, self.ib, d = ia[first], ib[first], d[first]
+        src, dst = np.concatenate([self.ia, self.ib]), np.concatenate([self.ib, self.ia])
+        order = np.lexsort((dst, src))
+        self.nbr, self.dist = dst[order], np.concatenate([d, d])[order]
+        self.start = np.zeros(len(self.ids) + 1, np.int64)
+        np.cumsum(np.bincount(src, minlength=len(self.ids)), out=self.start[1:])
+        # Grouping state, shared by the components (which never touch each other's nodes):
+        # nodes not yet in a group, and each one's links to those.
+        self.remaining = np.ones(len(self.ids), bool)
+        self.degree = np.diff(self.start)
 
-def _components(links: Mapping[int, Mapping[int, float]]) -> Iterable[list[int]]:
-    seen: set[int] = set()
-    for start in sorted(links):
-        if start in seen:
-            continue
-        seen.add(start)
-        stack, component = [start], []
-        while stack:
-            node = stack.pop()
-            component.append(node)
-            for other in links[node]:
-                if other not in seen:
-                    seen.add(other)
-                    stack.append(other)
-        yield sorted(component)
+    def neighbours(self, node: int) -> np.ndarray:
+        return self.nbr[self.start[node]:self.start[node + 1]]
+
+    def components(self) -> Iterable[np.ndarray]:
+        """Each connected component's nodes (ascending), in order of its smallest node."""
+        if not len(self.ids):
+            return []
+        root = np.arange(len(self.ids))
+        while True:  # hook each root under the smallest root it is linked to, then flatten
+            ra, rb = root[self.ia], root[self.ib]
+            apart = ra != rb
+            if not apart.any():
+                break
+            np.minimum.at(root, np.maximum(ra, rb)[apart], np.minimum(ra, rb)[apart])
+            while not np.array_equal(root[root], root):
+                root = root[root]
+        order = np.argsort(root, kind="stable")
+        bounds = np.flatnonzero(np.diff(root[order])) + 1
+        components = np.split(order, bounds)
+        return sorted(components, key=lambda c: int(c[0]))
+
+    def split(self, component: np.ndarray, check: PairCheck,
+              transitive: bool) -> list[tuple[list[int], list[float]]]:
+        """complete_groups' rule inside one component, the representative found by a heap of
+        (links to the remaining members, node): each round costs the links it removes."""
+        remaining, degree = self.remaining, self.degree
+        heap = [(-int(degree[i]), int(i)) for i in component]
+        heapq.heapify(heap)
+        groups = []
+        while heap:
+            links, rep = heapq.heappop(heap)
+            if not remaining[rep] or -links != degree[rep]:
+                continue  # an outdated entry
+            if links == 0:
+                break
+            members, distances = self._group(rep, remaining, check, transitive)
+            groups.append(([int(self.ids[m]) for m in members], distances))
+            remaining[members] = False
+            touched = np.concatenate([self.neighbours(m) for m in members])
+            touched = touched[remaining[touched]]
+            np.subtract.at(degree, touched, 1)
+            for node in np.unique(touched).tolist():
+                heapq.heappush(heap, (-int(degree[node]), node))
+        return groups
+
+    def _group(self, rep: int, remaining: np.ndarray, check: PairCheck,
+               transitive: bool) -> tuple[list[int], list[float]]:
+        span = slice(self.start[rep], self.start[rep + 1])
+        near, dist = self.nbr[span], self.dist[span]
+        keep = remaining[near]
+        near, dist = near[keep], dist[keep]
+        order = np.lexsort((near, dist))
+        members, distances = [rep], [0.0]
+        for j, d in zip(near[order].tolist(), dist[order].tolist()):
+            if not transitive and len(members) > 1:
+                linked = set(self.neighbours(j).tolist())
+                if not all(m in linked or check(int(self.ids[j]), int(self.ids[m]))
+                           for m in members[1:]):
+                    continue
+            members.append(j)
+            distances.append(d)
+        return members, distances
 
 
 def find_duplicates(vectors: Vectors, hashes: Mapping[int, bytes], read: Callable[[int], bytes],
                     tier: str = DEFAULT_TIER, threshold: float | None = None,
                     window: tuple[float, float] | None = None,
                     not_duplicates: Iterable[tuple[bytes, bytes]] = (),
-                    k: int = NEIGHBOURS) -> list[tuple[list[int], list[float]]]:
+                    k: int = NEIGHBOURS, method: str = "auto"
+                    ) -> list[tuple[list[int], list[float]]]:
     """Groups of copies as (member ids, cosine distances to the representative), largest
     first: the representative first, the others nearest first.
 
@@ -245,27 +349,28 @@ def find_duplicates(vectors: Vectors, hashes: Mapping[int, bytes], read: Callabl
     `not_duplicates`: pairs of hashes a person said are not copies, smaller first); `read`:
     the bytes of an image by id (the `pixels` and `near` tiers' checks); `threshold` or
     `window` (lowest, highest): the cosine distances of candidate pairs (for `similar`, of
-    the pairs themselves)."""
+    the pairs themselves); `method`: how the candidates are found (knn_graph.kneighbors)."""
     lo, hi = check_window(tier, threshold, window)
     check = PairCheck(tier, read, lo, hi, vectors, hashes, not_duplicates)
-    pairs = (exact_pairs(hashes) if tier == "exact"
-             else neighbour_pairs(vectors, vectors, k, lo, hi))
-    verified = {(a, b): vectors.distance(a, b) if tier == "exact" else d
-                for (a, b), d in sorted(pairs.items()) if check(a, b, d)}
-    groups = complete_groups(verified, check, transitive=tier in ("exact", "pixels"))
+    if tier == "exact":
+        same_bytes = exact_pairs(hashes)
+        pairs = Pairs(same_bytes.a, same_bytes.b, vectors.distances(same_bytes.a, same_bytes.b))
+    else:
+        pairs = neighbour_pairs(vectors, vectors, k, lo, hi, method=method)
+    groups = complete_groups(check.verify(pairs), check, transitive=tier in ("exact", "pixels"))
     return sorted(groups, key=lambda g: (-len(g[0]), g[0][0]))
 
 
 def find_copies_across(queries: Vectors, among: Vectors, check_pair: Callable[[int, int], bool],
                        k: int = NEIGHBOURS, lo: float = 0.0,
-                       hi: float = CANDIDATE_DISTANCE["near"]) -> list[tuple[int, list[int],
-                                                                            list[float]]]:
+                       hi: float = CANDIDATE_DISTANCE["near"], method: str = "auto"
+                       ) -> list[tuple[int, list[int], list[float]]]:
     """For each image of `queries` that has copies in `among` (another collection): (its id,
     the ids of its copies there, nearest first, their cosine distances). `check_pair(q, a)`
     is the tier's check of a query image and an image of `among`."""
-    pairs = neighbour_pairs(queries, among, k, lo, hi, same=False)
+    pairs = neighbour_pairs(queries, among, k, lo, hi, same=False, method=method)
     found: dict[int, list[tuple[float, int]]] = {}
-    for (q, a), d in sorted(pairs.items()):
+    for q, a, d in zip(pairs.a.tolist(), pairs.b.tolist(), pairs.d.tolist()):
         if check_pair(q, a):
             found.setdefault(q, []).append((d, a))
     return [(q, [a for _, a in sorted(hits)], [d for d, _ in sorted(hits)])
@@ -294,4 +399,5 @@ def _inside(path: str, folder: str) -> bool:
 
 
 __all__ = ["CANDIDATE_DISTANCE", "DEFAULT_TIER", "NEIGHBOURS", "TIERS", "DuplicateGroup",
-           "Vectors", "check_window", "choose_keeper", "find_copies_across", "find_duplicates"]
+           "Pairs", "Vectors", "check_window", "choose_keeper", "find_copies_across",
+           "find_duplicates"]
