@@ -38,7 +38,7 @@ def write_flagged(folder) -> dict[str, str]:
 
 
 def make_collection(root) -> tuple[lookalike.Collection, dict]:
-    files = photo_families(root / "photos")
+    photo_families(root / "photos")
     flagged = write_flagged(root / "photos" / "flagged")
     col = lookalike.Collection.index([root / "photos"], db=root / "map.db", model=MODEL)
     return col, flagged

@@ -11,6 +11,7 @@ import { bindExport } from "./export.js";
 import { bindGrid, grid, gridKey, showInGrid, syncGridControls } from "./gallery.js";
 import { bindControls, choose, showError, showLookalikes, showNotice,
          syncPanelControls } from "./panel.js";
+import { bindMap, mapKey, syncMapView } from "./map.js";
 import { initPreview, previewKey } from "./preview.js";
 import { metricKey, readUrl, reloadView, rewriteUrl, setDefaults, state } from "./state.js";
 import { bindUploads, upload } from "./upload.js";
@@ -125,6 +126,7 @@ async function start() {
   grid.size = state.view.size;
   syncControls();
   if (state.view.dup) syncDuplicatesView();
+  if (state.view.map) syncMapView();
   const collection = api("/api/collection");
   const firstPage = grid.reset();
   try {
@@ -149,6 +151,7 @@ bindUploads();
 bindExport();
 bindCompare();
 bindDuplicates();
+bindMap();
 
 document.addEventListener("keydown", (e) => {
   if (e.altKey || e.ctrlKey || e.metaKey) return;
@@ -161,14 +164,29 @@ document.addEventListener("keydown", (e) => {
     if (previewKey(e)) e.preventDefault();
     return;
   }
-  if (gridKey(e)) e.preventDefault();
+  if (state.view.map ? mapKey(e) : gridKey(e)) e.preventDefault();
+});
+
+/** The grid's source (filters, sort, selection) as the view says: start it over if changed. */
+function gridChanged(before) {
+  return ["cat", "q", "sort", "cluster", "flag"].some((key) => before[key] !== state.view[key])
+    || before.sel.join(",") !== state.view.sel.join(",");
+}
+
+// a view changed by a link or button of another module (the Map view's; the lasso's filter
+// changes the grid's source too)
+document.addEventListener("lookalike:view", (e) => {
+  syncMapView();
+  syncControls();
+  if (e.detail?.reset) grid.reset();
 });
 
 window.addEventListener("popstate", () => {
   const before = reloadView();
   if (before.dup || state.view.dup) syncDuplicatesView();
+  if (before.map || state.view.map) syncMapView();
   normalise();
-  if (before.cat !== state.view.cat || before.q !== state.view.q) grid.reset();
+  if (gridChanged(before)) grid.reset();
   if (before.size !== state.view.size) grid.setSize(state.view.size);
   showLookalikes();
 });
