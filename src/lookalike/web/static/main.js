@@ -128,7 +128,9 @@ async function start() {
   if (state.view.dup) syncDuplicatesView();
   if (state.view.map) syncMapView();
   const collection = api("/api/collection");
-  const firstPage = grid.reset();
+  // the Map view first: the grid (hidden) is filled when it is shown
+  const firstPage = state.view.map ? Promise.resolve() : grid.reset();
+  gridFilled = !state.view.map;
   try {
     adoptCollection(await collection);
   } catch (error) {
@@ -175,10 +177,17 @@ function gridChanged(before) {
 
 // a view changed by a link or button of another module (the Map view's; the lasso's filter
 // changes the grid's source too)
+let gridFilled = false;
+function fillGrid(force = false) {
+  if (state.view.map || (gridFilled && !force)) return;
+  gridFilled = true;
+  grid.reset().catch((error) => showError(error.message));
+}
+
 document.addEventListener("lookalike:view", (e) => {
   syncMapView();
   syncControls();
-  if (e.detail?.reset) grid.reset();
+  fillGrid(Boolean(e.detail?.reset));
 });
 
 window.addEventListener("popstate", () => {
@@ -186,7 +195,8 @@ window.addEventListener("popstate", () => {
   if (before.dup || state.view.dup) syncDuplicatesView();
   if (before.map || state.view.map) syncMapView();
   normalise();
-  if (gridChanged(before)) grid.reset();
+  if (gridChanged(before)) gridFilled = false;
+  fillGrid();
   if (before.size !== state.view.size) grid.setSize(state.view.size);
   showLookalikes();
 });
