@@ -817,21 +817,50 @@ class Collection:
     # -- browsing (what the web viewer shows) -------------------------------------------------
 
     def images(self, offset: int = 0, limit: int | None = 100, category: str | None = None,
-               name: str | None = None) -> tuple[int, list[dict]]:
-        """(how many usable images match, one page of their catalogue rows), in id order.
+               name: str | None = None, *, sort: str = "id", cluster: int | None = None,
+               flag: str | None = None, ids: Sequence[int] | None = None,
+               model: str | None = None) -> tuple[int, list[dict]]:
+        """(how many usable images match, one page of their catalogue rows).
 
         `category` keeps that sub-folder and its own sub-folders (as `nearest` does); `name`
-        keeps images whose name contains it (case-insensitive for ASCII letters).
+        keeps images whose name contains it (case-insensitive for ASCII letters); `flag`
+        keeps those with one of the quality flags (analysis.quality.FLAGS: "blurry", "dark",
+        ...; images whose pixels were never measured have none); `ids` keeps only these
+        images (a selection, e.g. a lasso on the map). `sort`: "id" (id order) or "outlier"
+        (most unusual first: the highest outlier score of `analyze`); `cluster` keeps one of
+        the clusters of `analyze` (-1: the images in none). Both read the analysis of `model`
+        (default: `default_model`) stored for the collection as it is now; without one they
+        are an error that says to run `analyze`. The catalogue sorts and filters, so pages
+        cost about the same at any offset.
         """
-        total = self._counted(("images", category, name or None),
-                              lambda: self.store.count_browsed(category, name))
-        return total, self.store.rows(self.store.browse(offset, limit, category, name))
+        what = self._browse(category, name, sort, cluster, flag, ids, model)
+        total = self._counted(("images", what, self._analysis_key(what)),
+                              lambda: self.store.count_browsed(what))
+        return total, self.store.rows(self.store.browse(offset, limit, what))
 
     def position(self, image_id: int, category: str | None = None,
-                 name: str | None = None) -> int | None:
-        """The offset of an image among `images(category=..., name=...)` (what the viewer's
-        grid needs to scroll to it), or None if the image is not among them."""
-        return self.store.browse_position(image_id, category, name)
+                 name: str | None = None, *, sort: str = "id", cluster: int | None = None,
+                 flag: str | None = None, ids: Sequence[int] | None = None,
+                 model: str | None = None) -> int | None:
+        """The offset of an image among `images(...)` with the same arguments (what the
+        viewer's grid needs to scroll to it), or None if the image is not among them."""
+        what = self._browse(category, name, sort, cluster, flag, ids, model)
+        return self.store.browse_position(image_id, what)
+
+    def _browse(self, category, name, sort, cluster, flag, ids, model):
+        from .analysis.browse import browse_filter
+
+        if sort != "id" or cluster is not None:
+            model = self._model(model)
+        return browse_filter(self.store, category=category, name=name, sort=sort,
+                             cluster=cluster, flag=flag, ids=ids, model=model)
+
+    def _analysis_key(self, what) -> str | None:
+        """What a count of `what` depends on beside the generation: the analysis it reads
+        (writing one leaves the generation as it is)."""
+        from .analysis.analyze import current_settings
+
+        return current_settings(self.store, what.model) if what.model else None
 
     def categories(self) -> dict[str, int]:
         """Every category with its number of usable images, its sub-folders' included

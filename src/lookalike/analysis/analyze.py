@@ -226,6 +226,13 @@ def stored_columns(store, model: str | None, ids: np.ndarray) -> dict[str, np.nd
     return out
 
 
+def current_settings(store, model: str) -> str | None:
+    """The settings (JSON text) of the analysis stored for `model` if it was made for the
+    catalogue as it is now, else None."""
+    found = store.get_setting("analysis:" + model)
+    return found if found is not None and _current(store, found) else None
+
+
 def _current(store, settings: str) -> bool:
     try:
         meta = json.loads(settings)

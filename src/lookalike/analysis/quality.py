@@ -76,6 +76,29 @@ def flags(measures: np.ndarray, width: Sequence[float], height: Sequence[float]
     return {name: out[name] for name in FLAGS}
 
 
+#: A flag as a catalogue filter: alternatives (any may hold), each a list of conditions (all
+#: must hold) on a measure, the image's area in pixels ("area") or its long side over its short
+#: side ("aspect"); the same thresholds as `flags`, so that the grid's filter and the export
+#: agree. "odd_size" compares the area with the collection's median (see `flag_rule`).
+Rule = tuple[tuple[tuple[str, str, float], ...], ...]
+
+
+def flag_rule(flag: str, median_area: float) -> Rule:
+    """The Rule of one of FLAGS (the catalogue filters by it in SQL); `median_area`: the
+    collection's median width x height."""
+    rules: dict[str, Rule] = {
+        "blurry": ((("sharpness", "<", BLURRY_BELOW), ("entropy", ">=", LOW_INFORMATION_BELOW)),),
+        "dark": ((("brightest", "<", DARK_BELOW),),),
+        "bright": ((("darkest", ">", BRIGHT_ABOVE),),),
+        "low_information": ((("entropy", "<", LOW_INFORMATION_BELOW),),),
+        "greyscale": ((("colour", "<", GREYSCALE_BELOW),),),
+        "odd_size": ((("area", ">", median_area * ODD_SIZE_FACTOR),),
+                     (("area", "<", median_area / ODD_SIZE_FACTOR),)),
+        "odd_aspect": ((("aspect", ">", ODD_ASPECT_ABOVE),),),
+    }
+    return rules[flag]
+
+
 def _shape_flags(width: np.ndarray, height: np.ndarray) -> dict[str, np.ndarray]:
     known = (width > 0) & (height > 0)
     if not known.any():

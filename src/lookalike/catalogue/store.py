@@ -112,6 +112,25 @@ IMAGE_COLUMNS = ("id", "path", "root", "name", "category", "size", "mtime_ns", "
                  "content_hash", "skip_reason", "indexed_at", "extras")
 
 
+@dataclass(frozen=True)
+class Browse:
+    """Which usable images `Store.browse` pages through, and in which order.
+
+    `category` (with its sub-folders); `name`: a part of the name (case-insensitive for ASCII
+    letters); `ids`: only these; `flag`: a quality flag's rule (analysis.quality.flag_rule:
+    alternatives of conditions on the pixel measures, "area" or "aspect"); `model`: whose
+    stored analysis `cluster` (only that cluster, -1 the noise) and `sort="outlier"` (highest
+    outlier score first, then by id) read. `sort="id"` is id order."""
+
+    category: str | None = None
+    name: str | None = None
+    ids: tuple[int, ...] | None = None
+    flag: tuple[tuple[tuple[str, str, float], ...], ...] | None = None
+    model: str | None = None
+    cluster: int | None = None
+    sort: str = "id"
+
+
 class StoreError(LookalikeError):
     """The database file cannot be used."""
 
@@ -446,29 +465,45 @@ class Store:
             args.append(_like_escape(path_prefix) + "%")
         return np.fromiter((r[0] for r in self.conn.execute(sql + " ORDER BY id", args)), np.int64)
 
-    def count_browsed(self, category: str | None = None, name: str | None = None) -> int:
+    def count_browsed(self, what: Browse = Browse()) -> int:
         """How many usable images `browse` can page through with this filter."""
-        where, args = _browse_filter(category, name)
-        return self.conn.execute(f"SELECT count(*) FROM images WHERE {where}", args).fetchone()[0]
+        tables, where, args = _browse_filter(what)
+        return self.conn.execute(f"SELECT count(*) FROM {tables} WHERE {where}",
+                                 args).fetchone()[0]
 
-    def browse(self, offset: int, limit: int | None, category: str | None = None,
-               name: str | None = None) -> list[int]:
-        """One page of usable image ids, in id order: those in `category` (or its sub-folders)
-        whose name contains `name` (case-insensitive for ASCII letters)."""
-        where, args = _browse_filter(category, name)
+    def browse(self, offset: int, limit: int | None, what: Browse = Browse()) -> list[int]:
+        """One page of usable image ids, filtered and ordered as `what` says (see Browse)."""
+        tables, where, args = _browse_filter(what)
         return [r[0] for r in self.conn.execute(
-            f"SELECT id FROM images WHERE {where} ORDER BY id LIMIT ? OFFSET ?",
+            f"SELECT i.id FROM {tables} WHERE {where} ORDER BY {_browse_order(what)}"
+            " LIMIT ? OFFSET ?",
             args + [-1 if limit is None else int(limit), max(0, int(offset))])]
 
-    def browse_position(self, image_id: int, category: str | None = None,
-                        name: str | None = None) -> int | None:
+    def browse_position(self, image_id: int, what: Browse = Browse()) -> int | None:
         """The offset of an image among `browse`'s ids with this filter, None if not there."""
-        where, args = _browse_filter(category, name)
-        if self.conn.execute(f"SELECT 1 FROM images WHERE id = ? AND {where}",
-                             [int(image_id)] + args).fetchone() is None:
+        tables, where, args = _browse_filter(what)
+        # the id last: the joined tables' arguments come first
+        if self.conn.execute(f"SELECT 1 FROM {tables} WHERE {where} AND i.id = ?",
+                             args + [int(image_id)]).fetchone() is None:
             return None
-        return self.conn.execute(f"SELECT count(*) FROM images WHERE id < ? AND {where}",
-                                 [int(image_id)] + args).fetchone()[0]
+        if what.sort == "id":
+            return self.conn.execute(f"SELECT count(*) FROM {tables} WHERE {where} AND i.id < ?",
+                                     args + [int(image_id)]).fetchone()[0]
+        return self.conn.execute(
+            f"SELECT place FROM (SELECT i.id AS id, row_number() OVER (ORDER BY "
+            f"{_browse_order(what)}) - 1 AS place FROM {tables} WHERE {where}) WHERE id = ?",
+            args + [int(image_id)]).fetchone()[0]
+
+    def median_area(self) -> float:
+        """The median width x height of the usable images whose size is known (0: none)."""
+        known = "FROM images WHERE skip_reason IS NULL AND width > 0 AND height > 0"
+        n = self.conn.execute(f"SELECT count(*) {known}").fetchone()[0]
+        if not n:
+            return 0.0
+        middle = [r[0] for r in self.conn.execute(
+            f"SELECT width * height AS area {known} ORDER BY area LIMIT ? OFFSET ?",
+            (2 - n % 2, (n - 1) // 2))]
+        return float(sum(middle)) / len(middle)
 
     def category_counts(self) -> dict[str, int]:
         """Usable images per category as stored (sub-folders not added to their parents)."""
@@ -592,16 +627,57 @@ class Store:
 _CATEGORY_CLAUSE = " AND (category = ? OR category LIKE ? ESCAPE '\\')"
 
 
-def _browse_filter(category: str | None, name: str | None) -> tuple[str, list]:
-    """The WHERE clause and its arguments of `Store.browse` and its companions."""
-    where = "skip_reason IS NULL"
-    args: list[str] = []
-    if category is not None:
-        where, args = where + _CATEGORY_CLAUSE, args + _category_args(category)
-    if name:
-        where += " AND name LIKE ? ESCAPE '\\'"
-        args.append("%" + _like_escape(name) + "%")
-    return where, args
+#: What a flag rule's terms are in SQL (analysis.quality.flag_rule); every other name is refused.
+_RULE_TERMS = {**{m: f"q.{m}" for m in QUALITY_COLUMNS},
+               "area": "(i.width * i.height)",
+               "aspect": "(max(i.width, i.height) * 1.0 / min(i.width, i.height))"}
+_RULE_OPS = ("<", "<=", ">", ">=")
+
+
+def _browse_filter(what: Browse) -> tuple[str, str, list]:
+    """(tables, WHERE clause, arguments) of `Store.browse` and its companions; the images
+    table is `i`."""
+    tables, where = "images i", "i.skip_reason IS NULL"
+    args: list = []
+    if what.model is not None and (what.cluster is not None or what.sort == "outlier"):
+        tables += " LEFT JOIN analysis a ON a.image_id = i.id AND a.model = ?"
+        args.append(what.model)
+    if what.flag is not None:
+        tables += " LEFT JOIN image_quality q ON q.content_hash = i.content_hash"
+    if what.category is not None:
+        where += " AND (i.category = ? OR i.category LIKE ? ESCAPE '\\')"
+        args += _category_args(what.category)
+    if what.name:
+        where += " AND i.name LIKE ? ESCAPE '\\'"
+        args.append("%" + _like_escape(what.name) + "%")
+    if what.ids is not None:
+        where += " AND i.id IN (SELECT value FROM json_each(?))"
+        args.append("[" + ",".join(str(int(i)) for i in what.ids) + "]")
+    if what.cluster is not None:
+        where += " AND a.cluster = ?"
+        args.append(int(what.cluster))
+    if what.flag is not None:
+        alternatives = []
+        for conditions in what.flag:
+            terms = []
+            for term, op, value in conditions:
+                if term not in _RULE_TERMS or op not in _RULE_OPS:
+                    raise ValueError(f"not a flag rule's condition: {term} {op}")
+                if term in ("area", "aspect"):
+                    terms.append("i.width > 0 AND i.height > 0")
+                terms.append(f"{_RULE_TERMS[term]} {op} ?")
+                args.append(float(value))
+            alternatives.append("(" + " AND ".join(terms) + ")")
+        where += " AND (" + " OR ".join(alternatives) + ")"
+    return tables, where, args
+
+
+def _browse_order(what: Browse) -> str:
+    if what.sort == "outlier" and what.model is not None:
+        return "a.outlier IS NULL, a.outlier DESC, i.id"
+    if what.sort != "id":
+        raise ValueError(f"not a browsing order: {what.sort}")
+    return "i.id"
 
 
 def _category_args(category: str) -> list[str]:

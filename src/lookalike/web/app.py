@@ -19,6 +19,7 @@ from ..version import __version__
 from .errors import EXCEPTION_HANDLERS, refusals
 from .files import ThumbnailCache
 from .guard import ENVELOPE_BYTES, MAX_UPLOAD_BYTES, RequestGuard, accepted_hosts
+from .jobs import Jobs
 from .reviews import DuplicateReviews
 from .routes import ROUTERS
 from .routes.pages import DOCS_ASSETS, STATIC
@@ -71,7 +72,7 @@ def _state(col: Collection, max_upload_bytes: int,
     folder = Path(thumbnails) if thumbnails is not None else thumbnails_folder(col.store.path)
     return ViewerState(collection=col, thumbnails=ThumbnailCache(folder),
                        max_upload_bytes=max_upload_bytes, lock=lock, warmup=WarmUp(col, lock),
-                       duplicates=DuplicateReviews(col))
+                       duplicates=DuplicateReviews(col), jobs=Jobs(col))
 
 
 def _lifespan(state: ViewerState, warm_up: bool, owned: bool):
@@ -83,6 +84,7 @@ def _lifespan(state: ViewerState, warm_up: bool, owned: bool):
             state.warmup.skip()
         yield
         state.duplicates.close()
+        state.jobs.close()
         if owned:
             with state.lock:
                 state.collection.close()

@@ -60,6 +60,21 @@ class DuplicateReviews:
             self._evict()
         return future.result()
 
+    def ready(self, query: GroupsQuery, start: bool = False) -> list[DuplicateGroup] | None:
+        """The groups `query` asks for if they are cached, else None (`start`: and have them
+        computed meanwhile, as `groups` would): what the Map view colours by, without waiting."""
+        key = self._key(query)
+        with self._guard:
+            future = self._answers.get(key)
+            failed = future is not None and future.done() and future.exception() is not None
+            if (future is None or failed) and start:
+                future = self._worker.submit(self._compute, query)
+                self._answers[key] = future
+                self._evict()
+        if future is None or not future.done():
+            return None
+        return future.result()  # an error of the computation is the request's
+
     def mark_not_duplicates(self, ids: list[int], marked: bool = True) -> int:
         """`Collection.mark_not_duplicates`; cached groups of the marks before become, without
         a computation, those groups less any group of which two members are now marked (when

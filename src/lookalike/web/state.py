@@ -18,6 +18,7 @@ from fastapi import Depends, Request
 
 from ..api import Collection
 from .files import ThumbnailCache
+from .jobs import Jobs
 from .reviews import DuplicateReviews
 from .warmup import WarmUp
 
@@ -58,6 +59,7 @@ class ViewerState:
     lock: FairLock
     warmup: WarmUp
     duplicates: DuplicateReviews
+    jobs: Jobs                      # maps and analyses being computed
 
 
 async def get_state(request: Request) -> ViewerState:

@@ -1,16 +1,21 @@
-"""The collection's map (`Collection.map`) as compact arrays for the Map view: every image a
-point, with its category."""
+"""The Map view's data: the collection's map (`Collection.map`) as compact arrays, every
+image a point with its category, and the groups of copies as colours. A map not yet computed
+is computed in a worker (web/jobs.py): the request is answered 202 "computing" meanwhile."""
 
 from __future__ import annotations
 
 import math
+from typing import Annotated
 
 import numpy as np
-from fastapi import APIRouter
+from fastapi import APIRouter, Query
 from fastapi.responses import JSONResponse
 
-from ...api import Collection, MapLayout
+from ...analysis.duplicates import DEFAULT_TIER
+from ...analysis.layout import METHODS
+from ...api import MapLayout
 from ..errors import refusals
+from ..reviews import GroupsQuery
 from ..state import State
 
 router = APIRouter()
@@ -19,21 +24,62 @@ router = APIRouter()
 #: 10,000-pixel-wide view, and a third of the bytes of full floats.
 RESOLUTION = 1e-5
 
+#: How long a request waits for a computation before it is answered "computing".
+WAIT = 10.0
+Wait = Annotated[float, Query(ge=0, le=60, description="seconds to wait for a computation "
+                                                       "before answering 202 \"computing\"")]
+
+_SPEED = {"umap": "about two minutes at 100,000 images", "tsne": "minutes at 100,000 images",
+          "pca": "seconds"}
+
+
+def computing(progress: str, **facts) -> JSONResponse:
+    """The answer while a computation runs: 202, what is computed and for how long."""
+    return JSONResponse({"status": "computing", "progress": progress, **facts}, status_code=202)
+
 
 @router.get("/api/map", summary="Every image as a point of the collection's map",
-            responses=refusals(s400="a method or model the collection cannot lay out"))
-def collection_map(state: State, method: str = "umap", model: str | None = None):
+            responses={202: {"description": "computing: ask again"},
+                       **refusals(s400="a method or model the collection cannot lay out")})
+def collection_map(state: State, method: str = "umap", model: str | None = None,
+                   wait: Wait = WAIT):
     """The map of `model` (default: the collection's) by `method` (umap, tsne or pca):
     `ids`, `x`, `y` (one entry per image, by id), `categories` (the category names) and
     `category` (each image's index in `categories`, -1 for none), with `method` (the one
     used), `model`, `fitted_on`, `placed` and `action` as `Collection.map` gives them.
-    Computed on first request (UMAP: about two minutes at 100,000 images), then kept beside
-    the database and in memory; images added later are placed into it."""
+    Computed on first request in a worker (UMAP: about two minutes at 100,000 images), then
+    kept beside the database and in memory; images added later are placed into it. While it
+    is computed, after `wait` seconds: 202 `{"status": "computing", "progress": "..."}`."""
     col = state.collection
-    # A collection of its own, sharing what it loads: a long fit holds no lock of the viewer.
-    with Collection.open(col.store.path, share_with=col) as side:
-        layout = side.map(model=model or None, method=method)
-    return JSONResponse(compact(layout))
+    if method.lower() not in METHODS:
+        col.map(method=method)  # the error that names the nearest method
+    model, method = model or None, method.lower()
+    what = f"Laying out {len(col):,} images by {method.upper()} ({_SPEED[method]})"
+    done, answer = state.jobs.answer(("map", model, method, col.store.generation), what,
+                                     lambda side: side.map(model=model, method=method), wait)
+    if not done:
+        return computing(answer, method=method, model=model)
+    return JSONResponse(compact(answer))
+
+
+@router.get("/api/map/duplicates", summary="The groups of copies, as the map colours them",
+            responses={202: {"description": "computing: ask again"},
+                       **refusals(s400="an unknown tier or model, or a threshold outside 0-2")})
+def map_duplicates(state: State, tier: str = DEFAULT_TIER, threshold: float | None = None,
+                   model: str | None = None, compute: bool = False):
+    """`ids` and `group` (each image's group number) of the images in a group of copies,
+    when the Duplicates view (or `compute`) has had them computed; else `{"computed":
+    false}`, or, with `compute`, 202 "computing" while they are."""
+    query = GroupsQuery.of(tier, threshold, None, model)
+    groups = state.duplicates.ready(query, start=compute)
+    if groups is None:
+        if compute:
+            return computing(f"Finding the {tier} copies among {len(state.collection):,} "
+                             "images", tier=tier)
+        return {"computed": False, "tier": tier}
+    ids = [i for g in groups for i in g.ids]
+    return {"computed": True, "tier": tier, "groups": len(groups), "ids": ids,
+            "group": [g.number for g in groups for _ in g.ids]}
 
 
 def compact(layout: MapLayout) -> dict:
@@ -49,3 +95,6 @@ def compact(layout: MapLayout) -> dict:
             "category": [number.get(c, -1) if c is not None else -1 for c in layout.categories],
             "method": layout.method, "model": layout.model, "fitted_on": layout.fitted_on,
             "placed": layout.placed, "action": layout.action}
+
+
+__all__ = ["computing", "router"]

@@ -24,20 +24,50 @@ export function thumbUrl(id, px) {
   return `/api/images/${id}/thumbnail?size=${step}`;
 }
 
-/** The grid's filter: its category and name search. */
+/** The grid's filter: its category and name search, its sort, cluster and quality flag. */
 function filterParams(extra = {}) {
   const p = new URLSearchParams(extra);
-  if (state.view.cat) p.set("category", state.view.cat);
-  if (state.view.q) p.set("q", state.view.q);
+  const v = state.view;
+  if (v.cat) p.set("category", v.cat);
+  if (v.q) p.set("q", v.q);
+  if (v.sort) p.set("sort", v.sort);
+  if (v.cluster !== "") p.set("cluster", v.cluster);
+  if (v.flag) p.set("flag", v.flag);
+  if (v.model && (v.sort || v.cluster !== "")) p.set("model", v.model);
   return p;
 }
 
+/** One page of the grid; among a lasso's selection (too many ids for an address) by POST. */
 export function fetchImages(offset, limit) {
-  return api(`/api/images?${filterParams({ offset, limit })}`);
+  const p = filterParams({ offset, limit });
+  if (!state.view.sel.length) return api(`/api/images?${p}`);
+  const body = Object.fromEntries(p);
+  for (const key of ["offset", "limit"]) body[key] = Number(body[key]);
+  if ("cluster" in body) body.cluster = Number(body.cluster);
+  body.ids = state.view.sel;
+  return api("/api/images", { method: "POST", body: JSON.stringify(body),
+                              headers: { "Content-Type": "application/json" } });
+}
+
+/** What `analyze` found (/api/analysis), computed first if need be: `progress(text)` says
+ *  so meanwhile. */
+export async function fetchAnalysis(progress = () => {}) {
+  for (;;) {
+    const p = new URLSearchParams({ wait: "1" });
+    if (state.view.model) p.set("model", state.view.model);
+    const response = await fetch(`/api/analysis?${p}`);
+    let answer = null;
+    try { answer = await response.json(); } catch { /* not JSON */ }
+    if (!response.ok) throw new Error(answer?.error || `${response.status} ${response.statusText}`);
+    if (response.status === 200) return answer;
+    progress(`${answer.progress}…`);
+    await new Promise((resolve) => setTimeout(resolve, 1000));
+  }
 }
 
 /** Where image `id` is in the grid as filtered now (null: the filter leaves it out). */
 export async function fetchPosition(id) {
+  if (state.view.sel.length) return null;  // a lasso's selection: show the whole collection
   return (await api(`/api/images/${id}/position?${filterParams()}`)).position;
 }
 

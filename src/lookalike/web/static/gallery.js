@@ -1,12 +1,12 @@
 // The grid of the collection: its cells painted (thumbnail, title, reference or rank badge),
 // its filter, size and title controls, its keys, and "show in grid".
 
-import { fetchImages, fetchPosition, thumbUrl } from "./api.js";
+import { fetchAnalysis, fetchImages, fetchPosition, thumbUrl } from "./api.js";
 import { $ } from "./dom.js";
 import { VirtualGrid } from "./grid.js";
 import { openPreview } from "./preview.js";
-import { choose, showError, syncPanelControls, syncWithin } from "./panel.js";
-import { go, state, subscribe } from "./state.js";
+import { choose, showError, showNotice, syncPanelControls, syncWithin } from "./panel.js";
+import { FLAGS, go, state, subscribe } from "./state.js";
 
 /** The title under a thumbnail: its category, its file name, or a column of its table
  *  ("x:COLUMN", the extras of /api/images). */
@@ -104,11 +104,69 @@ export function syncGridControls() {
   $("size").value = state.view.size;
   $("size-out").textContent = `${state.view.size} px`;
   $("title").value = state.view.title;
+  $("sort").value = state.view.sort;
+  if (state.view.cluster !== "" && !$("cluster").querySelector(`option[value="${state.view.cluster}"]`)) {
+    loadClusters();
+  }
+  $("cluster").value = state.view.cluster;
+  $("flag").value = state.view.flag;
+  $("sel-chip").hidden = !state.view.sel.length;
+  $("sel-count").textContent = state.view.sel.length.toLocaleString("en");
+}
+
+// -- sorts and filters from the analysis ------------------------------------------------------
+
+const FLAG_NAMES = { low_information: "low information", odd_size: "odd size",
+                     odd_aspect: "odd aspect" };
+
+/** The clusters of the analysis (computed first if need be) as the cluster select's options. */
+async function loadClusters() {
+  const select = $("cluster");
+  const found = await fetchAnalysis((text) => showNotice(text));
+  showNotice("");
+  const options = [["", "All clusters"], ...found.clusters.map((c) => [String(c.cluster),
+    c.cluster < 0 ? `In no cluster (${c.size.toLocaleString("en")})`
+      : `Cluster ${c.cluster} (${c.size.toLocaleString("en")})`])];
+  select.replaceChildren(...options.map(([value, label]) => new Option(label, value)));
+  select.value = state.view.cluster;
+  return found;
+}
+
+/** Apply a change of the sort or a filter that reads the analysis (it is computed first). */
+async function analysed(change, refresh) {
+  try {
+    if (change.sort || (change.cluster ?? "") !== "") await loadClusters();
+  } catch (error) {
+    showError(error.message);
+    syncGridControls();
+    return;
+  }
+  go(change, { push: true });
+  syncGridControls();
+  await grid.reset();
+  if (state.view.only) refresh();
+}
+
+function bindFilters(refresh) {
+  $("flag").replaceChildren(new Option("Any quality", ""),
+                            ...FLAGS.map((f) => new Option(FLAG_NAMES[f] || f, f)));
+  $("sort").addEventListener("change", () => analysed({ sort: $("sort").value }, refresh));
+  $("cluster").addEventListener("change", () => {
+    if ($("cluster").value === "find") {
+      $("cluster").value = state.view.cluster;
+      loadClusters().catch((error) => showError(error.message));
+      return;
+    }
+    analysed({ cluster: $("cluster").value }, refresh);
+  });
+  $("flag").addEventListener("change", () => analysed({ flag: $("flag").value }, refresh));
+  $("sel-clear").addEventListener("click", () => analysed({ sel: [] }, refresh));
 }
 
 /** Clicks and the header's controls; `refresh` asks again for the look-alikes shown (they
  *  follow the grid's category when restricted to it). */
 export function bindGrid(refresh) {
+  bindFilters(refresh);
   $("cells").addEventListener("click", (event) => {
     const hit = grid.hit(event);
     if (!hit) return;
@@ -183,7 +241,7 @@ export async function showInGrid(id) {
   try {
     let position = await fetchPosition(id);
     if (position === null) {            // the filter leaves it out: show the whole collection
-      go({ cat: "", q: "" });
+      go({ cat: "", q: "", sort: "", cluster: "", flag: "", sel: [] });
       syncPanelControls();
       syncGridControls();
       await grid.reset();

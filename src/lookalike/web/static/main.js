@@ -11,6 +11,7 @@ import { bindExport } from "./export.js";
 import { bindGrid, grid, gridKey, showInGrid, syncGridControls } from "./gallery.js";
 import { bindControls, choose, showError, showLookalikes, showNotice,
          syncPanelControls } from "./panel.js";
+import { bindMap, mapKey, syncMapView } from "./map.js";
 import { initPreview, previewKey } from "./preview.js";
 import { metricKey, readUrl, reloadView, rewriteUrl, setDefaults, state } from "./state.js";
 import { bindUploads, upload } from "./upload.js";
@@ -125,8 +126,11 @@ async function start() {
   grid.size = state.view.size;
   syncControls();
   if (state.view.dup) syncDuplicatesView();
+  if (state.view.map) syncMapView();
   const collection = api("/api/collection");
-  const firstPage = grid.reset();
+  // the Map view first: the grid (hidden) is filled when it is shown
+  const firstPage = state.view.map ? Promise.resolve() : grid.reset();
+  gridFilled = !state.view.map;
   try {
     adoptCollection(await collection);
   } catch (error) {
@@ -149,6 +153,7 @@ bindUploads();
 bindExport();
 bindCompare();
 bindDuplicates();
+bindMap();
 
 document.addEventListener("keydown", (e) => {
   if (e.altKey || e.ctrlKey || e.metaKey) return;
@@ -161,14 +166,37 @@ document.addEventListener("keydown", (e) => {
     if (previewKey(e)) e.preventDefault();
     return;
   }
-  if (gridKey(e)) e.preventDefault();
+  if (state.view.map ? mapKey(e) : gridKey(e)) e.preventDefault();
+});
+
+/** The grid's source (filters, sort, selection) as the view says: start it over if changed. */
+function gridChanged(before) {
+  return ["cat", "q", "sort", "cluster", "flag"].some((key) => before[key] !== state.view[key])
+    || before.sel.join(",") !== state.view.sel.join(",");
+}
+
+// a view changed by a link or button of another module (the Map view's; the lasso's filter
+// changes the grid's source too)
+let gridFilled = false;
+function fillGrid(force = false) {
+  if (state.view.map || (gridFilled && !force)) return;
+  gridFilled = true;
+  grid.reset().catch((error) => showError(error.message));
+}
+
+document.addEventListener("lookalike:view", (e) => {
+  syncMapView();
+  syncControls();
+  fillGrid(Boolean(e.detail?.reset));
 });
 
 window.addEventListener("popstate", () => {
   const before = reloadView();
   if (before.dup || state.view.dup) syncDuplicatesView();
+  if (before.map || state.view.map) syncMapView();
   normalise();
-  if (before.cat !== state.view.cat || before.q !== state.view.q) grid.reset();
+  if (gridChanged(before)) gridFilled = false;
+  fillGrid();
   if (before.size !== state.view.size) grid.setSize(state.view.size);
   showLookalikes();
 });

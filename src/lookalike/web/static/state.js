@@ -8,8 +8,38 @@
 // left to the server.
 
 const FIXED_DEFAULTS = { refs: [], model: "", mode: "", inc: false, cat: "", q: "",
-                         title: "category", only: false, dup: false, tier: "", threshold: "" };
+                         title: "category", only: false, dup: false, tier: "", threshold: "",
+                         map: false, method: "umap", color: "category", at: "",
+                         sort: "", cluster: "", flag: "", sel: [] };
 const TIERS = ["exact", "pixels", "near", "similar"];
+const METHODS = ["umap", "tsne", "pca"];
+const MAX_SEL_CHARS = 6000;        // a longer address would pass the server's request limit
+const COLOURS = ["category", "cluster", "outlier", "duplicates"];
+export const FLAGS = ["blurry", "dark", "bright", "low_information", "greyscale", "odd_size",
+                      "odd_aspect"];
+
+/** Ids as ranges ("3-7,9"): a lasso's selection in the address. */
+export function rangesOf(ids) {
+  const out = [];
+  for (let k = 0; k < ids.length; k++) {
+    let j = k;
+    while (j + 1 < ids.length && ids[j + 1] === ids[j] + 1) j++;
+    out.push(j > k ? `${ids[k]}-${ids[j]}` : String(ids[k]));
+    k = j;
+  }
+  return out.join(",");
+}
+
+function idsOf(text) {
+  const ids = [];
+  for (const part of (text || "").split(",")) {
+    const [a, b] = part.split("-").map((v) => Number.parseInt(v, 10));
+    if (!(a > 0)) continue;
+    const last = b >= a ? Math.min(b, a + 1_000_000) : a;
+    for (let i = a; i <= last; i++) ids.push(i);
+  }
+  return [...new Set(ids)].sort((x, y) => x - y);
+}
 
 export const state = {
   defaults: { ...FIXED_DEFAULTS, k: null, metric: "", size: null },  // see setDefaults
@@ -104,6 +134,16 @@ export function readUrl() {
     dup: p.get("view") === "duplicates",
     tier: TIERS.includes(p.get("tier")) && p.get("tier") !== "near" ? p.get("tier") : "",
     threshold: /^\d*\.?\d+$/.test(p.get("threshold") || "") ? p.get("threshold") : "",
+    // the Map view: /?view=map&method=...&color=...&at=x,y,zoom
+    map: p.get("view") === "map",
+    method: METHODS.includes(p.get("method")) ? p.get("method") : "umap",
+    color: COLOURS.includes(p.get("color")) ? p.get("color") : "category",
+    at: /^-?[\d.e-]+,-?[\d.e-]+,[\d.e-]+$/.test(p.get("at") || "") ? p.get("at") : "",
+    // the grid's sorts and filters from the analysis, and a lasso's selection
+    sort: p.get("sort") === "outlier" ? "outlier" : "",
+    cluster: /^-?\d+$/.test(p.get("cluster") || "") ? p.get("cluster") : "",
+    flag: FLAGS.includes(p.get("flag")) ? p.get("flag") : "",
+    sel: idsOf(p.get("sel")),
   };
 }
 
@@ -121,6 +161,15 @@ export function urlOf(view) {
     if (view.tier) p.set("tier", view.tier);
     if (view.threshold) p.set("threshold", view.threshold);
   }
+  if (view.map) {
+    p.set("view", "map");
+    if (view.method !== "umap") p.set("method", view.method);
+    if (view.color !== "category") p.set("color", view.color);
+    if (view.at) p.set("at", view.at);
+  }
+  for (const key of ["sort", "cluster", "flag"]) if (view[key]) p.set(key, view[key]);
+  const sel = rangesOf(view.sel);
+  if (sel && sel.length <= MAX_SEL_CHARS) p.set("sel", sel);  // longer: kept by the page only
   const text = p.toString().replace(/%2C/g, ",");
   return text ? `?${text}` : location.pathname;
 }
