@@ -61,6 +61,7 @@ def test_zoom_into_thumbnails_hover_and_click_to_walk(page, site):
     open_map(page, f"{live.url}/?view=map&method=pca")
     canvas = page.locator("#map-canvas")
     assert canvas.get_attribute("data-points") == str(len(col))
+    assert page.text_content("#count") == f"{len(col)} images"  # the grid is not filled
     page.wait_for_function("() => window.lookalikeMap.thumbnailsDrawn === "
                            f"{len(col)}")  # few images: thumbnails at once
     # as on a large map: thumbnails only once at most 3 points are on screen

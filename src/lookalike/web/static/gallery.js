@@ -59,6 +59,10 @@ export const grid = new VirtualGrid($("grid"), {
     });
   },
   onRender(total) {
+    if (!Array.isArray(grid.pages.get(0))) {  // nothing fetched yet (the Map view's grid)
+      $("count").textContent = state.info ? countText(state.info.count) : "";
+      return;
+    }
     $("grid-empty").hidden = total > 0;
     $("count").textContent = countText(total);
   },
@@ -66,7 +70,7 @@ export const grid = new VirtualGrid($("grid"), {
 
 subscribe(() => grid.refresh());          // the look-alikes changed: mark them
 
-function countText(total) {
+export function countText(total) {
   const all = state.info?.count ?? total;
   const n = total.toLocaleString("en");
   return total === all ? `${n} images` : `${n} of ${all.toLocaleString("en")} images`;

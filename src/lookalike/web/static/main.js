@@ -8,7 +8,7 @@ import { $, fillSelect } from "./dom.js";
 import { bindCompare, compareKey, compareOpen } from "./compare.js";
 import { bindDuplicates, syncDuplicatesView } from "./duplicates.js";
 import { bindExport } from "./export.js";
-import { bindGrid, grid, gridKey, showInGrid, syncGridControls } from "./gallery.js";
+import { bindGrid, countText, grid, gridKey, showInGrid, syncGridControls } from "./gallery.js";
 import { bindControls, choose, showError, showLookalikes, showNotice,
          syncPanelControls } from "./panel.js";
 import { bindMap, mapKey, syncMapView } from "./map.js";
@@ -80,6 +80,7 @@ function pageDefaults() {
  *  columns and credits. */
 function adoptCollection(info) {
   state.info = info;
+  if (!$("count").textContent) $("count").textContent = countText(info.count);  // grid not filled
   const sizes = info.thumbnail_sizes;
   const sizeBefore = state.view.size;
   setDefaults({ k: info.defaults.k, metric: metricKey(info.defaults.metric),
