@@ -27,6 +27,7 @@ from .formats.records import RECORD_FIELDS
 from .ingest import decode as images
 from .ingest.folders import display_path, resolve
 from .ingest.pipeline import IndexReport, embed_files, index_paths
+from .ingest.vectors import ImportReport
 from .locators import is_data_url, is_url
 from .search.engine import SearchEngine
 from .search.exact import ExactIndex
@@ -287,6 +288,76 @@ class Collection:
         self.last_report = report
         return report
 
+    def add_vectors(self, paths: Sequence[str | os.PathLike], vectors: Any, model: str, *,
+                    categories: Sequence[str | None] | None = None,
+                    extras: Sequence[dict] | None = None,
+                    base_dir: str | os.PathLike | None = None, source: str | None = None
+                    ) -> ImportReport:
+        """Store vectors computed elsewhere as `model`'s, one per image path or URL, without
+        reading any image: for vectors made on another machine or by your own pipeline.
+
+        `model`: a model lookalike knows (its vectors' dimension must match) or a name of
+        your own, which then appears in `models` and is searched with `nearest(model=...)`.
+        An image already indexed keeps its catalogue row and gets the vector; any other gets
+        a row without pixels read (width, height and size unknown), with `categories` and
+        `extras` (a dict of columns per image) when given. Importing a path again replaces
+        its vector. Relative paths start at `base_dir` (default: the working folder).
+        Everything is written in one transaction: a bad input (a dimension that differs from
+        the model's, a NaN, a path given twice) writes nothing. `source` names the input in
+        errors. Returns an `ImportReport`."""
+        import time
+
+        from .ingest.vectors import check_vectors, plan_import, resolve_model
+
+        start = time.perf_counter()
+        shown = source or "add_vectors"
+        texts = [os.fspath(p) for p in paths]
+        matrix = np.asarray(vectors)
+        if matrix.dtype.kind not in "fiu":
+            raise LookalikeError(f"{shown}: vectors must be numbers, not {matrix.dtype}")
+        with np.errstate(over="ignore"):  # a value beyond float32 becomes inf: refused below
+            matrix = matrix.astype(np.float32, copy=False)
+        if matrix.ndim == 1 and len(texts) == 1:
+            matrix = matrix[None]
+        if len(texts) == 0:
+            raise LookalikeError(f"{shown}: no vectors to add")
+        check_vectors(texts, matrix, shown)
+        for name, given in (("categories", categories), ("extras", extras)):
+            if given is not None and len(given) != len(texts):
+                raise LookalikeError(f"{shown}: {len(given)} {name} for {len(texts)} paths")
+        name = resolve_model(self.store, model, matrix.shape[1], shown)
+        rows, embeddings, report = plan_import(
+            self.store, texts, matrix, name, shown=shown,
+            base_dir=os.path.abspath(base_dir or os.curdir),
+            categories=list(categories) if categories is not None else None,
+            extras=list(extras) if extras is not None else None)
+        self.store.write(rows, embeddings)
+        self.engine.forget()
+        report.seconds = time.perf_counter() - start
+        return report
+
+    def import_vectors(self, path: str | os.PathLike, model: str | None = None, *,
+                       path_column: str | None = None, vector_column: str | None = None
+                       ) -> ImportReport:
+        """`add_vectors` from a file: what `export` writes (Parquet or JSON with a `vector`
+        list, CSV or .tab with columns f0 ... f{d-1}, .npz with `paths` and `vectors`) and
+        common layouts (a path or URL column named path, image, file or url, or
+        `path_column`; vectors as a list column named vector or embedding, or numbered
+        columns, or `vector_column`: a list column or the prefix of numbered ones). Relative
+        paths start at the file's folder; a `category` column gives categories, other
+        columns are kept as extras. `model` default: the one the file names (npz, a
+        lookalike parquet), else an error."""
+        from .ingest.vectors import read_vector_file
+
+        found = read_vector_file(path, path_column, vector_column)
+        report = self.add_vectors(found.paths, found.vectors, model or found.model or "",
+                                  categories=found.categories, extras=found.extras,
+                                  base_dir=found.base_dir or os.path.dirname(
+                                      os.path.abspath(path)),
+                                  source=found.source)
+        report.columns = found.columns
+        return report
+
     def close(self) -> None:
         self.store.close()
 
@@ -365,6 +436,8 @@ class Collection:
     def _model(self, model: str | None) -> str:
         if model is None:
             return self.default_model
+        if model in self.models:  # a model of the collection: its vectors may be imported
+            return model
         from .models import get_model_info
 
         name = get_model_info(model).name
@@ -530,17 +603,24 @@ class Collection:
         """The vector of an encoded image (the bytes of an image file)."""
         from .models import get_model_info
 
+        embedder = self._embedder(model)  # first: an imported model cannot embed
         try:
             pixels = images.decode(data, get_model_info(model).input_size).pixels
         except images.ImageSkipped as exc:
             raise BadReferenceError(f"{shown}: {exc.reason}") from None
-        return self._embedder(model).embed(pixels[None])[0]
+        return embedder.embed(pixels[None])[0]
 
     def _embedder(self, model: str):
-        from .models import load_model
+        from .models import UnknownModelError, load_model
 
         if model not in self._embedders:
-            self._embedders[model] = load_model(model)
+            try:
+                self._embedders[model] = load_model(model)
+            except UnknownModelError:
+                raise BadReferenceError(
+                    f"{model}: vectors imported from elsewhere, so lookalike cannot embed "
+                    "other images with it; give images of the collection (or vectors) as "
+                    "references") from None
         return self._embedders[model]
 
     @staticmethod
@@ -916,5 +996,5 @@ def _nearest_names(typed: str, names: list[str], n: int = 3, cutoff: float = 0.6
     return [name for score, name in scored[:n] if score >= cutoff]
 
 
-__all__ = ["Analysis", "Collection", "DuplicateGroup", "MapLayout", "Neighbors",
+__all__ = ["Analysis", "Collection", "DuplicateGroup", "ImportReport", "MapLayout", "Neighbors",
            "BadReferenceError", "UnknownCategory", "RECORD_FIELDS", "DEFAULT_K", "DEFAULT_METRIC"]
