@@ -47,7 +47,8 @@ class Neighbors:
     `reference_index[i]` is the position in `references` of the one that look-alike i is
     nearest to, which gave it its distance (None when unknown). `notes`: sentences for people
     about this answer (e.g. Mahalanobis on too few images), also issued as
-    `LookalikeWarning`s by `Collection.nearest`.
+    `LookalikeWarning`s by `Collection.nearest`. `method`: which search answered (one of
+    `search.engine.METHODS`: "exact", "hnsw", "ivf", "scan").
     """
 
     rows: list[dict]
@@ -57,6 +58,7 @@ class Neighbors:
     references: list[str] = field(default_factory=list)
     reference_index: np.ndarray | None = None
     notes: list[str] = field(default_factory=list)
+    method: str = "exact"
 
     def __len__(self) -> int:
         return len(self.rows)
@@ -433,6 +435,12 @@ class Collection:
         search/exact.py, built anyway after a few searches): a server calls it at start-up."""
         self.engine.prepare(self._model(model))
 
+    def prepare_graph(self, model: str | None = None, metric: str = DEFAULT_METRIC) -> bool:
+        """Build (or load and bring up to date) the graph index that later searches of
+        `metric` use, unless the collection is too small for it to be used (then False): a
+        server calls it in the background, answering exactly meanwhile."""
+        return self.engine.prepare_graph(self._model(model), canonical_metric(metric))
+
     def _model(self, model: str | None) -> str:
         if model is None:
             return self.default_model
@@ -462,10 +470,13 @@ class Collection:
         are catalogue rows are left out unless `include_references`. `category` (a sub-folder,
         its own sub-folders included) and `path_prefix` restrict the candidates.
 
-        `approximate`: None (default) searches exactly below 200,000 images and with FAISS
-        above; True or "ivf" / "scan" ask for FAISS (built and saved beside the database on
-        first use), False for exact. Distances are exact either way; approximate search may
-        miss a few true neighbours (recall@10 is measured in benchmarks/search.py). Manhattan,
+        `approximate`: None (default) follows the policy of `search.engine.choose_method`:
+        exact below 20,000 images, the graph index (HNSW) once it is built (see
+        `prepare_graph`) or from 200,000 images (IVF where memory is short); True asks for
+        FAISS whatever the size, "hnsw" / "ivf" / "scan" for one index (built and saved
+        beside the database on first use), False for exact. Distances are exact either way;
+        approximate search may miss a few true neighbours (recall@10 is measured in
+        benchmarks/search.py); the result's `method` says which answered. Manhattan,
         Jaccard, k=None and filtered searches are always exact.
 
         `max_distance`: only look-alikes at most this far (with k, the k nearest of those;
@@ -521,8 +532,9 @@ class Collection:
         if exclude is not None and len(np.unique(exclude)) == len(ids):
             raise LookalikeError("every image in the collection is a reference: nothing else to "
                                  "show (use --include-references to rank them)")
-        found, dist, nearest = self.engine.search(model, queries, k, metric, exclude=exclude,
-                                                  among=among, approximate=approximate)
+        found, dist, nearest, method = self.engine.search(
+            model, queries, k, metric, exclude=exclude, among=among, approximate=approximate,
+            return_method=True)
         if max_distance is not None:
             close = dist <= max_distance
             found, dist = found[close], dist[close]
@@ -531,7 +543,8 @@ class Collection:
         for note in notes:
             warnings.warn(note, LookalikeWarning, stacklevel=3)
         return Neighbors(rows=self.store.rows(found.tolist()), distances=dist, model=model,
-                         metric=metric, references=names, reference_index=nearest, notes=notes)
+                         metric=metric, references=names, reference_index=nearest, notes=notes,
+                         method=method)
 
     def _filtered(self, category: str | None, path_prefix: str | None) -> np.ndarray:
         """The ids of the usable images in `category` and under `path_prefix`."""

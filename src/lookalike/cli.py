@@ -370,8 +370,9 @@ def add_similar(commands: _Commands) -> None:
     search.add_argument("--exact", action="store_const", const=False, dest="approximate",
                         help="always search exactly (the default below 200,000 images)")
     search.add_argument("--approximate", action="store_const", const=True, dest="approximate",
-                        help="search with a FAISS index (the default from 200,000 images): "
-                             "distances stay exact, a few true neighbours may be missed")
+                        help="search with a FAISS index (the default from 200,000 images, "
+                             "or once the graph index is built): distances stay exact, a few "
+                             "true neighbours may be missed")
     _format_option(p, SIMILAR_FORMATS,
                    "table for people; json, csv or parquet for programs; tab for Orange (Image "
                    "Viewer shows the images). Default: from the extension of --output, else table")
