@@ -49,7 +49,7 @@ GRAPH_EF_CONSTRUCTION = 40
 GRAPH_EF_SEARCH = 128
 
 #: Candidates the graph returns for re-scoring: GRAPH_CANDIDATES_PER_K x k, at least
-#: GRAPH_MIN_CANDIDATES (recall@10 >= 0.99 after re-scoring at 100k; README).
+#: GRAPH_MIN_CANDIDATES (recall@10 0.984-0.990 after re-scoring at 100k; README).
 GRAPH_MIN_CANDIDATES = 40
 GRAPH_CANDIDATES_PER_K = 4
 
