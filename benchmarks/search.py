@@ -18,8 +18,16 @@ the floor so machine noise hits both alike:
   (skipped at 1M: cdist needs a float64 copy of the whole matrix);
 - scan: the compressed exhaustive scan (8-bit codes, one shard per core, 200 candidates
   re-ranked exactly), its ratio to the floor and recall@10 against exact;
-- ivf: FAISS IVF with 8-bit codes (from 100k rows), build time, per nprobe p50/p95, recall@10.
+- ivf: FAISS IVF with 8-bit codes (from 100k rows), build time, per nprobe p50/p95, recall@10;
+- graphs (from 100k rows, search_peers.py): lookalike's paths (exact float32, exact with the
+  8-bit pass, IVF, the HNSW graph) beside FAISS HNSW (M=32), hnswlib and usearch (the `bench`
+  extra), single queries and 20 at once, build time, memory, recall@10, and the ratio of
+  lookalike's graph to the fastest of them at recall@10 >= 0.99.
 Memory: the float32 matrix and the 8-bit codes. Results: stdout and benchmarks/out/search.json.
+
+`--via-collection` imports each size's vectors into a collection database first
+(`Collection.add_vectors`, no image embedded: how a million-image collection is made here) and
+searches the matrix read back from it.
 """
 
 from __future__ import annotations
@@ -39,6 +47,7 @@ import lookalike  # noqa: E402
 from lookalike.search.approximate import ApproximateIndex, search as approx_search  # noqa: E402
 from lookalike.search.exact import ExactIndex  # noqa: E402
 from machine import print_machine  # noqa: E402
+from search_peers import compare  # noqa: E402
 
 OUT = Path(__file__).parent / "out"
 
@@ -81,10 +90,25 @@ def recall(found: list[np.ndarray], truth: list[np.ndarray]) -> float:
     return float(np.mean([len(set(f[:10]) & set(t[:10])) / 10 for f, t in zip(found, truth)]))
 
 
-def run_size(base: np.ndarray, n: int, n_queries: int) -> dict:
+def via_collection(x: np.ndarray) -> np.ndarray:
+    """x imported into a fresh collection database and read back as it serves it."""
+    import shutil
+
+    db = OUT / f"search-{len(x)}.db"
+    for leftover in OUT.glob(f"search-{len(x)}.db*"):
+        shutil.rmtree(leftover) if leftover.is_dir() else leftover.unlink()
+    with lookalike.Collection.create(db) as col:
+        report = col.add_vectors([f"/bench/{i:07d}.jpg" for i in range(len(x))], x, model="bench")
+        print(f"imported {report.images:,} vectors into {db} in {report.seconds:.1f} s")
+        return np.asarray(col.vectors("bench")[1])
+
+
+def run_size(base: np.ndarray, n: int, n_queries: int, collection: bool = False) -> dict:
     from scipy.spatial.distance import cdist
 
     x = mixtures(base, n, seed=n)
+    if collection:
+        x = via_collection(x)
     queries = mixtures(base, n_queries, seed=1)
     ids = np.arange(n, dtype=np.int64)
     hashes = np.array([int(i).to_bytes(8, "little") for i in ids], dtype="S16")
@@ -167,6 +191,8 @@ def run_size(base: np.ndarray, n: int, n_queries: int) -> dict:
             row["ivf"]["by_nprobe"][nprobe] = r
             print(f"  ivf nprobe {nprobe:<3}        p50 {r['p50_ms']:7.2f} ms"
                   f"  p95 {r['p95_ms']:7.2f}  recall@10 {r['recall_at_10']:.3f}")
+    if n >= 100_000:
+        row["graphs"] = compare(x, queries, truth, ids, hashes)
     row["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     return row
 
@@ -175,13 +201,15 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sizes", default="10000,100000,1000000")
     parser.add_argument("--queries", type=int, default=100)
+    parser.add_argument("--via-collection", action="store_true",
+                        help="import the vectors into a collection first (add_vectors)")
     args = parser.parse_args()
     machine = print_machine()
     base = real_vectors()
     print(f"base: {len(base)} real Lite0 vectors")
     results = {"machine": machine, "base_vectors": len(base), "sizes": []}
     for n in (int(s) for s in args.sizes.split(",")):
-        results["sizes"].append(run_size(base, n, args.queries))
+        results["sizes"].append(run_size(base, n, args.queries, args.via_collection))
         OUT.mkdir(exist_ok=True)
         (OUT / "search.json").write_text(json.dumps(results, indent=2))
 

@@ -27,6 +27,7 @@ from .formats.records import RECORD_FIELDS
 from .ingest import decode as images
 from .ingest.folders import display_path, resolve
 from .ingest.pipeline import IndexReport, embed_files, index_paths
+from .ingest.vectors import ImportReport
 from .locators import is_data_url, is_url
 from .search.engine import SearchEngine
 from .search.exact import ExactIndex
@@ -46,7 +47,8 @@ class Neighbors:
     `reference_index[i]` is the position in `references` of the one that look-alike i is
     nearest to, which gave it its distance (None when unknown). `notes`: sentences for people
     about this answer (e.g. Mahalanobis on too few images), also issued as
-    `LookalikeWarning`s by `Collection.nearest`.
+    `LookalikeWarning`s by `Collection.nearest`. `method`: which search answered (one of
+    `search.engine.METHODS`: "exact", "hnsw", "ivf", "scan").
     """
 
     rows: list[dict]
@@ -56,6 +58,7 @@ class Neighbors:
     references: list[str] = field(default_factory=list)
     reference_index: np.ndarray | None = None
     notes: list[str] = field(default_factory=list)
+    method: str = "exact"
 
     def __len__(self) -> int:
         return len(self.rows)
@@ -287,6 +290,76 @@ class Collection:
         self.last_report = report
         return report
 
+    def add_vectors(self, paths: Sequence[str | os.PathLike], vectors: Any, model: str, *,
+                    categories: Sequence[str | None] | None = None,
+                    extras: Sequence[dict] | None = None,
+                    base_dir: str | os.PathLike | None = None, source: str | None = None
+                    ) -> ImportReport:
+        """Store vectors computed elsewhere as `model`'s, one per image path or URL, without
+        reading any image: for vectors made on another machine or by your own pipeline.
+
+        `model`: a model lookalike knows (its vectors' dimension must match) or a name of
+        your own, which then appears in `models` and is searched with `nearest(model=...)`.
+        An image already indexed keeps its catalogue row and gets the vector; any other gets
+        a row without pixels read (width, height and size unknown), with `categories` and
+        `extras` (a dict of columns per image) when given. Importing a path again replaces
+        its vector. Relative paths start at `base_dir` (default: the working folder).
+        Everything is written in one transaction: a bad input (a dimension that differs from
+        the model's, a NaN, a path given twice) writes nothing. `source` names the input in
+        errors. Returns an `ImportReport`."""
+        import time
+
+        from .ingest.vectors import check_vectors, plan_import, resolve_model
+
+        start = time.perf_counter()
+        shown = source or "add_vectors"
+        texts = [os.fspath(p) for p in paths]
+        matrix = np.asarray(vectors)
+        if matrix.dtype.kind not in "fiu":
+            raise LookalikeError(f"{shown}: vectors must be numbers, not {matrix.dtype}")
+        with np.errstate(over="ignore"):  # a value beyond float32 becomes inf: refused below
+            matrix = matrix.astype(np.float32, copy=False)
+        if matrix.ndim == 1 and len(texts) == 1:
+            matrix = matrix[None]
+        if len(texts) == 0:
+            raise LookalikeError(f"{shown}: no vectors to add")
+        check_vectors(texts, matrix, shown)
+        for name, given in (("categories", categories), ("extras", extras)):
+            if given is not None and len(given) != len(texts):
+                raise LookalikeError(f"{shown}: {len(given)} {name} for {len(texts)} paths")
+        name = resolve_model(self.store, model, matrix.shape[1], shown)
+        rows, embeddings, report = plan_import(
+            self.store, texts, matrix, name, shown=shown,
+            base_dir=os.path.abspath(base_dir or os.curdir),
+            categories=list(categories) if categories is not None else None,
+            extras=list(extras) if extras is not None else None)
+        self.store.write(rows, embeddings)
+        self.engine.forget()
+        report.seconds = time.perf_counter() - start
+        return report
+
+    def import_vectors(self, path: str | os.PathLike, model: str | None = None, *,
+                       path_column: str | None = None, vector_column: str | None = None
+                       ) -> ImportReport:
+        """`add_vectors` from a file: what `export` writes (Parquet or JSON with a `vector`
+        list, CSV or .tab with columns f0 ... f{d-1}, .npz with `paths` and `vectors`) and
+        common layouts (a path or URL column named path, image, file or url, or
+        `path_column`; vectors as a list column named vector or embedding, or numbered
+        columns, or `vector_column`: a list column or the prefix of numbered ones). Relative
+        paths start at the file's folder; a `category` column gives categories, other
+        columns are kept as extras. `model` default: the one the file names (npz, a
+        lookalike parquet), else an error."""
+        from .ingest.vectors import read_vector_file
+
+        found = read_vector_file(path, path_column, vector_column)
+        report = self.add_vectors(found.paths, found.vectors, model or found.model or "",
+                                  categories=found.categories, extras=found.extras,
+                                  base_dir=found.base_dir or os.path.dirname(
+                                      os.path.abspath(path)),
+                                  source=found.source)
+        report.columns = found.columns
+        return report
+
     def close(self) -> None:
         self.store.close()
 
@@ -362,9 +435,17 @@ class Collection:
         search/exact.py, built anyway after a few searches): a server calls it at start-up."""
         self.engine.prepare(self._model(model))
 
+    def prepare_graph(self, model: str | None = None, metric: str = DEFAULT_METRIC) -> bool:
+        """Build (or load and bring up to date) the graph index that later searches of
+        `metric` use, unless the collection is too small for it to be used (then False): a
+        server calls it in the background, answering exactly meanwhile."""
+        return self.engine.prepare_graph(self._model(model), canonical_metric(metric))
+
     def _model(self, model: str | None) -> str:
         if model is None:
             return self.default_model
+        if model in self.models:  # a model of the collection: its vectors may be imported
+            return model
         from .models import get_model_info
 
         name = get_model_info(model).name
@@ -389,10 +470,13 @@ class Collection:
         are catalogue rows are left out unless `include_references`. `category` (a sub-folder,
         its own sub-folders included) and `path_prefix` restrict the candidates.
 
-        `approximate`: None (default) searches exactly below 200,000 images and with FAISS
-        above; True or "ivf" / "scan" ask for FAISS (built and saved beside the database on
-        first use), False for exact. Distances are exact either way; approximate search may
-        miss a few true neighbours (recall@10 is measured in benchmarks/search.py). Manhattan,
+        `approximate`: None (default) follows the policy of `search.engine.choose_method`:
+        exact below 20,000 images, the graph index (HNSW) once it is built (see
+        `prepare_graph`) or from 200,000 images (IVF where memory is short); True asks for
+        FAISS whatever the size, "hnsw" / "ivf" / "scan" for one index (built and saved
+        beside the database on first use), False for exact. Distances are exact either way;
+        approximate search may miss a few true neighbours (recall@10 is measured in
+        benchmarks/search.py); the result's `method` says which answered. Manhattan,
         Jaccard, k=None and filtered searches are always exact.
 
         `max_distance`: only look-alikes at most this far (with k, the k nearest of those;
@@ -448,8 +532,9 @@ class Collection:
         if exclude is not None and len(np.unique(exclude)) == len(ids):
             raise LookalikeError("every image in the collection is a reference: nothing else to "
                                  "show (use --include-references to rank them)")
-        found, dist, nearest = self.engine.search(model, queries, k, metric, exclude=exclude,
-                                                  among=among, approximate=approximate)
+        found, dist, nearest, method = self.engine.search(
+            model, queries, k, metric, exclude=exclude, among=among, approximate=approximate,
+            return_method=True)
         if max_distance is not None:
             close = dist <= max_distance
             found, dist = found[close], dist[close]
@@ -458,7 +543,8 @@ class Collection:
         for note in notes:
             warnings.warn(note, LookalikeWarning, stacklevel=3)
         return Neighbors(rows=self.store.rows(found.tolist()), distances=dist, model=model,
-                         metric=metric, references=names, reference_index=nearest, notes=notes)
+                         metric=metric, references=names, reference_index=nearest, notes=notes,
+                         method=method)
 
     def _filtered(self, category: str | None, path_prefix: str | None) -> np.ndarray:
         """The ids of the usable images in `category` and under `path_prefix`."""
@@ -530,17 +616,24 @@ class Collection:
         """The vector of an encoded image (the bytes of an image file)."""
         from .models import get_model_info
 
+        embedder = self._embedder(model)  # first: an imported model cannot embed
         try:
             pixels = images.decode(data, get_model_info(model).input_size).pixels
         except images.ImageSkipped as exc:
             raise BadReferenceError(f"{shown}: {exc.reason}") from None
-        return self._embedder(model).embed(pixels[None])[0]
+        return embedder.embed(pixels[None])[0]
 
     def _embedder(self, model: str):
-        from .models import load_model
+        from .models import UnknownModelError, load_model
 
         if model not in self._embedders:
-            self._embedders[model] = load_model(model)
+            try:
+                self._embedders[model] = load_model(model)
+            except UnknownModelError:
+                raise BadReferenceError(
+                    f"{model}: vectors imported from elsewhere, so lookalike cannot embed "
+                    "other images with it; give images of the collection (or vectors) as "
+                    "references") from None
         return self._embedders[model]
 
     @staticmethod
@@ -945,5 +1038,5 @@ def _nearest_names(typed: str, names: list[str], n: int = 3, cutoff: float = 0.6
     return [name for score, name in scored[:n] if score >= cutoff]
 
 
-__all__ = ["Analysis", "Collection", "DuplicateGroup", "MapLayout", "Neighbors",
+__all__ = ["Analysis", "Collection", "DuplicateGroup", "ImportReport", "MapLayout", "Neighbors",
            "BadReferenceError", "UnknownCategory", "RECORD_FIELDS", "DEFAULT_K", "DEFAULT_METRIC"]

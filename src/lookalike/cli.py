@@ -41,8 +41,8 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     commands.required = True
     # In this order in `lookalike --help`; each adds its options and its handler (`args.handler`).
-    for add_command in (add_index, add_similar, add_duplicates, add_not_duplicates, add_map,
-                        add_analyze, add_export, add_models, add_skipped, add_datasets,
+    for add_command in (add_index, add_import, add_similar, add_duplicates, add_not_duplicates,
+                        add_map, add_analyze, add_export, add_models, add_skipped, add_datasets,
                         add_demo, add_serve):
         add_command(commands)
     return parser
@@ -255,6 +255,43 @@ def cmd_index(args) -> int:
     return 0
 
 
+def add_import(commands: _Commands) -> None:
+    p = commands.add_parser("import", help="add vectors computed elsewhere (no image is read)",
+                            description="Store vectors made elsewhere (on a GPU machine, by your "
+                                        "own pipeline, or by `lookalike export`) as a model's "
+                                        "vectors, one per image path or URL, without reading "
+                                        "the images. Reads Parquet or JSON (a `vector` list "
+                                        "column), CSV, TSV or .tab (columns f0, f1, ...) and "
+                                        ".npz (arrays paths and vectors). Importing a path "
+                                        "again replaces its vector; a bad file writes nothing.")
+    p.add_argument("file", metavar="FILE", help="a .parquet, .json, .csv, .tsv, .tab or .npz file")
+    _db_option(p)
+    _model_option(p, "the model that made the vectors: one lookalike knows (the dimension must "
+                     "match) or a name of your own (default: the model the file names)")
+    p.add_argument("--path-column", metavar="COL",
+                   help="the column of image paths or URLs (default: path, image, file or url)")
+    p.add_argument("--vector-column", metavar="COL",
+                   help="a list column of vectors, or the prefix of numbered columns COL0, "
+                        "COL1, ... (default: vector or embedding, else f0, f1, ...)")
+    p.set_defaults(handler=cmd_import)
+
+
+def cmd_import(args) -> int:
+    from .api import Collection
+    from .catalogue.store import no_empty_database_left
+
+    with no_empty_database_left(args.db), Collection.create(args.db) as col:
+        report = col.import_vectors(args.file, model=args.model, path_column=args.path_column,
+                                    vector_column=args.vector_column)
+        db = col.store.path
+    taken = ", ".join(f"{role}s from {column!r}" for role, column in report.columns.items())
+    print(f"imported {report.images:,} {report.model} vectors of {report.dim} dimensions from "
+          f"{args.file}{f' ({taken})' if taken else ''} in {report.seconds:.1f} s, database {db}")
+    print(f"  new images         {report.added:>9,}\n  replaced           {report.updated:>9,}\n"
+          f"  already indexed    {report.attached:>9,}")
+    return 0
+
+
 def _table_summary(info) -> str:
     """What was read from a table: the columns used (and why), what the rows held."""
     why = f" (chosen: {info.chosen_because})" if info.chosen_because else ""
@@ -333,8 +370,9 @@ def add_similar(commands: _Commands) -> None:
     search.add_argument("--exact", action="store_const", const=False, dest="approximate",
                         help="always search exactly (the default below 200,000 images)")
     search.add_argument("--approximate", action="store_const", const=True, dest="approximate",
-                        help="search with a FAISS index (the default from 200,000 images): "
-                             "distances stay exact, a few true neighbours may be missed")
+                        help="search with a FAISS index (the default from 200,000 images, "
+                             "or once the graph index is built): distances stay exact, a few "
+                             "true neighbours may be missed")
     _format_option(p, SIMILAR_FORMATS,
                    "table for people; json, csv or parquet for programs; tab for Orange (Image "
                    "Viewer shows the images). Default: from the extension of --output, else table")
@@ -412,7 +450,7 @@ def _similar_table(res, credits: list[str], other_models: list[str]) -> str:
              _table(["rank", "distance", "category", "pixels", "size"] + extras
                     + ["nearest reference"] * several + ["path"],
                     [[r["rank"], f"{r['distance']:.4f}", r["category"] or "",
-                      f"{r['width']}x{r['height']}", _bytes(r["size"])]
+                      _pixels(r), _bytes(r["size"])]
                      + [_short(r.get(c)) for c in extras]
                      + [short.get(r["nearest_reference"], "")] * several
                      + [_shown_path(r["path"])]
@@ -421,6 +459,13 @@ def _similar_table(res, credits: list[str], other_models: list[str]) -> str:
         lines.append("(no other images match)")
     lines += credits
     return "\n".join(lines) + "\n"
+
+
+def _pixels(record: dict) -> str:
+    """Width x height, or nothing when unknown (an image known by imported vectors)."""
+    if record["width"] is None or record["height"] is None:
+        return ""
+    return f"{record['width']}x{record['height']}"
 
 
 def _bytes(size: int | None) -> str:
@@ -807,6 +852,8 @@ def add_models(commands: _Commands) -> None:
                                         "and which one is the default.")
     _format_option(p, ("table", "json"), "table for people (default), json for programs",
                    default="table")
+    p.add_argument("--db", help="also list the models of this collection, imported ones "
+                                "included, with how many images each covers")
     p.set_defaults(handler=cmd_models)
 
 
@@ -814,12 +861,22 @@ def cmd_models(args) -> int:
     from .models import list_models
 
     infos = list_models()
+    held = _collection_models(args.db) if args.db else None
     if args.format == "json":
-        print(json.dumps([{"name": m.name, "dim": m.dim, "input_size": m.input_size,
-                           "licence": m.licence, "package": m.package, "installed": m.installed,
-                           "default": m.is_default, "install_hint": m.install_hint,
-                           "description": m.description} for m in infos], indent=2))
+        listed = [{"name": m.name, "dim": m.dim, "input_size": m.input_size,
+                   "licence": m.licence, "package": m.package, "installed": m.installed,
+                   "default": m.is_default, "install_hint": m.install_hint,
+                   "description": m.description} for m in infos]
+        print(json.dumps(listed if held is None else {"models": listed, "collection": held},
+                         indent=2))
         return 0
+    if held is not None:
+        print(f"in {args.db}:")
+        print(_table(["name", "dim", "images", "model"],
+                     [[m["name"], m["dim"], f"{m['images']:,}",
+                       "your own (imported vectors)" if m["own"] else "built in"]
+                      for m in held]))
+        print()
     print(_table(["name", "dim", "input", "licence", "package", "installed", "default"],
                  [[m.name, m.dim, f"{m.input_size}px", m.licence, m.package,
                    "yes" if m.installed else "no", "*" if m.is_default else ""] for m in infos]))
@@ -830,6 +887,24 @@ def cmd_models(args) -> int:
 
     print(cpu.int8_advice(cpu.cpu_flags()))
     return 0
+
+
+def _collection_models(db) -> list[dict]:
+    """The models a collection holds vectors of: name, dim, images, whether one of the user's
+    own (vectors imported under a name lookalike does not know)."""
+    from .api import Collection
+    from .models import UnknownModelError, get_model_info
+
+    with Collection.open(db) as col:
+        out = []
+        for name, count in col.models.items():
+            try:
+                own = get_model_info(name).name != name
+            except UnknownModelError:
+                own = True
+            out.append({"name": name, "dim": col.store.vector_dim(name), "images": count,
+                        "own": own})
+    return out
 
 
 def add_skipped(commands: _Commands) -> None:

@@ -135,6 +135,24 @@ class StoreError(LookalikeError):
     """The database file cannot be used."""
 
 
+#: The content hash of an image whose vectors were imported (`Collection.add_vectors`):
+#: its bytes were never read, so it is keyed by its locator instead, under a prefix no
+#: blake2b digest of file bytes is expected to start with (a chance of 2**-72).
+IMPORTED_HASH_PREFIX = b"\x00imported"
+
+
+def imported_hash(locator: bytes) -> bytes:
+    """The 16-byte content hash of an image known only by its imported vectors."""
+    import hashlib
+
+    return IMPORTED_HASH_PREFIX + hashlib.blake2b(locator, digest_size=7).digest()
+
+
+def is_imported_hash(content_hash: bytes | None) -> bool:
+    """Whether a content hash is an `imported_hash` (no bytes were read to make it)."""
+    return content_hash is not None and content_hash.startswith(IMPORTED_HASH_PREFIX)
+
+
 def default_db_path() -> Path:
     """`$LOOKALIKE_DB`, else lookalike.db in the user data folder."""
     env = os.environ.get("LOOKALIKE_DB")
@@ -446,6 +464,12 @@ class Store:
     def count_vectors(self, model: str) -> int:
         return self.conn.execute(
             f"SELECT count(*) {_USABLE_WITH_VECTOR}", (model,)).fetchone()[0]
+
+    def vector_dim(self, model: str) -> int | None:
+        """The length of `model`'s vectors of usable images, None if it has none."""
+        row = self.conn.execute(f"SELECT length(e.vector) {_USABLE_WITH_VECTOR} LIMIT 1",
+                                (model,)).fetchone()
+        return None if row is None else row[0] // 4
 
     def integrity_check(self) -> str:
         return self.conn.execute("PRAGMA integrity_check").fetchone()[0]

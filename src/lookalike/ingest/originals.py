@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 
+from ..catalogue.store import is_imported_hash
 from ..fileio import FileTooLarge, NotARegularFile, read_regular_file
 from ..locators import is_url
 from . import downloads
@@ -32,7 +33,10 @@ def read_catalogued(locator: bytes | str, expected_hash: bytes | None,
                     max_bytes: int = MAX_ORIGINAL_BYTES) -> bytes:
     """The bytes of a catalogued file, refused unless it is still the regular file, with the
     same content, that was indexed. Never blocks on a named pipe or a device. An image
-    catalogued by URL is read from the download cache (or its data: URL), never fetched."""
+    catalogued by URL is read from the download cache (or its data: URL), never fetched.
+    An image known by imported vectors (never read, so no hash to compare) is read as it is."""
+    if is_imported_hash(expected_hash):
+        expected_hash = None
     if isinstance(locator, bytes) and is_url(locator[:8].decode("latin-1")):
         return _read_downloaded(locator.decode("utf-8", "replace"), expected_hash)
     if not isinstance(locator, bytes) or not os.path.isabs(locator):

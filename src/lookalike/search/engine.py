@@ -2,11 +2,16 @@
 candidates re-ranked exactly), and what it keeps between searches (each model's matrix and
 its row statistics, the FAISS indexes saved beside the database as `<db>.faiss/`).
 
-`approximate` is resolved once into one of METHODS, as scikit-learn resolves `algorithm`.
-The engine speaks image ids; rows of the matrix stay inside it.
+`approximate` is resolved once into one of METHODS, as scikit-learn resolves `algorithm`, by
+one policy (`choose_method`) that weighs the collection's size, free memory and whether the
+graph index is built. The engine speaks image ids; rows of the matrix stay inside it.
 """
 
 from __future__ import annotations
+
+import os
+import threading
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -19,19 +24,44 @@ from .approximate import (
     AUTO_THRESHOLD,
     FAMILY,
     ApproximateIndex,
+    graph_bytes,
     search as approximate_search,
     supports as approximate_supports,
 )
 from .exact import ExactIndex
 
 #: What answers a search: the exact scan, or FAISS candidates (a compressed scan of 8-bit
-#: codes, or an inverted file) re-ranked exactly.
-METHODS = ("exact", "scan", "ivf")
+#: codes, an inverted file, or a graph) re-ranked exactly.
+METHODS = ("exact", "scan", "ivf", "hnsw")
 
-#: `approximate` as a caller gives it -> what it asks for ("default": FAISS from
-#: AUTO_THRESHOLD images on; "approximate": FAISS, IVF from AUTO_THRESHOLD on, else the scan).
+#: Below this many images the policy answers exactly even when the graph is built: the exact
+#: pass takes about 2 ms there (README, "Search speed").
+EXACT_BELOW = 20_000
+
+#: The graph is chosen only where free memory holds it this many times over; else IVF.
+MEMORY_MARGIN = 2.0
+
+#: `approximate` as a caller gives it -> what it asks for ("default": the policy, exact for
+#: small collections; "approximate": the policy, never exact).
 _ASKED = {None: "default", False: "exact", True: "approximate"}
-_NAMED = {"auto": "approximate", "scan": "scan", "ivf": "ivf"}
+_NAMED = {"auto": "approximate", "scan": "scan", "ivf": "ivf", "hnsw": "hnsw"}
+
+
+@dataclass(frozen=True)
+class Situation:
+    """What the policy weighs: the collection's size and vector length, whether the graph
+    index of the metric's family is built (loaded or saved beside the database, not being
+    built), and the memory available (bytes; None: unknown, taken as plenty)."""
+
+    n: int
+    dim: int = 1280
+    graph_built: bool = False
+    free_memory: int | None = None
+
+    @property
+    def graph_fits(self) -> bool:
+        return (self.free_memory is None
+                or self.free_memory >= MEMORY_MARGIN * graph_bytes(self.n, self.dim))
 
 
 class SearchEngine:
@@ -44,6 +74,12 @@ class SearchEngine:
         self._exact: ByGeneration = share._exact if share is not None else ByGeneration()
         self._approx: dict[tuple[str, str, str], tuple[int, ApproximateIndex]] = \
             share._approx if share is not None else {}
+        # One lock per index: a build (minutes for a large graph) happens once, and the
+        # policy sees an index being built as not built, so searches go on exactly meanwhile.
+        self._building: dict[tuple[str, str, str], threading.Lock] = \
+            share._building if share is not None else {}
+        self._locks_lock: threading.Lock = (share._locks_lock if share is not None
+                                            else threading.Lock())
 
     def index(self, model: str) -> tuple[np.ndarray, ExactIndex]:
         """(sorted image ids, the exact index over their vectors) of `model`."""
@@ -55,19 +91,52 @@ class SearchEngine:
         searches): a server calls it at start-up."""
         self.index(model)[1].start_int8(wait=True)
 
+    def prepare_graph(self, model: str, metric: str = "Cosine") -> bool:
+        """Build (or load and bring up to date) the graph index of `model` for `metric`'s
+        family now, unless the policy would never use it (a small collection): a server
+        calls it in the background at start-up. Returns whether it is ready."""
+        ids, index = self.index(model)
+        if len(ids) < EXACT_BELOW or not approximate_supports(metric):
+            return False
+        self._approximate_index(model, metric, "hnsw", ids, index)
+        return True
+
+    def situation(self, model: str, metric: str, n: int, dim: int) -> Situation:
+        """What `choose_method` needs to know about this collection now."""
+        return Situation(n, dim, self._graph_built(model, metric), available_memory())
+
+    def _graph_built(self, model: str, metric: str) -> bool:
+        if not approximate_supports(metric):
+            return False
+        key = (model, FAMILY[metric], "hnsw")
+        lock = self._lock(key)
+        if lock.locked():  # being built (or brought up to date): not yet
+            return False
+        return key in self._approx or self._index_path(key).is_file()
+
+    def _lock(self, key: tuple[str, str, str]) -> threading.Lock:
+        with self._locks_lock:
+            return self._building.setdefault(key, threading.Lock())
+
+    def _index_path(self, key: tuple[str, str, str]):
+        model, family, kind = key
+        return faiss_folder(self.store.path) / f"{model}.{family}.{kind}.index"
+
     def forget(self) -> None:
         """Let go of the loaded matrices (after indexing: the next search loads the new ones)."""
         self._exact.clear()
 
     def search(self, model: str, queries: np.ndarray, k: int | None, metric: str, *,
                exclude: np.ndarray | None = None, among: np.ndarray | None = None,
-               approximate: bool | str | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+               approximate: bool | str | None = None, return_method: bool = False) -> tuple:
         """(image ids, distances, position of each one's nearest query) of the k images
-        nearest to any query, nearest first (`k=None`: every one). `exclude`: image ids never
-        returned; `among`: if given, only these image ids are searched. `metric` is canonical
+        nearest to any query, nearest first (`k=None`: every one); with `return_method`, also
+        the one of METHODS that answered. `exclude`: image ids never returned; `among`: if
+        given, only these image ids are searched. `metric` is canonical
         (metrics.canonical_metric)."""
         ids, index = self.index(model)
-        method = choose_method(approximate, len(ids), metric, k, filtered=among is not None)
+        method = choose_method(approximate, self.situation(model, metric, len(ids), index.dim),
+                               metric, k, filtered=among is not None)
         if method != "exact":  # its ids and index: the catalogue may have moved on meanwhile
             approx, ids, index = self._approximate_index(model, metric, method, ids, index)
         skip = None if exclude is None else np.flatnonzero(np.isin(ids, exclude))
@@ -79,29 +148,44 @@ class SearchEngine:
             assert k is not None  # choose_method: k=None is exact
             found, dist, nearest = approximate_search(approx, index, ids, queries, k, metric,
                                                       exclude_rows=skip, return_query=True)
+        if return_method:
+            return ids[found], dist, nearest, method
         return ids[found], dist, nearest
 
     def _approximate_index(self, model: str, metric: str, kind: str, ids: np.ndarray,
                            index: ExactIndex) -> tuple[ApproximateIndex, np.ndarray, ExactIndex]:
         """The FAISS index of `kind` for `metric`'s family, loaded from `<db>.faiss/` or built,
         brought up to date with the catalogue; with the ids and exact index it matches."""
-        family = FAMILY[metric]
-        key = (model, family, kind)
+        key = (model, FAMILY[metric], kind)
+        cached = self._approx.get(key)
+        if cached is not None and cached[0] == self.store.generation:
+            return cached[1], ids, index
+        with self._lock(key):
+            return self._bring_up_to_date(key, metric, ids, index)
+
+    def _bring_up_to_date(self, key: tuple[str, str, str], metric: str, ids: np.ndarray,
+                          index: ExactIndex) -> tuple[ApproximateIndex, np.ndarray, ExactIndex]:
+        model, _, kind = key
         generation = self.store.generation
         cached = self._approx.get(key)
-        if cached is not None and cached[0] == generation:
+        if cached is not None and cached[0] == generation:  # another thread just did it
             return cached[1], ids, index
-        path = faiss_folder(self.store.path) / f"{model}.{family}.{kind}.index"
+        path = self._index_path(key)
         approx = cached[1] if cached is not None else ApproximateIndex.load(path)
         current_ids, hashes = self.store.vector_hashes(model)
         if not np.array_equal(current_ids, ids):  # the catalogue moved on since the matrix loaded
             ids, index = self.index(model)
             current_ids, hashes = self.store.vector_hashes(model)
-        if approx is None or len(ids) >= 2 * max(approx.trained_on, 1) or approx.kind != kind:
+        # A graph has nothing trained to outgrow; scan and IVF are retrained at twice the size.
+        outgrown = kind != "hnsw" and approx is not None and len(ids) >= 2 * max(
+            approx.trained_on, 1)
+        if approx is None or outgrown or approx.kind != kind:
             approx = ApproximateIndex.build(ids, hashes, index, metric, kind)
             changed = True
         else:
             changed = approx.sync(ids, hashes, index) > 0
+            if approx.stale:  # too many tombstones in the graph
+                approx = ApproximateIndex.build(ids, hashes, index, metric, kind)
         if changed:
             try:
                 approx.save(path)
@@ -111,12 +195,20 @@ class SearchEngine:
         return approx, ids, index
 
 
-def choose_method(approximate: bool | str | None, n: int, metric: str, k: int | None,
-                  filtered: bool = False) -> str:
-    """The one of METHODS that answers: `approximate` is None (FAISS from AUTO_THRESHOLD
-    images on), False (exact), True (FAISS, IVF from AUTO_THRESHOLD on, else the scan) or
-    "scan" / "ivf"; `n` images, a canonical `metric`. k=None and filtered searches are exact,
-    and so are metrics FAISS cannot serve (an error if FAISS was asked for)."""
+def choose_method(approximate: bool | str | None, situation: Situation | int, metric: str,
+                  k: int | None, filtered: bool = False) -> str:
+    """The one of METHODS that answers. `approximate`: None (the policy below), False
+    (exact), True (the policy, never exact) or a kind ("scan", "ivf", "hnsw"); `situation`:
+    the collection (a number of images alone: nothing built, memory unknown); a canonical
+    `metric`. k=None and filtered searches are exact, and so are metrics FAISS cannot serve
+    (an error if FAISS was asked for).
+
+    The policy: exact below EXACT_BELOW images (and below AUTO_THRESHOLD unless the graph is
+    built); else the graph when it is built, or when it fits in free memory (MEMORY_MARGIN
+    times its size; built on first use); else IVF. Asked for approximate search on a small
+    collection without a graph: the compressed scan."""
+    if isinstance(situation, int):
+        situation = Situation(situation)
     asked = _asked(approximate)
     if asked == "exact" or k is None or filtered:
         return "exact"
@@ -126,11 +218,33 @@ def choose_method(approximate: bool | str | None, n: int, metric: str, k: int | 
                                  "(approximate search covers Cosine, Euclidean, Pearson, "
                                  "Spearman, their absolute forms and Mahalanobis)")
         return "exact"
-    if asked == "default":
-        return "ivf" if n >= AUTO_THRESHOLD else "exact"
-    if asked == "approximate":
-        return "ivf" if n >= AUTO_THRESHOLD else "scan"
-    return asked
+    if asked not in ("default", "approximate"):
+        return asked
+    n = situation.n
+    if asked == "default" and (n < EXACT_BELOW or (n < AUTO_THRESHOLD
+                                                   and not situation.graph_built)):
+        return "exact"
+    if situation.graph_built:
+        return "hnsw"
+    if n >= AUTO_THRESHOLD:
+        return "hnsw" if situation.graph_fits else "ivf"
+    return "scan"
+
+
+def available_memory() -> int | None:
+    """Bytes of memory available to a new allocation without swapping (Linux's MemAvailable),
+    None where it cannot be read."""
+    try:
+        with open("/proc/meminfo", encoding="ascii") as fh:
+            for line in fh:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return None
 
 
 def _asked(approximate: bool | str | None) -> str:
@@ -139,7 +253,7 @@ def _asked(approximate: bool | str | None) -> str:
             return asked
     if isinstance(approximate, str) and approximate in _NAMED:
         return _NAMED[approximate]
-    raise LookalikeError(f"approximate must be True, False, None, 'ivf' or 'scan', "
+    raise LookalikeError(f"approximate must be True, False, None, 'hnsw', 'ivf' or 'scan', "
                          f"not {approximate!r}")
 
 
@@ -148,4 +262,5 @@ def _exact_index(store: Store, model: str) -> tuple[np.ndarray, ExactIndex]:
     return ids, ExactIndex(matrix)
 
 
-__all__ = ["METHODS", "SearchEngine", "choose_method"]
+__all__ = ["EXACT_BELOW", "METHODS", "SearchEngine", "Situation", "available_memory",
+           "choose_method"]

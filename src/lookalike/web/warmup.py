@@ -1,6 +1,8 @@
 """The start-up warm-up: counts the collection's models and builds its search matrix (and the
-8-bit first pass of exact cosine search) on a connection of its own, in a background thread,
-so that the grid is served meanwhile and the first look-alikes come fast."""
+8-bit first pass of exact cosine search), then the graph index of cosine search (HNSW, on
+collections large enough to use it), on a connection of its own, in a background thread, so
+that the grid is served meanwhile, the first look-alikes come fast (exactly while the graph
+is being built) and later ones come from the graph."""
 
 from __future__ import annotations
 
@@ -22,6 +24,7 @@ class WarmUp:
         self.collection = collection
         self.lock = lock
         self.done = threading.Event()  # set once the search matrix and its 8-bit pass are ready
+        self.graph_done = threading.Event()  # set once the graph is built (or not needed)
         self.models_ready = threading.Event()
         self.models_ready.set()
 
@@ -35,6 +38,7 @@ class WarmUp:
 
     def skip(self) -> None:
         self.done.set()
+        self.graph_done.set()
 
     def wait_for_models(self, timeout: float) -> None:
         """Return once the warm-up has counted the models (or after `timeout` seconds)."""
@@ -51,8 +55,12 @@ class WarmUp:
                 if first:
                     side.nearest_to_ids([first[0]["id"]], k=1)  # matrix file, row norms
                     side.prepare_for_many_searches()
+                    self.done.set()
+                    if side.prepare_graph():
+                        log.info("graph index of cosine search ready")
         except Exception:  # an empty collection, say: requests will tell the user
             log.debug("warm-up failed", exc_info=True)
         finally:
             self.models_ready.set()
             self.done.set()
+            self.graph_done.set()

@@ -21,7 +21,7 @@ router = APIRouter()
 
 _CANNOT_SEARCH = "a metric, model or search the collection cannot answer"
 ImageIdValue = Annotated[int, Field(ge=1, le=2**63 - 1)]
-Approximate = Literal["true", "false", "ivf", "scan"]
+Approximate = Literal["true", "false", "hnsw", "ivf", "scan"]
 
 
 class NeighborsQuery(BaseModel):
@@ -37,9 +37,10 @@ class NeighborsQuery(BaseModel):
     include_references: bool = Field(False, description="also rank the references themselves")
     category: str | None = Field(None, description="only images of this category (and its "
                                                    "sub-folders)")
-    approximate: bool | Literal["ivf", "scan"] | None = Field(
-        None, description="null: exact below 200,000 images, FAISS above (as `lookalike "
-                          "similar`); true, \"ivf\" or \"scan\": FAISS (faster on large "
+    approximate: bool | Literal["hnsw", "ivf", "scan"] | None = Field(
+        None, description="null: the policy of `lookalike similar` (exact on small "
+                          "collections, the graph index once built or on large ones); true, "
+                          "\"hnsw\", \"ivf\" or \"scan\": FAISS (faster on large "
                           "collections, may miss a few true neighbours); false: exact")
 
 
@@ -128,10 +129,11 @@ def _neighbors_response(col: Collection, res: Neighbors, references: list[dict],
     return JSONResponse({
         "model": res.model, "metric": res.metric, "k": k,
         "references": [image_json(r) if "id" in r else r for r in references],
-        "neighbors": res.to_records(), "notes": res.notes, "attributions": credits})
+        "neighbors": res.to_records(), "notes": res.notes, "attributions": credits,
+        "method": res.method})
 
 
-def _approximate(text: Approximate | None) -> bool | Literal["ivf", "scan"] | None:
+def _approximate(text: Approximate | None) -> bool | Literal["hnsw", "ivf", "scan"] | None:
     """A query or form value of `approximate` as `Collection.nearest` takes it."""
     if text == "true":
         return True

@@ -1,0 +1,145 @@
+"""The graph index (HNSW) beside IVF: the policy that picks a search, an index that follows adds
+and removals, and a server that answers exactly while it builds the graph."""
+
+import time
+
+import numpy as np
+import pytest
+
+import lookalike
+from lookalike.catalogue.paths import faiss_folder
+from lookalike.errors import LookalikeError
+from lookalike.search.approximate import AUTO_THRESHOLD, graph_bytes
+from lookalike.search.engine import EXACT_BELOW, Situation, choose_method
+from test_web_api import serve
+
+GB = 1 << 30
+
+
+# -- the policy, on constructed collections ----------------------------------------------------
+
+@pytest.mark.parametrize("situation, expected", [
+    (Situation(5_000), "exact"),
+    (Situation(5_000, graph_built=True), "exact"),          # small: exact is about 2 ms
+    (Situation(100_000), "exact"),                          # no graph yet: not built for it
+    (Situation(100_000, graph_built=True), "hnsw"),         # built (a server's warm-up)
+    (Situation(1_000_000, free_memory=64 * GB), "hnsw"),    # large: worth building
+    (Situation(1_000_000, free_memory=None), "hnsw"),       # memory unknown: taken as plenty
+    (Situation(1_000_000, free_memory=2 * GB), "ivf"),      # the graph would not fit twice
+    (Situation(1_000_000, graph_built=True, free_memory=1 * GB), "hnsw"),  # built: use it
+])
+def test_the_default_policy_weighs_size_memory_and_what_is_built(situation, expected):
+    assert choose_method(None, situation, "Cosine", 10) == expected
+
+
+def test_memory_is_measured_against_the_graphs_size():
+    need = graph_bytes(AUTO_THRESHOLD, 1280)
+    assert 250 * 2**20 < need < 400 * 2**20  # ~1,600 bytes a row at 1280-d
+    assert choose_method(None, Situation(AUTO_THRESHOLD, 1280, False, 2 * need), "Cosine",
+                         10) == "hnsw"
+    assert choose_method(None, Situation(AUTO_THRESHOLD, 1280, False, 2 * need - 1), "Cosine",
+                         10) == "ivf"
+
+
+def test_what_the_caller_asks_for_comes_first():
+    small, built = Situation(1_000), Situation(EXACT_BELOW, graph_built=True)
+    assert choose_method(True, small, "Cosine", 10) == "scan"
+    assert choose_method(True, Situation(1_000, graph_built=True), "Cosine", 10) == "hnsw"
+    assert choose_method("hnsw", small, "Cosine", 10) == "hnsw"
+    assert choose_method("ivf", built, "Cosine", 10) == "ivf"
+    assert choose_method(False, built, "Cosine", 10) == "exact"
+    assert choose_method(None, built, "Cosine", None) == "exact"            # k=None
+    assert choose_method(None, built, "Cosine", 10, filtered=True) == "exact"
+    assert choose_method(None, built, "Manhattan", 10) == "exact"
+    with pytest.raises(LookalikeError, match="Manhattan has no approximate search"):
+        choose_method("hnsw", built, "Manhattan", 10)
+    with pytest.raises(LookalikeError, match="'hnsw'"):
+        choose_method("graph", built, "Cosine", 10)
+
+
+# -- the index follows the collection ----------------------------------------------------------
+
+def clustered(n, dim=16, seed=0):
+    rng = np.random.default_rng(seed)
+    centres = rng.normal(size=(n // 10 + 1, dim))
+    return (centres[np.arange(n) // 10] + 0.1 * rng.normal(size=(n, dim))).astype(np.float32)
+
+
+def paths(n, start=0):
+    return [f"/v/{i:06d}.jpg" for i in range(start, start + n)]
+
+
+def test_the_graph_follows_adds_and_removals_and_is_kept_beside_the_database(tmp_path):
+    db = tmp_path / "c.db"
+    vectors = clustered(3_000)
+    with lookalike.Collection.create(db) as col:
+        col.add_vectors(paths(3_000), vectors, model="m")
+        ref = paths(1)[0]
+        exact = col.nearest(ref, k=10, approximate=False)
+        graph = col.nearest(ref, k=10, approximate="hnsw")
+        assert graph.method == "hnsw" and exact.method == "exact"
+        assert graph.paths == exact.paths
+        np.testing.assert_array_equal(graph.distances, exact.distances)  # re-scored exactly
+        saved = faiss_folder(db) / "m.cosine.hnsw.index"
+        assert saved.is_file()
+        # Removed images are tombstones, never returned; added ones are found.
+        gone = exact.ids[:3]
+        col.store.remove(gone)
+        after = col.nearest(ref, k=10, approximate="hnsw")
+        assert not set(after.ids) & set(gone)
+        assert after.paths == col.nearest(ref, k=10, approximate=False).paths
+        col.add_vectors(paths(2, start=10_000), vectors[:1].repeat(2, 0) + 0.001, model="m")
+        near = col.nearest(ref, k=2, approximate="hnsw")
+        assert near.paths == paths(2, start=10_000)
+        approx = col.engine._approx[("m", "cosine", "hnsw")][1]
+        assert approx.tombstones == 3 and approx.ntotal == 3_002
+    # Another process loads it (no rebuild: the same labels, tombstones included).
+    with lookalike.Collection.open(db) as col:
+        assert col.nearest(ref, k=2, approximate="hnsw").paths == paths(2, start=10_000)
+        assert col.engine._approx[("m", "cosine", "hnsw")][1].tombstones == 3
+        # Removing over a quarter of the graph rebuilds it without tombstones.
+        ids = col.images(limit=None)[1]
+        col.store.remove([r["id"] for r in ids[: len(ids) // 3]])
+        col.nearest(ids[-1]["path"], k=5, approximate="hnsw")
+        rebuilt = col.engine._approx[("m", "cosine", "hnsw")][1]
+        assert rebuilt.tombstones == 0 and rebuilt.ntotal == len(col)
+
+
+# -- a server answers exactly while the graph is built -----------------------------------------
+
+@pytest.fixture(scope="module")
+def large(tmp_path_factory):
+    db = tmp_path_factory.mktemp("graph") / "c.db"
+    with lookalike.Collection.create(db) as col:
+        col.add_vectors(paths(EXACT_BELOW + 1_000), clustered(EXACT_BELOW + 1_000), model="m")
+    return db
+
+
+def test_serve_builds_the_graph_in_the_background(large):
+    with lookalike.Collection.open(large) as col:
+        first = col.images(limit=1)[1][0]["id"]
+    live = serve(large)
+    try:
+        methods = []
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            answer = live.client.post("/api/neighbors", json={"references": [first], "k": 10})
+            methods.append(answer.json()["method"])
+            if methods[-1] == "hnsw":
+                break
+            time.sleep(0.05)
+        assert methods[-1] == "hnsw" and set(methods[:-1]) <= {"exact"}
+    finally:
+        live.stop()
+
+
+def test_exact_answers_while_the_graph_is_built_and_the_graph_after(large):
+    with lookalike.Collection.open(large) as col:
+        ref = paths(1)[0]
+        key = ("m", "cosine", "hnsw")
+        with col.engine._lock(key):  # what a build in progress holds
+            assert col.nearest(ref, k=10).method == "exact"
+        assert col.prepare_graph() is True
+        answer = col.nearest(ref, k=10)
+        assert answer.method == "hnsw"
+        assert answer.paths == col.nearest(ref, k=10, approximate=False).paths
