@@ -13,6 +13,7 @@ from PIL import Image
 import lookalike
 from lookalike.errors import LookalikeError
 from test_web_api import serve
+from test_web_browser import browser  # noqa: F401  (the chromium fixture)
 
 DIM = 24
 
@@ -202,4 +203,25 @@ def test_the_viewer_finds_imported_vectors_and_serves_readable_files(tmp_path):
         assert thumb.status_code == 200 and thumb.headers["content-type"] == "image/jpeg"
         assert live.client.get(f"/api/images/{ids[paths[9]]}/thumbnail").status_code == 404
     finally:
+        live.stop()
+
+
+@pytest.mark.browser
+def test_the_page_shows_imported_images_without_a_made_up_size(tmp_path, browser):  # noqa: F811
+    paths = fake_paths(10)
+    with lookalike.Collection.create(tmp_path / "c.db") as col:
+        col.add_vectors(paths, clustered(10), model="mine")
+        first = col.images(limit=1)[1][0]["id"]
+    live = serve(tmp_path / "c.db", warm_up=False)
+    context = browser.new_context()
+    try:
+        page = context.new_page()
+        page.goto(f"{live.url}/?ref={first}")
+        page.wait_for_selector("#neighbors li")
+        shown = page.text_content("#panel") + " ".join(
+            page.eval_on_selector_all(".cell[title]", "cells => cells.map(c => c.title)"))
+        assert "img001" in shown or "img002" in shown  # a look-alike of img000
+        assert "null" not in shown and "undefined" not in shown
+    finally:
+        context.close()
         live.stop()

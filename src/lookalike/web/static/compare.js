@@ -2,13 +2,13 @@
 // together and panned together, or the second drawn over the first with
 // `mix-blend-mode: difference`: where they are the same the picture is black.
 
-import { $ } from "./dom.js";
+import { $, formatSize } from "./dom.js";
 
 let returnTo = null;
 let syncing = false;
 
 function caption(image) {
-  return `${image.width}×${image.height} · ${image.format || "?"} · ${image.path}`;
+  return [formatSize(image), image.format || "?", image.path].filter(Boolean).join(" · ");
 }
 
 /** Size both canvases: `zoom` times the pane's width, the first image's aspect ratio. */

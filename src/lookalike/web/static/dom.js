@@ -28,3 +28,8 @@ export function formatBytes(n) {
   if (n < 1 << 20) return `${(n / 1024).toFixed(1)} KB`;
   return `${(n / (1 << 20)).toFixed(1)} MB`;
 }
+
+/** "640×480", or "" when the size is unknown (an image imported with its vector only). */
+export function formatSize(item) {
+  return item.width != null && item.height != null ? `${item.width}×${item.height}` : "";
+}

@@ -6,7 +6,7 @@
 
 import { api, thumbUrl } from "./api.js";
 import { openCompare } from "./compare.js";
-import { $, formatBytes } from "./dom.js";
+import { $, formatBytes, formatSize } from "./dom.js";
 import { go, state } from "./state.js";
 
 const PAGE = 40;                 // groups asked for (and added to the page) at a time
@@ -72,7 +72,7 @@ function describe(image) {
   const date = image.modified ? new Date(image.modified) : null;
   const when = date ? `${date.getFullYear()}-${String(date.getMonth() + 1).padStart(2, "0")}-` +
     `${String(date.getDate()).padStart(2, "0")}` : "";
-  return [`${image.width}×${image.height}`, image.format || "?", formatBytes(image.size), when]
+  return [formatSize(image), image.format || "?", formatBytes(image.size), when]
     .filter(Boolean).join(" · ");
 }
 

@@ -2,7 +2,7 @@
 // its filter, size and title controls, its keys, and "show in grid".
 
 import { fetchAnalysis, fetchImages, fetchPosition, thumbUrl } from "./api.js";
-import { $ } from "./dom.js";
+import { $, formatSize } from "./dom.js";
 import { VirtualGrid } from "./grid.js";
 import { openPreview } from "./preview.js";
 import { choose, showError, showNotice, syncPanelControls, syncWithin } from "./panel.js";
@@ -39,7 +39,7 @@ function paintCell(el, item, px) {
   if (img.getAttribute("src") !== src) img.src = src;
   img.alt = item.name || "";
   title.textContent = titleText(item);
-  el.title = `${item.name}${item.category ? ` — ${item.category}` : ""}  (${item.width}×${item.height})`;
+  el.title = `${item.name}${item.category ? ` — ${item.category}` : ""}${formatSize(item) ? `  (${formatSize(item)})` : ""}`;
   const isRef = state.view.refs.includes(item.id) && !state.result?.upload;
   const rank = state.ranks.get(item.id);
   el.classList.toggle("ref", isRef);

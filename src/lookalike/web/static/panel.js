@@ -2,7 +2,7 @@
 // bars and notes, errors and notices; and the walk from reference to look-alike.
 
 import { api, neighborsQuery, thumbUrl } from "./api.js";
-import { $, formatBytes } from "./dom.js";
+import { $, formatBytes, formatSize } from "./dom.js";
 import { openPreview } from "./preview.js";
 import { beginRequest, clearResult, go, isCurrent, lookalikeCategory, metricKey, setResult,
          state } from "./state.js";
@@ -132,7 +132,7 @@ function renderRefs(answer) {
     } else {
       li.appendChild(who(ref.name, ref.upload
         ? `uploaded file, ${formatBytes(ref.size)}`
-        : [ref.category, `${ref.width}×${ref.height}`].filter(Boolean).join(" · ")));
+        : [ref.category, formatSize(ref)].filter(Boolean).join(" · ")));
     }
     list.appendChild(li);
   });
@@ -157,7 +157,7 @@ function renderNeighbors(answer) {
     rank.className = "rank";
     rank.textContent = `${n.rank}`;
     const box = frame(n.id, 64, n.name);
-    const about = who(n.name, [n.category, `${n.width}×${n.height}`].filter(Boolean).join(" · "));
+    const about = who(n.name, [n.category, formatSize(n)].filter(Boolean).join(" · "));
     if (refNames && n.nearest_reference != null) {
       const near = document.createElement("div");
       near.className = "sub nearest";

@@ -1,7 +1,7 @@
 // The full-size preview of an image of the grid or the panel: arrows move through the list it
 // was opened from, Enter makes the image the reference, Z toggles fit / actual size.
 
-import { $, formatBytes, link } from "./dom.js";
+import { $, formatBytes, formatSize, link } from "./dom.js";
 import { state } from "./state.js";
 
 // What the preview asks of the rest of the page (set by main.js): make an image the
@@ -46,7 +46,7 @@ async function showPreview() {
   const parts = [];
   if (item.rank !== undefined) parts.push(`#${item.rank} · distance ${item.distance.toFixed(4)}`);
   parts.push([item.name, item.category].filter(Boolean).join(" — "));
-  parts.push(`${item.width}×${item.height} · ${formatBytes(item.size)}`);
+  parts.push([formatSize(item), formatBytes(item.size)].filter(Boolean).join(" · "));
   caption.append(parts.join("   ·   "), document.createElement("br"));
   const path = document.createElement("span");
   path.className = "muted";
