@@ -132,6 +132,29 @@ def test_every_member_is_a_checked_copy_of_every_other(collection):
                 assert check(a, b), (a, b)
 
 
+@pytest.mark.slow  # the near tier's checks three times over; ./test.sh runs it
+def test_threads_give_the_groups_of_one_thread_and_progress_counts_the_pairs(collection):
+    col, _, _, _ = collection
+    vectors, hashes = col._duplicate_inputs(None, 2)
+    calls = []
+    one = dup.find_duplicates(vectors, hashes, col._image_bytes, workers=1)
+    four = dup.find_duplicates(vectors, hashes, col._image_bytes, workers=4,
+                               progress=lambda done, total: calls.append((done, total)))
+    assert one == four and len(one) >= 3
+    candidates = dup.neighbour_pairs(vectors, vectors, dup.NEIGHBOURS, 0.0,
+                                     dup.CANDIDATE_DISTANCE["near"])
+    total = len(candidates)
+    assert total > dup.PairCheck.CHUNK  # more than one chunk: counts in steps
+    assert [t for _, t in calls] == [total] * len(calls)
+    assert [d for d, _ in calls] == sorted({min(total, c) for c in
+                                            range(dup.PairCheck.CHUNK, total + dup.PairCheck.CHUNK,
+                                                  dup.PairCheck.CHUNK)})
+    seen = []
+    groups = col.duplicates(progress=lambda done, total: seen.append((done, total)))
+    assert [g.ids for g in groups] == [ids for ids, _ in one]
+    assert seen == calls
+
+
 def test_a_chain_does_not_make_one_group():
     # A~B and B~C passed the check, A and C are not copies: never one group
     vectors = dup.Vectors(np.arange(1, 5), np.eye(4, dtype=np.float32) + 1)
@@ -285,8 +308,16 @@ def test_cli_duplicates_in_every_format(collection, capsys, tmp_path):
     col, files, _, _ = collection
     db = str(col.store.path)
     assert main(["duplicates", "--db", db]) == 0
-    table = capsys.readouterr().out
+    out = capsys.readouterr()
+    table = out.out
     assert table.startswith("3 groups of copies (near), ") and "keep" in table
+    # the checks' progress on stderr (plain lines: not a terminal), ending at every pair
+    last = out.err.strip().splitlines()[-1]
+    assert last.startswith("checking pairs: ") and " pairs (100%)" in last
+    done, total = last.split(": ")[1].split(" ")[0].split("/")
+    assert done == total and int(total) > 0
+    assert main(["duplicates", "--db", db, "--quiet"]) == 0
+    assert capsys.readouterr().err == ""
     assert main(["duplicates", "--db", db, "--format", "json", "-o", "-"]) == 0
     groups = json.loads(capsys.readouterr().out)
     assert [g["group"] for g in groups] == [1, 2, 3]

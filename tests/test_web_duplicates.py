@@ -117,6 +117,23 @@ def test_groups_are_computed_once_per_query_and_catalogue_state(site):
     assert computations(live) == before + 2
 
 
+def test_progress_counts_the_pairs_of_the_groups_being_computed(site):
+    live, *_ = site
+    idle = live.client.get("/api/duplicates/progress").json()
+    assert idle == {"computing": False, "checked": 0, "total": 0}
+    seen = []
+    worker = threading.Thread(target=lambda: live.client.get(
+        "/api/duplicates", params={"tier": "near", "fresh": "true"}))
+    worker.start()
+    while worker.is_alive():
+        seen.append(live.client.get("/api/duplicates/progress").json())
+    worker.join()
+    # whatever moment each answer caught: a count of the candidate pairs, never past them
+    assert all(0 <= p["checked"] <= p["total"] for p in seen)
+    assert all(p["computing"] or p["total"] == 0 for p in seen)
+    assert live.client.get("/api/duplicates/progress").json() == idle
+
+
 def test_not_duplicates_hides_a_group_and_undo_brings_it_back(site):
     live, col, files, _ = site
     query = {"tier": "exact"}

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -647,7 +647,8 @@ class Collection:
     def duplicates(self, tier: str = "near", threshold: float | None = None,
                    range: tuple[float, float] | None = None, model: str | None = None,
                    across: Collection | str | os.PathLike | None = None,
-                   keep_priority: Sequence[str | os.PathLike] | None = None
+                   keep_priority: Sequence[str | os.PathLike] | None = None, *,
+                   progress: bool | Callable[[int, int], None] = False
                    ) -> list[DuplicateGroup]:
         """Groups of copies, largest first (analysis/duplicates.py says how they are found).
 
@@ -659,15 +660,24 @@ class Collection:
         folders last. Pairs marked with `mark_not_duplicates` are never grouped.
         `across`: another collection (or its database): then each group is an image of this
         one followed by its copies there (a train/test leak check), and `keep` is that image.
+        `progress`: True for a bar on stderr, or a callback `progress(checked, total)` of the
+        candidate pairs the tier's check has done (`near` and `pixels`, within a collection).
         """
         from .analysis import duplicates as dup
+        from .progress import CountReporter
 
         dup.check_window(tier, threshold, range)  # a bad argument is named before any work
         vectors, hashes = self._duplicate_inputs(model, need=1 if across is not None else 2)
         if across is not None:
             return self._duplicates_across(across, vectors, hashes, tier, threshold, range)
-        found = dup.find_duplicates(vectors, hashes, self._image_bytes, tier, threshold, range,
-                                    self.store.not_duplicates())
+        reporter = CountReporter("checking pairs", "pairs") if progress is True else None
+        report = reporter if reporter is not None else progress if callable(progress) else None
+        try:
+            found = dup.find_duplicates(vectors, hashes, self._image_bytes, tier, threshold,
+                                        range, self.store.not_duplicates(), progress=report)
+        finally:
+            if reporter is not None:
+                reporter.close()
         priority = [os.fspath(f) for f in keep_priority or ()]
         groups = []
         for number, (members, distances) in enumerate(found, 1):

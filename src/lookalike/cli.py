@@ -544,6 +544,7 @@ def add_duplicates(commands: _Commands) -> None:
                         "--move-to when you run it (it is not run: read it, then `sh FILE`)")
     p.add_argument("--move-to", metavar="FOLDER",
                    help="the folder the --move-script moves the copies into (sub-folders kept)")
+    _quiet_option(p)
     p.set_defaults(handler=cmd_duplicates)
 
 
@@ -562,7 +563,8 @@ def cmd_duplicates(args) -> int:
     with Collection.open(args.db) as col:
         groups = col.duplicates(args.tier, args.threshold,
                                 tuple(args.range) if args.range else None, model=args.model,
-                                across=args.across, keep_priority=args.keep_priority)
+                                across=args.across, keep_priority=args.keep_priority,
+                                progress=not args.quiet)
         if args.move_script:
             script = col.move_script(groups, os.path.abspath(os.path.expanduser(args.move_to)))
             with atomic_write(args.move_script) as f:

@@ -10,21 +10,23 @@ from __future__ import annotations
 import sys
 import time
 from collections.abc import Callable
-from typing import TextIO
+from typing import Any, TextIO
 
 
 def progress_bar(total: int, enabled: bool, desc: str, *, position: int | None = None,
-                 leave: bool = True):
+                 leave: bool = True, unit: str = "images"):
     """Something with `update(n=1)` and `close()` (and usable in `with`) that shows how far
-    a job of `total` images has got; silent when not `enabled` or when there is nothing to do."""
+    a job of `total` images (or other `unit`s) has got; silent when not `enabled` or when
+    there is nothing to do."""
     if not enabled or total <= 0:
-        return PlainProgress(total, desc, stream=None)
+        return PlainProgress(total, desc, stream=None, unit=unit)
     if sys.stderr.isatty():
         from tqdm import tqdm
 
-        return tqdm(total=total, unit="img", desc=desc, dynamic_ncols=True, smoothing=0.1,
-                    mininterval=0.5, position=position, leave=leave)
-    return PlainProgress(total, desc, stream=sys.stderr)
+        return tqdm(total=total, unit="img" if unit == "images" else unit.rstrip("s"),
+                    desc=desc, dynamic_ncols=True, smoothing=0.1, mininterval=0.5,
+                    position=position, leave=leave)
+    return PlainProgress(total, desc, stream=sys.stderr, unit=unit)
 
 
 class PlainProgress:
@@ -34,8 +36,8 @@ class PlainProgress:
 
     def __init__(self, total: int, desc: str, stream: TextIO | None, *,
                  min_seconds: float = 2.0, max_seconds: float = 30.0,
-                 clock: Callable[[], float] = time.monotonic):
-        self.total, self.desc, self.stream = total, desc, stream
+                 clock: Callable[[], float] = time.monotonic, unit: str = "images"):
+        self.total, self.desc, self.stream, self.unit = total, desc, stream, unit
         self.min_seconds, self.max_seconds, self.clock = min_seconds, max_seconds, clock
         self.n = 0
         self.started = self._last_time = clock()
@@ -62,10 +64,10 @@ class PlainProgress:
 
     def _print(self, now: float) -> None:
         elapsed = now - self.started
-        rate = f", {self.n / elapsed:,.0f} images/s" if elapsed > 0 else ""
+        rate = f", {self.n / elapsed:,.0f} {self.unit}/s" if elapsed > 0 else ""
         percent = f" ({100 * self.n // self.total}%)" if self.total else ""
-        print(f"{self.desc}: {self.n:,}/{self.total:,} images{percent}{rate}", file=self.stream,
-              flush=True)
+        print(f"{self.desc}: {self.n:,}/{self.total:,} {self.unit}{percent}{rate}",
+              file=self.stream, flush=True)
         self._last_time, self._last_n = now, self.n
 
     def __enter__(self) -> PlainProgress:
@@ -73,3 +75,22 @@ class PlainProgress:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+class CountReporter:
+    """A `progress(done, total)` callback drawn as a progress bar (made at the first call,
+    when the total is known); `close()` ends it."""
+
+    def __init__(self, desc: str, unit: str):
+        self.desc, self.unit, self.done = desc, unit, 0
+        self.bar: Any = None
+
+    def __call__(self, done: int, total: int) -> None:
+        if self.bar is None:
+            self.bar = progress_bar(total, True, self.desc, unit=self.unit)
+        self.bar.update(done - self.done)
+        self.done = done
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()

@@ -6,6 +6,7 @@ image that merely looks alike. Pure functions of the bytes; benchmarks/duplicate
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 
 import cv2
@@ -44,8 +45,16 @@ ECC_SIZES = (64, 128)
 ECC_ITERATIONS = 50
 ECC_MIN_CORRELATION = 0.5
 MAX_REFINE_SHIFT = 0.25
-_ORB = cv2.ORB.create(nfeatures=500, fastThreshold=10)
-_MATCHER = cv2.BFMatcher(cv2.NORM_HAMMING, crossCheck=True)
+#: OpenCV's detector and matcher keep state between calls (the matcher its train set): one
+#: of each per thread, so that pairs are checked in several threads at once.
+_LOCAL = threading.local()
+
+
+def _orb() -> tuple[cv2.ORB, cv2.BFMatcher]:
+    if not hasattr(_LOCAL, "orb"):
+        _LOCAL.orb = cv2.ORB.create(nfeatures=500, fastThreshold=10)
+        _LOCAL.matcher = cv2.BFMatcher(cv2.NORM_HAMMING, crossCheck=True)
+    return _LOCAL.orb, _LOCAL.matcher
 
 
 @dataclass(frozen=True)
@@ -88,7 +97,7 @@ def copy_features(data: bytes) -> CopyFeatures:
     grey8 = cv2.cvtColor(np.ascontiguousarray(rgb), cv2.COLOR_RGB2GRAY)
     points, descriptors = [], []
     for image in (grey8, np.ascontiguousarray(grey8[:, ::-1])):
-        kps, des = _ORB.detectAndCompute(image, None)
+        kps, des = _orb()[0].detectAndCompute(image, None)
         points.append(np.array([k.pt for k in kps], np.float32).reshape(-1, 2))
         descriptors.append(des)
     return CopyFeatures(grey8.astype(np.float32), min(decoded.width, decoded.height),
@@ -150,7 +159,7 @@ def _feature_alignment(a: CopyFeatures, b: CopyFeatures, side: int):
     da, db = a.descriptors[0], b.descriptors[side]
     if da is None or db is None or len(da) < MIN_INLIERS or len(db) < MIN_INLIERS:
         return None
-    matches = _MATCHER.match(db, da)
+    matches = _orb()[1].match(db, da)
     if len(matches) < MIN_INLIERS:
         return None
     src = np.array([b.points[side][m.queryIdx] for m in matches], np.float32)

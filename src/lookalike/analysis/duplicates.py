@@ -12,9 +12,12 @@ that millions of candidate pairs cost no Python object each.
 from __future__ import annotations
 
 import heapq
+import os
+from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from functools import lru_cache
+from typing import cast
 
 import numpy as np
 
@@ -172,51 +175,114 @@ def exact_pairs(hashes: Mapping[int, bytes]) -> Pairs:
 
 
 class PairCheck:
-    """The tier's check of one pair of images, each read once however many pairs it is in
-    (the last READ_CACHE images read are kept); false for pairs whose content hashes a person
-    said are not copies (`refused`, pairs of hashes, smaller first)."""
+    """The tier's check of one pair of images, each image read and prepared once however many
+    pairs it is in (the last CACHE images are kept: their features for `near`, their bytes for
+    `pixels`); false for pairs whose content hashes a person said are not copies (`refused`,
+    pairs of hashes, smaller first). `verify` checks pairs in `workers` threads (OpenCV and
+    NumPy release the GIL; default: the cores, at most MAX_WORKERS); `read` is called in the
+    caller's thread only (it may use a database connection)."""
 
-    READ_CACHE = 256
+    CACHE = 512
+    #: Pairs handed to the threads at a time, their images read and prepared first.
+    CHUNK = 128
+    MAX_WORKERS = 8
 
     def __init__(self, tier: str, read: Callable[[int], bytes], lo: float, hi: float,
                  vectors: Vectors, hashes: Mapping[int, bytes],
-                 refused: Iterable[tuple[bytes, bytes]] = ()):
+                 refused: Iterable[tuple[bytes, bytes]] = (), workers: int | None = None):
         self.tier, self.lo, self.hi, self.vectors, self.hashes = tier, lo, hi, vectors, hashes
         self.refused = {(min(a, b), max(a, b)) for a, b in refused}
-        self.read = lru_cache(maxsize=self.READ_CACHE)(read)
-        # An image is in many candidate pairs: decode it and find its features once (9 ms),
-        # then compare pairs (6 ms), instead of 26 ms a pair from the bytes.
-        self.features = lru_cache(maxsize=self.READ_CACHE)(
-            lambda image_id: copies.copy_features(self.read(image_id)))
+        self.read = read
+        self.workers = max(1, workers or min(os.cpu_count() or 1, self.MAX_WORKERS))
+        # An image is in many candidate pairs: decode it and find its features once (11 ms),
+        # then compare pairs, instead of decoding both images for every pair.
+        self._prepared: OrderedDict[int, object] = OrderedDict()
         self.checked = 0
 
     def __call__(self, a: int, b: int, d: float | None = None) -> bool:
+        if not self._allowed(a, b, d):
+            return False
+        if self.tier in ("exact", "similar"):
+            return self.tier == "similar" or self.hashes.get(a, b"") == self.hashes.get(b, b"")
+        self.checked += 1
+        prepared = self._prepare([a, b], map)
+        return self._judge(prepared[a], prepared[b])
+
+    def _allowed(self, a: int, b: int, d: float | None) -> bool:
+        """Not refused by a person, and (but for `exact`) within the distance window."""
         ha, hb = self.hashes.get(a, b""), self.hashes.get(b, b"")
         if (min(ha, hb), max(ha, hb)) in self.refused:
             return False
         if self.tier == "exact":
-            return ha == hb
-        d = self.vectors.distance(a, b) if d is None else d
-        if not self.lo <= d <= self.hi:
-            return False
-        if self.tier == "similar":
             return True
-        self.checked += 1
-        try:
-            if self.tier == "pixels":
-                return copies.same_pixels(self.read(a), self.read(b))
-            return copies.compare(self.features(a), self.features(b)).is_copy
-        except (OSError, ImageSkipped):
-            return False  # a file gone or spoilt since indexing is no copy to report
+        d = self.vectors.distance(a, b) if d is None else d
+        return self.lo <= d <= self.hi
 
-    def verify(self, pairs: Pairs) -> Pairs:
+    def _prepare(self, ids: Iterable[int], run: Callable) -> dict[int, object]:
+        """Each image's prepared form (None: unreadable), from the cache or made now: bytes
+        read here, features found by `run` (map, or a thread pool's map)."""
+        wanted = list(dict.fromkeys(ids))
+        blobs: dict[int, bytes] = {}
+        for i in wanted:
+            if i in self._prepared:
+                self._prepared.move_to_end(i)
+            else:
+                try:
+                    blobs[i] = self.read(i)
+                except OSError:  # a file gone or changed since indexing is no copy to report
+                    self._prepared[i] = None
+        for i, made in zip(blobs, run(self._prepare_one, blobs.values())):
+            self._prepared[i] = made
+        while len(self._prepared) > max(self.CACHE, len(wanted)):
+            self._prepared.popitem(last=False)
+        return {i: self._prepared[i] for i in wanted}
+
+    def _prepare_one(self, data: bytes) -> object:
+        if self.tier == "pixels":
+            return data
+        try:
+            return copies.copy_features(data)
+        except ImageSkipped:
+            return None
+
+    def _judge(self, a: object, b: object) -> bool:
+        if a is None or b is None:
+            return False
+        if self.tier == "pixels":
+            try:
+                return copies.same_pixels(cast(bytes, a), cast(bytes, b))
+            except ImageSkipped:
+                return False
+        return copies.compare(cast(copies.CopyFeatures, a),
+                              cast(copies.CopyFeatures, b)).is_copy
+
+    def verify(self, pairs: Pairs, progress: Callable[[int, int], None] | None = None) -> Pairs:
         """The pairs that pass the check. The `exact` and `similar` tiers decide on arrays
         (equal hashes and the distance window, which the candidates met already, and the
-        refused pairs); the others check each pair, in order of ids."""
-        if self.tier not in ("exact", "similar"):
-            return pairs.where(np.fromiter(
-                (self(a, b, d) for a, b, d in zip(pairs.a.tolist(), pairs.b.tolist(),
-                                                  pairs.d.tolist())), bool, len(pairs)))
+        refused pairs); the others check each pair, CHUNK pairs at a time in the threads.
+        `progress(done, total)` is called after each chunk."""
+        if self.tier in ("exact", "similar"):
+            return pairs.where(self._verify_arrays(pairs))
+        keep = np.zeros(len(pairs), bool)
+        a, b, d = pairs.a.tolist(), pairs.b.tolist(), pairs.d.tolist()
+        pool = ThreadPoolExecutor(self.workers) if self.workers > 1 else None
+        try:
+            for start in range(0, len(pairs), self.CHUNK):
+                todo = [i for i in range(start, min(start + self.CHUNK, len(pairs)))
+                        if self._allowed(a[i], b[i], d[i])]
+                run = pool.map if pool is not None else map
+                prepared = self._prepare((x for i in todo for x in (a[i], b[i])), run)
+                keep[todo] = list(run(self._judge, [prepared[a[i]] for i in todo],
+                                      [prepared[b[i]] for i in todo]))
+                self.checked += len(todo)
+                if progress is not None:
+                    progress(min(start + self.CHUNK, len(pairs)), len(pairs))
+        finally:
+            if pool is not None:
+                pool.shutdown()
+        return pairs.where(keep)
+
+    def _verify_arrays(self, pairs: Pairs) -> np.ndarray:
         keep = np.ones(len(pairs), bool)
         if self.tier == "similar":
             keep &= (pairs.d >= self.lo) & (pairs.d <= self.hi)
@@ -226,7 +292,7 @@ class PairCheck:
             for i in np.flatnonzero(np.isin(pairs.a, flagged) & np.isin(pairs.b, flagged)):
                 ha, hb = self.hashes[int(pairs.a[i])], self.hashes[int(pairs.b[i])]
                 keep[i] &= (min(ha, hb), max(ha, hb)) not in self.refused
-        return pairs.where(keep)
+        return keep
 
 
 def complete_groups(verified: Pairs | Mapping[tuple[int, int], float], check: PairCheck,
@@ -340,8 +406,9 @@ def find_duplicates(vectors: Vectors, hashes: Mapping[int, bytes], read: Callabl
                     tier: str = DEFAULT_TIER, threshold: float | None = None,
                     window: tuple[float, float] | None = None,
                     not_duplicates: Iterable[tuple[bytes, bytes]] = (),
-                    k: int = NEIGHBOURS, method: str = "auto"
-                    ) -> list[tuple[list[int], list[float]]]:
+                    k: int = NEIGHBOURS, method: str = "auto",
+                    progress: Callable[[int, int], None] | None = None,
+                    workers: int | None = None) -> list[tuple[list[int], list[float]]]:
     """Groups of copies as (member ids, cosine distances to the representative), largest
     first: the representative first, the others nearest first.
 
@@ -349,15 +416,18 @@ def find_duplicates(vectors: Vectors, hashes: Mapping[int, bytes], read: Callabl
     `not_duplicates`: pairs of hashes a person said are not copies, smaller first); `read`:
     the bytes of an image by id (the `pixels` and `near` tiers' checks); `threshold` or
     `window` (lowest, highest): the cosine distances of candidate pairs (for `similar`, of
-    the pairs themselves); `method`: how the candidates are found (knn_graph.kneighbors)."""
+    the pairs themselves); `method`: how the candidates are found (knn_graph.kneighbors);
+    `progress(checked, total)`: how many candidate pairs the tier's check has done (`near`
+    and `pixels`); `workers`: its threads (PairCheck)."""
     lo, hi = check_window(tier, threshold, window)
-    check = PairCheck(tier, read, lo, hi, vectors, hashes, not_duplicates)
+    check = PairCheck(tier, read, lo, hi, vectors, hashes, not_duplicates, workers)
     if tier == "exact":
         same_bytes = exact_pairs(hashes)
         pairs = Pairs(same_bytes.a, same_bytes.b, vectors.distances(same_bytes.a, same_bytes.b))
     else:
         pairs = neighbour_pairs(vectors, vectors, k, lo, hi, method=method)
-    groups = complete_groups(check.verify(pairs), check, transitive=tier in ("exact", "pixels"))
+    verified = check.verify(pairs, progress)
+    groups = complete_groups(verified, check, transitive=tier in ("exact", "pixels"))
     return sorted(groups, key=lambda g: (-len(g[0]), g[0][0]))
 
 
@@ -392,8 +462,6 @@ def choose_keeper(rows: Sequence[dict], priority: Sequence[str] = ()) -> int:
 
 
 def _inside(path: str, folder: str) -> bool:
-    import os
-
     folder = os.path.abspath(folder).rstrip(os.sep) + os.sep
     return path.startswith(folder)
 

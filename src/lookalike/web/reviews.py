@@ -41,6 +41,8 @@ class DuplicateReviews:
     def __init__(self, collection: Collection):
         self.collection = collection
         self.computations = 0   # how many times groups were computed (not taken from the cache)
+        #: (pairs checked, pairs to check) of the computation under way; None when idle
+        self.progress: tuple[int, int] | None = None
         self._guard = threading.Lock()
         self._answers: OrderedDict[tuple, Future[list[DuplicateGroup]]] = OrderedDict()
         self._worker = ThreadPoolExecutor(1, thread_name_prefix="lookalike-duplicates")
@@ -122,7 +124,16 @@ class DuplicateReviews:
         if self._side is None:
             self._side = Collection.open(self.collection.store.path, share_with=self.collection)
         self.computations += 1
-        return self._side.duplicates(query.tier, range=(query.lo, query.hi), model=query.model)
+        self.progress = (0, 0)
+
+        def report(checked: int, total: int) -> None:
+            self.progress = (checked, total)
+
+        try:
+            return self._side.duplicates(query.tier, range=(query.lo, query.hi),
+                                         model=query.model, progress=report)
+        finally:
+            self.progress = None
 
     def _evict(self) -> None:
         while len(self._answers) > self.KEEP:

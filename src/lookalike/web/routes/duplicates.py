@@ -93,6 +93,15 @@ def duplicates_get(state: State, tier: str = DEFAULT_TIER, threshold: float | No
     return _answer(asked, groups, offset, limit)
 
 
+@router.get("/api/duplicates/progress", summary="How far the groups being computed have got")
+def duplicates_progress(state: State):
+    """`computing`: whether groups are being computed; `checked` of `total`: the candidate
+    pairs the tier's check has done (0 of 0 while the candidates are being found)."""
+    progress = state.duplicates.progress
+    checked, total = progress if progress is not None else (0, 0)
+    return {"computing": progress is not None, "checked": checked, "total": total}
+
+
 @router.post("/api/duplicates", summary="Groups of copies, with the keepers a person chose",
              responses=refusals(s400=_BAD_QUERY))
 def duplicates_post(state: State, review: Review):

@@ -209,6 +209,7 @@ async function loadMore() {
   const body = { ...asked(), keep: decided().keep, offset: view.loaded, limit: PAGE };
   view.loading = api("/api/duplicates", { method: "POST", body: JSON.stringify(body),
                                           headers: { "Content-Type": "application/json" } });
+  const poll = view.loaded ? null : setInterval(() => showProgress(generation), 1000);
   let answer;
   try {
     answer = await view.loading;
@@ -220,6 +221,7 @@ async function loadMore() {
     }
     return;
   } finally {
+    if (poll) clearInterval(poll);
     if (generation === view.generation) view.loading = null;
   }
   if (generation !== view.generation) return;
@@ -232,6 +234,19 @@ async function loadMore() {
   document.body.dataset.duplicates = "shown";
   if (!answer.groups.length) view.loaded = view.answer.groups_total;
   else if (sentinelInView()) loadMore();
+}
+
+/** While the groups are computed: "checked N of M pairs" from /api/duplicates/progress. */
+async function showProgress(generation) {
+  let p;
+  try {
+    p = await api("/api/duplicates/progress");
+  } catch {
+    return;
+  }
+  if (generation !== view.generation || !view.loading || !p.computing || !p.total) return;
+  $("dup-summary").textContent = `Finding copies… checked ${p.checked.toLocaleString()} of ` +
+    `${p.total.toLocaleString()} pairs`;
 }
 
 function sentinelInView() {
