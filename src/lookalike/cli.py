@@ -472,7 +472,7 @@ def _similar_table(res, credits: list[str], other_models: list[str]) -> str:
                     + ["category", "pixels", "size"] + extras
                     + ["nearest reference"] * several + ["path"],
                     [[r["rank"], f"{r['distance']:.4f}"]
-                     + [f"{r['unlike_distance']:.4f}"] * unlike
+                     + ([f"{r['unlike_distance']:.4f}"] if unlike else [])
                      + [r["category"] or "", _pixels(r), _bytes(r["size"])]
                      + [_short(r.get(c)) for c in extras]
                      + [short.get(r["nearest_reference"], "")] * several
