@@ -41,8 +41,9 @@ seed), marks the first page (k=10) right or wrong by label, refines, and goes on
 FEEDBACK_ROUNDS rounds, each marking the unmarked images of the new first page. Reported per
 round and method (search/feedback.py): P@10 of the refined first page, and P@10 of the 10
 best images not yet marked (so that the gain is not only the marked ones coming back);
-round 0 is the plain reference. `--unlike` is measured the same way: the first wrong
-look-alike of the plain first page marked as a negative, each rule of negative_cost.
+the plain reference's pages 1 to 4 (ranks 1-10, 11-20, ...) are what they compare to.
+`--unlike` is measured the same way: the first wrong look-alike of the plain first page
+marked as a negative, each rule of negative_cost.
 """
 
 from __future__ import annotations
@@ -294,8 +295,10 @@ def feedback_rows(x: np.ndarray, labels: np.ndarray, queries: int = FEEDBACK_QUE
     for q in starts:
         right = labels == labels[q]
         sim = x @ x[q]
-        plain = _ranked(sim, np.array([q]))
-        sums["plain reference"]["P@10"] += right[plain].mean()
+        plain = _ranked(sim, np.array([q]), 10 * (rounds + 1))
+        for r in range(rounds + 1):  # the plain list's next pages: what "new" is compared to
+            sums["plain reference"][f"P@10 page {r + 1}"] += right[plain[10 * r:10 * r + 10]].mean()
+        plain = plain[:10]
         wrong = plain[~right[plain]]
         for rule in NEGATIVE_RULES:  # --unlike: the first wrong look-alike
             if len(wrong):
