@@ -34,6 +34,16 @@ Variants (each on cached vectors unless it needs another network pass):
     (a centre crop or pad would be the squash itself).
 Vectors are cached in benchmarks/out/quality/ (delete it to recompute). Results: stdout
 and benchmarks/out/quality.json.
+
+Feedback (`--feedback`, alone: only this section, on the default model's vectors): a
+simulated user starts from one reference (FEEDBACK_QUERIES of each set, drawn with a fixed
+seed), marks the first page (k=10) right or wrong by label, refines, and goes on for
+FEEDBACK_ROUNDS rounds, each marking the unmarked images of the new first page. Reported per
+round and method (search/feedback.py): P@10 of the refined first page, and P@10 of the 10
+best images not yet marked (so that the gain is not only the marked ones coming back);
+the plain reference's pages 1 to 4 (ranks 1-10, 11-20, ...) are what they compare to.
+`--unlike` is measured the same way: the first wrong look-alike of the plain first page
+marked as a negative, each rule of negative_cost.
 """
 
 from __future__ import annotations
@@ -253,6 +263,69 @@ def expanded(x: np.ndarray, labels: np.ndarray, n: int) -> dict[str, float]:
     return precision(lists, labels)
 
 
+# -- feedback -----------------------------------------------------------------------------------
+
+FEEDBACK_QUERIES = 300
+FEEDBACK_ROUNDS = 3
+
+
+def _ranked(scores: np.ndarray, skip: np.ndarray, k: int = 10) -> np.ndarray:
+    """The k rows of highest score (ties: lower row first), `skip` rows left out."""
+    s = np.asarray(scores, dtype=np.float64).copy()
+    s[skip] = -np.inf
+    top = np.argpartition(-s, k)[: k * 3]
+    return top[np.lexsort((top, -s[top]))][:k]
+
+
+def feedback_rows(x: np.ndarray, labels: np.ndarray, queries: int = FEEDBACK_QUERIES,
+                  rounds: int = FEEDBACK_ROUNDS) -> list[tuple[str, dict[str, float]]]:
+    """(variant, {measure: mean}) of the simulated feedback sessions on vectors `x`."""
+    from lookalike.search.feedback import (
+        NEGATIVE_RULES,
+        REFINE_METHODS,
+        negative_cost,
+        refine_scores,
+    )
+
+    x = unit(np.asarray(x, dtype=np.float32))
+    inv = np.ones(len(x), np.float32)
+    starts = np.random.default_rng(1).choice(len(x), min(queries, len(x)), replace=False)
+    sums: dict[str, collections.Counter] = collections.defaultdict(collections.Counter)
+    seconds: collections.Counter = collections.Counter()
+    for q in starts:
+        right = labels == labels[q]
+        sim = x @ x[q]
+        plain = _ranked(sim, np.array([q]), 10 * (rounds + 1))
+        for r in range(rounds + 1):  # the plain list's next pages: what "new" is compared to
+            sums["plain reference"][f"P@10 page {r + 1}"] += right[plain[10 * r:10 * r + 10]].mean()
+        plain = plain[:10]
+        wrong = plain[~right[plain]]
+        for rule in NEGATIVE_RULES:  # --unlike: the first wrong look-alike
+            if len(wrong):
+                cost = negative_cost(1 - sim, 1 - x @ x[wrong[0]], rule)
+                page = _ranked(-cost, np.array([q, wrong[0]]))
+            else:
+                page = plain
+            sums[f"--unlike, one wrong marked ({rule})"]["P@10"] += right[page].mean()
+        for method in REFINE_METHODS:
+            marked, page = {int(q)}, plain
+            for r in range(1, rounds + 1):
+                marked |= set(page.tolist())
+                judged = np.array(sorted(marked))
+                pos, neg = judged[right[judged]], judged[~right[judged]]
+                started = time.perf_counter()
+                scores = refine_scores(x, inv, x[pos], x[neg], method)
+                seconds[method] += time.perf_counter() - started
+                page = _ranked(scores, np.array([q]))
+                sums[f"refine: {method}"][f"P@10 r{r}"] += right[page].mean()
+                sums[f"refine: {method}"][f"new P@10 r{r}"] += right[_ranked(scores, judged)].mean()
+    n = len(starts)
+    out = [(name, {m: v / n for m, v in sorted(c.items())}) for name, c in sums.items()]
+    calls = n * rounds
+    return out + [(f"refine: {m} (ms per refine, {len(x):,} vectors)",
+                   {"ms": 1000 * seconds[m] / calls}) for m in REFINE_METHODS]
+
+
 # -- the run ------------------------------------------------------------------------------------
 
 def run(sets: list[str], models: list[str], orange: bool, int8: bool) -> list[dict]:
@@ -307,14 +380,34 @@ def run(sets: list[str], models: list[str], orange: bool, int8: bool) -> list[di
     return rows
 
 
+def run_feedback(sets: list[str], queries: int, machine) -> None:
+    model = "efficientnet-lite0-gem"
+    rows = []
+    for set_name in sets:
+        data, _ = twemoji_set() if set_name == "twemoji" else fashion_set()
+        for variant, result in feedback_rows(model_vectors(data, model), data.labels, queries):
+            rows.append({"set": set_name, "variant": variant, **result})
+            print(f"| {set_name} | {variant} | " + " / ".join(f"{k} {v:.3f}" for k, v in
+                                                           result.items()) + " |")
+    OUT.mkdir(exist_ok=True)
+    (OUT / "quality_feedback.json").write_text(json.dumps(
+        {"machine": machine, "model": model, "queries": queries, "rows": rows}, indent=2) + "\n")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sets", default="twemoji,fashion")
     parser.add_argument("--models", default=",".join(FLOAT_MODELS))
     parser.add_argument("--no-orange", action="store_true")
     parser.add_argument("--no-int8", action="store_true")
+    parser.add_argument("--feedback", action="store_true",
+                        help="only the feedback section, on the default model's vectors")
+    parser.add_argument("--feedback-queries", type=int, default=FEEDBACK_QUERIES)
     args = parser.parse_args()
     machine = print_machine()
+    if args.feedback:
+        run_feedback(args.sets.split(","), args.feedback_queries, machine)
+        return
     started = time.perf_counter()
     rows = run(args.sets.split(","), args.models.split(","), not args.no_orange, not args.no_int8)
     result = {"machine": machine, "rows": rows, "seconds": time.perf_counter() - started,

@@ -31,6 +31,14 @@ from .ingest.vectors import ImportReport
 from .locators import is_data_url, is_url
 from .search.engine import SearchEngine
 from .search.exact import ExactIndex
+from .search.feedback import (
+    DEFAULT_NEGATIVE_RULE,
+    DEFAULT_REFINE_METHOD,
+    check_refine_method,
+    negative_cost,
+    refine_scores,
+    top_rows,
+)
 from .search.metrics import DEFAULT_K, DEFAULT_METRIC, canonical_metric, mahalanobis_note
 
 
@@ -49,6 +57,13 @@ class Neighbors:
     about this answer (e.g. Mahalanobis on too few images), also issued as
     `LookalikeWarning`s by `Collection.nearest`. `method`: which search answered (one of
     `search.engine.METHODS`: "exact", "hnsw", "ivf", "scan").
+
+    With negative references (`nearest(..., unlike=...)`) or relevance feedback (`refine`):
+    `scores` is what ranked the look-alikes, higher first (`nearest`: minus the cost of
+    `search.feedback.negative_cost`; `refine`: the fitted model's score); `unlike_references`
+    names the negatives, `unlike_distances[i]` is look-alike i's distance to the nearest of
+    them and `unlike_index[i]` its position there. `distances` stay the distance to the
+    nearest positive reference.
     """
 
     rows: list[dict]
@@ -59,6 +74,10 @@ class Neighbors:
     reference_index: np.ndarray | None = None
     notes: list[str] = field(default_factory=list)
     method: str = "exact"
+    scores: np.ndarray | None = None
+    unlike_references: list[str] = field(default_factory=list)
+    unlike_distances: np.ndarray | None = None
+    unlike_index: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.rows)
@@ -70,6 +89,13 @@ class Neighbors:
             only = self.references[0] if len(self.references) == 1 else None
             return [only] * len(self.rows)
         return [self.references[i] for i in self.reference_index]
+
+    @property
+    def nearest_unlike(self) -> list[str | None]:
+        """For each look-alike, the negative reference it is nearest to (None without any)."""
+        if self.unlike_index is None:
+            return [None] * len(self.rows)
+        return [self.unlike_references[i] for i in self.unlike_index]
 
     @property
     def paths(self) -> list[str]:
@@ -461,7 +487,8 @@ class Collection:
                 include_references: bool = False, model: str | None = None,
                 category: str | None = None, path_prefix: str | None = None,
                 approximate: bool | str | None = None, *, name: str | None = None,
-                max_distance: float | None = None) -> Neighbors:
+                max_distance: float | None = None, unlike: Any = None,
+                rule: str = DEFAULT_NEGATIVE_RULE) -> Neighbors:
         """The k images nearest to the references (min distance to any), nearest first.
 
         `refs`: one or several indexed paths or URLs, image files outside the collection,
@@ -481,6 +508,14 @@ class Collection:
 
         `max_distance`: only look-alikes at most this far (with k, the k nearest of those;
         with k=None, all of them).
+
+        `unlike`: negative references ("not like this"), in the same forms as `refs`. Then
+        the search is exact and ranks by `search.feedback.negative_cost` of the distances to
+        the nearest positive (d+) and to the nearest negative (d-): `rule` "subtract" (the
+        default) by d+ - 0.5 d-, "exclude" the images nearer to a positive than to every
+        negative first; the result gains `scores`, `unlike_distances` and
+        `unlike_references`. Negatives that are images of the collection are left out
+        like the references.
         """
         _check_k(k)
         metric = canonical_metric(metric)
@@ -489,6 +524,15 @@ class Collection:
         if len(ids) == 0:
             raise LookalikeError(f"{self.store.path}: the collection is empty")
         references = self._references(refs, model, ids, index.matrix, name)
+        if unlike is not None and not _is_empty(unlike):
+            if approximate not in (None, False):
+                raise LookalikeError("negative references (--unlike) are searched exactly; "
+                                     "leave out --approximate")
+            negatives = self._references(unlike, model, ids, index.matrix, name)
+            _check_apart(references, negatives)
+            return self._answer_unlike(model, ids, index, references, negatives, k, metric,
+                                       include_references, rule, category=category,
+                                       path_prefix=path_prefix, max_distance=max_distance)
         return self._answer(model, ids, index, references, k, metric, include_references,
                             category=category, path_prefix=path_prefix, approximate=approximate,
                             max_distance=max_distance)
@@ -545,6 +589,88 @@ class Collection:
         return Neighbors(rows=self.store.rows(found.tolist()), distances=dist, model=model,
                          metric=metric, references=names, reference_index=nearest, notes=notes,
                          method=method)
+
+    def _answer_unlike(self, model: str, ids: np.ndarray, index: ExactIndex,
+                       references: tuple[np.ndarray, np.ndarray, list[str]],
+                       negatives: tuple[np.ndarray, np.ndarray, list[str]], k: int | None,
+                       metric: str, include_references: bool, rule: str, *,
+                       category: str | None = None, path_prefix: str | None = None,
+                       max_distance: float | None = None) -> Neighbors:
+        """`nearest` with negative references: one exact pass for both distance sets."""
+        _check_max_distance(max_distance)
+        negative_cost(np.zeros(1), np.zeros(1), rule)  # an unknown rule: one clear line
+        candidates, exclude = self._candidate_rows(ids, category, path_prefix, include_references,
+                                                   references[1], negatives[1])
+        found, cost, d_pos, which, d_neg, which_neg = index.search_with_negatives(
+            references[0], negatives[0], k, metric, lambda p, n: negative_cost(p, n, rule),
+            exclude=exclude, candidates=candidates)
+        if max_distance is not None:
+            close = d_pos <= max_distance
+            found, cost, d_pos, which = found[close], cost[close], d_pos[close], which[close]
+            d_neg, which_neg = d_neg[close], which_neg[close]
+        notes = _notes(metric, len(ids), index.dim)
+        for note in notes:
+            warnings.warn(note, LookalikeWarning, stacklevel=3)
+        return Neighbors(rows=self.store.rows(ids[found].tolist()), distances=d_pos, model=model,
+                         metric=metric, references=references[2], reference_index=which,
+                         notes=notes, scores=-cost, unlike_references=negatives[2],
+                         unlike_distances=d_neg, unlike_index=which_neg)
+
+    def refine(self, positives: Any, negatives: Any = (), k: int | None = DEFAULT_K,
+               method: str = DEFAULT_REFINE_METHOD, model: str | None = None,
+               include_references: bool = False, category: str | None = None,
+               path_prefix: str | None = None) -> Neighbors:
+        """Relevance feedback: the k images the user most likely wants, given images marked
+        right (`positives`, at least one) and wrong (`negatives`), in the forms `nearest`
+        takes. `method` (`search.feedback.REFINE_METHODS`): "linear" (the default: a
+        logistic regression on the vectors, positives against the negatives and 200 random
+        images of the collection as weak negatives), "rocchio" (the nearest to the mean
+        positive minus half the mean negative) or "exemplar" (one linear SVM per positive).
+        Ranked by the model's score (`scores`, higher first); `distances` are the cosine
+        distances to the nearest positive, `unlike_distances` to the nearest negative. The
+        marked images are left out unless `include_references`."""
+        check_refine_method(method)
+        _check_k(k)
+        model = self._model(model)
+        ids, index = self.engine.index(model)
+        if len(ids) == 0:
+            raise LookalikeError(f"{self.store.path}: the collection is empty")
+        if positives is None or _is_empty(positives):
+            raise LookalikeError("give at least one image marked as wanted (--like)")
+        pos = self._references(positives, model, ids, index.matrix)
+        neg = (self._references(negatives, model, ids, index.matrix)
+               if negatives is not None and not _is_empty(negatives)
+               else (np.zeros((0, index.dim), np.float32), np.zeros(0, np.int64), []))
+        _check_apart(pos, neg)
+        candidates, exclude = self._candidate_rows(ids, category, path_prefix, include_references,
+                                                   pos[1], neg[1])
+        scores = refine_scores(index.matrix, index.inverse_norms(), pos[0], neg[0], method)
+        rows = top_rows(scores, k, candidates, exclude)
+        d_pos, which = index.exact_scores(pos[0], rows, "Cosine", return_query=True)
+        d_neg, which_neg = (index.exact_scores(neg[0], rows, "Cosine", return_query=True)
+                            if len(neg[0]) else (None, None))
+        return Neighbors(rows=self.store.rows(ids[rows].tolist()), distances=d_pos, model=model,
+                         metric="Cosine", references=pos[2], reference_index=which,
+                         scores=scores[rows].astype(np.float64), unlike_references=neg[2],
+                         unlike_distances=d_neg, unlike_index=which_neg)
+
+    def _candidate_rows(self, ids: np.ndarray, category: str | None, path_prefix: str | None,
+                        include_references: bool, *marked: np.ndarray
+                        ) -> tuple[np.ndarray | None, np.ndarray | None]:
+        """(rows that may be answered, None: all; rows never answered) of a search whose
+        `marked` image ids (references, negatives) are left out unless `include_references`."""
+        candidates = None
+        if category is not None:
+            _check_category(category, self.categories(), self.store.path)
+        if category is not None or path_prefix is not None:
+            candidates = np.flatnonzero(np.isin(ids, self._filtered(category, path_prefix)))
+        exclude = None
+        if not include_references:
+            exclude = np.flatnonzero(np.isin(ids, np.concatenate(marked)))
+            if len(exclude) == len(ids):
+                raise LookalikeError("every image in the collection is marked: nothing else to "
+                                     "show (use --include-references to rank them)")
+        return candidates, exclude
 
     def _filtered(self, category: str | None, path_prefix: str | None) -> np.ndarray:
         """The ids of the usable images in `category` and under `path_prefix`."""
@@ -990,6 +1116,22 @@ def _notes(metric: str, rows: int, dim: int) -> list[str]:
     """What a person should know about an answer in this metric on this collection."""
     note = mahalanobis_note(rows, dim) if metric == "Mahalanobis" else None
     return [note] if note else []
+
+
+def _is_empty(refs: Any) -> bool:
+    """Whether a `refs` argument gives no reference at all (an empty list or array)."""
+    if isinstance(refs, (str, os.PathLike, bytes, bytearray, memoryview)):
+        return False
+    return len(refs) == 0 if hasattr(refs, "__len__") else False
+
+
+def _check_apart(positives: tuple[np.ndarray, np.ndarray, list[str]],
+                 negatives: tuple[np.ndarray, np.ndarray, list[str]]) -> None:
+    """A reference that is both wanted and unwanted (the same image or the same vector)."""
+    for vector, shown in zip(negatives[0], negatives[2]):
+        if np.any(np.all(positives[0] == vector, axis=1)):
+            raise LookalikeError(f"{shown}: is both a reference and unlike one (--unlike); "
+                                 "give each image on one side only")
 
 
 def _check_max_distance(value) -> None:

@@ -339,6 +339,7 @@ def _summary(report, db) -> str:
 
 
 def add_similar(commands: _Commands) -> None:
+    from .search.feedback import DEFAULT_REFINE_METHOD, REFINE_METHODS
     from .search.metrics import DEFAULT_K, DEFAULT_METRIC, METRICS
 
     p = commands.add_parser("similar", help="show the images nearest to one or several references",
@@ -347,8 +348,17 @@ def add_similar(commands: _Commands) -> None:
                                         "distance is its distance to the nearest of them. A "
                                         "reference may be an indexed file or any image file "
                                         "(embedded on the fly, not stored).")
-    p.add_argument("refs", nargs="+", metavar="REF", help="a reference image file")
+    p.add_argument("refs", nargs="*", metavar="REF", help="a reference image file")
     _db_option(p)
+    p.add_argument("--unlike", nargs="+", metavar="NEG", default=[],
+                   help="negative references, 'not like this' (after the REFs): ranked by "
+                        "the distance to the nearest REF minus half that to the nearest NEG; "
+                        "with --like, the images marked wrong")
+    p.add_argument("--like", nargs="+", metavar="POS", default=[],
+                   help="relevance feedback: images marked right (with the REFs); the "
+                        "look-alikes are ranked by a model fitted on them against --unlike")
+    p.add_argument("--refine", choices=REFINE_METHODS, default=DEFAULT_REFINE_METHOD,
+                   help="how --like refines (default: %(default)s)")
     how_many = p.add_mutually_exclusive_group()
     how_many.add_argument("-k", type=_positive_int, default=DEFAULT_K, metavar="N",
                           help=f"how many look-alikes to show (default {DEFAULT_K})")
@@ -402,11 +412,20 @@ def cmd_similar(args) -> int:
         return 2
     if to_stdout:
         _refuse_binary_on_a_terminal(fmt)
+    if not args.refs and not args.like:
+        raise LookalikeError("give at least one reference image (REF, or --like)")
     with Collection.open(args.db) as col:
-        res = col.nearest(args.refs, k=None if args.all else args.k, metric=args.metric,
-                          include_references=args.include_references, model=args.model,
-                          category=args.category, path_prefix=args.path_prefix,
-                          approximate=args.approximate, max_distance=args.max_distance)
+        k = None if args.all else args.k
+        if args.like:
+            res = col.refine(args.refs + args.like, args.unlike, k=k, method=args.refine,
+                             include_references=args.include_references, model=args.model,
+                             category=args.category, path_prefix=args.path_prefix)
+        else:
+            res = col.nearest(args.refs, k=k, metric=args.metric,
+                              include_references=args.include_references, model=args.model,
+                              category=args.category, path_prefix=args.path_prefix,
+                              approximate=args.approximate, max_distance=args.max_distance,
+                              unlike=args.unlike or None)
         credits = col.attributions(res.rows)
         others = [m for m in col.models if m != res.model] if args.model is None else []
     for note in res.notes:
@@ -446,11 +465,15 @@ def _similar_table(res, credits: list[str], other_models: list[str]) -> str:
               if other_models else "")
     several = len(res.references) > 1  # then say which one each look-alike is nearest to
     short = _reference_names(res.references)
-    lines = [f"look-alikes by {res.model}{chosen}, {res.metric} distance",
-             _table(["rank", "distance", "category", "pixels", "size"] + extras
+    unlike = bool(res.unlike_references)
+    lines = [f"look-alikes by {res.model}{chosen}, {res.metric} distance"
+             + (f", unlike {len(res.unlike_references)}" if unlike else ""),
+             _table(["rank", "distance"] + ["unlike distance"] * unlike
+                    + ["category", "pixels", "size"] + extras
                     + ["nearest reference"] * several + ["path"],
-                    [[r["rank"], f"{r['distance']:.4f}", r["category"] or "",
-                      _pixels(r), _bytes(r["size"])]
+                    [[r["rank"], f"{r['distance']:.4f}"]
+                     + ([f"{r['unlike_distance']:.4f}"] if unlike else [])
+                     + [r["category"] or "", _pixels(r), _bytes(r["size"])]
                      + [_short(r.get(c)) for c in extras]
                      + [short.get(r["nearest_reference"], "")] * several
                      + [_shown_path(r["path"])]
@@ -1170,10 +1193,11 @@ _TABLE_EXTRAS = 4
 
 def _table_extras(records: list[dict]) -> list[str]:
     from .api import RECORD_FIELDS
+    from .formats.records import FEEDBACK_FIELDS
 
     names: dict[str, None] = {}
     for r in records:
-        names.update(dict.fromkeys(k for k in r if k not in RECORD_FIELDS))
+        names.update(dict.fromkeys(k for k in r if k not in RECORD_FIELDS + FEEDBACK_FIELDS))
     return list(names)[:_TABLE_EXTRAS]
 
 

@@ -24,6 +24,7 @@ from ..fileio import atomic_file
 from .orange import orange_flags, orange_image_value, orange_origin, unique_name
 from .records import (
     CATALOGUE_FIELDS,
+    FEEDBACK_FIELDS,
     FLOAT_FIELDS,
     GROUP_FIELDS,
     INT_FIELDS,
@@ -43,6 +44,12 @@ class Neighbors(Protocol):
     def nearest_references(self) -> list: ...
     @property
     def references(self) -> list: ...
+    @property
+    def scores(self) -> np.ndarray | None: ...
+    @property
+    def unlike_distances(self) -> np.ndarray | None: ...
+    @property
+    def nearest_unlike(self) -> list: ...
     @property
     def model(self) -> str: ...
     @property
@@ -284,12 +291,13 @@ def _tab_records(records: list[dict], origin: str | None) -> list[dict]:
 # -- Neighbors -----------------------------------------------------------------------------------
 
 def neighbor_columns(records: list[dict]) -> list[_Column]:
+    fields = RECORD_FIELDS + tuple(f for f in FEEDBACK_FIELDS if records and f in records[0])
     columns = [_Column(f, f, "int" if f in INT_FIELDS else "float" if f in FLOAT_FIELDS else "str")
-               for f in RECORD_FIELDS]
+               for f in fields]
     extras = _Extras()
     for r in records:
         extras.see(r.get("extras", {}))
-    return columns + extras.columns(set(RECORD_FIELDS))
+    return columns + extras.columns(set(fields))
 
 
 def _neighbor_records(res: Neighbors) -> list[dict]:
@@ -301,6 +309,12 @@ def _neighbor_records(res: Neighbors) -> list[dict]:
                     "category": row["category"], "width": row["width"], "height": row["height"],
                     "size": row["size"], "id": row["id"], "root": row.get("root"),
                     "extras": extras_of(row)})
+    if res.scores is not None:
+        unlike = (res.unlike_distances if res.unlike_distances is not None
+                  else [None] * len(out))
+        for r, score, d, ref in zip(out, res.scores, unlike, res.nearest_unlike):
+            r.update(score=float(score), unlike_distance=None if d is None else float(d),
+                     nearest_unlike=ref)
     return out
 
 

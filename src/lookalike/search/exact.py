@@ -436,6 +436,38 @@ class ExactIndex:
         assert request.result is not None  # done without an error: answered
         return request.result if return_query else request.result[:2]
 
+    def search_with_negatives(self, positives: np.ndarray, negatives: np.ndarray,
+                              k: int | None, metric: str, cost,
+                              exclude: np.ndarray | None = None,
+                              candidates: np.ndarray | None = None) -> tuple[np.ndarray, ...]:
+        """(rows, cost, distance to the nearest positive, position of that positive,
+        distance to the nearest negative, position of that negative) of the k rows of least
+        `cost(d_pos, d_neg)`, ascending (ties: by row). `cost` must increase with d_pos and
+        not increase with d_neg (feedback.negative_cost): then one pass over the matrix bounds
+        both distances of every row, and only the rows whose lower bound on the cost can
+        reach the k-th upper bound are computed exactly, so the answer is exact."""
+        name = canonical_metric(metric)
+        (lo_p, hi_p), (lo_n, hi_n) = self.bounds_many([positives, negatives], name)
+        lo, hi = cost(lo_p, hi_n), cost(hi_p, lo_n)
+        allowed = np.ones(len(lo), bool)
+        if candidates is not None:
+            allowed[:] = False
+            allowed[np.asarray(candidates, dtype=np.int64)] = True
+        if exclude is not None and len(exclude):
+            allowed[np.asarray(exclude, dtype=np.int64)] = False
+        lo[~allowed], hi[~allowed] = np.inf, np.inf
+        n_allowed = int(allowed.sum())
+        if k is None or k >= n_allowed:
+            pool = np.flatnonzero(allowed)
+        else:
+            pool = np.flatnonzero(lo <= np.partition(hi, k - 1)[k - 1])
+        d_pos, which_pos = self.exact_scores(positives, pool, name, return_query=True)
+        d_neg, which_neg = self.exact_scores(negatives, pool, name, return_query=True)
+        exact = cost(d_pos, d_neg)
+        order = np.lexsort((pool, np.round(exact, 12)))[: (k if k is not None else None)]
+        return (pool[order], exact[order], d_pos[order], which_pos[order], d_neg[order],
+                which_neg[order])
+
     def _answer(self, batch: list[_Request]) -> None:
         by_metric: dict[str, list[_Request]] = {}
         for r in batch:
