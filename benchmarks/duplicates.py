@@ -326,11 +326,12 @@ def main() -> None:
     rows.append((f"candidates: k-NN k={args.k}, cosine <= {args.candidate_distance}",
                  scores(cands, truth)))
     rows += strict_rows(data, kinds, cands, truth)
-    rows += tier_rows(data, truth)
+    rows += tier_rows(data, truth, names)
     report(machine, rows, names, kinds)
 
 
-def tier_rows(data: list[bytes], truth: set[tuple[int, int]]) -> list[tuple[str, dict]]:
+def tier_rows(data: list[bytes], truth: set[tuple[int, int]],
+              names: list[str]) -> list[tuple[str, dict]]:
     """Each tier of `Collection.duplicates` as a user runs it: the set written as files,
     indexed with the default model, grouped; a pair is found when both are in one group."""
     import tempfile
@@ -359,7 +360,10 @@ def tier_rows(data: list[bytes], truth: set[tuple[int, int]]) -> list[tuple[str,
                 found |= set(combinations(members, 2))
             out.append((f"Collection.duplicates(tier={tier!r}), default settings",
                         scores(found, truth) | {"seconds": round(seconds, 2),
-                                                "groups": len(groups)}))
+                                                "groups": len(groups),
+                                                "false_examples": [
+                                                    f"{names[i]} ~ {names[j]}"
+                                                    for i, j in sorted(found - truth)[:10]]}))
         col.close()
     return out
 
@@ -402,6 +406,9 @@ def report(machine: str, rows, names, kinds) -> None:
           f"{strict['ms_per_image_features']} ms per image (features) + "
           f"{strict['ms_per_pair_compare']} ms per pair (compare) when features are kept")
     print(f"copy pairs missed by copy_check, by edit: {strict['missed_by_kind']}")
+    for name, r in rows:
+        if r.get("false_examples") and "near" in name:
+            print(f"false pairs of {name}: {'; '.join(r['false_examples'])}")
     OUT.mkdir(exist_ok=True)
     result = {"machine": machine, "images": len(names), "rows": dict(rows),
               "imagededup_published": IMAGEDEDUP_PUBLISHED}
