@@ -829,6 +829,10 @@ class Collection:
 
         start = time.perf_counter()
         generation = self.store.generation
+        folder = maps_folder(self.store.path)
+        stored = None if refit else maps.current(folder, model, method, generation, seed)
+        if stored is not None:  # up to date: no need to load the ids, hashes or vectors
+            return self._map_layout(stored, model, "cached", start)
         ids, index = self.engine.index(model)
         hash_ids, hashes = self.store.vector_hashes(model)
         if not np.array_equal(hash_ids, ids):  # the catalogue moved on: keep what both have
@@ -845,19 +849,23 @@ class Collection:
             if rows is not None:
                 wanted = rows if wanted is None else rows[wanted]
             return matrix if wanted is None else matrix[wanted]
-        found = maps.bring_up_to_date(maps_folder(self.store.path), model, method, ids, hashes,
-                                      vectors, generation, refit=refit, may_fit=may_fit,
-                                      seed=seed)
+        found = maps.bring_up_to_date(folder, model, method, ids, hashes, vectors, generation,
+                                      refit=refit, may_fit=may_fit, seed=seed)
         if found is None:
             return None
-        stored, action = found
-        catalogued = self.store.rows(stored.ids.tolist())
+        return self._map_layout(found[0], model, found[1], start)
+
+    def _map_layout(self, stored, model: str, action: str, start: float) -> MapLayout:
+        """A stored map (analysis/maps.py) as the MapLayout `map` answers, with the images'
+        paths and categories."""
+        import time
+
+        paths, categories = self.store.paths_and_categories(stored.ids)
         return MapLayout(ids=stored.ids, x=stored.coords[:, 0], y=stored.coords[:, 1],
                          method=stored.method, model=model, fitted_on=stored.fitted_on,
                          placed=int(stored.placed.sum()), action=action,
-                         seconds=time.perf_counter() - start,
-                         paths=[r["path"] for r in catalogued],
-                         categories=[r["category"] for r in catalogued])
+                         seconds=time.perf_counter() - start, paths=paths,
+                         categories=categories)
 
     def _existing_map(self, model: str) -> MapLayout | None:
         """The map of `model` last computed, brought up to date by placing (never fitting),
