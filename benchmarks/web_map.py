@@ -62,6 +62,10 @@ FRAMES = """async (zoomed) => {
 }"""
 
 
+REQUESTS = """performance.getEntriesByType('resource').filter(e => e.name.includes('/api/'))
+    .map(e => [e.name.split(location.host)[1], Math.round(e.startTime),
+               Math.round(e.responseEnd)])"""
+
 TRANSFER = """async () => {
     const out = [];
     for (const format of ["json", "binary"]) {
@@ -140,7 +144,8 @@ def measure(url: str, runs: int, zoom: bool = True) -> dict:
             mark = page.evaluate("performance.getEntriesByName('lookalike:map-painted')[0]"
                                  ".startTime")
             paints.append({"map_painted_ms": mark,
-                           "points": page.evaluate("window.lookalikeMap.points")})
+                           "points": page.evaluate("window.lookalikeMap.points"),
+                           "requests": page.evaluate(REQUESTS)})
             if run == runs - 1:
                 transfer = page.evaluate(TRANSFER)
                 moving = frames(page, False)
@@ -199,6 +204,9 @@ def main() -> None:
     print(f"map of {len(layout):,} points (PCA, {layout.action} in {map_s:.1f} s)")
     print(f"first paint: {', '.join(f'{p:.0f}' for p in paint)} ms (median "
           f"{float(np.median(paint)):.0f} ms; target <= 1000)")
+    first = found["first_paint"][0]["requests"]
+    print("first run's requests (ms from navigation: start, end): " + "; ".join(
+        f"{name} {start}-{end}" for name, start, end in first if "/thumbs" not in name))
     for name in ("pan_zoom", "zoomed_in"):
         f = found[name]
         if f is None:

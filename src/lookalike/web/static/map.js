@@ -94,7 +94,9 @@ async function load() {
     if (response.status === 202) {
       status(`${answer.progress}…`, method !== "pca");
       document.body.dataset.map = "computing";
-      map.poll = setTimeout(() => { if (generation === map.generation) load(); }, POLL_MS);
+      // asked again at once: the request itself waits up to a second for the map, so
+      // that it is drawn as soon as it is ready rather than up to POLL_MS later
+      map.poll = setTimeout(() => { if (generation === map.generation) load(); }, 20);
       return;
     }
   } catch (error) {
