@@ -40,7 +40,11 @@ def computing(progress: str, **facts) -> JSONResponse:
 
 
 @router.get("/api/map", summary="Every image as a point of the collection's map",
-            responses={202: {"description": "computing: ask again"},
+            responses={200: {"content": {"application/octet-stream": {
+                                "schema": {"type": "string", "format": "binary"}}},
+                             "description": "the map (JSON, or with format=binary the "
+                                            "typed arrays)"},
+                       202: {"description": "computing: ask again"},
                        **refusals(s400="a method or model the collection cannot lay out")})
 def collection_map(state: State, method: str = "umap", model: str | None = None,
                    wait: Wait = WAIT, format: Literal["json", "binary"] = "json"):

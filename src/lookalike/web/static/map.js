@@ -441,7 +441,8 @@ function draw() {
     const c = colour[i];
     const xa = Math.max(0, sx - half), xb = Math.min(w, sx - half + r);
     for (let y = Math.max(0, sy - half), yb = Math.min(h, sy - half + r); y < yb; y++) {
-      words.fill(c, y * w + xa, y * w + xb);
+      // a plain loop: for a few pixels, 10x faster than words.fill (its call dominates)
+      for (let p = y * w + xa, e = y * w + xb; p < e; p++) words[p] = c;
     }
   }
   const ctx = $("map-canvas").getContext("2d");
