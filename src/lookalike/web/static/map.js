@@ -6,7 +6,7 @@
 // makes its images the references or the grid's filter. A map still being computed is
 // polled for (202 "computing"), with PCA offered meanwhile. The points come as typed arrays
 // (/api/map?format=binary). Level of detail: while the view moves (drag, wheel, keys) a fixed
-// random subsample sized to keep a frame near LOD_MS is drawn, and every point once it rests
+// evenly spread subsample sized to keep a frame near LOD_MS is drawn, and every point once it rests
 // (a drag released, or IDLE_MS without a move); hover, lasso and click always use every point.
 
 import { api, fetchAnalysis, thumbUrl } from "./api.js";
@@ -61,9 +61,9 @@ const map = {
   thumbsFrom: THUMBS_FROM,
   thumbsDrawn: 0, pointsDrawn: 0, frames: 0,
   moving: false, idle: 0, idleMs: IDLE_MS, held: false,  // level of detail (see the top)
-  pointNs: 0,                 // a full frame's time per point, measured
-  movingPoints: 0,            // a moving frame's points: measured (0), or set by a test
-  lod: null, lodFor: "",      // the subsample in drawing order, and what it was made for
+  budget: 0,                  // a moving frame's points (0: not measured yet), see steer()
+  movingPoints: 0,            // the same, set by a test (0: measured)
+  lod: null,                  // Map: subsample size -> point indices in drawing order
   frame: 0, poll: 0, generation: 0, painted: false, hovered: -1, names: new Map(),
 };
 
@@ -145,7 +145,7 @@ function adopt(answer, key) {
   map.coloured = "";
   map.selected = null;
   map.lod = null;
-  map.lodFor = "";
+  map.budget = 0;
   buildCells();
 }
 
@@ -388,28 +388,42 @@ function inView() {
   return count;
 }
 
+/** A moving frame's budget of points, from the frame just drawn in `ms`: first what a full
+ *  frame's time per point says fits in LOD_MS (collections of LOD_FLOOR points or more),
+ *  then a step of sqrt(2) down when a moving frame took longer than LOD_MS, up when one
+ *  drawn with the subsample took under 60 % of it (so that it settles). */
+function steer(ms, sample, n) {
+  if (!map.budget) {
+    if (!sample && n >= LOD_FLOOR) map.budget = Math.max(LOD_FLOOR, (LOD_MS / ms) * n);
+    return;
+  }
+  if (!map.moving) return;
+  if (ms > LOD_MS) map.budget = Math.max(LOD_FLOOR, Math.min(map.budget, map.n) / Math.SQRT2);
+  else if (sample && ms < 0.6 * LOD_MS) map.budget = Math.min(map.n, map.budget * Math.SQRT2);
+}
+
 /** While the view moves: the fixed subsample to draw (point indices in drawing order), or
- *  null when every point in view fits the frame's budget. Its size is what a full frame
- *  measured draws in LOD_MS (in steps of a factor sqrt(2), so that it rarely changes). */
+ *  null when every point in view fits the frame's budget. Its size is the budget rounded
+ *  down to a power of sqrt(2); each size's subsample is made once (a pass over the points)
+ *  and kept until the points or their drawing order change. */
 function movingSample() {
-  let budget = map.movingPoints;
-  if (!budget) {
-    if (!map.pointNs) return null;
-    const fits = Math.max(LOD_FLOOR, (LOD_MS * 1e6) / map.pointNs);
-    budget = Math.round(2 ** (Math.floor(2 * Math.log2(fits)) / 2));
+  const budget = map.movingPoints || map.budget;
+  if (!budget || budget >= map.n || inView() <= budget) return null;
+  const size = map.movingPoints || Math.round(2 ** (Math.floor(2 * Math.log2(budget)) / 2));
+  if (!map.lod) map.lod = new Map();
+  let lod = map.lod.get(size);
+  if (!lod) {
+    // golden-ratio hashing of the point index: an even spread, the same at every frame
+    const below = (size / map.n) * 2 ** 32, order = map.order, picked = new Int32Array(map.n);
+    let m = 0;
+    for (let k = 0; k < map.n; k++) {
+      const i = order ? order[k] : k;
+      if (Math.imul(i, 0x9e3779b9) >>> 0 < below) picked[m++] = i;
+    }
+    lod = picked.slice(0, m);
+    map.lod.set(size, lod);
   }
-  if (budget >= map.n || inView() <= budget) return null;
-  const key = `${budget}/${map.n}`;
-  if (map.lod && map.lodFor === key) return map.lod;
-  const share = budget / map.n, order = map.order, lod = new Int32Array(map.n);
-  let m = 0;
-  for (let k = 0; k < map.n; k++) {
-    const i = order ? order[k] : k;
-    if ((i * 0.6180339887498949) % 1 < share) lod[m++] = i;  // golden-ratio steps: even
-  }
-  map.lod = lod.slice(0, m);
-  map.lodFor = key;
-  return map.lod;
+  return lod;
 }
 
 function schedule() {
@@ -421,8 +435,8 @@ function draw() {
   if (!map.n || $("map-view").hidden) return;
   resize();
   const { w, h, words, xs, ys, colour, n } = map;
-  const started = performance.now();
   const sample = map.moving ? movingSample() : null;
+  const started = performance.now();
   const sequence = sample || map.order, count = sample ? sample.length : n;
   words.fill(BACKGROUND);
   const zoom = map.scale / map.fit;
@@ -447,7 +461,7 @@ function draw() {
   }
   const ctx = $("map-canvas").getContext("2d");
   ctx.putImageData(map.pixels, 0, 0);
-  if (!sample) map.pointNs = ((performance.now() - started) * 1e6) / Math.max(1, n);
+  steer(performance.now() - started, sample, n);
   map.pointsDrawn = drawn;
   map.thumbsDrawn = !sample && drawn <= map.thumbsFrom ? drawThumbnails(ctx, visible, drawn) : 0;
   drawMarks(ctx, r);
