@@ -118,6 +118,7 @@ def test_a_kept_map_up_to_date_is_read_without_the_vectors(db):
         kept = col.map(method="pca")
         assert kept.action == "cached"
         assert not vectors_folder(db).exists()  # the vectors were not loaded
+        assert kept.model == fitted.model == MODEL
         assert kept.paths == fitted.paths and kept.categories == fitted.categories
         by_scan = col.store.paths_and_categories(kept.ids, scan_from=0)
         assert by_scan == (fitted.paths, fitted.categories)
