@@ -11,7 +11,10 @@ then, against `lookalike serve` on 127.0.0.1:
   (ms from navigation start, /api/map's JSON and its parsing included); `--runs` times.
 - pan and zoom: 120 animation frames, each panning by a few pixels and zooming by 2 %
   around the pointer (as a drag and the wheel do), with every point on screen; frame
-  intervals p50/p95 and frames per second, and the CPU time of one full redraw.
+  intervals p50/p95 and frames per second, and the CPU time of one redraw while moving (the
+  level of detail's subsample, with how many points it drew) and of one full redraw.
+- the bytes of /api/map (JSON and format=binary) and the time to fetch and decode each in
+  the page.
 - zoomed in: the same once the view is zoomed until at most 300 points are on screen and
   drawn as thumbnails (loaded lazily, 8 at a time).
 Targets (issue 14): first paint <= 1 s, pan and zoom >= 30 frames/s; 1M points "still
@@ -49,10 +52,34 @@ FRAMES = """async (zoomed) => {
         await new Promise(r => requestAnimationFrame(r));
         const now = performance.now(); gaps.push(now - last); last = now;
     }
-    const t = performance.now();
+    let t = performance.now();
+    for (let i = 0; i < 20; i++) m.drawNow(true);
+    const moving_redraw_ms = (performance.now() - t) / 20, moving_points = m.pointsDrawn;
+    t = performance.now();
     for (let i = 0; i < 20; i++) m.drawNow();
     return { gaps, redraw_ms: (performance.now() - t) / 20, points_on_screen: m.pointsDrawn,
-             thumbnails: m.thumbnailsDrawn };
+             moving_redraw_ms, moving_points, thumbnails: m.thumbnailsDrawn };
+}"""
+
+
+REQUESTS = """performance.getEntriesByType('resource').filter(e => e.name.includes('/api/'))
+    .map(e => [e.name.split(location.host)[1], Math.round(e.startTime),
+               Math.round(e.responseEnd)])"""
+
+TRANSFER = """async () => {
+    const out = [];
+    for (const format of ["json", "binary"]) {
+        const r = await fetch(`/api/map?method=pca&format=${format}`);
+        out.push({ format, bytes: (await r.arrayBuffer()).byteLength, ms: 0 });
+    }
+    for (const o of out) {  // again, timed: fetched, then parsed (JSON) or viewed (binary)
+        const t = performance.now();
+        const r = await fetch(`/api/map?method=pca&format=${o.format}`);
+        if (o.format === "json") { const a = await r.json(); Float32Array.from(a.x); }
+        else { const b = await r.arrayBuffer(); new Float32Array(b, 8, 1); }
+        o.ms = performance.now() - t;
+    }
+    return out;
 }"""
 
 
@@ -104,7 +131,7 @@ def build_light_collection(folder: Path, n: int, dim: int = 64) -> Path:
 def measure(url: str, runs: int, zoom: bool = True) -> dict:
     from playwright.sync_api import sync_playwright
 
-    paints, moving, zoomed = [], None, None
+    paints, moving, zoomed, transfer = [], None, None, []
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=[
             "--no-sandbox", "--disable-gpu", "--disable-background-networking",
@@ -117,8 +144,10 @@ def measure(url: str, runs: int, zoom: bool = True) -> dict:
             mark = page.evaluate("performance.getEntriesByName('lookalike:map-painted')[0]"
                                  ".startTime")
             paints.append({"map_painted_ms": mark,
-                           "points": page.evaluate("window.lookalikeMap.points")})
+                           "points": page.evaluate("window.lookalikeMap.points"),
+                           "requests": page.evaluate(REQUESTS)})
             if run == runs - 1:
+                transfer = page.evaluate(TRANSFER)
                 moving = frames(page, False)
                 if not zoom:
                     context.close()
@@ -135,7 +164,8 @@ def measure(url: str, runs: int, zoom: bool = True) -> dict:
                 zoomed = frames(page, True)
             context.close()
         browser.close()
-    return {"first_paint": paints, "pan_zoom": moving, "zoomed_in": zoomed}
+    return {"first_paint": paints, "pan_zoom": moving, "zoomed_in": zoomed,
+            "transfer": transfer}
 
 
 def main() -> None:
@@ -174,14 +204,21 @@ def main() -> None:
     print(f"map of {len(layout):,} points (PCA, {layout.action} in {map_s:.1f} s)")
     print(f"first paint: {', '.join(f'{p:.0f}' for p in paint)} ms (median "
           f"{float(np.median(paint)):.0f} ms; target <= 1000)")
+    first = found["first_paint"][0]["requests"]
+    print("first run's requests (ms from navigation: start, end): " + "; ".join(
+        f"{name} {start}-{end}" for name, start, end in first if "/thumbs" not in name))
     for name in ("pan_zoom", "zoomed_in"):
         f = found[name]
         if f is None:
             continue
         print(f"{name}: {f['frames_per_s']:.0f} frames/s, frame p50 {f['frame_p50_ms']:.1f} ms,"
-              f" p95 {f['frame_p95_ms']:.1f} ms, one redraw {f['redraw_ms']:.1f} ms, "
-              f"{f['points_on_screen']:,} points on screen, {f['thumbnails']} thumbnails "
+              f" p95 {f['frame_p95_ms']:.1f} ms, one moving redraw {f['moving_redraw_ms']:.1f}"
+              f" ms ({f['moving_points']:,} points), one full redraw {f['redraw_ms']:.1f} ms "
+              f"({f['points_on_screen']:,} points on screen), {f['thumbnails']} thumbnails "
               "(target >= 30 frames/s)")
+    for t in found["transfer"]:
+        print(f"/api/map as {t['format']}: {t['bytes'] / 1e6:.1f} MB, fetched and decoded in "
+              f"{t['ms']:.0f} ms in the page")
 
 
 if __name__ == "__main__":

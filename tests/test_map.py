@@ -7,6 +7,7 @@ its numba code on first use in a process (about 30 s here), so its tests are mar
 """
 
 import json
+import shutil
 
 import numpy as np
 import pandas as pd
@@ -14,7 +15,7 @@ import pytest
 
 import lookalike
 from lookalike.analysis import layout, maps
-from lookalike.catalogue.paths import maps_folder
+from lookalike.catalogue.paths import maps_folder, vectors_folder
 from lookalike.catalogue.store import ImageRow, Store
 from lookalike.cli import main
 
@@ -105,6 +106,26 @@ def test_a_second_call_reads_the_kept_map(db):
     with lookalike.Collection.open(db) as col:  # another process: from the file
         kept = col.map(method="pca")
     assert kept.action == "cached"
+    np.testing.assert_array_equal(_points(fitted), _points(kept))
+
+
+def test_a_kept_map_up_to_date_is_read_without_the_vectors(db):
+    """What makes the Map view's first load of a million-image map take seconds, not 30."""
+    with lookalike.Collection.open(db) as col:
+        fitted = col.map(method="pca")
+    shutil.rmtree(vectors_folder(db))           # the vector matrix's cache, made by the fit
+    with lookalike.Collection.open(db) as col:
+        kept = col.map(method="pca")
+        assert kept.action == "cached"
+        assert not vectors_folder(db).exists()  # the vectors were not loaded
+        assert kept.model == fitted.model == MODEL
+        assert kept.paths == fitted.paths and kept.categories == fitted.categories
+        by_scan = col.store.paths_and_categories(kept.ids, scan_from=0)
+        assert by_scan == (fitted.paths, fitted.categories)
+        assert col.store.paths_and_categories(kept.ids[::5], scan_from=0) == (
+            fitted.paths[::5], fitted.categories[::5])
+        gone = np.append(kept.ids[:3], kept.ids.max() + 1)  # an id not in the table
+        assert col.store.paths_and_categories(gone, scan_from=0)[0] == fitted.paths[:3]
     np.testing.assert_array_equal(_points(fitted), _points(kept))
 
 

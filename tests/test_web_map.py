@@ -5,6 +5,7 @@ collection of real photos with dark, blurred, grey and oddly shaped ones made he
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 
@@ -206,3 +207,41 @@ def test_duplicate_groups_colour_the_map_once_computed(site):
         time.sleep(0.05)
         answer = live.client.get("/api/map/duplicates", params=near)
     assert answer.json()["computed"] is True
+
+
+def decode_binary(data: bytes) -> dict:
+    """/api/map?format=binary read back as its docstring lays it out."""
+    length = int(np.frombuffer(data[:4], "<u4")[0])
+    assert (4 + length) % 8 == 0
+    header = json.loads(data[4:4 + length])
+    at = 4 + length
+    for name, kind, count in header["arrays"]:
+        dtype = np.dtype({"int32": "<i4", "float32": "<f4", "float64": "<f8"}[kind])
+        assert at % dtype.itemsize == 0
+        header[name] = np.frombuffer(data, dtype, count, at)
+        at += count * dtype.itemsize
+    assert at == len(data)
+    return header
+
+
+def test_the_binary_map_is_the_json_map(site):
+    live, col, _ = site
+    plain = live.client.get("/api/map", params={"method": "pca", "wait": 30}).json()
+    answer = live.client.get("/api/map", params={"method": "pca", "wait": 30,
+                                                 "format": "binary"})
+    assert answer.status_code == 200
+    assert answer.headers["content-type"] == "application/octet-stream"
+    packed = decode_binary(answer.content)
+    assert [a[:2] for a in packed["arrays"]] == [["ids", "int32"], ["x", "float32"],
+                                                 ["y", "float32"], ["category", "int32"]]
+    for key in ("categories", "method", "model", "fitted_on", "placed", "action"):
+        assert packed[key] == plain[key], key
+    assert packed["ids"].tolist() == plain["ids"] == col.map(method="pca").ids.tolist()
+    assert packed["category"].tolist() == plain["category"]
+    assert min(plain["category"]) >= 0 and len(set(plain["category"])) == 5
+    extent = max(np.ptp(packed["x"]), np.ptp(packed["y"]))
+    for axis in ("x", "y"):  # JSON rounds to 1/100,000 of the extent; binary is exact
+        assert np.abs(packed[axis] - np.asarray(plain[axis])).max() <= 1e-5 * extent
+        assert packed[axis].tolist() == getattr(col.map(method="pca"), axis).tolist()
+    bad = live.client.get("/api/map", params={"method": "pca", "format": "xml"})
+    assert bad.status_code in (400, 422)

@@ -190,3 +190,40 @@ def test_grid_most_unusual_first_and_filtered_by_a_flag(page, site):
     assert page.locator("#flag").input_value() == "dark"
     assert page.locator("#sort").input_value() == "outlier"
     assert grid_ids(page) == [dark]
+
+
+def test_a_moving_view_draws_a_subsample_then_every_point_at_rest(page, site):
+    live, col, _, _ = site
+    open_map(page, f"{live.url}/?view=map&method=pca")
+    canvas = page.locator("#map-canvas")
+    total = len(col)
+    assert canvas.get_attribute("data-points") == str(total)
+    assert canvas.get_attribute("data-detail") == "full"
+    # as on a big map: a moving frame may draw 3 points; the view rests only when released
+    page.evaluate("window.lookalikeMap.movingPoints = 3; window.lookalikeMap.idleMs = 600000")
+    box = canvas.bounding_box()
+    x, y = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
+    page.mouse.move(x, y)
+    page.mouse.down()
+    page.mouse.move(x + 5, y + 3, steps=3)  # a small drag: every point stays on screen
+    page.wait_for_function("() => document.querySelector('#map-canvas').dataset.detail"
+                           " === 'moving'")
+    assert page.evaluate("window.lookalikeMap.moving")
+    assert 0 < int(canvas.get_attribute("data-points")) < total
+    moving = page.evaluate("window.lookalikeMap.pointsDrawn")
+    assert moving <= 3 + 2  # the subsample: about its size
+    page.mouse.up()                         # released: every point again, at once
+    page.wait_for_function("() => document.querySelector('#map-canvas').dataset.detail"
+                           " === 'full'")
+    assert canvas.get_attribute("data-points") == str(total)
+    assert not page.evaluate("window.lookalikeMap.moving")
+    # the wheel has no end: every point once it has not turned for idleMs
+    page.mouse.wheel(0, 40)
+    page.wait_for_function("() => document.querySelector('#map-canvas').dataset.detail"
+                           " === 'moving'")
+    assert int(canvas.get_attribute("data-points")) < total
+    page.evaluate("window.lookalikeMap.idleMs = 150")
+    page.mouse.wheel(0, 40)                 # moving still (the first turn's wait is long)
+    page.wait_for_function("() => window.lookalikeMap.moving === false"
+                           " && document.querySelector('#map-canvas').dataset.detail === 'full'")
+    assert canvas.get_attribute("data-points") == str(total)

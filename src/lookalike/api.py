@@ -927,7 +927,8 @@ class Collection:
             hint = f" (did you mean {near[0]!r}?)" if near else ""
             raise LookalikeError(f"no map method {method!r}{hint}; use one of: "
                                  f"{', '.join(METHODS)}")
-        method, model = method.lower(), self._model(model)
+        method = method.lower()
+        model = (model is None and self._model_of_kept_map(method, seed)) or self._model(model)
         key = (model, method, seed)
         if refit:
             fresh = self._lay_out(model, method, seed, refit=True)
@@ -944,6 +945,19 @@ class Collection:
         known = self._maps.get(self.store.generation, key, compute)
         return known if computed else replace(known, action="cached", seconds=0.0)
 
+    def _model_of_kept_map(self, method: str, seed: int) -> str | None:
+        """The default model found without counting the models (seconds at a million images):
+        the one last indexed with, when its map by `method` is kept and current (so made from
+        its vectors at this catalogue generation). Else None."""
+        from .analysis import maps
+        from .catalogue.paths import maps_folder
+
+        last = self.store.get_setting("last_model")
+        if last and maps.current(maps_folder(self.store.path), last, method,
+                                 self.store.generation, seed) is not None:
+            return last
+        return None
+
     def _lay_out(self, model: str, method: str, seed: int, refit: bool = False,
                  may_fit: bool = True) -> MapLayout | None:
         """The map of `model` by `method`, from `<db>.maps/` brought up to date (see `map`);
@@ -955,6 +969,10 @@ class Collection:
 
         start = time.perf_counter()
         generation = self.store.generation
+        folder = maps_folder(self.store.path)
+        stored = None if refit else maps.current(folder, model, method, generation, seed)
+        if stored is not None:  # up to date: no need to load the ids, hashes or vectors
+            return self._map_layout(stored, model, "cached", start)
         ids, index = self.engine.index(model)
         hash_ids, hashes = self.store.vector_hashes(model)
         if not np.array_equal(hash_ids, ids):  # the catalogue moved on: keep what both have
@@ -971,19 +989,23 @@ class Collection:
             if rows is not None:
                 wanted = rows if wanted is None else rows[wanted]
             return matrix if wanted is None else matrix[wanted]
-        found = maps.bring_up_to_date(maps_folder(self.store.path), model, method, ids, hashes,
-                                      vectors, generation, refit=refit, may_fit=may_fit,
-                                      seed=seed)
+        found = maps.bring_up_to_date(folder, model, method, ids, hashes, vectors, generation,
+                                      refit=refit, may_fit=may_fit, seed=seed)
         if found is None:
             return None
-        stored, action = found
-        catalogued = self.store.rows(stored.ids.tolist())
+        return self._map_layout(found[0], model, found[1], start)
+
+    def _map_layout(self, stored, model: str, action: str, start: float) -> MapLayout:
+        """A stored map (analysis/maps.py) as the MapLayout `map` answers, with the images'
+        paths and categories."""
+        import time
+
+        paths, categories = self.store.paths_and_categories(stored.ids)
         return MapLayout(ids=stored.ids, x=stored.coords[:, 0], y=stored.coords[:, 1],
                          method=stored.method, model=model, fitted_on=stored.fitted_on,
                          placed=int(stored.placed.sum()), action=action,
-                         seconds=time.perf_counter() - start,
-                         paths=[r["path"] for r in catalogued],
-                         categories=[r["category"] for r in catalogued])
+                         seconds=time.perf_counter() - start, paths=paths,
+                         categories=categories)
 
     def _existing_map(self, model: str) -> MapLayout | None:
         """The map of `model` last computed, brought up to date by placing (never fitting),

@@ -122,6 +122,17 @@ def map_files(folder: Path, model: str, method: str) -> tuple[Path, Path]:
     return folder / f"{stem}.npz", folder / f"{stem}.reducer"
 
 
+def current(folder: Path, model: str, method: str, generation: int,
+            seed: int = layout.DEFAULT_SEED) -> StoredMap | None:
+    """The stored map when it is up to date with catalogue `generation` (what
+    `bring_up_to_date` would answer "cached"), found without the collection's ids, hashes or
+    vectors: a million-image map is read in a tenth of a second. Else None."""
+    stored = load(map_files(folder, model, method))
+    if stored is not None and stored.seed == seed and stored.generation == generation:
+        return stored
+    return None
+
+
 def bring_up_to_date(folder: Path, model: str, method: str, ids: np.ndarray, hashes: np.ndarray,
                      vectors, generation: int, *, refit: bool = False, may_fit: bool = True,
                      seed: int = layout.DEFAULT_SEED) -> tuple[StoredMap, str] | None:
@@ -279,5 +290,6 @@ def _read_key(path: Path) -> bytes:
     return key
 
 
-__all__ = ["REFIT_SHARE", "MapLayout", "StoredMap", "bring_up_to_date", "load", "map_files",
+__all__ = ["REFIT_SHARE", "MapLayout", "StoredMap", "bring_up_to_date", "current", "load",
+           "map_files",
            "newest_method"]

@@ -436,6 +436,21 @@ class Store:
                 out[row[0]] = dict(zip(IMAGE_COLUMNS, row))
         return [out[i] for i in ids if i in out]
 
+    def paths_and_categories(self, ids: np.ndarray, scan_from: int = 20_000
+                             ) -> tuple[list[str], list[str | None]]:
+        """The path and category of each of the sorted image `ids`: from one scan of the table
+        when `scan_from` or more are asked (a million in 2 s rather than 9 s by chunks of
+        ids), else (or if an id is not in the table) as `rows` finds them."""
+        if len(ids) >= scan_from:
+            rows = self.conn.execute("SELECT id, path, category FROM images ORDER BY id")
+            every = rows.fetchall()
+            known = np.fromiter((r[0] for r in every), np.int64, len(every))
+            at = np.minimum(np.searchsorted(known, ids), max(len(known) - 1, 0))
+            if np.array_equal(known[at], ids):
+                return [every[k][1] for k in at.tolist()], [every[k][2] for k in at.tolist()]
+        found = self.rows(np.asarray(ids).tolist())
+        return [r["path"] for r in found], [r["category"] for r in found]
+
     def vectors(self, model: str) -> tuple[np.ndarray, np.ndarray]:
         """(image ids, float32 matrix) of every usable image that has a `model` vector."""
         ids: list[int] = []

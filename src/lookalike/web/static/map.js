@@ -4,7 +4,10 @@
 // into thumbnails once few enough are on screen; hover names an image, a click walks as in
 // the grid, the look-alikes shown are ringed; a lasso (shift-drag, or the lasso button)
 // makes its images the references or the grid's filter. A map still being computed is
-// polled for (202 "computing"), with PCA offered meanwhile.
+// polled for (202 "computing"), with PCA offered meanwhile. The points come as typed arrays
+// (/api/map?format=binary). Level of detail: while the view moves (drag, wheel, keys) a fixed
+// evenly spread subsample sized to keep a frame near LOD_MS is drawn, and every point once it rests
+// (a drag released, or IDLE_MS without a move); hover, lasso and click always use every point.
 
 import { api, fetchAnalysis, thumbUrl } from "./api.js";
 import { $ } from "./dom.js";
@@ -18,6 +21,9 @@ const CELLS = 128;                // the spatial index: CELLS x CELLS cells over
 const HOVER_PX = 8;               // how near the pointer a point must be to be hovered
 const MAX_REFS = 200;             // a lasso's references: the first this many (by id)
 const POLL_MS = 1000;
+const LOD_MS = 10;                // a frame's budget for points while the view moves
+const LOD_FLOOR = 20000;          // a moving frame draws at least this many (or every) point
+const IDLE_MS = 150;              // the view rests this long after a move: every point again
 const BACKGROUND = 0xfffafafa;    // ABGR (ImageData on little-endian machines)
 const GREY = 0xffc8c8c8;
 const PALETTE = ["#4e79a7", "#f28e2b", "#e15759", "#76b7b2", "#59a14f", "#edc948", "#b07aa1",
@@ -41,7 +47,7 @@ function ramp(t) {
 
 const map = {
   key: "",                    // method/model of the points loaded
-  n: 0, ids: null, xs: null, ys: null, index: new Map(), category: null, categories: [],
+  n: 0, ids: null, xs: null, ys: null, category: null, categories: [],  // ids: sorted
   colour: null, order: null,  // Uint32 colour per point; drawing order (last on top)
   coloured: "",               // what `colour` is by
   cx: 0, cy: 0, scale: 1, fit: 1,
@@ -54,6 +60,10 @@ const map = {
   loading: 0, wanted: [],
   thumbsFrom: THUMBS_FROM,
   thumbsDrawn: 0, pointsDrawn: 0, frames: 0,
+  moving: false, idle: 0, idleMs: IDLE_MS, held: false,  // level of detail (see the top)
+  budget: 0,                  // a moving frame's points (0: not measured yet), see steer()
+  movingPoints: 0,            // the same, set by a test (0: measured)
+  lod: null,                  // Map: subsample size -> point indices in drawing order
   frame: 0, poll: 0, generation: 0, painted: false, hovered: -1, names: new Map(),
 };
 
@@ -72,18 +82,21 @@ async function load() {
   if (key === map.key) return;
   const generation = ++map.generation;
   clearTimeout(map.poll);
-  const p = new URLSearchParams({ method, wait: "1" });
+  const p = new URLSearchParams({ method, wait: "1", format: "binary" });
   if (state.view.model) p.set("model", state.view.model);
   let answer;
   try {
     const response = await fetch(`/api/map?${p}`);
-    answer = await response.json();
+    const binary = response.headers.get("content-type")?.startsWith("application/octet-stream");
+    answer = binary ? decode(await response.arrayBuffer()) : await response.json();
     if (!response.ok) throw new Error(answer?.error || response.statusText);
     if (generation !== map.generation) return;
     if (response.status === 202) {
       status(`${answer.progress}…`, method !== "pca");
       document.body.dataset.map = "computing";
-      map.poll = setTimeout(() => { if (generation === map.generation) load(); }, POLL_MS);
+      // asked again at once: the request itself waits up to a second for the map, so
+      // that it is drawn as soon as it is ready rather than up to POLL_MS later
+      map.poll = setTimeout(() => { if (generation === map.generation) load(); }, 20);
       return;
     }
   } catch (error) {
@@ -104,21 +117,49 @@ async function load() {
   document.body.dataset.map = "painted";
 }
 
+/** /api/map?format=binary: a uint32 header length, the JSON header, then its `arrays`
+ *  (little-endian typed arrays, each starting on a multiple of its element size). */
+function decode(buffer) {
+  const length = new DataView(buffer).getUint32(0, true);
+  const header = JSON.parse(new TextDecoder().decode(new Uint8Array(buffer, 4, length)));
+  const types = { int32: Int32Array, float32: Float32Array, float64: Float64Array };
+  let at = 4 + length;
+  for (const [name, type, count] of header.arrays) {
+    header[name] = new types[type](buffer, at, count);
+    at += count * types[type].BYTES_PER_ELEMENT;
+  }
+  return header;
+}
+
 function adopt(answer, key) {
   const n = answer.ids.length;
   map.key = key;
   map.n = n;
-  map.ids = Float64Array.from(answer.ids);
-  map.xs = Float32Array.from(answer.x);
-  map.ys = Float32Array.from(answer.y);
-  map.category = Int32Array.from(answer.category);
+  map.ids = answer.ids instanceof Float64Array ? answer.ids : Float64Array.from(answer.ids);
+  map.xs = answer.x instanceof Float32Array ? answer.x : Float32Array.from(answer.x);
+  map.ys = answer.y instanceof Float32Array ? answer.y : Float32Array.from(answer.y);
+  map.category = answer.category instanceof Int32Array ? answer.category : Int32Array.from(answer.category);
   map.categories = answer.categories;
-  map.index = new Map(answer.ids.map((id, i) => [id, i]));
   map.colour = new Uint32Array(n);
   map.order = null;
   map.coloured = "";
   map.selected = null;
+  map.lod = null;
+  map.budget = 0;
   buildCells();
+}
+
+/** The point of image `id` (ids are sorted: a binary search), or -1. */
+function indexOf(id) {
+  const ids = map.ids;
+  let lo = 0, hi = map.n - 1;
+  while (lo <= hi) {
+    const mid = (lo + hi) >> 1;
+    if (ids[mid] < id) lo = mid + 1;
+    else if (ids[mid] > id) hi = mid - 1;
+    else return mid;
+  }
+  return -1;
 }
 
 /** The spatial index: point indices bucketed by cell (counting sort), for hover and lasso. */
@@ -184,7 +225,7 @@ async function colourBy(by) {
       const found = await fetchAnalysis(status);
       if (generation !== map.generation) return;
       colour.fill(GREY);
-      const at = found.ids.map((id) => map.index.get(id) ?? -1);
+      const at = found.ids.map(indexOf);
       if (by === "cluster") {
         at.forEach((i, k) => {
           if (i >= 0 && found.cluster[k] >= 0) colour[i] = PALETTE[found.cluster[k] % PALETTE.length];
@@ -202,8 +243,8 @@ async function colourBy(by) {
       colour.fill(GREY);
       const members = [];
       found.ids.forEach((id, k) => {
-        const i = map.index.get(id);
-        if (i !== undefined) { colour[i] = PALETTE[found.group[k] % PALETTE.length]; members.push(i); }
+        const i = indexOf(id);
+        if (i >= 0) { colour[i] = PALETTE[found.group[k] % PALETTE.length]; members.push(i); }
       });
       const member = new Uint8Array(n);
       for (const i of members) member[i] = 1;
@@ -223,6 +264,7 @@ async function colourBy(by) {
   }
   if (by !== "duplicates") status("");
   map.order = order;
+  map.lod = null;                           // the subsample follows the drawing order
   map.coloured = by;
   legend(by);
   document.body.dataset.mapColour = by;
@@ -314,6 +356,9 @@ function panBy(dx, dy) {
 
 let addressTimer = 0;
 function moved() {
+  map.moving = true;
+  clearTimeout(map.idle);
+  map.idle = setTimeout(rest, map.idleMs);
   schedule();
   clearTimeout(addressTimer);
   addressTimer = setTimeout(() => {
@@ -322,7 +367,64 @@ function moved() {
   }, 300);
 }
 
+/** The view rests (a drag released, or no move for IDLE_MS): draw every point again. */
+function rest() {
+  clearTimeout(map.idle);
+  if (!map.moving) return;
+  map.moving = false;
+  schedule();
+}
+
 // -- drawing -----------------------------------------------------------------------------------
+
+/** How many points lie in the cells the view covers (at least those on screen). */
+function inView() {
+  const { x0, y0, cw, ch, start } = map.cells;
+  const clamp = (v) => Math.min(CELLS - 1, Math.max(0, v));
+  const cx0 = clamp(Math.floor((toMapX(0) - x0) / cw)), cx1 = clamp(Math.floor((toMapX(map.w) - x0) / cw));
+  const cy0 = clamp(Math.floor((toMapY(map.h) - y0) / ch)), cy1 = clamp(Math.floor((toMapY(0) - y0) / ch));
+  let count = 0;
+  for (let cy = cy0; cy <= cy1; cy++) count += start[cy * CELLS + cx1 + 1] - start[cy * CELLS + cx0];
+  return count;
+}
+
+/** A moving frame's budget of points, from the frame just drawn in `ms`: first what a full
+ *  frame's time per point says fits in LOD_MS (collections of LOD_FLOOR points or more),
+ *  then a step of sqrt(2) down when a moving frame took longer than LOD_MS, up when one
+ *  drawn with the subsample took under 60 % of it (so that it settles). */
+function steer(ms, sample, n) {
+  if (!map.budget) {
+    if (!sample && n >= LOD_FLOOR) map.budget = Math.max(LOD_FLOOR, (LOD_MS / ms) * n);
+    return;
+  }
+  if (!map.moving) return;
+  if (ms > LOD_MS) map.budget = Math.max(LOD_FLOOR, Math.min(map.budget, map.n) / Math.SQRT2);
+  else if (sample && ms < 0.6 * LOD_MS) map.budget = Math.min(map.n, map.budget * Math.SQRT2);
+}
+
+/** While the view moves: the fixed subsample to draw (point indices in drawing order), or
+ *  null when every point in view fits the frame's budget. Its size is the budget rounded
+ *  down to a power of sqrt(2); each size's subsample is made once (a pass over the points)
+ *  and kept until the points or their drawing order change. */
+function movingSample() {
+  const budget = map.movingPoints || map.budget;
+  if (!budget || budget >= map.n || inView() <= budget) return null;
+  const size = map.movingPoints || Math.round(2 ** (Math.floor(2 * Math.log2(budget)) / 2));
+  if (!map.lod) map.lod = new Map();
+  let lod = map.lod.get(size);
+  if (!lod) {
+    // golden-ratio hashing of the point index: an even spread, the same at every frame
+    const below = (size / map.n) * 2 ** 32, order = map.order, picked = new Int32Array(map.n);
+    let m = 0;
+    for (let k = 0; k < map.n; k++) {
+      const i = order ? order[k] : k;
+      if (Math.imul(i, 0x9e3779b9) >>> 0 < below) picked[m++] = i;
+    }
+    lod = picked.slice(0, m);
+    map.lod.set(size, lod);
+  }
+  return lod;
+}
 
 function schedule() {
   if (!map.frame) map.frame = requestAnimationFrame(draw);
@@ -333,16 +435,18 @@ function draw() {
   if (!map.n || $("map-view").hidden) return;
   resize();
   const { w, h, words, xs, ys, colour, n } = map;
+  const sample = map.moving ? movingSample() : null;
+  const started = performance.now();
+  const sequence = sample || map.order, count = sample ? sample.length : n;
   words.fill(BACKGROUND);
   const zoom = map.scale / map.fit;
   const r = Math.max(2, Math.min(8, Math.round((1.5 + Math.log2(Math.max(1, zoom)) * 0.75) * map.dpr)));
   const half = r >> 1;
-  const order = map.order;
   const visible = [];
   let drawn = 0;
   const scale = map.scale, ox = w / 2 - map.cx * scale, oy = h / 2 + map.cy * scale;
-  for (let k = 0; k < n; k++) {
-    const i = order ? order[k] : k;
+  for (let k = 0; k < count; k++) {
+    const i = sequence ? sequence[k] : k;
     const sx = (xs[i] * scale + ox) | 0;
     const sy = (oy - ys[i] * scale) | 0;
     if (sx < -half || sy < -half || sx >= w + half || sy >= h + half) continue;
@@ -351,16 +455,19 @@ function draw() {
     const c = colour[i];
     const xa = Math.max(0, sx - half), xb = Math.min(w, sx - half + r);
     for (let y = Math.max(0, sy - half), yb = Math.min(h, sy - half + r); y < yb; y++) {
-      words.fill(c, y * w + xa, y * w + xb);
+      // a plain loop: for a few pixels, 10x faster than words.fill (its call dominates)
+      for (let p = y * w + xa, e = y * w + xb; p < e; p++) words[p] = c;
     }
   }
   const ctx = $("map-canvas").getContext("2d");
   ctx.putImageData(map.pixels, 0, 0);
+  steer(performance.now() - started, sample, n);
   map.pointsDrawn = drawn;
-  map.thumbsDrawn = drawn <= map.thumbsFrom ? drawThumbnails(ctx, visible, drawn) : 0;
+  map.thumbsDrawn = !sample && drawn <= map.thumbsFrom ? drawThumbnails(ctx, visible, drawn) : 0;
   drawMarks(ctx, r);
   map.frames++;
   $("map-canvas").dataset.points = String(drawn);
+  $("map-canvas").dataset.detail = sample ? "moving" : "full";
   $("map-canvas").dataset.thumbnails = String(map.thumbsDrawn);
 }
 
@@ -429,12 +536,12 @@ function drawMarks(ctx, r) {
     }
   }
   for (const id of state.ranks.keys()) {
-    const i = map.index.get(id);
-    if (i !== undefined) ring(i, r + 4 * d, "#d62728", 2 * d);
+    const i = indexOf(id);
+    if (i >= 0) ring(i, r + 4 * d, "#d62728", 2 * d);
   }
   for (const id of state.view.refs) {
-    const i = map.index.get(id);
-    if (i !== undefined) { ring(i, r + 7 * d, "#111", 3 * d); ring(i, r + 10 * d, "#fff", 2 * d); }
+    const i = indexOf(id);
+    if (i >= 0) { ring(i, r + 7 * d, "#111", 3 * d); ring(i, r + 10 * d, "#fff", 2 * d); }
   }
   if (map.lasso && map.lasso.length > 1) {
     ctx.beginPath();
@@ -573,6 +680,7 @@ function bindPointer(canvas) {
   });
   const end = (e) => {
     pointers.delete(e.pointerId);
+    if (!pointers.size) rest();             // a drag or pinch released: every point again
     if (gesture?.kind === "lasso" && map.lasso) finishLasso();
     else if (gesture?.kind === "pan" && gesture.moved < 5 * map.dpr && e.type === "pointerup") {
       const i = pointAt(...devicePoint(e));
@@ -678,8 +786,8 @@ window.lookalikeMap = {
   get frames() { return map.frames; },
   get zoom() { return map.scale / map.fit; },
   where(id) {
-    const i = map.index.get(id);
-    if (i === undefined) return null;
+    const i = indexOf(id);
+    if (i < 0) return null;
     const box = $("map-canvas").getBoundingClientRect();
     return [box.left + toScreenX(map.xs[i]) / map.dpr, box.top + toScreenY(map.ys[i]) / map.dpr];
   },
@@ -687,5 +795,16 @@ window.lookalikeMap = {
   /** Points on screen at most for them to be drawn as thumbnails (a test lowers it). */
   set thumbnailsFrom(n) { map.thumbsFrom = n; schedule(); },
   panBy(dx, dy) { panBy(dx * map.dpr, dy * map.dpr); },
-  drawNow() { draw(); },
+  /** Draw now: every point, or (`moving`) as while the view moves. */
+  drawNow(moving = false) {
+    const was = map.moving;
+    map.moving = moving;
+    draw();
+    map.moving = was;
+  },
+  /** Whether the view is moving (drawn with the subsample), and for tests: a moving frame's
+   *  points (0: measured) and how long the view rests before every point is drawn again. */
+  get moving() { return map.moving; },
+  set movingPoints(n) { map.movingPoints = n; },
+  set idleMs(ms) { map.idleMs = ms; },
 };
