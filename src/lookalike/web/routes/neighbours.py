@@ -4,7 +4,7 @@ of an image file sent by the user."""
 from __future__ import annotations
 
 import os
-from typing import Annotated, Literal
+from typing import Annotated, Literal, get_args
 
 from fastapi import APIRouter, File, Form, Query, UploadFile
 from fastapi.responses import JSONResponse
@@ -12,6 +12,7 @@ from pydantic import BaseModel, Field
 
 from ...api import DEFAULT_K, DEFAULT_METRIC, Collection, Neighbors
 from ...ingest.decode import ImageSkipped, decode
+from ...search.feedback import DEFAULT_REFINE_METHOD, REFINE_METHODS
 from ...search.metrics import METRICS
 from ..errors import HTTPError, refusals
 from ..state import State, ViewerState
@@ -22,6 +23,8 @@ router = APIRouter()
 _CANNOT_SEARCH = "a metric, model or search the collection cannot answer"
 ImageIdValue = Annotated[int, Field(ge=1, le=2**63 - 1)]
 Approximate = Literal["true", "false", "hnsw", "ivf", "scan"]
+RefineMethod = Literal["linear", "rocchio", "exemplar"]
+assert set(get_args(RefineMethod)) == set(REFINE_METHODS)  # the core's methods, no more
 
 
 class NeighborsQuery(BaseModel):
@@ -42,6 +45,17 @@ class NeighborsQuery(BaseModel):
                           "collections, the graph index once built or on large ones); true, "
                           "\"hnsw\", \"ivf\" or \"scan\": FAISS (faster on large "
                           "collections, may miss a few true neighbours); false: exact")
+    unlike: list[ImageIdValue] = Field(
+        [], max_length=1000, description="ids of images marked \"not like this\": alone, "
+        "the search ranks by the distance to the nearest reference minus half the distance to "
+        "the nearest of these (exact; `approximate` is then ignored)")
+    like: list[ImageIdValue] = Field(
+        [], max_length=1000, description="ids of images marked \"more like this\": with them "
+        "(or with `refine`) the answer is `Collection.refine` of the references and these "
+        "against `unlike`, ranked by `score` (cosine distances; `metric` is ignored)")
+    refine: RefineMethod | None = Field(
+        None, description="how to refine from the marks (linear, rocchio or exemplar; null: "
+                          "linear when `like` is given, else no refine)")
 
 
 @router.post("/api/neighbors", summary="The look-alikes of images of the collection",
@@ -62,12 +76,16 @@ def neighbors_get(state: State,
                   k: Annotated[int | None, Query(ge=1, le=100_000)] = DEFAULT_K,
                   metric: str = DEFAULT_METRIC, model: str | None = None,
                   include_references: bool = False, category: str | None = None,
-                  approximate: Approximate | None = None):
+                  approximate: Approximate | None = None,
+                  unlike: Annotated[list[ImageIdValue] | None, Query(max_length=1000)] = None,
+                  like: Annotated[list[ImageIdValue] | None, Query(max_length=1000)] = None,
+                  refine: RefineMethod | None = None):
     """The JSON twin of the page's `/?ref=...` view; same answer as `POST /api/neighbors`."""
     return _find_neighbors(state, NeighborsQuery(
         references=ref, k=k, metric=metric, model=model,
         include_references=include_references, category=category,
-        approximate=_approximate(approximate)))
+        approximate=_approximate(approximate), unlike=unlike or [], like=like or [],
+        refine=refine))
 
 
 @router.post("/api/neighbors/upload", summary="The look-alikes of an image file you send",
@@ -100,11 +118,9 @@ def neighbors_upload(state: State,
 def _find_neighbors(state: ViewerState, query: NeighborsQuery) -> JSONResponse:
     col = state.collection
     ids = list(dict.fromkeys(query.references))
-    references = col.store.rows(ids)
-    found = {r["id"] for r in references if r["skip_reason"] is None}
-    missing = [i for i in ids if i not in found]
-    if missing:
-        raise HTTPError(404, f"image {missing[0]}: no such image in the collection")
+    references = _usable_rows(col, ids)
+    if query.unlike or query.like or query.refine:
+        return _find_with_marks(state, query, references)
     state.warmup.wait_for_models(120)  # counted by the warm-up: no need to do it twice
     # Searches asked for at the same time are answered by one pass over the matrix
     # (search/exact.py).
@@ -112,6 +128,50 @@ def _find_neighbors(state: ViewerState, query: NeighborsQuery) -> JSONResponse:
                              include_references=query.include_references,
                              category=query.category or None, approximate=query.approximate)
     return _neighbors_response(col, res, references, query.k)
+
+
+def _usable_rows(col: Collection, ids: list[int]) -> list[dict]:
+    """The catalogue rows of `ids`, in their order; 404 for the first that is not a usable
+    image of the collection."""
+    rows = col.store.rows(ids)
+    found = {r["id"] for r in rows if r["skip_reason"] is None}
+    missing = [i for i in ids if i not in found]
+    if missing:
+        raise HTTPError(404, f"image {missing[0]}: no such image in the collection")
+    by_id = {r["id"]: r for r in rows}
+    return [by_id[i] for i in ids]
+
+
+def _find_with_marks(state: ViewerState, query: NeighborsQuery,
+                     references: list[dict]) -> JSONResponse:
+    """The look-alikes of references with images marked "not like this" (`unlike`) or "more
+    like this" (`like`, or `refine` asked for): `Collection.nearest(..., unlike=...)` or
+    `Collection.refine` of the references and the liked images against the unliked ones."""
+    col = state.collection
+    ref_ids = [r["id"] for r in references]
+    liked = [i for i in dict.fromkeys(query.like) if i not in ref_ids]
+    unliked = list(dict.fromkeys(query.unlike))
+    both = [i for i in unliked if i in ref_ids or i in liked]
+    if both:
+        side = "a reference" if both[0] in ref_ids else "liked"
+        raise HTTPError(400, f"image {both[0]}: is both {side} and unliked; mark each image "
+                             "on one side only")
+    like_rows, unlike_rows = _usable_rows(col, liked), _usable_rows(col, unliked)
+    state.warmup.wait_for_models(120)
+    positives = [r["path"] for r in references + like_rows]
+    negatives = [r["path"] for r in unlike_rows]
+    category = query.category or None
+    method = (query.refine or DEFAULT_REFINE_METHOD) if like_rows or query.refine else None
+    if method is not None:
+        res = col.refine(positives, negatives, k=query.k, method=method, model=query.model,
+                         include_references=query.include_references, category=category)
+    else:
+        res = col.nearest(positives, k=query.k, metric=query.metric, model=query.model,
+                          include_references=query.include_references, category=category,
+                          unlike=negatives)
+    return _neighbors_response(col, res, references, query.k,
+                               like=[image_json(r) for r in like_rows],
+                               unlike=[image_json(r) for r in unlike_rows], refine=method)
 
 
 def _search_upload(state: ViewerState, data: bytes, name: str, **search) -> Neighbors:
@@ -123,14 +183,14 @@ def _search_upload(state: ViewerState, data: bytes, name: str, **search) -> Neig
 
 
 def _neighbors_response(col: Collection, res: Neighbors, references: list[dict],
-                        k: int | None) -> JSONResponse:
+                        k: int | None, **marks) -> JSONResponse:
     # The answer is plain JSON already; a JSONResponse skips FastAPI's generic encoder.
     credits = col.attributions(res.rows + [r for r in references if "root" in r])
     return JSONResponse({
         "model": res.model, "metric": res.metric, "k": k,
         "references": [image_json(r) if "id" in r else r for r in references],
         "neighbors": res.to_records(), "notes": res.notes, "attributions": credits,
-        "method": res.method})
+        "method": res.method, **marks})
 
 
 def _approximate(text: Approximate | None) -> bool | Literal["hnsw", "ivf", "scan"] | None:
