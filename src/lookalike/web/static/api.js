@@ -88,6 +88,8 @@ function searchParams() {
 export function neighborsQuery() {
   const p = new URLSearchParams();
   for (const r of state.view.refs) p.append("ref", r);
+  for (const r of state.view.like) p.append("like", r);
+  for (const r of state.view.unlike) p.append("unlike", r);
   for (const [name, value] of searchParams()) p.set(name, value);
   if (state.view.inc) p.set("include_references", "true");
   return `/api/neighbors?${p}`;

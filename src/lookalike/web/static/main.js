@@ -8,6 +8,7 @@ import { $, fillSelect } from "./dom.js";
 import { bindCompare, compareKey, compareOpen } from "./compare.js";
 import { bindDuplicates, syncDuplicatesView } from "./duplicates.js";
 import { bindExport } from "./export.js";
+import { bindFeedback } from "./feedback.js";
 import { bindGrid, countText, grid, gridKey, showInGrid, syncGridControls } from "./gallery.js";
 import { bindControls, choose, showError, showLookalikes, showNotice,
          syncPanelControls } from "./panel.js";
@@ -152,6 +153,7 @@ bindGrid(refreshLookalikes);
 bindControls(refreshLookalikes);
 bindUploads();
 bindExport();
+bindFeedback(showLookalikes);
 bindCompare();
 bindDuplicates();
 bindMap();

@@ -3,6 +3,7 @@
 
 import { api, neighborsQuery, thumbUrl } from "./api.js";
 import { $, formatBytes, formatSize } from "./dom.js";
+import { markButtons, marksFor, marksSummary, renderMarks, unlikeDistance } from "./feedback.js";
 import { openPreview } from "./preview.js";
 import { beginRequest, clearResult, go, isCurrent, lookalikeCategory, metricKey, setResult,
          state } from "./state.js";
@@ -11,12 +12,13 @@ import { beginRequest, clearResult, go, isCurrent, lookalikeCategory, metricKey,
 export function choose(id, event) {
   const refs0 = state.view.refs;
   let refs;
-  if (event && (event.shiftKey || event.ctrlKey || event.metaKey) && !state.result?.upload) {
+  const adding = event && (event.shiftKey || event.ctrlKey || event.metaKey) && !state.result?.upload;
+  if (adding) {
     refs = refs0.includes(id) ? refs0.filter((r) => r !== id) : [...refs0, id];
   } else {
     refs = [id];
   }
-  go({ refs }, { push: true });
+  go({ refs, ...marksFor(refs, adding) }, { push: true });
   showLookalikes();
 }
 
@@ -79,6 +81,7 @@ export function showResult(answer) {
     renderRefs(answer);
     renderNeighbors(answer);
   }
+  renderMarks(answer);
   setResult(answer);                      // the grid marks them
   document.body.dataset.neighbors = answer ? "shown" : "none";
 }
@@ -144,7 +147,8 @@ function renderNeighbors(answer) {
   const metric = answer.metric;
   const several = state.info && Object.keys(state.info.models).length > 1;
   $("result-info").textContent = [`${answer.neighbors.length} by ${metric}`,
-    several ? answer.model : "", answer.category ? `from ${answer.category}` : ""]
+    marksSummary(answer), several ? answer.model : "",
+    answer.category ? `from ${answer.category}` : ""]
     .filter(Boolean).join(" · ");
   renderNotes(answer.notes || []);
   const scale = distanceScale(metric, answer.neighbors);
@@ -165,7 +169,10 @@ function renderNeighbors(answer) {
       near.title = `nearest reference: ${n.nearest_reference}`;
       about.appendChild(near);
     }
-    li.append(rank, box, about, distanceElement(n.distance, metric, scale), zoomButton());
+    const away = unlikeDistance(n);
+    if (away) about.appendChild(away);
+    li.append(rank, box, about, distanceElement(n.distance, metric, scale),
+              ...(answer.upload ? [] : [markButtons(n)]), zoomButton());
     li.addEventListener("click", (event) => {
       if (event.target.closest(".zoom")) openPreview(neighborList(answer), i);
       else choose(n.id, event);
@@ -203,10 +210,11 @@ function renderNotes(notes) {
 /** With several references: each reference's path (as the records give it) -> how to name
  *  it (its name, with its category when two references share a name); else null. */
 function referenceNames(answer) {
-  if (answer.references.length < 2) return null;
+  const positives = [...answer.references, ...(answer.like || [])];  // ✓ images count too
+  if (positives.length < 2) return null;
   const count = new Map();
-  for (const r of answer.references) count.set(r.name, (count.get(r.name) || 0) + 1);
-  return new Map(answer.references.map((r) => [r.path,
+  for (const r of positives) count.set(r.name, (count.get(r.name) || 0) + 1);
+  return new Map(positives.map((r) => [r.path,
     count.get(r.name) > 1 && r.category ? `${r.name} (${r.category})` : r.name]));
 }
 

@@ -10,7 +10,7 @@
 const FIXED_DEFAULTS = { refs: [], model: "", mode: "", inc: false, cat: "", q: "",
                          title: "category", only: false, dup: false, tier: "", threshold: "",
                          map: false, method: "umap", color: "category", at: "",
-                         sort: "", cluster: "", flag: "", sel: [] };
+                         sort: "", cluster: "", flag: "", sel: [], like: [], unlike: [] };
 const TIERS = ["exact", "pixels", "near", "similar"];
 const METHODS = ["umap", "tsne", "pca"];
 const MAX_SEL_CHARS = 6000;        // a longer address would pass the server's request limit
@@ -39,6 +39,12 @@ function idsOf(text) {
     for (let i = a; i <= last; i++) ids.push(i);
   }
   return [...new Set(ids)].sort((x, y) => x - y);
+}
+
+/** Ids listed in the address as "1,2,3" (look-alikes marked ✓ or ✗), in their order. */
+function listOf(text) {
+  const ids = (text || "").split(",").map((s) => Number.parseInt(s, 10)).filter((n) => n > 0);
+  return [...new Set(ids)];
 }
 
 export const state = {
@@ -144,6 +150,9 @@ export function readUrl() {
     cluster: /^-?\d+$/.test(p.get("cluster") || "") ? p.get("cluster") : "",
     flag: FLAGS.includes(p.get("flag")) ? p.get("flag") : "",
     sel: idsOf(p.get("sel")),
+    // look-alikes marked "more like this" (✓) and "not like this" (✗): feedback.js
+    like: listOf(p.get("like")),
+    unlike: listOf(p.get("unlike")),
   };
 }
 
@@ -151,6 +160,8 @@ export function readUrl() {
 export function urlOf(view) {
   const p = new URLSearchParams();
   if (view.refs.length) p.set("ref", view.refs.join(","));
+  if (view.like.length) p.set("like", view.like.join(","));
+  if (view.unlike.length) p.set("unlike", view.unlike.join(","));
   for (const key of ["k", "metric", "model", "mode", "cat", "q", "size", "title"]) {
     if (view[key] !== state.defaults[key]) p.set(key, String(view[key]));
   }

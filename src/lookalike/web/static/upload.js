@@ -41,7 +41,7 @@ export async function upload(file, { replace = false } = {}) {
  *  earlier reference out of the view (Back shows it again). */
 function uploadFailed(text) {
   abortRequest();
-  if (state.view.refs.length || history.state?.upload) go({ refs: [] }, { push: true });
+  if (state.view.refs.length || history.state?.upload) go({ refs: [], like: [], unlike: [] }, { push: true });
   clearResult();
   showError(text);
 }
