@@ -203,3 +203,12 @@ def test_the_graph_counts_its_tombstones_once():
         & set(range(10))
     graph.sync(ids[60:], hashes[60:], ExactIndex(exact.matrix[60:]))
     assert graph.tombstones == 60 and graph.stale  # over a quarter of 200
+
+
+def test_excluded_ids_are_looked_up_without_scanning_every_id():
+    from lookalike.search.engine import _rows_of
+
+    ids = np.array([2, 5, 9, 14], dtype=np.int64)
+    assert _rows_of(ids, np.array([14, 3, 2, 2, 99, 0])).tolist() == [0, 3]
+    assert _rows_of(ids, np.array([], dtype=np.int64)).tolist() == []
+    assert _rows_of(np.array([], dtype=np.int64), np.array([1])).tolist() == []
