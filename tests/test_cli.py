@@ -97,6 +97,7 @@ def test_similar_as_json_csv_and_table(indexed):
     assert cells[6] == best["nearest_reference"]
 
 
+@pytest.mark.slow  # seven processes
 def test_similar_can_ask_for_each_kind_of_approximate_search(indexed):
     root, files, db, _ = indexed
     ref = files[("chelsea", "orig")]
