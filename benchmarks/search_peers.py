@@ -1,7 +1,8 @@
 """The graph indexes a user could pick instead of lookalike's, measured in the same run as
 lookalike's own paths (benchmarks/search.py): FAISS HNSW (M=32, float32), hnswlib and usearch
-(bf16), each with an efSearch sweep; and lookalike's own paths (exact float32, exact with the
-8-bit pass, IVF, the graph) for single queries and for 20 simultaneous ones.
+(bf16), each with an efSearch sweep and the efConstruction of EF_CONSTRUCTION; and
+lookalike's own paths (exact float32, exact with the 8-bit pass, IVF, the graph) for single
+queries and for 20 simultaneous ones.
 
 Per row: build time, memory (resident memory the build added), p50/p95 of single queries,
 the wall time of 20 queries at once (the library's batch call; lookalike's from 20 threads,
@@ -16,8 +17,13 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
+from lookalike.search.approximate import GRAPH_EF_CONSTRUCTION
+
 M = 32
-EF_CONSTRUCTION = 40  # FAISS's default; the same for the others, so builds compare
+#: Each library's efConstruction: FAISS's graph as lookalike builds its own; hnswlib and
+#: usearch at their own defaults (200, 128), without which they stayed under recall@10 0.97
+#: even at ef 256 at 100k (with 40), so that every row is compared at matched recall.
+EF_CONSTRUCTION = {"faiss": GRAPH_EF_CONSTRUCTION, "hnswlib": 200, "usearch": 128}
 EF_SWEEP = (32, 64, 128, 256)
 
 
@@ -51,11 +57,16 @@ def measure(name: str, single, batch, queries: np.ndarray, truth: list[np.ndarra
     return row
 
 
+#: The threads that make lookalike's simultaneous searches: started once, as a server's
+#: worker threads are (a pool started per batch added the start of 20 threads to each batch:
+#: 48 against 28 ms for 20 graph searches, in one run on the busy development machine).
+POOL = ThreadPoolExecutor(20)
+
+
 def threads(fn):
     """fn over 20 queries from 20 threads at once (simultaneous requests)."""
     def run(qs):
-        with ThreadPoolExecutor(len(qs)) as pool:
-            list(pool.map(fn, qs))
+        list(POOL.map(fn, qs))
     return run
 
 
@@ -111,7 +122,7 @@ def faiss_rows(x, queries, truth) -> list[dict]:
 
     def make():
         index = faiss.IndexHNSWFlat(x.shape[1], M, faiss.METRIC_INNER_PRODUCT)
-        index.hnsw.efConstruction = EF_CONSTRUCTION
+        index.hnsw.efConstruction = EF_CONSTRUCTION["faiss"]
         index.add(unit)
         return index
     index, cost = built(make)
@@ -125,7 +136,8 @@ def faiss_rows(x, queries, truth) -> list[dict]:
                 return index.search(q[None], 10)[1][0]
             finally:
                 faiss.omp_set_num_threads(os.cpu_count() or 1)
-        rows.append(measure(f"FAISS HNSW (M=32), efSearch {ef}", lambda q: single(
+        name = f"FAISS HNSW (M=32, efC {EF_CONSTRUCTION['faiss']}), efSearch {ef}"
+        rows.append(measure(name, lambda q: single(
             q / np.linalg.norm(q)), lambda qs: index.search(uq[:len(qs)], 10), uq, truth,
             cost if ef == EF_SWEEP[0] else None))
     return rows
@@ -136,15 +148,15 @@ def hnswlib_rows(x, queries, truth) -> list[dict]:
 
     def make():
         index = hnswlib.Index(space="cosine", dim=x.shape[1])
-        index.init_index(max_elements=len(x), M=M, ef_construction=EF_CONSTRUCTION)
+        index.init_index(max_elements=len(x), M=M, ef_construction=EF_CONSTRUCTION["hnswlib"])
         index.add_items(x, np.arange(len(x)))
         return index
     index, cost = built(make)
     rows = []
     for ef in EF_SWEEP:
         index.set_ef(ef)
-        rows.append(measure(f"hnswlib, ef {ef}", lambda q: index.knn_query(q, 10,
-                                                                           num_threads=1)[0][0],
+        name = f"hnswlib (efC {EF_CONSTRUCTION['hnswlib']}), ef {ef}"
+        rows.append(measure(name, lambda q: index.knn_query(q, 10, num_threads=1)[0][0],
                             lambda qs: index.knn_query(qs, 10), queries, truth,
                             cost if ef == EF_SWEEP[0] else None))
     return rows
@@ -155,15 +167,15 @@ def usearch_rows(x, queries, truth) -> list[dict]:
 
     def make():
         index = Index(ndim=x.shape[1], metric="cos", dtype="bf16", connectivity=M,
-                      expansion_add=EF_CONSTRUCTION)
+                      expansion_add=EF_CONSTRUCTION["usearch"])
         index.add(np.arange(len(x)), x)
         return index
     index, cost = built(make)
     rows = []
     for ef in EF_SWEEP:
         index.expansion_search = ef
-        rows.append(measure(f"usearch bf16, ef {ef}", lambda q: index.search(q, 10,
-                                                                             threads=1).keys,
+        name = f"usearch bf16 (efC {EF_CONSTRUCTION['usearch']}), ef {ef}"
+        rows.append(measure(name, lambda q: index.search(q, 10, threads=1).keys,
                             lambda qs: index.search(qs, 10), queries, truth,
                             cost if ef == EF_SWEEP[0] else None))
     return rows

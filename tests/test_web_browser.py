@@ -555,3 +555,26 @@ def test_the_preview_shows_small_images_sharp_at_fit_or_1_to_1_and_heic_too(page
     assert page.locator("#preview-caption a", has_text="original file").get_attribute(
         "href").endswith("/original")
     shot(page, "21-preview-heic")
+
+
+def test_the_search_mode_offers_the_graph(page, site):
+    """`mode=hnsw` in the address (or chosen in the select) asks for the graph index; the
+    select is shown because the address names a mode, though the collection is small."""
+    live, col, files, root = site
+    ref = col.images(limit=1)[1][0]["id"]
+    asked = []
+    page.on("request", lambda r: asked.append(r.url) if "/api/neighbors" in r.url else None)
+    open_viewer(page, f"{live.url}/?ref={ref}&mode=hnsw")
+    shown = neighbours(page)
+    assert page.locator("#mode-label").is_visible()
+    assert page.input_value("#mode") == "hnsw"
+    assert page.eval_on_selector("#mode", "s => s.selectedOptions[0].textContent") == \
+        "approximate (graph)"
+    assert any(parse_qs(urlparse(u).query).get("approximate") == ["hnsw"] for u in asked)
+    answer = live.client.post("/api/neighbors", json={"references": [ref], "k": 10,
+                                                      "approximate": "hnsw"}).json()
+    assert answer["method"] == "hnsw" and shown == as_shown(answer["neighbors"])
+    page.select_option("#mode", "ivf")
+    page.wait_for_function("() => location.search.includes('mode=ivf')")
+    page.select_option("#mode", "hnsw")
+    page.wait_for_function("() => location.search.includes('mode=hnsw')")

@@ -78,6 +78,15 @@ def _positive_float(text: str) -> float:
     return value
 
 
+def _approximate_kind(text: str) -> bool | str:
+    if text == "auto":
+        return True
+    if text in ("hnsw", "ivf", "scan"):
+        return text
+    raise argparse.ArgumentTypeError(f"{text!r} is not a kind of approximate search (hnsw, "
+                                     "ivf, scan or auto); references go before --approximate")
+
+
 def _non_negative_float(text: str) -> float:
     try:
         value = float(text)
@@ -379,10 +388,14 @@ def add_similar(commands: _Commands) -> None:
     search = p.add_mutually_exclusive_group()
     search.add_argument("--exact", action="store_const", const=False, dest="approximate",
                         help="always search exactly (the default below 200,000 images)")
-    search.add_argument("--approximate", action="store_const", const=True, dest="approximate",
+    search.add_argument("--approximate", nargs="?", const=True, type=_approximate_kind,
+                        dest="approximate", metavar="KIND",
                         help="search with a FAISS index (the default from 200,000 images, "
                              "or once the graph index is built): distances stay exact, a few "
-                             "true neighbours may be missed")
+                             "true neighbours may be missed. KIND: hnsw (the graph, fastest "
+                             "once built), ivf (inverted file), scan (8-bit scan of every "
+                             "image) or auto (the default: the graph where it is built or "
+                             "fits in memory)")
     _format_option(p, SIMILAR_FORMATS,
                    "table for people; json, csv or parquet for programs; tab for Orange (Image "
                    "Viewer shows the images). Default: from the extension of --output, else table")

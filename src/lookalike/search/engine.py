@@ -103,7 +103,9 @@ class SearchEngine:
 
     def situation(self, model: str, metric: str, n: int, dim: int) -> Situation:
         """What `choose_method` needs to know about this collection now."""
-        return Situation(n, dim, self._graph_built(model, metric), available_memory())
+        built = self._graph_built(model, metric)
+        # Free memory matters only while the graph is not built (reading it: /proc/meminfo).
+        return Situation(n, dim, built, None if built else available_memory())
 
     def _graph_built(self, model: str, metric: str) -> bool:
         if not approximate_supports(metric):
@@ -139,7 +141,7 @@ class SearchEngine:
                                metric, k, filtered=among is not None)
         if method != "exact":  # its ids and index: the catalogue may have moved on meanwhile
             approx, ids, index = self._approximate_index(model, metric, method, ids, index)
-        skip = None if exclude is None else np.flatnonzero(np.isin(ids, exclude))
+        skip = None if exclude is None else _rows_of(ids, exclude)
         if method == "exact":
             rows = None if among is None else np.flatnonzero(np.isin(ids, among))
             found, dist, nearest = index.search(queries, k, metric, exclude=skip,
@@ -255,6 +257,16 @@ def _asked(approximate: bool | str | None) -> str:
         return _NAMED[approximate]
     raise LookalikeError(f"approximate must be True, False, None, 'hnsw', 'ivf' or 'scan', "
                          f"not {approximate!r}")
+
+
+def _rows_of(ids: np.ndarray, wanted: np.ndarray) -> np.ndarray:
+    """Sorted rows of those of `wanted` image ids that are in the sorted `ids`: a binary
+    search per wanted id (np.isin over every id took 0.3 ms of a 1.2 ms search at 100k)."""
+    wanted = np.unique(np.asarray(wanted, dtype=ids.dtype))
+    rows = np.searchsorted(ids, wanted)
+    inside = rows < len(ids)
+    rows, wanted = rows[inside], wanted[inside]
+    return rows[ids[rows] == wanted]
 
 
 def _exact_index(store: Store, model: str) -> tuple[np.ndarray, ExactIndex]:
