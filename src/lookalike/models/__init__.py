@@ -8,14 +8,18 @@ equal to) X's, so they are stored apart. Every model takes the same input, a uin
 
     model = load_model("efficientnet-lite0-gem")
     vectors = model.embed(batch)        # float32 (N, 1280)
+
+A user's own ONNX model, once added with :func:`register_model` (own.py keeps the list), is
+known by these functions like a built-in one; its vectors are keyed ``NAME@HASH8``.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import logging
+import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
@@ -23,7 +27,7 @@ from types import ModuleType
 import onnx
 
 from ..errors import LookalikeError
-from . import cache, efficientnet_lite, int8, mobilenet_v2, onnx_graph, squeezenet
+from . import cache, efficientnet_lite, int8, mobilenet_v2, onnx_graph, own, squeezenet
 from .runtime import (
     Model,
     ModelInfo,
@@ -33,9 +37,11 @@ from .runtime import (
     resolve_threads,
 )
 
-__all__ = ["DEFAULT_MODEL", "Model", "ModelInfo", "ModelNotInstalledError", "ModelSettingError",
-           "UnknownModelError", "get_model_info", "list_models", "load_model", "load_onnx_model",
-           "model_path"]
+ModelChangedError = own.ModelChangedError
+
+__all__ = ["DEFAULT_MODEL", "Model", "ModelChangedError", "ModelInfo", "ModelNotInstalledError",
+           "ModelSettingError", "UnknownModelError", "get_model_info", "list_models", "load_model",
+           "load_onnx_model", "model_path", "register_model", "unregister_model"]
 
 log = logging.getLogger(__name__)
 
@@ -134,9 +140,28 @@ _ENTRIES: dict[str, _Entry] = {e.name: e for e in
 def _entry(name: str) -> _Entry:
     key = str(name).strip().lower()
     if key not in _ENTRIES:
+        yours = [m.name for m in own.read_all().values()]
         raise UnknownModelError(f"unknown model {name!r}; choose one of: "
-                                f"{', '.join(_ENTRIES)}")
+                                f"{', '.join([*_ENTRIES, *yours])}")
     return _ENTRIES[key]
+
+
+def _own(name: str) -> own.OwnModel | None:
+    """The user's model called ``name`` or ``NAME@HASH8``; None for a built-in name. A hash
+    that is not the registered file's names vectors of an earlier file: UnknownModelError; a
+    file changed since it was added: ModelChangedError."""
+    if str(name).strip().lower() in _ENTRIES:
+        return None
+    found = own.find(name)
+    if found is None:
+        return None
+    entry, tag = found
+    if tag and tag != entry.sha256[:8]:
+        raise UnknownModelError(f"model {name}: made by an earlier file of your model "
+                                f"{entry.name} (now {entry.key}); index again with --model "
+                                f"{entry.name} to embed with the current one")
+    own.verify(entry)
+    return entry
 
 
 def _info(entry: _Entry) -> ModelInfo:
@@ -147,13 +172,34 @@ def _info(entry: _Entry) -> ModelInfo:
 
 
 def list_models() -> list[ModelInfo]:
-    """Every known model, installed or not."""
-    return [_info(e) for e in _ENTRIES.values()]
+    """Every known model, installed or not: the built-in ones, then the user's own."""
+    return [_info(e) for e in _ENTRIES.values()] + [m.info() for m in own.read_all().values()]
 
 
 def get_model_info(name: str) -> ModelInfo:
-    """The model called ``name`` (any case); raises UnknownModelError."""
-    return _info(_entry(name))
+    """The model called ``name`` (any case; a user's own as NAME or NAME@HASH8); raises
+    UnknownModelError."""
+    mine = _own(name)
+    return mine.info() if mine is not None else _info(_entry(name))
+
+
+def register_model(path: str | os.PathLike, name: str, input_size: int, mean: Sequence[float],
+                   std: Sequence[float], channel_order: str = "RGB", layout: str = "NCHW",
+                   output: str | None = None) -> ModelInfo:
+    """Add your own ONNX image model under ``name``, usable wherever a model name is.
+
+    The settings are :func:`load_onnx_model`'s. The model is run on generated images first
+    and must give finite vectors of one length; bad settings, a file that is not such a model
+    or a built-in model's name raise :class:`ModelSettingError`. Its vectors are keyed
+    ``NAME@HASH8`` by the file's sha256: adding a changed file again gives a new key."""
+    entry = own.register(path, name, input_size, mean, std, channel_order, layout, output,
+                         reserved=list(_ENTRIES))
+    return entry.info()
+
+
+def unregister_model(name: str) -> ModelInfo:
+    """Forget your model ``name`` (its file, and vectors made with it, are kept)."""
+    return own.unregister(name).info()
 
 
 def model_path(name: str) -> Path:
@@ -176,8 +222,12 @@ def load_model(name: str, threads: int | None = None) -> Model:
     """Load a model ready to ``embed`` and ``classify`` uint8 RGB batches (N, S, S, 3).
 
     ``threads`` is the number of onnxruntime threads (default: every core). Raises
-    UnknownModelError or ModelNotInstalledError (whose message names the pip command).
+    UnknownModelError or ModelNotInstalledError (whose message names the pip command), and
+    for a user's own model ModelChangedError when its file changed since it was added.
     """
+    mine = _own(name)
+    if mine is not None:  # ModelChangedError when its file is not the one added
+        return own.load(mine, threads)
     info = get_model_info(name)
     threads = resolve_threads(threads)
     path = model_path(info.name)

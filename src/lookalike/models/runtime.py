@@ -37,6 +37,7 @@ class ModelInfo:
     install_hint: str   # the pip command that installs the weights ("" when nothing to do)
     description: str
     is_default: bool
+    file: str = ""      # a user's own model: its ONNX file ("" for a built-in one)
 
 
 class ModelSettingError(LookalikeError, ValueError):
