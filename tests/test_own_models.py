@@ -199,6 +199,9 @@ def test_a_changed_file_is_refused_until_added_again_under_a_new_key(tmp_path, c
         # The old vectors can still be searched from images of the collection.
         found = col.nearest(files["red"][0], k=2, model=old)
         assert {Path(p).parent.name for p in found.paths} == {"red"}
+        with pytest.raises(LookalikeError, match="earlier file") as refused:
+            col.nearest(outside, k=2, model=old)  # an image the old file never embedded
+        assert "imported from elsewhere" not in str(refused.value)
     with pytest.raises(LookalikeError, match="earlier file"):
         load_model(old)
 

@@ -756,6 +756,15 @@ class Collection:
             try:
                 self._embedders[model] = load_model(model)
             except UnknownModelError:
+                from .models import own
+
+                found = own.find(model)
+                if found is not None and found[1] and found[0].key != model:
+                    raise BadReferenceError(
+                        f"{model}: vectors of an earlier file of your model {found[0].name!r} "
+                        "(it has changed since), which can no longer embed other images; give "
+                        f"images of the collection as references, or use --model "
+                        f"{found[0].name}") from None
                 raise BadReferenceError(
                     f"{model}: vectors imported from elsewhere, so lookalike cannot embed "
                     "other images with it; give images of the collection (or vectors) as "
