@@ -54,17 +54,23 @@ def browser():
         chromium.close()
 
 
-@pytest.fixture
-def page(browser, site):
+def checked_page(browser):
+    """A page in a context of its own (1280 x 800, downloads accepted) whose script errors
+    and console errors fail the test: what each browser test module's `page` fixture yields."""
     context = browser.new_context(viewport={"width": 1280, "height": 800}, accept_downloads=True)
     page = context.new_page()
-    errors = []
+    errors: list[str] = []
     page.on("pageerror", lambda exc: errors.append(str(exc)))
     page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
     page.console_errors = errors  # a test expecting a refusal takes its console line out
     yield page
     context.close()
     assert not errors, errors
+
+
+@pytest.fixture
+def page(browser, site):
+    yield from checked_page(browser)
 
 
 def shot(page, name: str) -> None:

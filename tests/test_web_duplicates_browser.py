@@ -12,7 +12,7 @@ import subprocess
 import pytest
 
 from test_web_api import serve
-from test_web_browser import browser, shot  # noqa: F401  (the chromium fixture)
+from test_web_browser import browser, checked_page, shot  # noqa: F401  (the chromium fixture)
 from test_web_duplicates import make_collection
 
 pytestmark = pytest.mark.browser
@@ -30,14 +30,7 @@ def site(tmp_path_factory):
 
 @pytest.fixture
 def page(browser, site):  # noqa: F811
-    context = browser.new_context(viewport={"width": 1280, "height": 800}, accept_downloads=True)
-    page = context.new_page()
-    errors: list[str] = []
-    page.on("pageerror", lambda exc: errors.append(str(exc)))
-    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
-    yield page
-    context.close()
-    assert not errors, errors
+    yield from checked_page(browser)
 
 
 def groups_shown(page) -> list[dict]:

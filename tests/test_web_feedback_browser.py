@@ -11,7 +11,7 @@ import pytest
 import lookalike
 from test_indexing import photo_families
 from test_web_api import MODEL, serve
-from test_web_browser import browser, open_viewer, shot  # noqa: F401  (fixtures)
+from test_web_browser import browser, checked_page, open_viewer, shot  # noqa: F401  (fixtures)
 
 pytestmark = pytest.mark.browser
 
@@ -29,14 +29,7 @@ def site(tmp_path_factory):
 
 @pytest.fixture
 def page(browser, site):  # noqa: F811
-    context = browser.new_context(viewport={"width": 1280, "height": 800})
-    page = context.new_page()
-    errors: list[str] = []
-    page.on("pageerror", lambda exc: errors.append(str(exc)))
-    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
-    yield page
-    context.close()
-    assert not errors, errors
+    yield from checked_page(browser)
 
 
 def shown_ids(page) -> list[int]:
