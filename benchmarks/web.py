@@ -57,6 +57,9 @@ OUT = Path(__file__).parent / "out"
 MODEL = "efficientnet-lite0"
 DIM = 1280
 CHROMIUM = "/usr/bin/chromium"
+#: A headless chromium that does no work of its own beside the page (updates, sync, ...).
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--no-first-run"]
 
 
 # -- the collection ---------------------------------------------------------------------------
@@ -142,9 +145,7 @@ def first_paint(url: str, runs: int, scroll: bool = True) -> dict:
     results = []
     scrolling = None
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=[
-            "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-            "--disable-component-update", "--disable-sync", "--no-first-run"])
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         for run in range(runs):
             context = browser.new_context(viewport={"width": 1400, "height": 900})
             page = context.new_page()

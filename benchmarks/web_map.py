@@ -41,7 +41,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).parent))
 import load  # noqa: E402
 from machine import print_machine  # noqa: E402
-from web import CHROMIUM, OUT, build_collection, percentiles  # noqa: E402
+from web import CHROMIUM, CHROMIUM_ARGS, OUT, build_collection, percentiles  # noqa: E402
 
 FRAMES = """async (zoomed) => {
     const m = window.lookalikeMap;
@@ -133,9 +133,7 @@ def measure(url: str, runs: int, zoom: bool = True) -> dict:
 
     paints, moving, zoomed, transfer = [], None, None, []
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=[
-            "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-            "--disable-component-update", "--disable-sync", "--no-first-run"])
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         for run in range(runs):
             context = browser.new_context(viewport={"width": 1400, "height": 900})
             page = context.new_page()
