@@ -345,6 +345,11 @@ def write_neighbors(res: Neighbors, format: str,
         data = (text + "\n").encode("utf-8")
     else:
         data = _neighbors_bytes(res, format)
+    return _text_or_file(data, path)
+
+
+def _text_or_file(data: bytes, path: str | os.PathLike | None) -> str | None:
+    """`data` (UTF-8) as text when `path` is None, else written whole to the file `path`."""
     if path is None:
         return data.decode("utf-8")
     with atomic_write(path) as f:
@@ -432,11 +437,7 @@ def write_duplicates(groups: Sequence[Any], format: str,
         table = _arrow_table(raw, columns)
         data = _header_line([c.name for c in columns], delimiter) + _delimited_rows(table,
                                                                                     delimiter)
-    if path is None:
-        return data.decode("utf-8")
-    with atomic_write(path) as f:
-        f.write(data)
-    return None
+    return _text_or_file(data, path)
 
 
 # -- maps ----------------------------------------------------------------------------------------
@@ -471,11 +472,7 @@ def write_map(layout: Any, format: str, path: str | os.PathLike | None = None) -
             _arrow_table(records, columns), ",")
     else:
         data = _map_tab(records, columns)
-    if path is None:
-        return data.decode("utf-8")
-    with atomic_write(path) as f:
-        f.write(data)
-    return None
+    return _text_or_file(data, path)
 
 
 def _map_tab(records: list[dict], columns: list[_Column]) -> bytes:
