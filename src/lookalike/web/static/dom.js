@@ -33,3 +33,15 @@ export function formatBytes(n) {
 export function formatSize(item) {
   return item.width != null && item.height != null ? `${item.width}×${item.height}` : "";
 }
+
+/** Let the browser save `blob` as the file `name` (a download started from the page). */
+export function saveBlob(name, blob) {
+  const url = URL.createObjectURL(blob);
+  const a = document.createElement("a");
+  a.href = url;
+  a.download = name;
+  document.body.append(a);
+  a.click();
+  a.remove();
+  setTimeout(() => URL.revokeObjectURL(url), 1000);
+}

@@ -6,7 +6,7 @@
 
 import { api, thumbUrl } from "./api.js";
 import { openCompare } from "./compare.js";
-import { $, formatBytes, formatSize } from "./dom.js";
+import { $, formatBytes, formatSize, saveBlob } from "./dom.js";
 import { go, state } from "./state.js";
 
 const PAGE = 40;                 // groups asked for (and added to the page) at a time
@@ -287,14 +287,7 @@ async function download(path, extra, name) {
     status((await response.json()).error);
     return;
   }
-  const url = URL.createObjectURL(await response.blob());
-  const a = document.createElement("a");
-  a.href = url;
-  a.download = name;
-  document.body.append(a);
-  a.click();
-  a.remove();
-  setTimeout(() => URL.revokeObjectURL(url), 1000);
+  saveBlob(name, await response.blob());
 }
 
 export function bindDuplicates() {

@@ -1,18 +1,11 @@
 // The look-alikes shown, downloaded as CSV or JSON: the record fields the API lists
 // (/api/collection `record_fields`) in its order, then any other field (a table's columns).
 
-import { $ } from "./dom.js";
+import { $, saveBlob } from "./dom.js";
 import { state } from "./state.js";
 
 function download(name, type, text) {
-  const url = URL.createObjectURL(new Blob([text], { type }));
-  const a = document.createElement("a");
-  a.href = url;
-  a.download = name;
-  document.body.appendChild(a);
-  a.click();
-  a.remove();
-  setTimeout(() => URL.revokeObjectURL(url), 1000);
+  saveBlob(name, new Blob([text], { type }));
 }
 
 function csvCell(value) {
