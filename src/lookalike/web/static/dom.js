@@ -13,6 +13,17 @@ export function fillSelect(select, options, selected) {
   }));
 }
 
+/** A button (type "button", not a form's submit) with its text, classes, tooltip and action. */
+export function button(text, className, title, action) {
+  const b = document.createElement("button");
+  b.type = "button";
+  b.className = className;
+  b.textContent = text;
+  if (title) b.title = title;
+  b.addEventListener("click", action);
+  return b;
+}
+
 /** A link that runs `action` instead of going anywhere. */
 export function link(text, action) {
   const a = document.createElement("a");

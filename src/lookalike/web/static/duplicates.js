@@ -6,7 +6,7 @@
 
 import { api, thumbUrl } from "./api.js";
 import { openCompare } from "./compare.js";
-import { $, formatBytes, formatSize, saveBlob } from "./dom.js";
+import { $, button, formatBytes, formatSize, saveBlob } from "./dom.js";
 import { go, state } from "./state.js";
 
 const PAGE = 40;                 // groups asked for (and added to the page) at a time
@@ -45,13 +45,9 @@ function status(text, undo = null) {
   const line = $("dup-status");
   line.replaceChildren(text);
   if (undo) {
-    const button = document.createElement("button");
-    button.type = "button";
-    button.className = "small-button";
-    button.id = "dup-undo";
-    button.textContent = "Undo";
-    button.addEventListener("click", undo);
-    line.append(" ", button);
+    const again = button("Undo", "small-button", "", undo);
+    again.id = "dup-undo";
+    line.append(" ", again);
   }
   line.hidden = !text;
 }
@@ -112,9 +108,9 @@ function paintKeeper(group) {
   for (const li of group.el.querySelectorAll(".dup-member")) {
     const kept = Number(li.dataset.id) === group.keep;
     li.classList.toggle("kept", kept);
-    const button = li.querySelector(".dup-keep");
-    button.textContent = kept ? "Kept" : "Keep this";
-    button.setAttribute("aria-pressed", String(kept));
+    const keep = li.querySelector(".dup-keep");
+    keep.textContent = kept ? "Kept" : "Keep this";
+    keep.setAttribute("aria-pressed", String(kept));
   }
 }
 
@@ -127,18 +123,11 @@ function paintGroup(group) {
   head.className = "dup-head";
   const title = document.createElement("h3");
   title.textContent = `Group ${group.group} · ${group.images.length} images`;
-  const compare = document.createElement("button");
-  compare.type = "button";
-  compare.className = "small-button dup-compare";
-  compare.textContent = "Compare";
-  compare.title = "Compare the two members ticked (else the kept one and the nearest other)";
-  compare.addEventListener("click", () => compareIn(group));
-  const not = document.createElement("button");
-  not.type = "button";
-  not.className = "small-button dup-not";
-  not.textContent = "Not duplicates";
-  not.title = "These are not copies of each other: never group them again";
-  not.addEventListener("click", () => dismiss(group));
+  const compare = button("Compare", "small-button dup-compare",
+    "Compare the two members ticked (else the kept one and the nearest other)",
+    () => compareIn(group));
+  const not = button("Not duplicates", "small-button dup-not",
+    "These are not copies of each other: never group them again", () => dismiss(group));
   head.append(title, compare, not);
   const list = document.createElement("ul");
   list.className = "dup-members";

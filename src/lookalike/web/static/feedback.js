@@ -5,7 +5,7 @@
 // look-alikes, can be undone, and stay in the address (&like=1,2&unlike=3).
 
 import { thumbUrl } from "./api.js";
-import { $ } from "./dom.js";
+import { $, button } from "./dom.js";
 import { go, state } from "./state.js";
 
 const SIDES = {
@@ -111,13 +111,8 @@ export function renderMarks(answer) {
       const img = document.createElement("img");
       img.alt = item.name;
       img.src = thumbUrl(item.id, 48);
-      const undo = document.createElement("button");
-      undo.type = "button";
-      undo.className = "undo";
-      undo.textContent = "×";
-      undo.title = "Undo this mark";
+      const undo = button("×", "undo", "Undo this mark", () => mark(item.id, side));
       undo.setAttribute("aria-label", `Undo ${SIDES[side].sign} on ${item.name}`);
-      undo.addEventListener("click", () => mark(item.id, side));
       li.append(sign, img, undo);
       list.appendChild(li);
     }

@@ -2,7 +2,7 @@
 // bars and notes, errors and notices; and the walk from reference to look-alike.
 
 import { api, neighborsQuery, thumbUrl } from "./api.js";
-import { $, formatBytes, formatSize } from "./dom.js";
+import { $, button, formatBytes, formatSize } from "./dom.js";
 import { markButtons, marksFor, marksSummary, renderMarks, unlikeDistance } from "./feedback.js";
 import { openPreview } from "./preview.js";
 import { beginRequest, clearResult, go, isCurrent, lookalikeCategory, metricKey, setResult,
@@ -122,12 +122,7 @@ function renderRefs(answer) {
     if (!ref.upload) box.addEventListener("click", () => openPreview(refList(answer), i));
     li.append(box);
     if (several) {
-      const remove = document.createElement("button");
-      remove.type = "button";
-      remove.className = "remove";
-      remove.title = "Remove this reference";
-      remove.textContent = "×";
-      remove.addEventListener("click", () => {
+      const remove = button("×", "remove", "Remove this reference", () => {
         go({ refs: state.view.refs.filter((r) => r !== ref.id) }, { push: true });
         showLookalikes();
       });
