@@ -2,8 +2,6 @@
 from every format `export` writes, and refused whole when the input is bad."""
 
 import json
-import subprocess
-import sys
 
 import numpy as np
 import pandas as pd
@@ -12,6 +10,7 @@ from PIL import Image
 
 import lookalike
 from lookalike.errors import LookalikeError
+from test_cli import run
 from test_web_api import serve
 from test_web_browser import browser  # noqa: F401  (the chromium fixture)
 
@@ -27,14 +26,6 @@ def clustered(n, seed=0):
 
 def fake_paths(n, folder="/data/pics"):
     return [f"{folder}/img{i:03d}.jpg" for i in range(n)]
-
-
-def run(*args, check=True):
-    proc = subprocess.run([sys.executable, "-m", "lookalike", *map(str, args)],
-                          capture_output=True, text=True, timeout=300)
-    if check and proc.returncode != 0:
-        raise AssertionError(f"exit {proc.returncode}\n{proc.stdout}\n{proc.stderr}")
-    return proc
 
 
 def one_line_error(proc, *words):
