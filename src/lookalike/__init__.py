@@ -8,8 +8,9 @@
 
 from .api import Collection, Neighbors
 from .errors import LookalikeError, LookalikeWarning
+from .ingest.reading import ReadingOptions
 from .search.metrics import METRICS, distances
 from .version import __version__
 
-__all__ = ["Collection", "Neighbors", "LookalikeError", "LookalikeWarning", "METRICS", "distances",
-           "__version__"]
+__all__ = ["Collection", "Neighbors", "LookalikeError", "LookalikeWarning", "METRICS",
+           "ReadingOptions", "distances", "__version__"]

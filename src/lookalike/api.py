@@ -25,8 +25,10 @@ from .catalogue.store import Store, no_empty_database_left
 from .errors import LookalikeError, LookalikeWarning
 from .formats.records import RECORD_FIELDS
 from .ingest import decode as images
+from .ingest.channels import reading_model
 from .ingest.folders import display_path, resolve
 from .ingest.pipeline import IndexReport, embed_files, index_paths
+from .ingest.reading import READING_SETTING, ReadingOptions, base_model
 from .ingest.vectors import ImportReport
 from .locators import is_data_url, is_url
 from .search.engine import SearchEngine
@@ -292,7 +294,7 @@ class Collection:
             *, batch_size: int = 32, threads: int | None = None, progress: bool = False,
             max_pixels: int = images.DEFAULT_MAX_PIXELS, image_column: str | None = None,
             category_column: str | None = None, base_dir: str | os.PathLike | None = None,
-            downloader=None) -> IndexReport:
+            downloader=None, reading: ReadingOptions | None = None) -> IndexReport:
         """Index folders, image files and tables: new and changed images are embedded,
         vanished ones (and rows taken out of a table) dropped.
 
@@ -301,17 +303,24 @@ class Collection:
         which), with an optional `category_column`; relative paths start at `base_dir`
         (default: the `.tab` origin, else the table's folder). Its other columns are kept
         with each image. URLs are fetched by `downloader` (a `downloads.Downloader`; default
-        settings and cache when None)."""
+        settings and cache when None).
+
+        `reading` (a `ReadingOptions`: z plane or projection, time point, channels, per-channel
+        vectors, percentile window) says how scientific images are read; it is kept with the
+        collection, so later runs, outside references and thumbnails read images the same way
+        (None: the options kept, or the defaults)."""
         from .ingest.tables import TableOptions
         from .models import DEFAULT_MODEL
 
         if isinstance(paths, (str, os.PathLike)):
             paths = [paths]
+        if reading is not None and reading != self.reading:
+            self.store.set_setting(READING_SETTING, reading.to_json())
         report = index_paths(self.store, list(paths), model or DEFAULT_MODEL,
                              batch_size=batch_size, threads=threads, progress=progress,
                              max_pixels=max_pixels,
                              tables=TableOptions(image_column, category_column, base_dir),
-                             downloader=downloader)
+                             downloader=downloader, reading=self.reading)
         self.engine.forget()
         self.last_report = report
         return report
@@ -426,6 +435,12 @@ class Collection:
         return dict(self._counted("models", self.store.models))
 
     @property
+    def reading(self) -> ReadingOptions:
+        """How this collection reads scientific images (the options its last `add` was given;
+        the defaults until then)."""
+        return ReadingOptions.from_json(self.store.get_setting(READING_SETTING))
+
+    @property
     def default_model(self) -> str:
         """The model last used to index, if it has vectors, else the one covering most images."""
         present = self.models
@@ -471,10 +486,11 @@ class Collection:
         if model is None:
             return self.default_model
         if model in self.models:  # a model of the collection: its vectors may be imported
-            return model
+            keyed = self.reading.vector_key(model)  # read the collection's way, if indexed so
+            return keyed if keyed in self.models else model
         from .models import get_model_info
 
-        name = get_model_info(model).name
+        name = self.reading.vector_key(get_model_info(model).name)
         if name not in self.models:
             raise LookalikeError(
                 f"no image in {self.store.path} has a {name} vector; "
@@ -734,7 +750,8 @@ class Collection:
         if os.path.isdir(ref):
             raise BadReferenceError(f"{shown}: is a folder; give image files as references")
         try:
-            return embed_files([ref], model, embedder=self._embedder(model))[0]
+            return embed_files([ref], base_model(model), embedder=self._embedder(model),
+                               reading=self._reading_of(model))[0]
         except images.ImageSkipped as exc:
             raise BadReferenceError(f"{shown}: {exc.reason}") from None
 
@@ -744,17 +761,31 @@ class Collection:
 
         embedder = self._embedder(model)  # first: an imported model cannot embed
         try:
-            pixels = images.decode(data, get_model_info(model).input_size).pixels
+            pixels = images.decode(data, get_model_info(base_model(model)).input_size,
+                                   reading=self._reading_of(model)).for_model
         except images.ImageSkipped as exc:
             raise BadReferenceError(f"{shown}: {exc.reason}") from None
         return embedder.embed(pixels[None])[0]
+
+    def _reading_of(self, key: str) -> ReadingOptions:
+        """How the images whose vectors are stored under `key` were read."""
+        reading = self.reading
+        if reading.vector_key(base_model(key)) == key:
+            return reading
+        if base_model(key) == key:
+            return ReadingOptions()
+        raise BadReferenceError(
+            f"{key}: vectors of images read with other options than the collection's "
+            f"({reading.describe()}), so other images cannot be embedded like them; give images "
+            "of the collection as references, or index again")
 
     def _embedder(self, model: str):
         from .models import UnknownModelError, load_model
 
         if model not in self._embedders:
             try:
-                self._embedders[model] = load_model(model)
+                self._embedders[model] = reading_model(
+                    load_model, base_model(model), self._reading_of(model))(model)
             except UnknownModelError:
                 from .models import own
 

@@ -206,10 +206,57 @@ def add_index(commands: _Commands) -> None:
     p.add_argument("--threads", type=_positive_int, metavar="N",
                    help="decoding and inference threads (default: the number of CPU cores)")
     p.add_argument("--max-pixels", type=_positive_int, metavar="N",
-                   help="refuse images with more pixels than this (default 268,435,456)")
+                   help="refuse images with more pixels than this (default 268,435,456); "
+                        "TIFF and OME-Zarr images over it are read at a reduced resolution")
+    _reading_options(p)
     _quiet_option(p)
     p.add_argument("-v", "--verbose", action="store_true", help="list every skipped file")
     p.set_defaults(handler=cmd_index)
+
+
+def _reading_options(p: argparse.ArgumentParser) -> None:
+    """How scientific images (OME-TIFF, TIFF stacks, OME-Zarr, 16-bit) are read: kept with the
+    collection, so each option given replaces the collection's and the others stay."""
+    from .ingest.reading import DEFAULT_WINDOW
+
+    group = p.add_argument_group("scientific images", "kept with the collection: an option "
+                                 "given replaces the collection's, the others stay")
+    group.add_argument("--z", metavar="Z|max|mean",
+                       help="the z plane of a stack, or a maximum or mean projection (default 0)")
+    group.add_argument("--t", metavar="T", type=_non_negative_int,
+                       help="the time point (default 0)")
+    group.add_argument("--channels", metavar="LIST",
+                       help="channels shown as red, green, blue (e.g. 0,1,2), or each in a colour "
+                            "(e.g. 0=blue,1=green,4=magenta); `all` for the image's own "
+                            "(default: the first three)")
+    group.add_argument("--per-channel", action=argparse.BooleanOptionalAction, default=None,
+                       help="embed each of --channels as a grey image and join the vectors")
+    group.add_argument("--window", metavar="LOW,HIGH",
+                       help="percentiles of 16-bit and float samples shown as black and white "
+                            f"(default {DEFAULT_WINDOW[0]:g},{DEFAULT_WINDOW[1]:g})")
+
+
+def _reading_from(args, current):
+    """The collection's reading options with those given on the command line replaced; None
+    when none was given."""
+    from dataclasses import replace
+
+    from .ingest.reading import parse_channels, parse_window, parse_z
+
+    given: dict = {}
+    if args.z is not None:
+        given["z"] = parse_z(args.z)
+    if args.t is not None:
+        given["t"] = args.t
+    if args.channels is not None:
+        channels = (None, None) if args.channels.strip().lower() == "all" \
+            else parse_channels(args.channels)
+        given["channels"], given["colours"] = channels
+    if args.per_channel is not None:
+        given["per_channel"] = args.per_channel
+    if args.window is not None:
+        given["window"] = parse_window(args.window)
+    return replace(current, **given) if given else None
 
 
 def _download_options(p: argparse.ArgumentParser) -> None:
@@ -245,7 +292,8 @@ def cmd_index(args) -> int:
                             max_bytes=int(args.download_limit * MIB),
                             concurrency=args.downloads)
     with no_empty_database_left(args.db), Collection.create(args.db) as col, downloader:
-        report = col.add(args.paths, model=args.model or DEFAULT_MODEL,
+        reading = _reading_from(args, col.reading)
+        report = col.add(args.paths, model=args.model or DEFAULT_MODEL, reading=reading,
                          batch_size=args.batch_size, threads=args.threads,
                          progress=not args.quiet,
                          max_pixels=args.max_pixels or DEFAULT_MAX_PIXELS,
@@ -253,6 +301,8 @@ def cmd_index(args) -> int:
                          base_dir=args.base_dir, downloader=downloader)
         for table in report.tables:
             print(_table_summary(table))
+        if not col.reading.is_default:
+            print(f"images read with {col.reading.describe()}: vectors kept as {report.model}")
         print(_summary(report, col.store.path))
         if args.verbose and report.skipped:
             print("skipped files:")

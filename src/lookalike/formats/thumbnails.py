@@ -12,23 +12,33 @@ from PIL import Image, ImageOps
 
 from ..fileio import FileTooLarge, NotARegularFile, read_regular_file
 from ..ingest import downloads
-from ..ingest.decode import _ALPHA_MODES, ImageSkipped, open_image, read_size, to_rgb
+from ..ingest.decode import (
+    _ALPHA_MODES,
+    DEFAULT_READING,
+    ImageSkipped,
+    open_image,
+    read_size,
+    to_rgb,
+)
 from ..ingest.originals import MAX_ORIGINAL_BYTES
+from ..ingest.reading import ReadingOptions
 from ..locators import is_url
 
 #: Files larger than this are not read for a preview (the limit of every read-back of an image).
 MAX_FILE_BYTES = MAX_ORIGINAL_BYTES
 
 
-def _encode(data: bytes, size: int, quality: int) -> bytes:
+def _encode(data: bytes, size: int, quality: int, reading: ReadingOptions | None) -> bytes:
+    reading = reading or DEFAULT_READING
     read_size(data)  # refuses decompression bombs with a reason
     try:
-        im = open_image(data)  # Pillow, or tifffile for the TIFFs Pillow cannot read
+        # Pillow, or tifffile for the TIFFs Pillow cannot read; stacks as `reading` says
+        im = open_image(data, reading=reading, need=size)
         if im.format == "JPEG" and im.mode in ("RGB", "L", "CMYK"):
             im.draft(im.mode, (size, size))  # decode at a reduced scale: much faster
         im = ImageOps.exif_transpose(im)
         has_alpha = im.mode in _ALPHA_MODES or (im.mode == "P" and "transparency" in im.info)
-        im = im.convert("RGBA") if has_alpha else to_rgb(im)
+        im = im.convert("RGBA") if has_alpha else to_rgb(im, reading.window)
         im.thumbnail((size, size), Image.Resampling.LANCZOS, reducing_gap=3.0)
         out = io.BytesIO()
         if has_alpha:
@@ -43,10 +53,11 @@ def _encode(data: bytes, size: int, quality: int) -> bytes:
             f"cannot make a picture of it ({type(exc).__name__}: {exc})") from None
 
 
-def make_thumbnail(data: bytes, size: int) -> bytes:
+def make_thumbnail(data: bytes, size: int, reading: ReadingOptions | None = None) -> bytes:
     """A PNG (images with transparency) or JPEG at most `size` pixels on its longest side,
-    upright; never enlarged. Raises ImageSkipped for what cannot be decoded."""
-    return _encode(data, size, quality=85)
+    upright; never enlarged; scientific images read the `reading` way (16-bit samples
+    through its window). Raises ImageSkipped for what cannot be decoded."""
+    return _encode(data, size, 85, reading)
 
 
 #: Formats every current browser shows in an <img> as they are; others get a rendition.
@@ -61,10 +72,11 @@ def needs_rendition(data: bytes) -> bool:
     return (downloads.sniff(data) or "") not in BROWSER_FORMATS
 
 
-def make_rendition(data: bytes) -> bytes:
+def make_rendition(data: bytes, reading: ReadingOptions | None = None) -> bytes:
     """What a browser can show of an image it cannot read: PNG (with transparency) or JPEG,
-    upright, at full size up to MAX_RENDITION_SIDE. Raises ImageSkipped."""
-    return _encode(data, MAX_RENDITION_SIDE, quality=92)
+    upright, at full size up to MAX_RENDITION_SIDE, read the `reading` way. Raises
+    ImageSkipped."""
+    return _encode(data, MAX_RENDITION_SIDE, 92, reading)
 
 
 def thumbnail_media_type(data: bytes) -> str:

@@ -1,10 +1,12 @@
 """Decoding image files into normalised RGB pixels, ready for a network.
 
 Every image, whatever its format, comes out as 8-bit RGB, upright (EXIF orientation applied),
-with transparency composited on white and 16-bit or float data mapped to 0..255 by the image's
-own range. Pillow reads every format; the scientific TIFFs it cannot read or misreads (float64,
-planar float, 16-bit colour, more than 4 samples) go through tifffile. Anything that cannot be
-decoded raises `ImageSkipped` with a reason a person can read.
+with transparency composited on white and 16-bit or float data mapped to 0..255 by a percentile
+window (`ReadingOptions.window`). Pillow reads every format; the scientific TIFFs it cannot read
+or misreads (float64, planar float, 16-bit colour, more than 4 samples) go through tifffile, and
+multi-dimensional or very large ones are read as stacks (stacks.py) in the way the collection's
+`ReadingOptions` say. Anything that cannot be decoded raises `ImageSkipped` with a reason a
+person can read.
 """
 
 from __future__ import annotations
@@ -17,6 +19,11 @@ from dataclasses import dataclass
 
 import numpy as np
 from PIL import Image, ImageOps, TiffImagePlugin, UnidentifiedImageError
+
+from . import stacks
+from .channels import channel_pictures, compose, window_to_8bit
+from .reading import ReadingOptions
+from .skipped import ImageSkipped
 
 try:  # HEIC/HEIF and AVIF (when Pillow lacks its own AVIF plug-in)
     import pillow_heif
@@ -34,22 +41,25 @@ DEFAULT_MAX_PIXELS = 268_435_456
 Image.MAX_IMAGE_PIXELS = DEFAULT_MAX_PIXELS
 
 
-class ImageSkipped(Exception):
-    """An input that is not a usable image. `str(exc)` is the reason, for people."""
-
-    def __init__(self, reason: str):
-        super().__init__(reason)
-        self.reason = reason
+#: How images are read when a caller gives no options (and a collection stored none).
+DEFAULT_READING = ReadingOptions()
 
 
 @dataclass
 class DecodedImage:
     """Pixels of one image: `pixels` is uint8 (size, size, 3) RGB when a size was asked for,
-    else the full upright RGB image; `width`/`height` are the image's own upright size."""
+    else the full upright RGB image; `width`/`height` are the image's own upright size;
+    `channels` (per-channel reading only) each chosen channel as grey (C, size, size, 3)."""
 
     pixels: np.ndarray
     width: int
     height: int
+    channels: np.ndarray | None = None
+
+    @property
+    def for_model(self) -> np.ndarray:
+        """What the model embeds: the channels apart when read per channel, else the picture."""
+        return self.pixels if self.channels is None else self.channels
 
 
 _HIGH_DEPTH_MODES = {"I", "F", "I;16", "I;16L", "I;16B", "I;16N", "I;16S"}
@@ -97,7 +107,18 @@ def _upright_size(im: Image.Image) -> tuple[int, int]:
 
 
 def read_size(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> tuple[int, int]:
-    """The upright (width, height) of an encoded image, from its header alone."""
+    """The upright (width, height) of an encoded image, from its header alone. A TIFF over
+    the pixel limit has its size too: it is read reduced (see stacks.py)."""
+    try:
+        return _plain_size(data, max_pixels)
+    except ImageSkipped:
+        size = stacks.tiff_size(data) if _is_tiff(data) else None
+        if size is None or size[0] * size[1] > stacks.MAX_OVER_LIMIT * max_pixels:
+            raise
+        return size
+
+
+def _plain_size(data: bytes, max_pixels: int) -> tuple[int, int]:
     try:
         im = _open(data, max_pixels)
     except ImageSkipped:
@@ -108,9 +129,20 @@ def read_size(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> tuple[int, i
     return _upright_size(im)
 
 
-def open_image(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> Image.Image:
+def open_image(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS,
+               reading: ReadingOptions | None = None, need: int | None = None) -> Image.Image:
     """The encoded image as a Pillow image (not loaded yet). A TIFF that Pillow cannot read or
-    would misread comes decoded through tifffile instead: its first image, upright RGB."""
+    would misread comes decoded through tifffile instead: its first image, upright RGB. A
+    stack (or any image whose planes or channels `reading` chooses) comes as the RGB picture
+    of what `reading` chooses, from a level with at least `need` pixels each way."""
+    reading = reading or DEFAULT_READING
+    planes = _chosen_planes(data, reading, need, max_pixels)
+    if planes is not None:
+        return Image.fromarray(compose(planes, reading), "RGB")
+    return _open_plain(data, max_pixels)
+
+
+def _open_plain(data: bytes, max_pixels: int) -> Image.Image:
     try:
         im = _open(data, max_pixels)
     except ImageSkipped:
@@ -136,24 +168,12 @@ def _check_pixels(size: tuple[int, int], max_pixels: int) -> None:
         )
 
 
-def _stretch_to_8bit(values: np.ndarray) -> np.ndarray:
-    """Map an array to 0..255 by its own finite range (16-bit microscopy rarely fills 0..65535)."""
-    values = values.astype(np.float64, copy=False)
-    finite = np.isfinite(values)
-    if not finite.any():
-        return np.zeros(values.shape, np.uint8)
-    lo, hi = values[finite].min(), values[finite].max()
-    out = np.zeros(values.shape, np.float64)
-    if hi > lo:
-        out = (np.where(finite, values, lo) - lo) * (255.0 / (hi - lo))
-    return np.clip(np.rint(out), 0, 255).astype(np.uint8)
-
-
-def to_rgb(im: Image.Image) -> Image.Image:
-    """Any Pillow mode to 8-bit RGB: high bit depths by their own range, alpha on white."""
+def to_rgb(im: Image.Image, window: tuple[float, float] = DEFAULT_READING.window) -> Image.Image:
+    """Any Pillow mode to 8-bit RGB: high bit depths by their percentile `window` (16-bit
+    microscopy rarely fills 0..65535), alpha on white."""
     mode = im.mode
     if mode in _HIGH_DEPTH_MODES:
-        return Image.fromarray(_stretch_to_8bit(np.asarray(im)), "L").convert("RGB")
+        return Image.fromarray(window_to_8bit(np.asarray(im), window), "L").convert("RGB")
     if mode == "P" and "transparency" in im.info or mode in _ALPHA_MODES:
         rgba = im.convert("RGBA")
         white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
@@ -164,13 +184,19 @@ def to_rgb(im: Image.Image) -> Image.Image:
 
 
 def decode(data: bytes, size: int | None = None, *, max_pixels: int = DEFAULT_MAX_PIXELS,
-           resample: int = Image.Resampling.LANCZOS) -> DecodedImage:
+           resample: int = Image.Resampling.LANCZOS,
+           reading: ReadingOptions | None = None) -> DecodedImage:
     """Decode encoded image bytes; with `size`, squash-resize to size x size (as Orange does).
 
-    Multi-frame files (GIF, multi-page TIFF) give their first frame. Large JPEGs are decoded
-    at a reduced scale (`Image.draft`) that still leaves at least `size` pixels each way.
+    Multi-frame files (GIF, multi-page TIFF) give their first frame; a TIFF stack, the planes
+    and channels `reading` chooses. Large JPEGs are decoded at a reduced scale (`Image.draft`)
+    that still leaves at least `size` pixels each way.
     """
-    im = open_image(data, max_pixels)
+    reading = reading or DEFAULT_READING
+    planes = _chosen_planes(data, reading, size, max_pixels)
+    if planes is not None:
+        return from_planes(planes, size, reading, resample)
+    im = _open_plain(data, max_pixels)
     _check_pixels(im.size, max_pixels)
     width, height = _upright_size(im)
     try:
@@ -193,7 +219,7 @@ def decode(data: bytes, size: int | None = None, *, max_pixels: int = DEFAULT_MA
             im, exif_orientation = tiff[0], 1
         if exif_orientation != 1:
             im = ImageOps.exif_transpose(im)
-        im = to_rgb(im)
+        im = to_rgb(im, reading.window)
         if size is not None:
             im = im.resize((size, size), resample, reducing_gap=3.0)
         pixels = np.asarray(im, dtype=np.uint8)
@@ -206,6 +232,34 @@ def decode(data: bytes, size: int | None = None, *, max_pixels: int = DEFAULT_MA
     if pixels.ndim != 3 or pixels.shape[2] != 3:  # pragma: no cover - to_rgb guarantees RGB
         raise ImageSkipped(f"unexpected pixel layout {pixels.shape}")
     return DecodedImage(pixels=pixels, width=width, height=height)
+
+
+def _chosen_planes(data: bytes, reading: ReadingOptions, need: int | None,
+                   max_pixels: int) -> stacks.Planes | None:
+    """The planes of a TIFF stack, or of any image whose planes or channels `reading` chooses;
+    None for an image read the plain way."""
+    planes = stacks.tiff_planes(data, reading, need, max_pixels) if _is_tiff(data) else None
+    if planes is None and reading.selects:
+        im = ImageOps.exif_transpose(_open_plain(data, max_pixels))
+        _check_pixels(im.size, max_pixels)
+        if im.mode not in _HIGH_DEPTH_MODES and im.mode not in ("L", "RGB"):
+            im = to_rgb(im)
+        samples = np.asarray(im)
+        stack = stacks.Stack([samples], "YX" if samples.ndim == 2 else "YXS")
+        planes = stacks.read_planes(stack, reading, None, max_pixels)
+    return planes
+
+
+def from_planes(planes: stacks.Planes, size: int | None, reading: ReadingOptions,
+                resample: int = Image.Resampling.LANCZOS) -> DecodedImage:
+    """The decoded image of chosen planes: their picture (and each channel, per channel)."""
+    im = Image.fromarray(compose(planes, reading), "RGB")
+    channels = None
+    if size is not None:
+        im = im.resize((size, size), resample, reducing_gap=3.0)
+        if reading.per_channel:
+            channels = channel_pictures(planes, reading, size, resample)
+    return DecodedImage(np.asarray(im, dtype=np.uint8), planes.width, planes.height, channels)
 
 
 def _safe_orientation(im: Image.Image) -> int:
@@ -328,9 +382,9 @@ def _tiff_to_rgb(values: np.ndarray, page) -> np.ndarray:
 
 
 def _to_8bit(values: np.ndarray) -> np.ndarray:
-    """8-bit samples as they are, anything else (16-bit, float, signed) by its own range."""
+    """8-bit samples as they are, anything else (16-bit, float, signed) by the default window."""
     if values.dtype == np.uint8:
         return values
     if values.dtype == np.bool_:
         return values.astype(np.uint8) * 255
-    return _stretch_to_8bit(values)
+    return window_to_8bit(values, DEFAULT_READING.window)

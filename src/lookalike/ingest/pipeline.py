@@ -27,8 +27,10 @@ from ..fileio import FileTooLarge, NotARegularFile, bounded_map, read_regular_fi
 from ..locators import is_http
 from ..progress import progress_bar
 from . import decode as images
+from .channels import reading_model
 from .downloads import Downloader, DownloadFailed, Fetched
 from .folders import ImageFile, RemoteImage, SourceError, Unreadable, not_a_file, scan
+from .reading import ReadingOptions
 from .tables import TableInfo, TableOptions, is_table, table_images
 
 if TYPE_CHECKING:  # the models (onnxruntime) are loaded on the first batch only
@@ -122,6 +124,7 @@ class IndexOptions:
     max_bytes: int = DEFAULT_MAX_BYTES      # files larger than this are skipped unread
     decode_threads: int | None = None       # default: two per inference thread
     tables: TableOptions | None = None      # how to read the tables among the paths
+    reading: ReadingOptions = field(default_factory=ReadingOptions)  # planes, channels, window
 
     @property
     def decoders(self) -> int:
@@ -155,21 +158,25 @@ def index_paths(store: Store, paths: Sequence[str | os.PathLike], model: str, *,
                 decode_threads: int | None = None,
                 load_model: Callable | None = None,
                 tables: TableOptions | None = None,
-                downloader: Downloader | None = None) -> IndexReport:
+                downloader: Downloader | None = None,
+                reading: ReadingOptions | None = None) -> IndexReport:
     """Bring the catalogue up to date with `paths` (folders, image files and tables that list
     images by path or URL) and make sure every image has a `model` vector.
 
     The keywords are those of `IndexOptions`; `load_model` (default `models.load_model`) is
     called on the first batch to embed; `downloader` fetches the images named by URL
-    (default: a `Downloader` with its default settings and cache)."""
+    (default: a `Downloader` with its default settings and cache); `reading` says how
+    scientific images are read (their vectors are stored under `reading.vector_key(model)`)."""
     from ..models import get_model_info, load_model as default_load_model
 
     info = get_model_info(model)
     options = IndexOptions(batch_size=batch_size, threads=threads or default_threads(),
                            progress=progress, max_pixels=max_pixels, max_bytes=max_bytes,
-                           decode_threads=decode_threads, tables=tables)
-    embedder = _LazyModel(info.name, info.input_size, load_model or default_load_model,
-                          options.threads)
+                           decode_threads=decode_threads, tables=tables,
+                           reading=reading or ReadingOptions())
+    embedder = _LazyModel(options.reading.vector_key(info.name), info.input_size,
+                          reading_model(load_model or default_load_model, info.name,
+                                        options.reading), options.threads)
     if downloader is not None:
         return _index(store, paths, embedder, options, downloader)
     with Downloader() as own:
@@ -376,8 +383,9 @@ def _prepare(staged: tuple[ImageFile | RemoteImage, Fetched | DownloadFailed | N
         if p.content_hash in embedded:
             p.width, p.height = images.read_size(data, options.max_pixels)
         else:
-            decoded = images.decode(data, input_size, max_pixels=options.max_pixels)
-            p.width, p.height, p.pixels = decoded.width, decoded.height, decoded.pixels
+            decoded = images.decode(data, input_size, max_pixels=options.max_pixels,
+                                    reading=options.reading)
+            p.width, p.height, p.pixels = decoded.width, decoded.height, decoded.for_model
             p.quality = measure(decoded.pixels)  # ~0.3 ms, on pixels decoded anyway
     except images.ImageSkipped as exc:
         p.skip_reason = exc.reason
@@ -452,12 +460,15 @@ def _remember_attributions(store: Store, paths: Sequence[str | os.PathLike]) -> 
 
 
 def embed_files(paths: Sequence[str | os.PathLike], model: str, *, threads: int | None = None,
-                max_pixels: int = images.DEFAULT_MAX_PIXELS, embedder=None) -> np.ndarray:
-    """Vectors for image files outside any collection (nothing is stored). Raises ImageSkipped."""
+                max_pixels: int = images.DEFAULT_MAX_PIXELS, embedder=None,
+                reading: ReadingOptions | None = None) -> np.ndarray:
+    """Vectors for image files outside any collection (nothing is stored), read the `reading`
+    way (as the collection they are compared with reads its own). Raises ImageSkipped."""
     from ..models import get_model_info, load_model
 
     info = get_model_info(model)
-    pixels = [images.decode(read_file(os.fsencode(p)), info.input_size,
-                            max_pixels=max_pixels).pixels for p in paths]
-    embedder = embedder or load_model(info.name, threads=threads)
+    reading = reading or ReadingOptions()
+    pixels = [images.decode(read_file(os.fsencode(p)), info.input_size, max_pixels=max_pixels,
+                            reading=reading).for_model for p in paths]
+    embedder = embedder or reading_model(load_model, info.name, reading)(info.name, threads)
     return embedder.embed(np.stack(pixels))

@@ -37,10 +37,11 @@ def thumbnail(state: State, request: Request, image_id: ImageId,
               size: Annotated[int, Query(ge=1, le=4096, description="longest side wanted; "
                                          f"served at the next of {_SIZES}")] = 256):
     """JPEG, or PNG for images with transparency; made on first request and cached
-    beside the database, keyed by content and size."""
+    beside the database, keyed by content (and the collection's reading options) and size."""
     row = row_or_404(state.collection, image_id)
     step = snap_size(size)
-    digest = row["content_hash"]
+    reading = state.collection.reading
+    digest = row["content_hash"] and reading.picture_key(row["content_hash"])
     etag = f'"{digest.hex()}-{step}"' if digest else None
     headers = dict(_CACHED)
     if etag:
@@ -51,7 +52,7 @@ def thumbnail(state: State, request: Request, image_id: ImageId,
     if data is None:
         original_data = read_original(row, image_id)
         try:
-            data = make_thumbnail(original_data, step)
+            data = make_thumbnail(original_data, step, reading)
         except ImageSkipped as exc:
             raise HTTPError(422, f"image {image_id}: {exc.reason}") from None
         if digest:
@@ -84,11 +85,12 @@ def display(state: State, image_id: ImageId):
     original_data = read_original(row, image_id)
     if not needs_rendition(original_data):
         return Response(original_data, media_type=media_type(original_data), headers=_CACHED)
-    digest = row["content_hash"]
+    reading = state.collection.reading
+    digest = row["content_hash"] and reading.picture_key(row["content_hash"])
     data = state.thumbnails.get(digest, "display") if digest else None
     if data is None:
         try:
-            data = make_rendition(original_data)
+            data = make_rendition(original_data, reading)
         except ImageSkipped as exc:
             raise HTTPError(422, f"image {image_id}: {exc.reason}") from None
         if digest:
