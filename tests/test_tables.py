@@ -86,13 +86,13 @@ def test_missing_files_empty_cells_and_repeated_rows(tmp_path):
     write_images(tmp_path / "imgs", 2)
     (tmp_path / "t.csv").write_text(
         "image,note\nimgs/p0.png,a\n,no image\nimgs/p1.png,b\nimgs/nope.png,c\n?,d\n"
-        "imgs/p0.png,again\nftp://example.org/x.png,e\n", encoding="utf-8")
+        "imgs/p0.png,again\ngopher://example.org/x.png,e\n", encoding="utf-8")
     info, items = table_images(tmp_path / "t.csv")
     assert (info.images, info.without_image, info.duplicates) == (4, 2, 1)
     missing = [i for i in items if isinstance(i, Unreadable)]
     assert [(os.path.basename(m.path), m.reason) for m in missing] == [
         ("nope.png", "no such file (named in the table)"),
-        ("x.png", "unsupported URL scheme 'ftp' (only http, https and data URLs are read)")]
+        ("x.png", "no file system for gopher:// URLs is known to fsspec")]
     assert json.loads(items[0].extras) == {"note": "a"}   # the first row of a repeated image
 
 

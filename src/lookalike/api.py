@@ -22,6 +22,7 @@ from .analysis.duplicates import DuplicateGroup
 from .analysis.maps import MapLayout
 from .catalogue.cached import ByGeneration
 from .catalogue.store import Store, no_empty_database_left
+from .distributed.search import check_shardable, sharded_nearest
 from .errors import LookalikeError, LookalikeWarning
 from .formats.records import RECORD_FIELDS
 from .ingest import decode as images
@@ -504,7 +505,7 @@ class Collection:
                 category: str | None = None, path_prefix: str | None = None,
                 approximate: bool | str | None = None, *, name: str | None = None,
                 max_distance: float | None = None, unlike: Any = None,
-                rule: str = DEFAULT_NEGATIVE_RULE) -> Neighbors:
+                rule: str = DEFAULT_NEGATIVE_RULE, cluster: Any = None) -> Neighbors:
         """The k images nearest to the references (min distance to any), nearest first.
 
         `refs`: one or several indexed paths or URLs, image files outside the collection,
@@ -532,10 +533,17 @@ class Collection:
         negative first; the result gains `scores`, `unlike_distances` and
         `unlike_references`. Negatives that are images of the collection are left out
         like the references.
+
+        `cluster`: search on a Dask cluster ("local", "local:N", a scheduler address or a
+        `dask.distributed.Client`): the matrix is cut in shards beside the database
+        (`<db>.shards/`), each worker searches its own, the driver merges; the same answer as
+        the exact search here. Mahalanobis, `unlike` and `approximate` are not offered there.
         """
         _check_k(k)
         metric = canonical_metric(metric)
         model = self._model(model)
+        if cluster is not None:
+            _check_cluster_search(metric, approximate, unlike)
         ids, index = self.engine.index(model)
         if len(ids) == 0:
             raise LookalikeError(f"{self.store.path}: the collection is empty")
@@ -551,7 +559,7 @@ class Collection:
                                        path_prefix=path_prefix, max_distance=max_distance)
         return self._answer(model, ids, index, references, k, metric, include_references,
                             category=category, path_prefix=path_prefix, approximate=approximate,
-                            max_distance=max_distance)
+                            max_distance=max_distance, cluster=cluster)
 
     def nearest_to_ids(self, ids: Sequence[int], k: int | None = DEFAULT_K,
                        metric: str = DEFAULT_METRIC, include_references: bool = False,
@@ -577,10 +585,11 @@ class Collection:
                 references: tuple[np.ndarray, np.ndarray, list[str]], k: int | None,
                 metric: str, include_references: bool, *, category: str | None = None,
                 path_prefix: str | None = None, approximate: bool | str | None = None,
-                max_distance: float | None = None) -> Neighbors:
+                max_distance: float | None = None, cluster: Any = None) -> Neighbors:
         """The search behind `nearest` and `nearest_to_ids`, on `model`'s `ids` and `index`:
         `references` are (vectors, ids of those that are images of the collection, names);
-        those images are left out unless `include_references`."""
+        those images are left out unless `include_references`; on `cluster`'s workers if
+        given."""
         queries, ref_ids, names = references
         _check_max_distance(max_distance)
         among = None
@@ -592,9 +601,14 @@ class Collection:
         if exclude is not None and len(np.unique(exclude)) == len(ids):
             raise LookalikeError("every image in the collection is a reference: nothing else to "
                                  "show (use --include-references to rank them)")
-        found, dist, nearest, method = self.engine.search(
-            model, queries, k, metric, exclude=exclude, among=among, approximate=approximate,
-            return_method=True)
+        if cluster is not None:
+            found, dist, nearest = sharded_nearest(self.store, model, cluster, queries, k, metric,
+                                                   exclude=exclude, among=among)
+            method = "exact"
+        else:
+            found, dist, nearest, method = self.engine.search(
+                model, queries, k, metric, exclude=exclude, among=among,
+                approximate=approximate, return_method=True)
         if max_distance is not None:
             close = dist <= max_distance
             found, dist = found[close], dist[close]
@@ -1194,6 +1208,16 @@ def _check_apart(positives: tuple[np.ndarray, np.ndarray, list[str]],
         if np.any(np.all(positives[0] == vector, axis=1)):
             raise LookalikeError(f"{shown}: is both a reference and unlike one (--unlike); "
                                  "give each image on one side only")
+
+
+def _check_cluster_search(metric: str, approximate: bool | str | None, unlike: Any) -> None:
+    """What a search on a cluster does not offer, refused in one line before connecting."""
+    check_shardable(metric)
+    if approximate not in (None, False):
+        raise LookalikeError("a search on a cluster is exact; leave out --approximate")
+    if unlike is not None and not _is_empty(unlike):
+        raise LookalikeError("negative references (--unlike) are searched on this machine; "
+                             "leave out --cluster")
 
 
 def _check_max_distance(value) -> None:

@@ -446,6 +446,11 @@ def add_similar(commands: _Commands) -> None:
                              "once built), ivf (inverted file), scan (8-bit scan of every "
                              "image) or auto (the default: the graph where it is built or "
                              "fits in memory)")
+    p.add_argument("--cluster", metavar="ADDRESS",
+                   help="search on a Dask cluster: local, local:N (N worker processes here) or "
+                        "a scheduler address tcp://HOST:8786. The vectors are cut in shards "
+                        "beside the database, each worker searches its own; the same answer as "
+                        "the exact search (README: Search across workers)")
     _format_option(p, SIMILAR_FORMATS,
                    "table for people; json, csv or parquet for programs; tab for Orange (Image "
                    "Viewer shows the images). Default: from the extension of --output, else table")
@@ -479,6 +484,9 @@ def cmd_similar(args) -> int:
         raise LookalikeError("give at least one reference image (REF, or --like)")
     with Collection.open(args.db) as col:
         k = None if args.all else args.k
+        if args.like and args.cluster:
+            raise LookalikeError("--like (relevance feedback) runs on this machine; leave out "
+                                 "--cluster")
         if args.like:
             res = col.refine(args.refs + args.like, args.unlike, k=k, method=args.refine,
                              include_references=args.include_references, model=args.model,
@@ -488,7 +496,7 @@ def cmd_similar(args) -> int:
                               include_references=args.include_references, model=args.model,
                               category=args.category, path_prefix=args.path_prefix,
                               approximate=args.approximate, max_distance=args.max_distance,
-                              unlike=args.unlike or None)
+                              unlike=args.unlike or None, cluster=args.cluster)
         credits = col.attributions(res.rows)
         others = [m for m in col.models if m != res.model] if args.model is None else []
     for note in res.notes:

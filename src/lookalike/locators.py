@@ -1,4 +1,5 @@
-"""What a reference string is: an http(s) URL, a `data:` URL, another scheme, or a file path.
+"""What a reference string is: an http(s) URL, a `data:` URL, an object store's URL (`s3://`,
+another fsspec scheme), or a file path.
 
 A leaf: the folder scanner, the table reader, the downloader, the exports and the web app all ask
 here, so that a `data:` URL is recognised one way everywhere (case-insensitively, as RFC 3986)."""
@@ -39,6 +40,18 @@ def url_scheme(text: str) -> str | None:
     return m.group(1).lower()
 
 
+#: Schemes lookalike reads itself: http(s) and data: by the downloader, file: as a path. Any
+#: other `scheme://` names an object store or a remote file system, read through fsspec.
+_OWN_SCHEMES = frozenset({"http", "https", "data", "file"})
+
+
+def is_store_url(text: str) -> bool:
+    """Whether a value names an object in an object store (`s3://bucket/key`, `gs://`,
+    `az://`, any other fsspec URL) rather than a file path or a downloadable URL."""
+    scheme = url_scheme(text)
+    return scheme is not None and scheme not in _OWN_SCHEMES
+
+
 def url_name(url: str) -> str:
     """A short name for an image known by URL: the stem of the last part of its path."""
     if is_data_url(url):
@@ -49,4 +62,4 @@ def url_name(url: str) -> str:
     return stem or urlsplit(url).hostname or url
 
 
-__all__ = ["is_data_url", "is_http", "is_url", "url_scheme", "url_name"]
+__all__ = ["is_data_url", "is_http", "is_url", "is_store_url", "url_scheme", "url_name"]

@@ -1,6 +1,7 @@
 """The files and folders kept beside a catalogue database `<db>`: the search matrix cache
 (`<db>.vectors/`), the FAISS indexes (`<db>.faiss/`), the web viewer's thumbnails
-(`<db>.thumbs/`) and the maps (`<db>.maps/`). Each is named here once; all are caches, rebuilt
+(`<db>.thumbs/`), the maps (`<db>.maps/`) and the matrix cut in shards for a cluster's workers
+(`<db>.shards/`). Each is named here once; all are caches, rebuilt
 when missing."""
 
 from __future__ import annotations
@@ -32,4 +33,10 @@ def maps_folder(db: Path) -> Path:
     return beside(db, ".maps")
 
 
-__all__ = ["faiss_folder", "maps_folder", "thumbnails_folder", "vectors_folder"]
+def shards_folder(db: Path) -> Path:
+    """The search matrices cut in shards, one folder per model and catalogue generation, that
+    a Dask cluster's workers search (`similar --cluster`)."""
+    return beside(db, ".shards")
+
+
+__all__ = ["faiss_folder", "maps_folder", "shards_folder", "thumbnails_folder", "vectors_folder"]

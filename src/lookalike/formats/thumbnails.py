@@ -20,9 +20,10 @@ from ..ingest.decode import (
     read_size,
     to_rgb,
 )
+from ..ingest.object_stores import read_object
 from ..ingest.originals import MAX_ORIGINAL_BYTES
 from ..ingest.reading import ReadingOptions
-from ..locators import is_url
+from ..locators import is_store_url, is_url
 
 #: Files larger than this are not read for a preview (the limit of every read-back of an image).
 MAX_FILE_BYTES = MAX_ORIGINAL_BYTES
@@ -86,8 +87,10 @@ def thumbnail_media_type(data: bytes) -> str:
 
 def read_image(path: str, max_bytes: int = MAX_FILE_BYTES) -> bytes:
     """The bytes of an image by its catalogue path: a local file (only a regular one: never
-    blocks on a named pipe), or a URL from the download cache (never fetched). Raises
-    ImageSkipped with the reason when they cannot be had."""
+    blocks on a named pipe), or a URL from the download cache (never fetched), or an object
+    store's object. Raises ImageSkipped with the reason when they cannot be had."""
+    if is_store_url(path):
+        return read_object(path, max_bytes)
     if is_url(path):
         data = downloads.Downloader().cached(path)
         if data is None:

@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 from ..errors import LookalikeError
-from ..locators import is_url
+from ..locators import is_store_url, is_url
 
 #: File name endings taken as images when a folder is scanned (a file given by name is tried
 #: whatever its ending).
@@ -154,7 +154,7 @@ def _walk(root: str) -> Iterator[ImageFile | Unreadable]:
 
 def resolve(path: str | os.PathLike) -> bytes:
     """The store identity of a file path (or an image URL) given on the command line."""
-    if isinstance(path, str) and is_url(path):
+    if isinstance(path, str) and (is_url(path) or is_store_url(path)):
         return path.encode("utf-8")
     return os.fsencode(os.path.abspath(os.fspath(path)))
 

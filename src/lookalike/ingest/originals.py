@@ -1,7 +1,7 @@
 """Reading an indexed image back as it was indexed: still a regular file (never waiting on a
 named pipe or a device) with the very bytes that were indexed, or, for an image named by URL,
-its copy in the download cache (never fetched again). The web viewer serves originals this
-way, and the duplicate finder compares them."""
+its copy in the download cache (never fetched again), or an object store's object read again.
+The web viewer serves originals this way, and the duplicate finder compares them."""
 
 from __future__ import annotations
 
@@ -9,8 +9,10 @@ import os
 
 from ..catalogue.store import is_imported_hash
 from ..fileio import FileTooLarge, NotARegularFile, read_regular_file
-from ..locators import is_url
+from ..locators import is_store_url, is_url
 from . import downloads
+from .decode import ImageSkipped
+from .object_stores import read_object
 from .pipeline import content_hash
 
 #: Files larger than this (1 GiB) are not read back whole: not served or previewed by the web
@@ -39,6 +41,8 @@ def read_catalogued(locator: bytes | str, expected_hash: bytes | None,
         expected_hash = None
     if isinstance(locator, bytes) and is_url(locator[:8].decode("latin-1")):
         return _read_downloaded(locator.decode("utf-8", "replace"), expected_hash)
+    if isinstance(locator, bytes) and is_store_url(locator[:32].decode("latin-1")):
+        return _read_stored(locator.decode("utf-8", "replace"), expected_hash, max_bytes)
     if not isinstance(locator, bytes) or not os.path.isabs(locator):
         raise FileGone("not a local file")
     try:
@@ -51,6 +55,16 @@ def read_catalogued(locator: bytes | str, expected_hash: bytes | None,
         raise FileGone(exc.strerror or str(exc)) from None
     if expected_hash is not None and content_hash(data) != expected_hash:
         raise FileChanged("its content changed since it was indexed; run `lookalike index` again")
+    return data
+
+
+def _read_stored(url: str, expected_hash: bytes | None, max_bytes: int) -> bytes:
+    try:
+        data = read_object(url, max_bytes)
+    except ImageSkipped as exc:
+        raise FileGone(exc.reason) from None
+    if expected_hash is not None and content_hash(data) != expected_hash:
+        raise FileChanged("the object changed since it was indexed; run `lookalike index` again")
     return data
 
 

@@ -24,12 +24,13 @@ import numpy as np
 from ..analysis.quality import measure
 from ..catalogue.store import ImageRow, KnownFile, Store
 from ..fileio import FileTooLarge, NotARegularFile, bounded_map, read_regular_file
-from ..locators import is_http
+from ..locators import is_http, is_store_url
 from ..progress import progress_bar
 from . import decode as images
 from .channels import reading_model
 from .downloads import Downloader, DownloadFailed, Fetched
 from .folders import ImageFile, RemoteImage, SourceError, Unreadable, not_a_file, scan
+from .object_stores import read_object, scan_store
 from .reading import ReadingOptions
 from .tables import TableInfo, TableOptions, is_table, table_images
 
@@ -92,8 +93,11 @@ class _Prepared:
 
 
 def read_file(locator: bytes, max_bytes: int = DEFAULT_MAX_BYTES) -> bytes:
-    """The bytes of a file, or ImageSkipped with the reason it cannot be read. Never blocks
-    on a named pipe or a device (opened without waiting, then refused)."""
+    """The bytes of a file (or of an object in a store, by its URL), or ImageSkipped with the
+    reason it cannot be read. Never blocks on a named pipe or a device (opened without
+    waiting, then refused)."""
+    if locator[:1] != b"/" and is_store_url(locator[:32].decode("latin-1")):
+        return read_object(locator.decode("utf-8"), max_bytes)
     try:
         return read_regular_file(locator, max_bytes)
     except NotARegularFile as exc:
@@ -226,6 +230,8 @@ def list_images(paths: Sequence[str | os.PathLike], options: TableOptions | None
         if is_table(path):
             info, items = table_images(path, options)
             infos.append(info)
+        elif isinstance(path, str) and is_store_url(path):
+            items = scan_store(path)
         else:
             items = scan(path)
         for item in items:
@@ -246,6 +252,10 @@ def _drop_vanished(store: Store, paths: Sequence[str | os.PathLike],
     seen = {item.locator for item in found}
     vanished: list[int] = []
     for path in paths:
+        if isinstance(path, str) and is_store_url(path):  # a prefix listed whole
+            under = store.ids_under(path.encode("utf-8"))
+            vanished += [i for loc, i in under.items() if loc not in seen]
+            continue
         absolute = os.path.abspath(os.fspath(path))
         if os.path.isdir(absolute):
             under = store.ids_under(os.fsencode(absolute))
@@ -445,6 +455,8 @@ def _remember_attributions(store: Store, paths: Sequence[str | os.PathLike]) -> 
     """A folder's (or a table's folder's) ATTRIBUTION.txt (licence credits, e.g. Twemoji's
     CC-BY) is kept in the store so that every view of its images can show it."""
     for path in paths:
+        if isinstance(path, str) and is_store_url(path):
+            continue
         folder = os.path.abspath(os.fspath(path))
         if is_table(folder):  # a table's credits sit beside it
             folder = os.path.dirname(folder)

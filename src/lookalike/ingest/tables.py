@@ -31,6 +31,7 @@ from .folders import (
     _record,
     display_path,
 )
+from .object_stores import stat_object
 
 #: Extensions read as tables, with their kind.
 TABLE_SUFFIXES = {".csv": "csv", ".tsv": "tsv", ".tab": "tab", ".xlsx": "xlsx",
@@ -505,10 +506,9 @@ def _image_of(text: str, base: str, root: str, category: str | None, extras: str
     scheme = url_scheme(text)
     if scheme == "file":
         text = unquote(urlsplit(text).path)
-    elif scheme is not None:
-        return Unreadable(text, text.encode("utf-8"), root,
-                          f"unsupported URL scheme {scheme!r} (only http, https and data URLs "
-                          "are read)")
+    elif scheme is not None:  # an object store's URL: its facts asked of the store
+        record = stat_object(text, root, category)
+        return record if isinstance(record, Unreadable) else replace(record, extras=extras)
     path = os.path.normpath(os.path.join(base, os.path.expanduser(text)))
     if not os.path.lexists(path):
         return Unreadable(display_path(path), os.fsencode(path), root,
