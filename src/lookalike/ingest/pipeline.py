@@ -29,6 +29,7 @@ from ..progress import progress_bar
 from . import decode as images
 from .downloads import Downloader, DownloadFailed, Fetched
 from .folders import ImageFile, RemoteImage, SourceError, Unreadable, not_a_file, scan
+from .plate_columns import with_file_name_columns, with_ome_columns
 from .tables import TableInfo, TableOptions, is_table, table_images
 
 if TYPE_CHECKING:  # the models (onnxruntime) are loaded on the first batch only
@@ -54,6 +55,7 @@ class IndexReport:
     downloaded: int = 0             # images fetched over the network
     download_cache_hits: int = 0    # images named by URL whose bytes were in the cache
     metadata_updated: int = 0       # unchanged images whose table columns changed
+    pattern_matched: int = 0        # images whose file name the --pattern matched
     tables: list[TableInfo] = field(default_factory=list)
 
     @property
@@ -80,13 +82,14 @@ class _Prepared:
     size: int | None = None             # of the bytes downloaded (a file's is in `file`)
     downloaded: bool = False            # fetched over the network
     download_cache_hit: bool = False    # a URL's bytes found in the download cache
+    extras: str | None = None           # the file's with its OME-XML plate columns
 
     def row(self) -> ImageRow:
         f = self.file
         return ImageRow(f.locator, f.path, f.root, f.name, f.category,
                         f.size if self.size is None else self.size, f.mtime_ns,
                         self.width, self.height, self.content_hash, self.skip_reason,
-                        extras=f.extras)
+                        extras=self.extras or f.extras)
 
 
 def read_file(locator: bytes, max_bytes: int = DEFAULT_MAX_BYTES) -> bytes:
@@ -122,6 +125,7 @@ class IndexOptions:
     max_bytes: int = DEFAULT_MAX_BYTES      # files larger than this are skipped unread
     decode_threads: int | None = None       # default: two per inference thread
     tables: TableOptions | None = None      # how to read the tables among the paths
+    pattern: str | None = None              # file names -> plate columns (plate_columns.py)
 
     @property
     def decoders(self) -> int:
@@ -155,7 +159,8 @@ def index_paths(store: Store, paths: Sequence[str | os.PathLike], model: str, *,
                 decode_threads: int | None = None,
                 load_model: Callable | None = None,
                 tables: TableOptions | None = None,
-                downloader: Downloader | None = None) -> IndexReport:
+                downloader: Downloader | None = None,
+                pattern: str | None = None) -> IndexReport:
     """Bring the catalogue up to date with `paths` (folders, image files and tables that list
     images by path or URL) and make sure every image has a `model` vector.
 
@@ -167,7 +172,7 @@ def index_paths(store: Store, paths: Sequence[str | os.PathLike], model: str, *,
     info = get_model_info(model)
     options = IndexOptions(batch_size=batch_size, threads=threads or default_threads(),
                            progress=progress, max_pixels=max_pixels, max_bytes=max_bytes,
-                           decode_threads=decode_threads, tables=tables)
+                           decode_threads=decode_threads, tables=tables, pattern=pattern)
     embedder = _LazyModel(info.name, info.input_size, load_model or default_load_model,
                           options.threads)
     if downloader is not None:
@@ -185,6 +190,7 @@ def _index(store: Store, paths: Sequence[str | os.PathLike], model: _LazyModel,
     found, report.tables = list_images(paths, options.tables)  # SourceError: a path not there
     report.found = len(found)
     known = store.known_files()
+    found, report.pattern_matched = with_file_name_columns(found, options.pattern, known)
     embedded = store.hashes_with_embedding(model.name)
     report.removed = _drop_vanished(store, paths, found, report.tables)
     _remember_attributions(store, paths)
@@ -373,6 +379,7 @@ def _prepare(staged: tuple[ImageFile | RemoteImage, Fetched | DownloadFailed | N
             raise fetched
         data = fetched.data if fetched is not None else read_file(item.locator, options.max_bytes)
         p.content_hash = content_hash(data)
+        p.extras = with_ome_columns(item.extras, data)
         if p.content_hash in embedded:
             p.width, p.height = images.read_size(data, options.max_pixels)
         else:
