@@ -111,6 +111,7 @@ def test_ome_columns_stay_when_a_pattern_is_added_later(tmp_path):
         ("P1", "A01", 1, 1, "P1_A01"), ("P1", "A01", 2, 2, "P1_A01")]
 
 
+@pytest.mark.slow  # a process of its own: about 2.5 s
 def test_a_pattern_that_matches_no_file_is_one_line(tmp_path):
     s = write_plates(tmp_path / "p", plates=1, conditions=1, fields=1, size=32)
     db = tmp_path / "c.db"
@@ -201,6 +202,7 @@ def test_a_reference_outside_the_collection_cannot_be_normalised(tmp_path):
         col.nearest(np.ones(16, np.float32), normalise="plate")
 
 
+@pytest.mark.slow  # two processes of their own: about 4 s
 def test_similar_normalises_from_the_command_line(tmp_path):
     db = _plates_of_vectors(tmp_path)
     out = run("similar", "/plates/P1_B01_0.tif", "--db", db, "--normalise", "plate",
