@@ -44,6 +44,14 @@ best images not yet marked (so that the gain is not only the marked ones coming 
 the plain reference's pages 1 to 4 (ranks 1-10, 11-20, ...) are what they compare to.
 `--unlike` is measured the same way: the first wrong look-alike of the plain first page
 marked as a negative, each rule of negative_cost.
+
+Plates (`--plates`, alone: only this section): synthetic Cell-Painting-like plates
+(lookalike.synthetic_plates, seed 0: PLATE_LAYOUT), indexed by lookalike with the default
+model as OME-TIFFs, the condition as the label. Reported with the stored vectors and with
+per-plate normalisation (search/normalise.py) against all wells, against the control wells,
+and variants of its scaling: P@10 over every other image, P@10 across plates (only other
+plates' images searched: what a plate effect spoils), and the share of the 10 nearest that
+come from the query's own plate.
 """
 
 from __future__ import annotations
@@ -326,6 +334,87 @@ def feedback_rows(x: np.ndarray, labels: np.ndarray, queries: int = FEEDBACK_QUE
                    {"ms": 1000 * seconds[m] / calls}) for m in REFINE_METHODS]
 
 
+# -- plates ---------------------------------------------------------------------------------------
+
+PLATE_LAYOUT = {"plates": 6, "conditions": 5, "wells_per_condition": 4, "fields": 4,
+                "channels": 3, "size": 160, "seed": 0}
+
+
+def plate_vectors() -> tuple[np.ndarray, list[dict], np.ndarray, np.ndarray]:
+    """(vectors, each image's columns, condition labels, plate labels), indexed by lookalike."""
+    from lookalike import Collection
+    from lookalike.formats.export import extras_of
+    from lookalike.synthetic_plates import write_plates
+
+    folder = CACHE / "plates"
+    written = write_plates(folder / "images", **PLATE_LAYOUT)
+    condition = {str(i.path): i.condition for i in written.images}
+    with Collection.index([folder / "images"], db=folder / "plates.db") as col:
+        ids, matrix = col.vectors()
+        rows = col.store.rows(ids.tolist())
+        extras = [extras_of(r) for r in rows]
+        labels = np.array([condition[r["path"]] for r in rows])
+        return np.array(matrix), extras, labels, np.array([e["plate"] for e in extras])
+
+
+def plate_precision(x: np.ndarray, labels: np.ndarray, plates: np.ndarray) -> dict[str, float]:
+    x = unit(x)
+    d = 1 - x @ x.T
+    np.fill_diagonal(d, np.inf)
+    same_plate = plates[:, None] == plates[None, :]
+    nearest = np.argsort(d, axis=1, kind="stable")[:, :10]
+    across = np.argsort(np.where(same_plate, np.inf, d), axis=1, kind="stable")[:, :10]
+    return {"P@10": float((labels[nearest] == labels[:, None]).mean()),
+            "P@10 across plates": float((labels[across] == labels[:, None]).mean()),
+            "same plate in 10 nearest": float(same_plate[np.arange(len(x))[:, None],
+                                                         nearest].mean())}
+
+
+def _scaled_by_controls(v: np.ndarray, extras: list[dict], plates: np.ndarray) -> np.ndarray:
+    """The textbook z-score against controls (their mean and their own spread per dimension,
+    floored at its median): the variant lookalike does not use."""
+    control = np.array([e["well"] in ("A01", "A02", "A03", "A04") for e in extras])
+    out = np.empty(v.shape)
+    for plate in set(plates.tolist()):
+        rows = plates == plate
+        base = v[rows & control]
+        spread = base.std(axis=0)
+        out[rows] = (v[rows] - base.mean(axis=0)) / np.maximum(spread, np.median(spread) + 1e-12)
+    return out
+
+
+def run_plates(machine: str) -> None:
+    from lookalike.search.normalise import SPREAD_FLOOR, Normalisation, normalise
+
+    started = time.perf_counter()
+    v, extras, labels, plates = plate_vectors()
+    controls = Normalisation.of("plate", "A01,A02,A03,A04")
+    every = Normalisation.of("plate")
+    assert controls is not None and every is not None
+    variants = [("stored vectors (no normalisation)", v)]
+    for name, how in (("control wells", controls), ("all wells", every)):
+        variants.append((f"per plate against {name} (lookalike's)", normalise(v, extras, how)))
+        variants.append((f"per plate against {name}, centred only",
+                         normalise(v, extras, how, spread_floor=None)))
+        for floor in (0.25, 4.0):
+            variants.append((f"per plate against {name}, spread floored at {floor} x median",
+                             normalise(v, extras, how, spread_floor=floor)))
+    variants.append(("per plate against control wells, scaled by the controls' own spread",
+                     _scaled_by_controls(v, extras, plates)))
+    rows = []
+    print(f"{len(v)} images, {len(set(labels.tolist()))} conditions, "
+          f"{len(set(plates.tolist()))} plates; default spread floor {SPREAD_FLOOR}")
+    print("| vectors | P@10 | P@10 across plates | same plate in 10 nearest |\n|---|---|---|---|")
+    for name, x in variants:
+        result = plate_precision(x, labels, plates)
+        rows.append({"variant": name, **result})
+        print(f"| {name} | " + " | ".join(f"{value:.3f}" for value in result.values()) + " |")
+    OUT.mkdir(exist_ok=True)
+    (OUT / "quality_plates.json").write_text(json.dumps(
+        {"machine": machine, "layout": PLATE_LAYOUT, "rows": rows,
+         "seconds": time.perf_counter() - started}, indent=2) + "\n")
+
+
 # -- the run ------------------------------------------------------------------------------------
 
 def run(sets: list[str], models: list[str], orange: bool, int8: bool) -> list[dict]:
@@ -403,8 +492,13 @@ def main() -> None:
     parser.add_argument("--feedback", action="store_true",
                         help="only the feedback section, on the default model's vectors")
     parser.add_argument("--feedback-queries", type=int, default=FEEDBACK_QUERIES)
+    parser.add_argument("--plates", action="store_true",
+                        help="only the synthetic plates, with and without normalisation")
     args = parser.parse_args()
     machine = print_machine()
+    if args.plates:
+        run_plates(machine)
+        return
     if args.feedback:
         run_feedback(args.sets.split(","), args.feedback_queries, machine)
         return

@@ -43,6 +43,7 @@ from .search.feedback import (
     top_rows,
 )
 from .search.metrics import DEFAULT_K, DEFAULT_METRIC, canonical_metric, mahalanobis_note
+from .search.normalise import Normalisation
 
 
 class BadReferenceError(LookalikeError):
@@ -295,7 +296,8 @@ class Collection:
             *, batch_size: int = 32, threads: int | None = None, progress: bool = False,
             max_pixels: int = images.DEFAULT_MAX_PIXELS, image_column: str | None = None,
             category_column: str | None = None, base_dir: str | os.PathLike | None = None,
-            downloader=None, reading: ReadingOptions | None = None) -> IndexReport:
+            downloader=None, reading: ReadingOptions | None = None,
+            pattern: str | None = None) -> IndexReport:
         """Index folders, image files and tables: new and changed images are embedded,
         vanished ones (and rows taken out of a table) dropped.
 
@@ -309,7 +311,11 @@ class Collection:
         `reading` (a `ReadingOptions`: z plane or projection, time point, channels, per-channel
         vectors, percentile window) says how scientific images are read; it is kept with the
         collection, so later runs, outside references and thumbnails read images the same way
-        (None: the options kept, or the defaults)."""
+        (None: the options kept, or the defaults).
+
+        Plate, well, field, channel and acquisition columns come from an OME-TIFF's OME-XML,
+        and from the file names when a `pattern` such as "{plate}_{well}_s{field}_w{channel}.tif"
+        is given (ingest/plate_columns.py); `last_report.pattern_matched` counts its matches."""
         from .ingest.tables import TableOptions
         from .models import DEFAULT_MODEL
 
@@ -321,7 +327,7 @@ class Collection:
                              batch_size=batch_size, threads=threads, progress=progress,
                              max_pixels=max_pixels,
                              tables=TableOptions(image_column, category_column, base_dir),
-                             downloader=downloader, reading=self.reading)
+                             downloader=downloader, reading=self.reading, pattern=pattern)
         self.engine.forget()
         self.last_report = report
         return report
@@ -505,7 +511,9 @@ class Collection:
                 category: str | None = None, path_prefix: str | None = None,
                 approximate: bool | str | None = None, *, name: str | None = None,
                 max_distance: float | None = None, unlike: Any = None,
-                rule: str = DEFAULT_NEGATIVE_RULE, cluster: Any = None) -> Neighbors:
+                rule: str = DEFAULT_NEGATIVE_RULE, cluster: Any = None,
+                normalise: str | Sequence[str] | None = None,
+                controls: str | Sequence[str] | None = None) -> Neighbors:
         """The k images nearest to the references (min distance to any), nearest first.
 
         `refs`: one or several indexed paths or URLs, image files outside the collection,
@@ -537,40 +545,54 @@ class Collection:
         `cluster`: search on a Dask cluster ("local", "local:N", a scheduler address or a
         `dask.distributed.Client`): the matrix is cut in shards beside the database
         (`<db>.shards/`), each worker searches its own, the driver merges; the same answer as
-        the exact search here. Mahalanobis, `unlike` and `approximate` are not offered there.
+        the exact search here. Mahalanobis, `unlike`, `normalise` and `approximate` are not
+        offered there.
+
+        `normalise`: the column(s) that group images into plates ("plate"): each plate's
+        vectors are then centred and scaled against its `controls` (wells, "A01,B01" or a
+        list, or "COLUMN=VALUE") or, without them, against all its images, so that
+        look-alikes are not just "same plate" (search/normalise.py). The search is exact, and
+        the references must be images of the collection (their plate must be known).
         """
         _check_k(k)
         metric = canonical_metric(metric)
         model = self._model(model)
+        how = Normalisation.of(normalise, controls)
         if cluster is not None:
-            _check_cluster_search(metric, approximate, unlike)
-        ids, index = self.engine.index(model)
+            _check_cluster_search(metric, approximate, unlike, how)
+        ids, index = self.engine.index(model, how)
         if len(ids) == 0:
             raise LookalikeError(f"{self.store.path}: the collection is empty")
         references = self._references(refs, model, ids, index.matrix, name)
+        if how is not None:
+            self._check_inside(references, how)
         if unlike is not None and not _is_empty(unlike):
             if approximate not in (None, False):
                 raise LookalikeError("negative references (--unlike) are searched exactly; "
                                      "leave out --approximate")
             negatives = self._references(unlike, model, ids, index.matrix, name)
+            if how is not None:
+                self._check_inside(negatives, how)
             _check_apart(references, negatives)
             return self._answer_unlike(model, ids, index, references, negatives, k, metric,
                                        include_references, rule, category=category,
                                        path_prefix=path_prefix, max_distance=max_distance)
         return self._answer(model, ids, index, references, k, metric, include_references,
                             category=category, path_prefix=path_prefix, approximate=approximate,
-                            max_distance=max_distance, cluster=cluster)
+                            max_distance=max_distance, cluster=cluster, normalisation=how)
 
     def nearest_to_ids(self, ids: Sequence[int], k: int | None = DEFAULT_K,
                        metric: str = DEFAULT_METRIC, include_references: bool = False,
-                       model: str | None = None, **options) -> Neighbors:
+                       model: str | None = None, *, normalise: str | Sequence[str] | None = None,
+                       controls: str | Sequence[str] | None = None, **options) -> Neighbors:
         """`nearest` with images of the collection, given by id, as the references."""
         _check_k(k)
         wanted = list(dict.fromkeys(int(i) for i in ids))
         if not wanted:
             raise LookalikeError("give at least one reference image")
         model = self._model(model)
-        index_ids, index = self.engine.index(model)
+        how = Normalisation.of(normalise, controls)
+        index_ids, index = self.engine.index(model, how)
         where = np.searchsorted(index_ids, wanted)  # index ids are sorted
         for i, w in zip(wanted, where):
             if w >= len(index_ids) or index_ids[w] != i:
@@ -579,13 +601,14 @@ class Collection:
         references = (index.matrix[where], np.asarray(wanted, np.int64),
                       [row["path"] for row in self.store.rows(wanted)])
         return self._answer(model, index_ids, index, references, k, canonical_metric(metric),
-                            include_references, **options)
+                            include_references, normalisation=how, **options)
 
     def _answer(self, model: str, ids: np.ndarray, index: ExactIndex,
                 references: tuple[np.ndarray, np.ndarray, list[str]], k: int | None,
                 metric: str, include_references: bool, *, category: str | None = None,
                 path_prefix: str | None = None, approximate: bool | str | None = None,
-                max_distance: float | None = None, cluster: Any = None) -> Neighbors:
+                max_distance: float | None = None, cluster: Any = None,
+                normalisation: Normalisation | None = None) -> Neighbors:
         """The search behind `nearest` and `nearest_to_ids`, on `model`'s `ids` and `index`:
         `references` are (vectors, ids of those that are images of the collection, names);
         those images are left out unless `include_references`; on `cluster`'s workers if
@@ -608,7 +631,7 @@ class Collection:
         else:
             found, dist, nearest, method = self.engine.search(
                 model, queries, k, metric, exclude=exclude, among=among,
-                approximate=approximate, return_method=True)
+                approximate=approximate, return_method=True, normalisation=normalisation)
         if max_distance is not None:
             close = dist <= max_distance
             found, dist = found[close], dist[close]
@@ -743,6 +766,18 @@ class Collection:
                     vectors.append(self._embed_file(ref, model))
                     names.append(display_path(os.path.abspath(ref)))
         return np.stack(vectors), np.asarray(ref_ids, np.int64), names
+
+    def _check_inside(self, references: tuple[np.ndarray, np.ndarray, list[str]],
+                      how: Normalisation) -> None:
+        """With normalisation, every reference must be an image of the collection: the plate
+        of a file outside it, or of a vector, is unknown."""
+        vectors, ids, names = references
+        if len(ids) < len(vectors):
+            inside = {row["path"] for row in self.store.rows(ids.tolist())}
+            outside = next(n for n in names if n not in inside)
+            raise BadReferenceError(f"{outside}: not an image of the collection; with "
+                                    f"{how.describe()}, references must be images of the "
+                                    "collection (their plate is known)")
 
     def _indexed_reference(self, ref: str | os.PathLike, ids: np.ndarray) -> dict | None:
         """The catalogue row of a reference that is an image of the collection with a vector
@@ -1210,9 +1245,13 @@ def _check_apart(positives: tuple[np.ndarray, np.ndarray, list[str]],
                                  "give each image on one side only")
 
 
-def _check_cluster_search(metric: str, approximate: bool | str | None, unlike: Any) -> None:
+def _check_cluster_search(metric: str, approximate: bool | str | None, unlike: Any,
+                          normalisation: Normalisation | None = None) -> None:
     """What a search on a cluster does not offer, refused in one line before connecting."""
     check_shardable(metric)
+    if normalisation is not None:
+        raise LookalikeError("per-plate normalisation (--normalise) is searched on this "
+                             "machine; leave out --cluster")
     if approximate not in (None, False):
         raise LookalikeError("a search on a cluster is exact; leave out --approximate")
     if unlike is not None and not _is_empty(unlike):

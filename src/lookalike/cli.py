@@ -197,6 +197,10 @@ def add_index(commands: _Commands) -> None:
     p.add_argument("--base-dir", metavar="DIR",
                    help="the folder relative paths in a table start from (default: the .tab's "
                         "origin attribute, else the table's folder)")
+    p.add_argument("--pattern", metavar="PATTERN",
+                   help="columns from the file names, e.g. '{plate}_{well}_s{field}_w{channel}"
+                        ".tif': each {name} becomes a column ({well} also well_row and "
+                        "well_column), * matches anything (OME-TIFFs give theirs without it)")
     _download_options(p)
     _db_option(p)
     _model_option(p, "the network that embeds the images (see `lookalike models`; default: the "
@@ -298,11 +302,13 @@ def cmd_index(args) -> int:
                          progress=not args.quiet,
                          max_pixels=args.max_pixels or DEFAULT_MAX_PIXELS,
                          image_column=args.image_column, category_column=args.category_column,
-                         base_dir=args.base_dir, downloader=downloader)
+                         base_dir=args.base_dir, downloader=downloader, pattern=args.pattern)
         for table in report.tables:
             print(_table_summary(table))
         if not col.reading.is_default:
             print(f"images read with {col.reading.describe()}: vectors kept as {report.model}")
+        if args.pattern:
+            print(f"--pattern matched {report.pattern_matched:,} of {report.found:,} files")
         print(_summary(report, col.store.path))
         if args.verbose and report.skipped:
             print("skipped files:")
@@ -435,6 +441,14 @@ def add_similar(commands: _Commands) -> None:
                    help="also rank the reference images themselves")
     p.add_argument("--category", help="only images of this category (sub-folder)")
     p.add_argument("--path-prefix", metavar="PATH", help="only images whose path starts so")
+    p.add_argument("--normalise", "--normalize", metavar="COLUMN",
+                   help="normalise the vectors per plate first: centre and scale each group of "
+                        "images with the same COLUMN value (plate; or plate,channel) against "
+                        "its --controls, or all its images; the references must be images of "
+                        "the collection")
+    p.add_argument("--controls", metavar="WELLS|COLUMN=VALUE",
+                   help="with --normalise: the control wells (A01,B01) or the images whose "
+                        "COLUMN holds VALUE (condition=control)")
     search = p.add_mutually_exclusive_group()
     search.add_argument("--exact", action="store_const", const=False, dest="approximate",
                         help="always search exactly (the default below 200,000 images)")
@@ -482,6 +496,8 @@ def cmd_similar(args) -> int:
         _refuse_binary_on_a_terminal(fmt)
     if not args.refs and not args.like:
         raise LookalikeError("give at least one reference image (REF, or --like)")
+    if args.like and args.normalise:
+        raise LookalikeError("--like refines on the stored vectors; leave out --normalise")
     with Collection.open(args.db) as col:
         k = None if args.all else args.k
         if args.like and args.cluster:
@@ -496,7 +512,8 @@ def cmd_similar(args) -> int:
                               include_references=args.include_references, model=args.model,
                               category=args.category, path_prefix=args.path_prefix,
                               approximate=args.approximate, max_distance=args.max_distance,
-                              unlike=args.unlike or None, cluster=args.cluster)
+                              unlike=args.unlike or None, cluster=args.cluster,
+                              normalise=args.normalise, controls=args.controls)
         credits = col.attributions(res.rows)
         others = [m for m in col.models if m != res.model] if args.model is None else []
     for note in res.notes:

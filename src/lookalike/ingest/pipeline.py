@@ -31,6 +31,7 @@ from .channels import reading_model
 from .downloads import Downloader, DownloadFailed, Fetched
 from .folders import ImageFile, RemoteImage, SourceError, Unreadable, not_a_file, scan
 from .object_stores import read_object, scan_store
+from .plate_columns import with_file_name_columns, with_ome_columns
 from .reading import ReadingOptions
 from .tables import TableInfo, TableOptions, is_table, table_images
 
@@ -57,6 +58,7 @@ class IndexReport:
     downloaded: int = 0             # images fetched over the network
     download_cache_hits: int = 0    # images named by URL whose bytes were in the cache
     metadata_updated: int = 0       # unchanged images whose table columns changed
+    pattern_matched: int = 0        # images whose file name the --pattern matched
     tables: list[TableInfo] = field(default_factory=list)
 
     @property
@@ -83,13 +85,14 @@ class _Prepared:
     size: int | None = None             # of the bytes downloaded (a file's is in `file`)
     downloaded: bool = False            # fetched over the network
     download_cache_hit: bool = False    # a URL's bytes found in the download cache
+    extras: str | None = None           # the file's with its OME-XML plate columns
 
     def row(self) -> ImageRow:
         f = self.file
         return ImageRow(f.locator, f.path, f.root, f.name, f.category,
                         f.size if self.size is None else self.size, f.mtime_ns,
                         self.width, self.height, self.content_hash, self.skip_reason,
-                        extras=f.extras)
+                        extras=self.extras or f.extras)
 
 
 def read_file(locator: bytes, max_bytes: int = DEFAULT_MAX_BYTES) -> bytes:
@@ -129,6 +132,7 @@ class IndexOptions:
     decode_threads: int | None = None       # default: two per inference thread
     tables: TableOptions | None = None      # how to read the tables among the paths
     reading: ReadingOptions = field(default_factory=ReadingOptions)  # planes, channels, window
+    pattern: str | None = None              # file names -> plate columns (plate_columns.py)
 
     @property
     def decoders(self) -> int:
@@ -163,7 +167,8 @@ def index_paths(store: Store, paths: Sequence[str | os.PathLike], model: str, *,
                 load_model: Callable | None = None,
                 tables: TableOptions | None = None,
                 downloader: Downloader | None = None,
-                reading: ReadingOptions | None = None) -> IndexReport:
+                reading: ReadingOptions | None = None,
+                pattern: str | None = None) -> IndexReport:
     """Bring the catalogue up to date with `paths` (folders, image files and tables that list
     images by path or URL) and make sure every image has a `model` vector.
 
@@ -177,7 +182,7 @@ def index_paths(store: Store, paths: Sequence[str | os.PathLike], model: str, *,
     options = IndexOptions(batch_size=batch_size, threads=threads or default_threads(),
                            progress=progress, max_pixels=max_pixels, max_bytes=max_bytes,
                            decode_threads=decode_threads, tables=tables,
-                           reading=reading or ReadingOptions())
+                           reading=reading or ReadingOptions(), pattern=pattern)
     embedder = _LazyModel(options.reading.vector_key(info.name), info.input_size,
                           reading_model(load_model or default_load_model, info.name,
                                         options.reading), options.threads)
@@ -196,6 +201,7 @@ def _index(store: Store, paths: Sequence[str | os.PathLike], model: _LazyModel,
     found, report.tables = list_images(paths, options.tables)  # SourceError: a path not there
     report.found = len(found)
     known = store.known_files()
+    found, report.pattern_matched = with_file_name_columns(found, options.pattern, known)
     embedded = store.hashes_with_embedding(model.name)
     report.removed = _drop_vanished(store, paths, found, report.tables)
     _remember_attributions(store, paths)
@@ -390,6 +396,7 @@ def _prepare(staged: tuple[ImageFile | RemoteImage, Fetched | DownloadFailed | N
             raise fetched
         data = fetched.data if fetched is not None else read_file(item.locator, options.max_bytes)
         p.content_hash = content_hash(data)
+        p.extras = with_ome_columns(item.extras, data)
         if p.content_hash in embedded:
             p.width, p.height = images.read_size(data, options.max_pixels)
         else:

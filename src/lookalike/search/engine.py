@@ -29,6 +29,7 @@ from .approximate import (
     supports as approximate_supports,
 )
 from .exact import ExactIndex
+from .normalise import Normalisation, normalise
 
 #: What answers a search: the exact scan, or FAISS candidates (a compressed scan of 8-bit
 #: codes, an inverted file, or a graph) re-ranked exactly.
@@ -81,10 +82,21 @@ class SearchEngine:
         self._locks_lock: threading.Lock = (share._locks_lock if share is not None
                                             else threading.Lock())
 
-    def index(self, model: str) -> tuple[np.ndarray, ExactIndex]:
-        """(sorted image ids, the exact index over their vectors) of `model`."""
+    def index(self, model: str, normalisation: Normalisation | None = None
+              ) -> tuple[np.ndarray, ExactIndex]:
+        """(sorted image ids, the exact index over their vectors) of `model`; with a
+        `normalisation`, over the vectors normalised per plate (search/normalise.py), derived
+        from the stored ones and kept in memory for this catalogue generation."""
+        if normalisation is not None:
+            return self._exact.get(self.store.generation, (model, normalisation),
+                                   lambda: self._normalised(model, normalisation))
         return self._exact.get(self.store.generation, model,
                                lambda: _exact_index(self.store, model))
+
+    def _normalised(self, model: str, how: Normalisation) -> tuple[np.ndarray, ExactIndex]:
+        ids, index = self.index(model)
+        extras = [row.get("extras") for row in self.store.rows(ids.tolist())]
+        return ids, ExactIndex(normalise(index.matrix, extras, how))
 
     def prepare(self, model: str) -> None:
         """Build now the 8-bit first pass of exact cosine search (built anyway after a few
@@ -130,15 +142,21 @@ class SearchEngine:
 
     def search(self, model: str, queries: np.ndarray, k: int | None, metric: str, *,
                exclude: np.ndarray | None = None, among: np.ndarray | None = None,
-               approximate: bool | str | None = None, return_method: bool = False) -> tuple:
+               approximate: bool | str | None = None, return_method: bool = False,
+               normalisation: Normalisation | None = None) -> tuple:
         """(image ids, distances, position of each one's nearest query) of the k images
         nearest to any query, nearest first (`k=None`: every one); with `return_method`, also
         the one of METHODS that answered. `exclude`: image ids never returned; `among`: if
         given, only these image ids are searched. `metric` is canonical
-        (metrics.canonical_metric)."""
-        ids, index = self.index(model)
-        method = choose_method(approximate, self.situation(model, metric, len(ids), index.dim),
-                               metric, k, filtered=among is not None)
+        (metrics.canonical_metric). A `normalisation` searches the normalised vectors,
+        exactly (FAISS indexes hold the stored ones)."""
+        ids, index = self.index(model, normalisation)
+        if normalisation is not None and approximate not in (None, False):
+            raise LookalikeError("searches with per-plate normalisation (--normalise) are "
+                                 "exact; leave out --approximate")
+        method = "exact" if normalisation is not None else choose_method(
+            approximate, self.situation(model, metric, len(ids), index.dim), metric, k,
+            filtered=among is not None)
         if method != "exact":  # its ids and index: the catalogue may have moved on meanwhile
             approx, ids, index = self._approximate_index(model, metric, method, ids, index)
         skip = None if exclude is None else _rows_of(ids, exclude)

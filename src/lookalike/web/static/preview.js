@@ -48,6 +48,8 @@ async function showPreview() {
   parts.push([item.name, item.category].filter(Boolean).join(" — "));
   parts.push([formatSize(item), formatBytes(item.size)].filter(Boolean).join(" · "));
   caption.append(parts.join("   ·   "), document.createElement("br"));
+  const columns = columnsText(item);
+  if (columns) caption.append(columns, document.createElement("br"));
   const path = document.createElement("span");
   path.className = "muted";
   path.textContent = `${item.path}  `;
@@ -65,6 +67,15 @@ async function showPreview() {
   caption.append(path, original, "  ·  ", pick, "  ·  ", locate);
   $("preview-prev").disabled = index <= 0;
   $("preview-next").disabled = index >= list.length() - 1;
+}
+
+/** The image's own columns (a table's, or its plate, well, field and channel), as
+ *  "plate P1 · well B03 · field 2": from `extras` in a grid item, flat in a look-alike. */
+function columnsText(item) {
+  const names = state.info?.extra_columns || [];
+  return names.map((c) => [c, item.extras ? item.extras[c] : item[c]])
+    .filter(([, v]) => v !== null && v !== undefined && v !== "")
+    .slice(0, 12).map(([c, v]) => `${c} ${v}`).join(" · ");
 }
 
 /** Size the previewed image: "fit" scales it to the window (pixelated when enlarged, so a
