@@ -13,6 +13,7 @@ from lookalike.analysis.explain import CannotExplain, Explanation, heat_maps, no
 from lookalike.api import BadReferenceError
 from lookalike.errors import LookalikeError
 from lookalike.models import DEFAULT_MODEL, load_onnx_model, register_model
+from test_cli import run
 from test_own_models import MEAN, SIZE, STD, write_model
 
 # The cat's head in scikit-image's chelsea, as fractions (left, top, right, bottom).
@@ -144,3 +145,33 @@ def test_heat_is_the_positive_part_stretched_to_0_1():
     np.testing.assert_allclose(normalised(np.array([[0.5, 0.75, 1.0]])), [[0.0, 0.5, 1.0]])
     assert not normalised(np.array([[-1.0, -2.0]])).any()
     assert not normalised(np.array([[0.3, 0.3]])).any()
+
+
+# -- the command line -------------------------------------------------------------------------
+
+@pytest.mark.slow  # a process that loads the model: 2-3 s
+def test_the_command_prints_where_each_matches_and_draws_them(pictures, tmp_path):
+    col, files = pictures
+    out = tmp_path / "why.png"
+    proc = run("explain", files["chelsea"], files["head"], "--db", col.store.path, "-o", out)
+    lines = proc.stdout.splitlines()
+    assert lines[0].startswith("distance ") and f"(Cosine, {DEFAULT_MODEL})" in lines[0]
+    assert lines[1].startswith(f"{files['chelsea']}: matches {files['head']} most at x ")
+    x, y = (float(v) for v in lines[1].split(" at x ")[1].split(", y "))
+    assert inside((x, y), HEAD)
+    assert lines[-1] == f"wrote {out} (png)"
+    with Image.open(out) as picture:
+        assert picture.format == "PNG" and picture.width > 384 + 200 and picture.height > 255
+        # The photo's panel is tinted towards red where the head is, not at its far left.
+        pixels = np.asarray(picture.convert("RGB"), float)
+    original = np.asarray(Image.fromarray(data.chelsea()).resize((384, 255)), float)
+    tint = pixels[12:12 + 255, 12:12 + 384, 0] - original[..., 0]
+    assert tint[:, int(0.45 * 384):int(0.75 * 384)].mean() > tint[:, :int(0.2 * 384)].mean()
+
+
+@pytest.mark.slow
+def test_the_command_refuses_an_unknown_id_in_one_line(pictures):
+    col, files = pictures
+    proc = run("explain", "999", files["chelsea"], "--db", col.store.path, check=False)
+    assert proc.returncode != 0
+    assert proc.stderr.strip() == "lookalike: error: image 999: no such image in the collection"
