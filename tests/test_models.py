@@ -213,6 +213,28 @@ def test_features_alone_equal_features_run_with_logits(name):
     np.testing.assert_array_equal(model.classify(images), logits)
 
 
+GRIDS = {"efficientnet-lite0": 7, "efficientnet-lite1": 8, "efficientnet-lite2": 9,
+         "mobilenet-v2": 7, "squeezenet": 13, GEM: 7}
+
+
+@pytest.mark.parametrize("name", installed_params([GEM, *FLOAT_MODELS]))
+def test_the_feature_map_is_what_the_features_pool(name):
+    """The map before pooling, from the same run: averaged (GeM-root: squared, cubed,
+    averaged, rooted) it gives the features; asking for it changes no feature."""
+    model = get_model(name)
+    golden = name if name != GEM else "efficientnet-lite0"
+    images = np.load(DATA / f"golden_{golden}.npz")["images"][:2]
+    features, maps = model.embed_with_maps(images)
+    grid = GRIDS[name]
+    assert model.has_feature_map and maps.shape == (2, model.info.dim, grid, grid)
+    np.testing.assert_array_equal(features, model.embed(images))
+    if name == GEM:
+        pooled = np.mean(maps.astype(np.float64) ** 6, axis=(2, 3)) ** (1 / 6)
+    else:
+        pooled = maps.mean(axis=(2, 3))
+    np.testing.assert_allclose(pooled, features, rtol=1e-4, atol=1e-5)
+
+
 @pytest.mark.parametrize("name", MODEL_PARAMS)
 def test_an_empty_batch_gives_empty_arrays(name):
     model = get_model(name)
@@ -286,7 +308,7 @@ def test_an_int8_graph_is_quantised_but_takes_and_gives_the_same_tensors(name):
     graph = onnx.load(path).graph
     assert [(i.name, i.type.tensor_type.elem_type) for i in graph.input] == \
         [("images", TensorProto.UINT8)]
-    assert {o.name for o in graph.output} == {"features", "logits"}
+    assert {o.name for o in graph.output} == {"features", "logits", "feature_map"}
     producers = {out: node for node in graph.node for out in node.output}
     initialisers = {t.name: t for t in graph.initializer}
 

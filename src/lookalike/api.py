@@ -19,6 +19,13 @@ import numpy as np
 
 from .analysis.analyze import Analysis
 from .analysis.duplicates import DuplicateGroup
+from .analysis.explain import (
+    ExplainedImage,
+    Explanation,
+    check_model,
+    heat_maps,
+    pair_distance,
+)
 from .analysis.maps import MapLayout
 from .catalogue.cached import ByGeneration
 from .catalogue.store import Store, no_empty_database_left
@@ -856,6 +863,92 @@ class Collection:
         if vectors.shape[-1] != matrix.shape[1]:
             raise LookalikeError(f"reference vectors have {vectors.shape[-1]} dimensions; the "
                                  f"collection's have {matrix.shape[1]}")
+
+    # -- explaining a match ---------------------------------------------------------------
+
+    def explain(self, a: Any, b: Any, *, model: str | None = None) -> Explanation:
+        """Why `a` and `b` look alike: where each one matches the other, as two heat maps on
+        the model's feature grid (see `analysis.explain.Explanation`), with their distance.
+
+        `a`, `b`: images of the collection by id, path or URL, image files outside it, or
+        encoded images as bytes; the same image twice is fine. `model`: default the
+        collection's `default_model` (or lookalike's default for an empty collection). A model
+        without a feature map (your own ONNX model) cannot explain: one line of error."""
+        name = self._explaining_model(model)
+        embedder = self._embedder(name)
+        check_model(embedder)
+        size = embedder.info.input_size
+        sides = (self._explained_image(a, size), self._explained_image(b, size))
+        heat_a, heat_b, vectors = heat_maps(embedder, np.stack([s.pixels for s in sides]))
+        if name in self.models:  # the stored vectors: the distance a search shows
+            ids, index = self.engine.index(name)
+            for i, side in enumerate(sides):
+                at = np.searchsorted(ids, side.id) if side.id is not None else len(ids)
+                if at < len(ids) and ids[at] == side.id:
+                    vectors[i] = index.matrix[at]
+        return Explanation(images=sides, heat=(heat_a, heat_b), model=name,
+                           distance=pair_distance(vectors[0], vectors[1]))
+
+    def _explaining_model(self, model: str | None) -> str:
+        from .models import DEFAULT_MODEL, get_model_info
+
+        if model is None:
+            return self.default_model if self.models else DEFAULT_MODEL
+        return model if model in self.models else get_model_info(model).name
+
+    def _explained_image(self, ref: Any, size: int) -> ExplainedImage:
+        """One side of `explain`: its bytes found and decoded to the model's input size."""
+        from .ingest.originals import read_catalogued
+
+        image_id: int | None = None
+        if isinstance(ref, (bytes, bytearray, memoryview)):
+            data, shown = bytes(ref), "uploaded image"
+        elif isinstance(ref, (int, np.integer)) and not isinstance(ref, bool):
+            row = self.image(int(ref))
+            if row is None:
+                raise BadReferenceError(f"image {ref}: no such image in the collection")
+            image_id, shown = int(ref), row["path"]
+        elif isinstance(ref, (str, os.PathLike)):
+            row = self.store.find(resolve(ref))
+            if row is not None and row["skip_reason"] is not None:
+                raise BadReferenceError(f"{display_path(os.fspath(ref))}: was skipped when "
+                                        f"indexed ({row['skip_reason']})")
+            if row is not None:
+                image_id, shown = row["id"], row["path"]
+            else:
+                data, shown = self._outside_file(ref), display_path(os.path.abspath(ref))
+        else:
+            raise BadReferenceError(f"cannot explain {type(ref).__name__}: give an image id, "
+                                    "a path or the bytes of an image file")
+        if image_id is not None:
+            row = self.image(image_id)
+            try:
+                data = read_catalogued(row["locator"], row["content_hash"]) if row else b""
+            except OSError as exc:
+                raise BadReferenceError(f"{shown}: cannot be read ({exc})") from None
+        try:
+            decoded = images.decode(data, size)
+        except images.ImageSkipped as exc:
+            raise BadReferenceError(f"{shown}: {exc.reason}") from None
+        return ExplainedImage(name=shown, id=image_id, width=decoded.width,
+                              height=decoded.height, pixels=decoded.pixels, data=data)
+
+    @staticmethod
+    def _outside_file(ref: str | os.PathLike) -> bytes:
+        """The bytes of an image file that is not in the collection."""
+        shown = display_path(os.fspath(ref))
+        if isinstance(ref, str) and is_url(ref):
+            raise BadReferenceError(f"{shown}: not an image of the collection; a URL must be "
+                                    "indexed first (or give a local file)")
+        if not os.path.isfile(ref):
+            what = "is a folder" if os.path.isdir(ref) else "no such file, and not in the " \
+                                                            "collection"
+            raise BadReferenceError(f"{shown}: {what}; give an image file")
+        try:
+            with open(ref, "rb") as f:
+                return f.read()
+        except OSError as exc:
+            raise BadReferenceError(f"{shown}: cannot be read ({exc.strerror})") from None
 
     # -- duplicates ---------------------------------------------------------------------------
 

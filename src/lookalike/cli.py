@@ -41,9 +41,9 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     commands.required = True
     # In this order in `lookalike --help`; each adds its options and its handler (`args.handler`).
-    for add_command in (add_index, add_import, add_similar, add_duplicates, add_not_duplicates,
-                        add_map, add_analyze, add_export, add_models, add_skipped, add_datasets,
-                        add_demo, add_serve):
+    for add_command in (add_index, add_import, add_similar, add_explain, add_duplicates,
+                        add_not_duplicates, add_map, add_analyze, add_export, add_models,
+                        add_skipped, add_datasets, add_demo, add_serve):
         add_command(commands)
     return parser
 
@@ -618,6 +618,48 @@ def _to_stdout(write: Callable[[str], object], fmt: str):
 
 
 DUPLICATE_FORMATS = ("table", "json", "csv", "tab")
+
+
+def add_explain(commands: _Commands) -> None:
+    p = commands.add_parser("explain", help="show where two images match each other",
+                            description="Show why two images look alike: where each one "
+                                        "matches the other, from the network's last feature "
+                                        "map. Prints each image's best-matching point (as "
+                                        "fractions of its width and height, from the top "
+                                        "left) and their distance; -o draws both with their "
+                                        "heat overlaid. A and B are images of the collection "
+                                        "(a path, URL or id) or any image files.")
+    p.add_argument("a", metavar="A", help="an image: indexed path, URL or id, or a file")
+    p.add_argument("b", metavar="B", help="the other image")
+    _db_option(p)
+    _model_option(p, "the network that explains (default: the model last indexed); your own "
+                     "ONNX models have no feature map and cannot")
+    p.add_argument("-o", "--output", metavar="FILE.png",
+                   help="write the two images side by side, each with its heat overlaid")
+    p.set_defaults(handler=cmd_explain)
+
+
+def _image_argument(text: str) -> str | int:
+    """An id when `text` is a whole number that names no file, else the path or URL."""
+    return int(text) if text.isdigit() and not os.path.exists(text) else text
+
+
+def cmd_explain(args) -> int:
+    from .api import Collection
+
+    with Collection.open(args.db) as col:
+        why = col.explain(_image_argument(args.a), _image_argument(args.b), model=args.model)
+    print(f"distance {why.distance:.4f} ({why.metric}, {why.model})")
+    for image, other, (x, y) in zip(why.images, why.images[::-1], why.peaks()):
+        print(f"{image.name}: matches {other.name} most at x {x:.2f}, y {y:.2f}")
+    if args.output:
+        from .formats.explain_picture import draw_explanation
+        from .formats.export import atomic_write
+
+        with atomic_write(args.output) as f:
+            f.write(draw_explanation(why))
+        print(f"wrote {args.output} (png)")
+    return 0
 
 
 def add_duplicates(commands: _Commands) -> None:

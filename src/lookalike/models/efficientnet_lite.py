@@ -16,7 +16,8 @@ sample code still shows the ImageNet mean/std normalisation inherited from the n
 EfficientNet; with it the same photos are classified less confidently (checked in
 ``tools/check_models_against_torch.py``), so we use the training preprocessing.
 Features are the 1280-d global average of the head convolution (after its BN and ReLU6), the
-input of the classifier.
+input of the classifier; ``feature_map`` is that convolution's output before pooling (its square
+root for GeM-root features).
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from pathlib import Path
 import onnx
 
 from .onnx_graph import (
+    FEATURE_MAP_NAME,
     FEATURES_NAME,
     INPUT_NAME,
     LOGITS_NAME,
@@ -41,7 +43,7 @@ from .onnx_graph import (
 )
 from .torch_weights import load_legacy_state_dict
 
-BUILDER_VERSION = "1"
+BUILDER_VERSION = "2"  # 2: the feature_map output
 DIM = 1280
 MEAN = (127.0, 127.0, 127.0)
 STD = (128.0, 128.0, 128.0)
@@ -159,6 +161,10 @@ def build(name: str, path: str | os.PathLike, pooling: str = "average") -> onnx.
     average = g.global_pool_flat(x, FEATURES_NAME if pooling == "average" else None)
     if pooling == "gem-root":
         g.gem_root_pool_flat(x, FEATURES_NAME)
+        g.op("Sqrt", [x], FEATURE_MAP_NAME)  # one cell's GeM-root: the root of its value
+    else:
+        g.op("Identity", [x], FEATURE_MAP_NAME)
     g.linear(average, sd["_fc.weight"], sd["_fc.bias"], LOGITS_NAME)
     return g.build(variant.input_size, {FEATURES_NAME: DIM, LOGITS_NAME: 1000},
-                   doc=f"{name}, (x - 127) / 128 preprocessing inside")
+                   doc=f"{name}, (x - 127) / 128 preprocessing inside",
+                   maps={FEATURE_MAP_NAME: (DIM, size, size)})

@@ -4,7 +4,8 @@
 torchvision's architecture: width 1.0, symmetric padding k // 2, ReLU6, batch-norm epsilon
 1e-5. Preprocessing is torchvision's: RGB scaled to 0..1, minus the ImageNet mean, divided by
 the ImageNet std (done here in one step on the 0..255 scale). Features are the 1280-d global
-average of the last 1x1 convolution (after BN and ReLU6), the input of the classifier.
+average of the last 1x1 convolution (after BN and ReLU6), the input of the classifier;
+``feature_map`` is that convolution's 7x7 output before pooling.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from pathlib import Path
 import onnx
 
 from .onnx_graph import (
+    FEATURE_MAP_NAME,
     FEATURES_NAME,
     IMAGENET_MEAN,
     IMAGENET_STD,
@@ -27,7 +29,7 @@ from .onnx_graph import (
 )
 from .torch_weights import load_legacy_state_dict
 
-BUILDER_VERSION = "1"
+BUILDER_VERSION = "2"  # 2: the feature_map output
 INPUT_SIZE = 224
 DIM = 1280
 BN_EPS = 1e-5
@@ -101,6 +103,8 @@ def build(path: str | os.PathLike) -> onnx.ModelProto:
     if size != 7:
         raise AssertionError(f"MobileNetV2 grid is {size}x{size}, expected 7x7")
     features = g.global_pool_flat(x, FEATURES_NAME)
+    g.op("Identity", [x], FEATURE_MAP_NAME)
     g.linear(features, sd["classifier.1.weight"], sd["classifier.1.bias"], LOGITS_NAME)
     return g.build(INPUT_SIZE, {FEATURES_NAME: DIM, LOGITS_NAME: 1000},
-                   doc="MobileNetV2 (torchvision weights), ImageNet mean/std preprocessing inside")
+                   doc="MobileNetV2 (torchvision weights), ImageNet mean/std preprocessing inside",
+                   maps={FEATURE_MAP_NAME: (DIM, size, size)})

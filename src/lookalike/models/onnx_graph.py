@@ -20,6 +20,9 @@ IR_VERSION = 8
 INPUT_NAME = "images"
 FEATURES_NAME = "features"
 LOGITS_NAME = "logits"
+#: Each cell of the last convolutional map, (N, C, h, w), in the features' own scale: pooling
+#: one cell alone would give that cell's vector (what explaining a match compares).
+FEATURE_MAP_NAME = "feature_map"
 
 # ImageNet statistics on the 0..1 scale, as torchvision uses them.
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -171,13 +174,16 @@ class GraphBuilder:
         self.initializers.extend(inits)
         return out
 
-    def build(self, input_size: int, outputs: dict[str, int],
-              doc: str = "") -> onnx.ModelProto:
-        """The model with the standard input (N, S, S, 3) uint8 and float (N, dim) outputs."""
+    def build(self, input_size: int, outputs: dict[str, int], doc: str = "",
+              maps: dict[str, tuple[int, int, int]] | None = None) -> onnx.ModelProto:
+        """The model with the standard input (N, S, S, 3) uint8, float (N, dim) outputs and
+        float (N, C, h, w) ``maps``."""
         inp = helper.make_tensor_value_info(INPUT_NAME, TensorProto.UINT8,
                                             ["N", input_size, input_size, 3])
         outs = [helper.make_tensor_value_info(name, TensorProto.FLOAT, ["N", dim])
                 for name, dim in outputs.items()]
+        outs += [helper.make_tensor_value_info(name, TensorProto.FLOAT, ["N", *shape])
+                 for name, shape in (maps or {}).items()]
         graph = helper.make_graph(self.nodes, self.name, [inp], outs, self.initializers)
         model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)],
                                   producer_name="lookalike", doc_string=doc)

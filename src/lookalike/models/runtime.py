@@ -18,7 +18,13 @@ import onnxruntime as ort
 from onnx import TensorProto, helper
 
 from ..errors import LookalikeError
-from .onnx_graph import FEATURES_NAME, INPUT_NAME, LOGITS_NAME, preprocess_nodes
+from .onnx_graph import (
+    FEATURE_MAP_NAME,
+    FEATURES_NAME,
+    INPUT_NAME,
+    LOGITS_NAME,
+    preprocess_nodes,
+)
 
 __all__ = ["Model", "ModelInfo", "ModelSettingError", "load_onnx_model", "make_session",
            "resolve_threads"]
@@ -71,17 +77,26 @@ def make_session(model: str | os.PathLike | bytes, threads: int | None = None,
 
 
 class Model:
-    """A loaded image model. ``embed`` gives feature vectors, ``classify`` ImageNet logits."""
+    """A loaded image model. ``embed`` gives feature vectors, ``classify`` ImageNet logits,
+    ``embed_with_maps`` the vectors with the feature maps they were pooled from."""
 
     def __init__(self, session: ort.InferenceSession, info: ModelInfo, *,
                  features_output: str = FEATURES_NAME, logits_output: str | None = LOGITS_NAME,
+                 feature_map_output: str | None = FEATURE_MAP_NAME,
                  one_image_at_a_time: bool = False):
         self.info = info
         self.session = session
         self._input = session.get_inputs()[0].name
         self._features = features_output
         self._logits = logits_output
+        outputs = {o.name for o in session.get_outputs()}
+        self._map = feature_map_output if feature_map_output in outputs else None
         self._one_at_a_time = one_image_at_a_time
+
+    @property
+    def has_feature_map(self) -> bool:
+        """Whether ``embed_with_maps`` works: the built-in models, not a user's own."""
+        return self._map is not None
 
     def __repr__(self) -> str:
         return f"<Model {self.info.name}: {self.info.input_size}px -> {self.info.dim}-d>"
@@ -111,6 +126,22 @@ class Model:
     def embed(self, batch: np.ndarray) -> np.ndarray:
         """Feature vectors, float32 (N, dim), for a uint8 batch (N, S, S, 3) of RGB images."""
         return self._run(self._features, batch, self.info.dim)
+
+    def embed_with_maps(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Feature vectors (N, dim) and, from the same run, the last convolutional feature map
+        before pooling (N, dim, h, w), each cell in the vectors' own scale (see
+        onnx_graph.FEATURE_MAP_NAME)."""
+        if self._map is None:
+            raise ValueError(f"model {self.info.name} has no feature map output")
+        batch = self._check(batch)
+        runs = [batch[i:i + 1] for i in range(len(batch))] if self._one_at_a_time else [batch]
+        parts = [self.session.run([self._features, self._map], {self._input: b})
+                 for b in runs if len(b)]
+        if not parts:
+            raise ValueError("embed_with_maps needs at least one image")
+        vectors = np.concatenate([np.asarray(p[0], np.float32) for p in parts])
+        maps = np.concatenate([np.asarray(p[1], np.float32) for p in parts])
+        return vectors.reshape(len(batch), -1), maps
 
     def classify(self, batch: np.ndarray) -> np.ndarray:
         """ImageNet logits (before softmax), float32 (N, 1000)."""
@@ -170,7 +201,7 @@ def load_onnx_model(path: str | os.PathLike, input_size: int, mean: Sequence[flo
                      package="", installed=True, install_hint="",
                      description=f"ONNX model from {source}", is_default=False)
     return Model(session, info, features_output=output, logits_output=None,
-                 one_image_at_a_time=fixed_batch_one)
+                 feature_map_output=None, one_image_at_a_time=fixed_batch_one)
 
 
 def _checked_settings(source: Path, input_size: int, mean: Sequence[float],

@@ -1,8 +1,8 @@
 """SqueezeNet 1.1 as Orange runs it locally (weights from the ``ndf`` package), as an ONNX graph.
 
 The feature vector is Orange's: the 1000-channel conv10 output, without ReLU, averaged over its
-13x13 grid; so it is also the classifier's logits. Convolution padding follows ``ndf``, which
-pads like TensorFlow's SAME (conv1: 227 -> 114).
+13x13 grid; so it is also the classifier's logits. ``feature_map`` is conv10's 13x13 output.
+Convolution padding follows ``ndf``, which pads like TensorFlow's SAME (conv1: 227 -> 114).
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ import numpy as np
 import onnx
 
 from .onnx_graph import (
+    FEATURE_MAP_NAME,
     FEATURES_NAME,
     INPUT_NAME,
     LOGITS_NAME,
@@ -25,7 +26,7 @@ from .onnx_graph import (
     tf_same_pads,
 )
 
-BUILDER_VERSION = "1"
+BUILDER_VERSION = "2"  # 2: the feature_map output
 INPUT_SIZE = 227
 DIM = 1000
 
@@ -127,5 +128,7 @@ def build(path: str | os.PathLike) -> onnx.ModelProto:
         raise AssertionError(f"SqueezeNet grid is {size}x{size}, expected 13x13")
     features = g.global_pool_flat(x, FEATURES_NAME)
     g.op("Identity", [features], LOGITS_NAME)
+    g.op("Identity", [x], FEATURE_MAP_NAME)
     return g.build(INPUT_SIZE, {FEATURES_NAME: DIM, LOGITS_NAME: DIM},
-                   doc="SqueezeNet 1.1 (ndf weights), Caffe BGR preprocessing inside")
+                   doc="SqueezeNet 1.1 (ndf weights), Caffe BGR preprocessing inside",
+                   maps={FEATURE_MAP_NAME: (DIM, size, size)})

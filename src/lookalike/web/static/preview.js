@@ -1,7 +1,9 @@
 // The full-size preview of an image of the grid or the panel: arrows move through the list it
-// was opened from, Enter makes the image the reference, Z toggles fit / actual size.
+// was opened from, Enter makes the image the reference, Z toggles fit / actual size, W shows
+// why a look-alike matched its reference (explain.js).
 
 import { $, formatBytes, formatSize, link } from "./dom.js";
+import { fitHeat, initExplain, showWhy, toggleWhy } from "./explain.js";
 import { state } from "./state.js";
 
 // What the preview asks of the rest of the page (set by main.js): make an image the
@@ -14,6 +16,7 @@ export function initPreview({ choose, showInGrid, focusGridIndex }) {
   $("preview-next").addEventListener("click", () => movePreview(1));
   $("preview-close").addEventListener("click", () => closePreview());
   $("preview-zoom").addEventListener("click", toggleZoom);
+  initExplain();
   $("preview").addEventListener("click", (e) => {
     if (e.target === $("preview") || e.target === $("preview-stage")) closePreview();
   });
@@ -35,6 +38,8 @@ async function showPreview() {
   const { list, index } = state.preview;
   const item = await list.get(index);
   if (!item || state.preview?.index !== index) return;
+  state.preview.current = item;
+  showWhy(item);
   const img = $("preview-img");
   img.onload = () => fitPreview();
   img.style.width = img.style.height = "";
@@ -94,6 +99,7 @@ function fitPreview() {
   $("preview-zoom").textContent = actual ? "fit" : "1:1";
   $("preview-zoom").setAttribute("aria-pressed", String(actual));
   img.dataset.scale = scale.toFixed(3);
+  fitHeat();
 }
 
 function toggleZoom() {
@@ -120,6 +126,7 @@ function closePreview({ refocus = true } = {}) {
   state.preview = null;
   $("preview").hidden = true;
   $("preview-img").removeAttribute("src");
+  showWhy(null);
   if (!refocus || !was) return;
   if (was.fromGrid) actions.focusGridIndex(was.index);  // back where the keyboard left off
   else if (was.returnTo?.isConnected) was.returnTo.focus({ preventScroll: true });
@@ -133,6 +140,7 @@ export function previewKey(e) {
   else if (e.key === "ArrowRight" || e.key === "ArrowDown") movePreview(1);
   else if (e.key === "Enter" && !e.target.closest?.("button, a")) pickPreviewed();
   else if (e.key === "z" || e.key === "Z") toggleZoom();
+  else if (e.key === "w" || e.key === "W") toggleWhy();
   else return false;
   return true;
 }

@@ -59,8 +59,9 @@ export const state = {
   ranks: new Map(),          // image id -> rank among the current look-alikes
   pending: null,             // AbortController of the neighbours request in flight
   lastUpload: null,          // the File last looked up, to ask again when a control changes
-  preview: null,             // { list, index, fromGrid, returnTo } while the preview is open
+  preview: null,             // { list, index, fromGrid, returnTo, current } while it is open
   zoom: "fit",               // the preview's scale: "fit" the window or "1:1"
+  why: false,                // the preview's "why?" heat on a look-alike and its reference
 };
 
 const listeners = new Set();
