@@ -369,3 +369,57 @@ def test_the_web_api_answers_a_text(indexed):
         assert refused.status_code == 400 and "squeezenet" in refused.json()["error"]
     finally:
         live.stop()
+
+
+@pytest.mark.browser
+def test_the_viewer_shows_a_text_box_for_a_model_with_a_text_tower(indexed, tmp_path):
+    from playwright import sync_api
+
+    from test_web_browser import ARTIFACTS, CHROMIUM, checked_page, open_viewer
+
+    _pair, _files, db = indexed
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    live = serve(db, warm_up=False)
+    try:
+        with sync_api.sync_playwright() as p:
+            chromium = p.chromium.launch(executable_path=CHROMIUM,
+                                         args=["--no-sandbox", "--disable-gpu"])
+            try:
+                for page in checked_page(chromium):
+                    open_viewer(page, live.url)
+                    page.wait_for_selector("#text-search:not([hidden])")
+                    page.fill("#text-query", "a photo of a red cell")
+                    page.press("#text-query", "Enter")
+                    page.wait_for_selector("body[data-neighbors=shown]")
+                    page.screenshot(path=str(ARTIFACTS / "text-search.png"))
+                    assert page.locator("#ref-list .name").inner_text() == \
+                        'text "a photo of a red cell"'
+                    assert "text tower" in page.locator("#ref-list .sub").inner_text()
+                    shown = page.eval_on_selector_all(
+                        "#neighbors li[data-id] .sub", "s => s.map(e => e.textContent)")
+                    assert [s.split(" ")[0] for s in shown[:3]] == ["red"] * 3, shown
+                    page.fill("#k", "2")                  # a control asks the text again
+                    page.press("#k", "Enter")
+                    page.wait_for_function(
+                        "() => document.querySelectorAll('#neighbors li[data-id]').length == 2")
+                    page.locator("#neighbors li").first.click()   # walk on from the text
+                    page.wait_for_function("() => new URLSearchParams(location.search).has('ref')")
+                    page.go_back()                        # the text's answer again
+                    page.wait_for_function("() => document.querySelector('#ref-list .name')"
+                                           "?.textContent.startsWith('text')")
+            finally:
+                chromium.close()
+    finally:
+        live.stop()
+
+
+def test_without_a_text_tower_the_api_lists_none_and_refuses_a_text(indexed):
+    _pair, _files, db = indexed
+    unregister_text_model("clip")
+    live = serve(db, warm_up=False)
+    try:
+        assert live.client.get("/api/collection").json()["text_models"] == []
+        refused = live.client.get("/api/neighbors/text", params={"q": "red"})
+        assert refused.status_code == 400 and "has no text tower" in refused.json()["error"]
+    finally:
+        live.stop()
