@@ -39,6 +39,7 @@ from .ingest.pipeline import IndexReport, embed_files, index_paths
 from .ingest.reading import READING_SETTING, ReadingOptions, base_model
 from .ingest.vectors import ImportReport
 from .locators import is_data_url, is_url
+from .search import text_queries
 from .search.engine import SearchEngine
 from .search.exact import ExactIndex
 from .search.feedback import (
@@ -513,14 +514,15 @@ class Collection:
 
     # -- search -------------------------------------------------------------------------------
 
-    def nearest(self, refs: Any, k: int | None = DEFAULT_K, metric: str = DEFAULT_METRIC,
+    def nearest(self, refs: Any = None, k: int | None = DEFAULT_K, metric: str = DEFAULT_METRIC,
                 include_references: bool = False, model: str | None = None,
                 category: str | None = None, path_prefix: str | None = None,
                 approximate: bool | str | None = None, *, name: str | None = None,
                 max_distance: float | None = None, unlike: Any = None,
                 rule: str = DEFAULT_NEGATIVE_RULE, cluster: Any = None,
                 normalise: str | Sequence[str] | None = None,
-                controls: str | Sequence[str] | None = None) -> Neighbors:
+                controls: str | Sequence[str] | None = None,
+                text: str | Sequence[str] | None = None) -> Neighbors:
         """The k images nearest to the references (min distance to any), nearest first.
 
         `refs`: one or several indexed paths or URLs, image files outside the collection,
@@ -560,6 +562,13 @@ class Collection:
         list, or "COLUMN=VALUE") or, without them, against all its images, so that
         look-alikes are not just "same plate" (search/normalise.py). The search is exact, and
         the references must be images of the collection (their plate must be known).
+
+        `text`: a text (or several) to search with, embedded by the model's text tower (a
+        CLIP-style pair of your own, `lookalike.models.register_text_model`). Alone, a text is
+        a reference like an image (several texts: the distance to the nearest). With `refs`,
+        the text steers each reference image: its query is unit(image) + unit(text), the sum
+        CLIP-style models compose an image and a text with (see `search.text_queries`). Texts
+        rank best by Cosine, the default, the measure such models are trained with.
         """
         _check_k(k)
         metric = canonical_metric(metric)
@@ -570,7 +579,7 @@ class Collection:
         ids, index = self.engine.index(model, how)
         if len(ids) == 0:
             raise LookalikeError(f"{self.store.path}: the collection is empty")
-        references = self._references(refs, model, ids, index.matrix, name)
+        references = self._queries(refs, text, model, ids, index.matrix, name)
         if how is not None:
             self._check_inside(references, how)
         if unlike is not None and not _is_empty(unlike):
@@ -785,6 +794,42 @@ class Collection:
             raise BadReferenceError(f"{outside}: not an image of the collection; with "
                                     f"{how.describe()}, references must be images of the "
                                     "collection (their plate is known)")
+    def _queries(self, refs: Any, text: str | Sequence[str] | None, model: str,
+                 ids: np.ndarray, matrix: np.ndarray, name: str | None
+                 ) -> tuple[np.ndarray, np.ndarray, list[str]]:
+        """`_references` of `refs`, the texts' vectors, or the references steered by the
+        texts (search/text_queries.py)."""
+        if text is None:
+            if refs is None:
+                raise LookalikeError("give at least one reference image (or a text)")
+            return self._references(refs, model, ids, matrix, name)
+        texts = text_queries.checked_texts(text)
+        vectors = self._embed_texts(texts, model)
+        self._check_dim(vectors, matrix)
+        shown = text_queries.text_names(texts)
+        if refs is None or _is_empty(refs):
+            return vectors, np.zeros(0, np.int64), shown
+        images, ref_ids, names = self._references(refs, model, ids, matrix, name)
+        joined = " + ".join(shown)
+        return (text_queries.steered(images, vectors), ref_ids,
+                [f"{n} + {joined}" for n in names])
+
+    def _embed_texts(self, texts: list[str], model: str) -> np.ndarray:
+        """The vectors of `texts` by the text tower paired with `model`."""
+        from .models import load_text_model
+
+        key = f"text:{model}"
+        if key not in self._embedders:
+            self._embedders[key] = load_text_model(model)
+        return self._embedders[key].embed(texts)
+
+    @property
+    def text_models(self) -> list[str]:
+        """The collection's models that texts can search (`nearest(text=...)`): those with a
+        text tower of yours paired with the image model file that made their vectors."""
+        from .models import has_text_model
+
+        return [m for m in self.models if has_text_model(m)]
 
     def _indexed_reference(self, ref: str | os.PathLike, ids: np.ndarray) -> dict | None:
         """The catalogue row of a reference that is an image of the collection with a vector

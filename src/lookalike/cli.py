@@ -415,6 +415,11 @@ def add_similar(commands: _Commands) -> None:
                                         "(embedded on the fly, not stored).")
     p.add_argument("refs", nargs="*", metavar="REF", help="a reference image file")
     _db_option(p)
+    p.add_argument("--text", action="append", metavar="TEXT",
+                   help="search with a text (\"a cell in mitosis\"), embedded by the text "
+                        "tower paired with the model (`lookalike models add-text`); with REFs, "
+                        "the text steers each of them (its query: the image's unit vector plus "
+                        "the text's). Give it again for more texts")
     p.add_argument("--unlike", nargs="+", metavar="NEG", default=[],
                    help="negative references, 'not like this' (after the REFs): ranked by "
                         "the distance to the nearest REF minus half that to the nearest NEG; "
@@ -494,8 +499,11 @@ def cmd_similar(args) -> int:
         return 2
     if to_stdout:
         _refuse_binary_on_a_terminal(fmt)
-    if not args.refs and not args.like:
-        raise LookalikeError("give at least one reference image (REF, or --like)")
+    if not args.refs and not args.like and not args.text:
+        raise LookalikeError("give at least one reference image (REF, or --like) or --text")
+    if args.text and args.like:
+        raise LookalikeError("--text searches with REFs or alone, not with --like: leave out "
+                             "one of them")
     if args.like and args.normalise:
         raise LookalikeError("--like refines on the stored vectors; leave out --normalise")
     with Collection.open(args.db) as col:
@@ -508,7 +516,7 @@ def cmd_similar(args) -> int:
                              include_references=args.include_references, model=args.model,
                              category=args.category, path_prefix=args.path_prefix)
         else:
-            res = col.nearest(args.refs, k=k, metric=args.metric,
+            res = col.nearest(args.refs or None, k=k, metric=args.metric, text=args.text,
                               include_references=args.include_references, model=args.model,
                               category=args.category, path_prefix=args.path_prefix,
                               approximate=args.approximate, max_distance=args.max_distance,
@@ -1010,11 +1018,18 @@ def add_models(commands: _Commands) -> None:
                                         "--name NAME --input-size N --mean R G B --std R G B` "
                                         "adds your own ONNX image model (checked on test "
                                         "images), usable as --model NAME everywhere; `lookalike "
-                                        "models remove NAME` forgets it.")
-    p.add_argument("action", nargs="?", choices=("list", "add", "remove"), default="list",
-                   help="list (default); add FILE.onnx; remove NAME")
+                                        "models remove NAME` forgets it. `lookalike models "
+                                        "add-text TEXT.onnx --pairs-with NAME --tokenizer "
+                                        "tokenizer.json` pairs a CLIP-style text tower with "
+                                        "it, for `lookalike similar --text`; `lookalike models "
+                                        "remove-text NAME` forgets that alone.")
+    p.add_argument("action", nargs="?", default="list",
+                   choices=("list", "add", "remove", "add-text", "remove-text"),
+                   help="list (default); add FILE.onnx; remove NAME; add-text FILE.onnx; "
+                        "remove-text NAME")
     p.add_argument("target", nargs="?", metavar="FILE|NAME",
-                   help="add: the ONNX file; remove: the name of your model")
+                   help="add, add-text: the ONNX file; remove, remove-text: the name of your "
+                        "model")
     _format_option(p, ("table", "json"), "table for people (default), json for programs",
                    default="table")
     p.add_argument("--db", help="also list the models of this collection, imported ones "
@@ -1035,12 +1050,32 @@ def add_models(commands: _Commands) -> None:
                      help="the model's input layout (default NCHW, PyTorch's)")
     own.add_argument("--output", metavar="TENSOR",
                      help="the output used as the vector (default: the first one)")
+    text = p.add_argument_group("add-text")
+    text.add_argument("--pairs-with", metavar="NAME",
+                      help="your image model whose vectors the text tower's match")
+    text.add_argument("--tokenizer", metavar="FILE",
+                      help="the model's tokenizer.json, or CLIP's bpe_simple_vocab_16e6.txt.gz")
+    text.add_argument("--context-length", type=_positive_int, default=77, metavar="N",
+                      help="token ids per text, start and end tokens included (default "
+                           "%(default)s, CLIP's)")
     p.set_defaults(handler=cmd_models)
 
 
 def cmd_models(args) -> int:
     if args.action == "add":
         return _add_own_model(args)
+    if args.action == "add-text":
+        return _add_text_model(args)
+    if args.action == "remove-text":
+        from .models import unregister_text_model
+
+        if not args.target:
+            raise LookalikeError("name the model whose text tower to remove: `lookalike models "
+                                 "remove-text NAME`")
+        kept = unregister_text_model(args.target)
+        print(f"removed the text tower of your model {kept.name.partition('@')[0]}; the image "
+              "model stays, and the text tower's file is kept")
+        return 0
     if args.action == "remove":
         from .models import unregister_model
 
@@ -1071,6 +1106,24 @@ def _add_own_model(args) -> int:
     return 0
 
 
+def _add_text_model(args) -> int:
+    from .models import register_text_model
+
+    missing = [flag for flag, value in (("FILE.onnx", args.target),
+                                        ("--pairs-with", args.pairs_with),
+                                        ("--tokenizer", args.tokenizer)) if value is None]
+    if missing:
+        raise LookalikeError(f"models add-text needs {', '.join(missing)}: `lookalike models "
+                             "add-text TEXT.onnx --pairs-with NAME --tokenizer tokenizer.json`")
+    info = register_text_model(args.target, args.pairs_with, args.tokenizer,
+                               context_length=args.context_length, output=args.output)
+    base = info.name.partition("@")[0]
+    print(f"added a text tower to your model {base} from {info.text_file}: {info.dim}-d "
+          f"vectors, searching {info.name}; use it with `lookalike similar --text \"...\" "
+          f"--model {base}`")
+    return 0
+
+
 def _list_models(args) -> int:
     from .models import list_models
 
@@ -1081,7 +1134,7 @@ def _list_models(args) -> int:
                    "licence": m.licence, "package": m.package, "installed": m.installed,
                    "default": m.is_default, "install_hint": m.install_hint,
                    "description": m.description, "own": bool(m.file),
-                   "file": m.file or None} for m in infos]
+                   "file": m.file or None, "text_file": m.text_file or None} for m in infos]
         shown = None if held is None else [{k: v for k, v in m.items() if k != "model"}
                                            for m in held]  # "model" is the table's words
         print(json.dumps(listed if shown is None else {"models": listed, "collection": shown},
@@ -1096,6 +1149,8 @@ def _list_models(args) -> int:
                  [[m.name, m.dim, f"{m.input_size}px", m.licence, m.package or f"yours: {m.file}",
                    "yes" if m.installed else "no", "*" if m.is_default else ""] for m in infos]))
     for m in infos:
+        if m.text_file:
+            print(f"{m.name} has a text tower: {m.text_file} (similar --text)")
         if not m.installed:
             print(f"{m.name} is not installed: {m.install_hint}" if not m.file else
                   f"{m.name}: its file {m.file} is gone")

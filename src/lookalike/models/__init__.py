@@ -10,7 +10,9 @@ equal to) X's, so they are stored apart. Every model takes the same input, a uin
     vectors = model.embed(batch)        # float32 (N, 1280)
 
 A user's own ONNX model, once added with :func:`register_model` (own.py keeps the list), is
-known by these functions like a built-in one; its vectors are keyed ``NAME@HASH8``.
+known by these functions like a built-in one; its vectors are keyed ``NAME@HASH8``. A
+CLIP-style text tower paired with it (:func:`register_text_model`, own_text.py) embeds texts
+into the same space: ``load_text_model(NAME).embed(["a red cell"])``.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ from types import ModuleType
 import onnx
 
 from ..errors import LookalikeError
-from . import cache, efficientnet_lite, int8, mobilenet_v2, onnx_graph, own, squeezenet
+from . import cache, efficientnet_lite, int8, mobilenet_v2, onnx_graph, own, own_text, squeezenet
 from .runtime import (
     Model,
     ModelInfo,
@@ -36,12 +38,16 @@ from .runtime import (
     make_session,
     resolve_threads,
 )
+from .text import DEFAULT_CONTEXT_LENGTH, TextModel
 
 ModelChangedError = own.ModelChangedError
+NoTextModelError = own_text.NoTextModelError
 
 __all__ = ["DEFAULT_MODEL", "Model", "ModelChangedError", "ModelInfo", "ModelNotInstalledError",
-           "ModelSettingError", "UnknownModelError", "get_model_info", "list_models", "load_model",
-           "load_onnx_model", "model_path", "register_model", "unregister_model"]
+           "ModelSettingError", "NoTextModelError", "TextModel", "UnknownModelError",
+           "get_model_info", "has_text_model", "list_models", "load_model", "load_onnx_model",
+           "load_text_model", "model_path", "register_model", "register_text_model",
+           "unregister_model", "unregister_text_model"]
 
 log = logging.getLogger(__name__)
 
@@ -173,14 +179,18 @@ def _info(entry: _Entry) -> ModelInfo:
 
 def list_models() -> list[ModelInfo]:
     """Every known model, installed or not: the built-in ones, then the user's own."""
-    return [_info(e) for e in _ENTRIES.values()] + [m.info() for m in own.read_all().values()]
+    images, texts = own.read_registry()
+    return [_info(e) for e in _ENTRIES.values()] + [m.info(texts.get(key))
+                                                    for key, m in images.items()]
 
 
 def get_model_info(name: str) -> ModelInfo:
     """The model called ``name`` (any case; a user's own as NAME or NAME@HASH8); raises
     UnknownModelError."""
     mine = _own(name)
-    return mine.info() if mine is not None else _info(_entry(name))
+    if mine is None:
+        return _info(_entry(name))
+    return mine.info(own.read_text_all().get(mine.name.lower()))
 
 
 def register_model(path: str | os.PathLike, name: str, input_size: int, mean: Sequence[float],
@@ -198,8 +208,49 @@ def register_model(path: str | os.PathLike, name: str, input_size: int, mean: Se
 
 
 def unregister_model(name: str) -> ModelInfo:
-    """Forget your model ``name`` (its file, and vectors made with it, are kept)."""
-    return own.unregister(name).info()
+    """Forget your model ``name`` and its text tower (their files, and vectors made with
+    them, are kept)."""
+    text = own.read_text_all().get(str(name).strip().partition("@")[0].lower())
+    return own.unregister(name).info(text)
+
+
+def register_text_model(path: str | os.PathLike, pairs_with: str,
+                        tokenizer: str | os.PathLike,
+                        context_length: int = DEFAULT_CONTEXT_LENGTH,
+                        output: str | None = None) -> ModelInfo:
+    """Pair a CLIP-style ONNX text tower with your image model ``pairs_with``, so that texts
+    can search its vectors (`Collection.nearest(text=...)`).
+
+    ``tokenizer`` is the model's tokenizer.json or CLIP's bpe_simple_vocab_16e6.txt.gz; texts
+    become ``context_length`` token ids (CLIP's start and end tokens, padded with 0). The tower
+    is run on sample texts first and must give finite vectors of the image model's length;
+    else :class:`ModelSettingError`. It searches the vectors of the image model's file as it
+    is now (adding a changed image file again asks for the text tower again too). Returns the
+    image model's info, whose ``text_file`` is the tower's file."""
+    entry = own_text.register_text(path, pairs_with, tokenizer, context_length, output,
+                                   reserved=list(_ENTRIES))
+    return get_model_info(entry.pairs_with)
+
+
+def unregister_text_model(name: str) -> ModelInfo:
+    """Forget the text tower of your image model ``name`` (the image model stays)."""
+    removed = own_text.unregister_text(name)
+    return own.read_all()[removed.pairs_with.lower()].info()
+
+
+def has_text_model(name: str) -> bool:
+    """Whether texts can search the vectors of model ``name`` (NAME or NAME@HASH8)."""
+    try:
+        own_text.find_text(name)
+    except LookalikeError:
+        return False
+    return True
+
+
+def load_text_model(name: str, threads: int | None = None) -> TextModel:
+    """The text tower that searches the vectors of model ``name``: NoTextModelError when it
+    has none (built-in models have none), ModelChangedError when its files changed."""
+    return own_text.load_text(own_text.find_text(name), threads)
 
 
 def model_path(name: str) -> Path:

@@ -5,6 +5,10 @@ The registry is ``$LOOKALIKE_MODELS_FILE`` when that variable is set, else ``mod
 added, and its file's sha256 is kept: its vectors are stored under ``NAME@HASH8`` (the first 8
 hex digits), so vectors of a changed file are never mixed with the old ones, and a file that
 changed since it was added is refused until it is added again (which gives it a new key).
+
+A CLIP-style text tower may be paired with one of them (``text_models`` in the same file): it
+is kept with the hashes of its file, its tokenizer and the image model's file it was checked
+with, and searches only that file's vectors (``NAME@HASH8`` of the image model).
 """
 
 from __future__ import annotations
@@ -56,11 +60,34 @@ class OwnModel:
         """The name its vectors are stored under: a changed file gets a new key."""
         return f"{self.name}@{self.sha256[:8]}"
 
-    def info(self) -> ModelInfo:
+    def info(self, text: OwnTextModel | None = None) -> ModelInfo:
         return ModelInfo(name=self.key, dim=self.dim, input_size=self.input_size,
                          licence="yours", package="", installed=Path(self.path).is_file(),
                          install_hint="", description=f"your own model, from {self.path}",
-                         is_default=False, file=self.path)
+                         is_default=False, file=self.path,
+                         text_file=text.path if text is not None else "")
+
+
+@dataclass(frozen=True)
+class OwnTextModel:
+    """A text tower paired with the image model ``pairs_with``: its file, its tokenizer's, and
+    the sha256 of the image model's file it was checked with."""
+
+    pairs_with: str
+    image_sha256: str
+    path: str
+    sha256: str
+    tokenizer: str
+    tokenizer_sha256: str
+    context_length: int
+    output: str | None
+    size: int = 0
+    mtime_ns: int = 0
+
+    @property
+    def key(self) -> str:
+        """The key of the image vectors it searches: its image model's file when added."""
+        return f"{self.pairs_with}@{self.image_sha256[:8]}"
 
 
 def registry_path() -> Path:
@@ -70,26 +97,46 @@ def registry_path() -> Path:
     return Path(platformdirs.user_config_dir("lookalike")) / "models.json"
 
 
-def read_all() -> dict[str, OwnModel]:
-    """Every registered model by its name in lower case (none when there is no registry)."""
+def read_registry() -> tuple[dict[str, OwnModel], dict[str, OwnTextModel]]:
+    """(image models by name in lower case, text towers by their image model's name in lower
+    case); both empty when there is no registry."""
     path = registry_path()
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
         listed = data["models"]
-        return {m["name"].lower(): OwnModel(**{**m, "mean": tuple(m["mean"]),
-                                                "std": tuple(m["std"])}) for m in listed}
+        images = {m["name"].lower(): OwnModel(**{**m, "mean": tuple(m["mean"]),
+                                                  "std": tuple(m["std"])}) for m in listed}
+        texts = {t["pairs_with"].lower(): OwnTextModel(**t) for t in data.get("text_models", [])}
+        return images, texts
     except FileNotFoundError:
-        return {}
-    except (OSError, ValueError, KeyError, TypeError) as exc:
+        return {}, {}
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
         raise LookalikeError(f"{path}: the list of your models cannot be read ({exc}); fix or "
                              f"delete it, then add your models again") from None
 
 
-def _write_all(models: dict[str, OwnModel]) -> None:
+def read_all() -> dict[str, OwnModel]:
+    """Every registered image model by its name in lower case (none when there is no
+    registry)."""
+    return read_registry()[0]
+
+
+def read_text_all() -> dict[str, OwnTextModel]:
+    """Every registered text tower by the name of its image model in lower case."""
+    return read_registry()[1]
+
+
+def write_registry(models: dict[str, OwnModel],
+               texts: dict[str, OwnTextModel] | None = None) -> None:
+    """Write the registry; the text towers as they are unless ``texts`` is given (a tower
+    whose image model is gone is dropped)."""
     path = registry_path()
     path.parent.mkdir(parents=True, exist_ok=True)
+    texts = read_text_all() if texts is None else texts
     listed = [asdict(m) for m in sorted(models.values(), key=lambda m: m.name.lower())]
-    text = json.dumps({"format": _FORMAT, "models": listed}, indent=2) + "\n"
+    towers = [asdict(t) for key, t in sorted(texts.items()) if key in models]
+    text = json.dumps({"format": _FORMAT, "models": listed, "text_models": towers},
+                      indent=2) + "\n"
     write_atomically(path, text.encode("utf-8"), durable=True)
 
 
@@ -132,7 +179,7 @@ def register(path: str | os.PathLike, name: str, input_size: int, mean: Sequence
                      channel_order=channel_order.upper(), layout=layout.upper(),
                      output=output, dim=dim)
     models[name.lower()] = entry
-    _write_all(models)
+    write_registry(models)
     return entry
 
 
@@ -195,14 +242,15 @@ def check_runs(model: Model, source: Path) -> int:
 
 
 def unregister(name: str) -> OwnModel:
-    """Remove ``name`` from the registry (its file and any vectors stay)."""
+    """Remove ``name`` and its text tower from the registry (their files and any vectors
+    stay)."""
     models = read_all()
     key = str(name).strip().partition("@")[0].lower()
     if key not in models:
         listed = ", ".join(m.name for m in models.values()) or "none"
         raise LookalikeError(f"no model of yours is called {name!r} (yours: {listed})")
     removed = models.pop(key)
-    _write_all(models)
+    write_registry(models)
     return removed
 
 

@@ -44,6 +44,7 @@ class ModelInfo:
     description: str
     is_default: bool
     file: str = ""      # a user's own model: its ONNX file ("" for a built-in one)
+    text_file: str = ""  # its paired text tower's ONNX file ("" when it has none)
 
 
 class ModelSettingError(LookalikeError, ValueError):

@@ -15,7 +15,8 @@ router = APIRouter()
 @router.get("/api/collection", summary="What the collection holds")
 def collection_info(state: State):
     """Number of images, models with their image counts, the default model and metric,
-    every metric, and the credits that must be shown with the images; the defaults of a
+    every metric, and the credits that must be shown with the images; the models a text can
+    search (those with a text tower of yours, `lookalike models add-text`); the defaults of a
     search and of the grid, the thumbnail sizes, and the fields of a look-alike record
     (in export order)."""
     col = state.collection
@@ -32,6 +33,7 @@ def collection_info(state: State):
                          "thumbnail_size": files.DEFAULT_THUMBNAIL_SIZE},
             "record_fields": list(RECORD_FIELDS),
             "max_upload_bytes": state.max_upload_bytes,
+            "text_models": col.text_models,
             "warming_up": state.warmup.warming_up}
 
 

@@ -14,6 +14,7 @@ from ...api import DEFAULT_K, DEFAULT_METRIC, Collection, Neighbors
 from ...ingest.decode import ImageSkipped, decode
 from ...search.feedback import DEFAULT_REFINE_METHOD, REFINE_METHODS
 from ...search.metrics import METRICS
+from ...search.text_queries import MAX_TEXT_CHARS
 from ..errors import HTTPError, refusals
 from ..state import State, ViewerState
 from .common import NO_IMAGE, image_json
@@ -113,6 +114,26 @@ def neighbors_upload(state: State,
                          category=category or None, approximate=_approximate(approximate))
     reference = {"name": name, "upload": True, "size": len(data)}
     return _neighbors_response(state.collection, res, [reference], k)
+
+
+@router.get("/api/neighbors/text", summary="The images a text describes",
+            responses=refusals(s400="a model without a text tower, or a search the "
+                                    "collection cannot answer"))
+def neighbors_text(state: State,
+                   q: Annotated[str, Query(min_length=1, max_length=MAX_TEXT_CHARS,
+                                           description="the text, e.g. a cell in mitosis")],
+                   k: Annotated[int | None, Query(ge=1, le=100_000)] = DEFAULT_K,
+                   metric: str = DEFAULT_METRIC, model: str | None = None,
+                   category: str | None = None, approximate: Approximate | None = None):
+    """The k images nearest to the text, embedded by the text tower paired with the model
+    (the collection's models that have one: `text_models` in /api/collection)."""
+    state.warmup.wait_for_models(120)
+    with state.lock:  # it may load the text model
+        res = state.collection.nearest(text=q, k=k, metric=metric, model=model or None,
+                                       category=category or None,
+                                       approximate=_approximate(approximate))
+    return _neighbors_response(state.collection, res,
+                               [{"name": res.references[0], "text": q.strip()}], k)
 
 
 def _find_neighbors(state: ViewerState, query: NeighborsQuery) -> JSONResponse:

@@ -102,3 +102,10 @@ export function fetchUploadNeighbors(file, signal) {
   for (const [name, value] of searchParams()) form.append(name, value);
   return api("/api/neighbors/upload", { method: "POST", body: form, signal });
 }
+
+/** The images a text describes (the model's text tower), searched as the view asks. */
+export function fetchTextNeighbors(text, signal) {
+  const p = new URLSearchParams({ q: text });
+  for (const [name, value] of searchParams()) p.set(name, value);
+  return api(`/api/neighbors/text?${p}`, { signal });
+}

@@ -15,6 +15,7 @@ import { bindControls, choose, showError, showLookalikes, showNotice,
 import { bindMap, mapKey, syncMapView } from "./map.js";
 import { initPreview, previewKey } from "./preview.js";
 import { metricKey, readUrl, reloadView, rewriteUrl, setDefaults, state } from "./state.js";
+import { bindTextSearch, searchText, syncTextSearch } from "./text.js";
 import { bindUploads, upload } from "./upload.js";
 
 const LARGE = 50000;             // from this many images the search mode can be chosen
@@ -22,12 +23,16 @@ const LARGE = 50000;             // from this many images the search mode can be
 function syncControls() {
   syncPanelControls();
   syncGridControls();
+  syncTextSearch();
 }
 
-/** Ask again for the look-alikes shown (of the references, or of the uploaded file). */
+/** Ask again for the look-alikes shown (of the references, the uploaded file or the text). */
 function refreshLookalikes() {
+  syncTextSearch();
   if (history.state?.upload || state.result?.upload) {
-    if (state.lastUpload) upload(state.lastUpload, { replace: true });
+    const last = state.lastUpload;
+    if (last?.text) searchText(last.text, { replace: true });
+    else if (last) upload(last, { replace: true });
   } else {
     showLookalikes();
   }
@@ -152,6 +157,7 @@ initPreview({ choose, showInGrid, focusGridIndex: (index) => grid.focusIndex(ind
 bindGrid(refreshLookalikes);
 bindControls(refreshLookalikes);
 bindUploads();
+bindTextSearch();
 bindExport();
 bindFeedback(showLookalikes);
 bindCompare();

@@ -116,10 +116,15 @@ function renderRefs(answer) {
   answer.references.forEach((ref, i) => {
     const li = document.createElement("li");
     if (several) li.classList.add("several");
-    const box = frame(ref.upload ? null : ref.id, several ? 96 : 144, ref.name);
-    box.title = ref.upload ? ref.name : `${ref.name}${ref.category ? ` — ${ref.category}` : ""}`;
+    const outside = ref.upload || ref.text != null;  // not an image of the collection
+    const box = frame(outside ? null : ref.id, several ? 96 : 144, ref.name);
+    box.title = outside ? ref.name : `${ref.name}${ref.category ? ` — ${ref.category}` : ""}`;
     if (ref.upload && answer.uploadUrl) box.querySelector("img").src = answer.uploadUrl;
-    if (!ref.upload) box.addEventListener("click", () => openPreview(refList(answer), i));
+    if (ref.text != null) {               // a text: a sign for it instead of a picture
+      box.classList.add("text-ref");
+      box.replaceChildren("Aa");
+    }
+    if (!outside) box.addEventListener("click", () => openPreview(refList(answer), i));
     li.append(box);
     if (several) {
       const remove = button("×", "remove", "Remove this reference", () => {
@@ -128,8 +133,8 @@ function renderRefs(answer) {
       });
       li.appendChild(remove);
     } else {
-      li.appendChild(who(ref.name, ref.upload
-        ? `uploaded file, ${formatBytes(ref.size)}`
+      li.appendChild(who(ref.name, ref.text != null ? `text, by ${answer.model}'s text tower`
+        : ref.upload ? `uploaded file, ${formatBytes(ref.size)}`
         : [ref.category, formatSize(ref)].filter(Boolean).join(" · ")));
     }
     list.appendChild(li);
@@ -241,7 +246,7 @@ function distanceElement(distance, metric, scale) {
 }
 
 function refList(answer) {
-  const refs = answer.references.filter((r) => !r.upload);
+  const refs = answer.references.filter((r) => !r.upload && r.text == null);
   return { length: () => refs.length, get: async (i) => refs[i] };
 }
 
