@@ -19,6 +19,7 @@ from lookalike.search.approximate import (
 )
 from lookalike.search.engine import EXACT_BELOW, Situation, choose_method
 from lookalike.search.exact import ExactIndex
+from lookalike.search.graph_search import GraphRequests, search_each
 from test_web_api import serve
 
 GB = 1 << 30
@@ -212,3 +213,72 @@ def test_excluded_ids_are_looked_up_without_scanning_every_id():
     assert _rows_of(ids, np.array([14, 3, 2, 2, 99, 0])).tolist() == [0, 3]
     assert _rows_of(ids, np.array([], dtype=np.int64)).tolist() == []
     assert _rows_of(np.array([], dtype=np.int64), np.array([1])).tolist() == []
+
+
+# -- many queries at once ----------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def graph():
+    """A graph over 2,000 clustered rows whose image ids are not their rows."""
+    x = clustered(2_000)
+    ids = np.arange(len(x), dtype=np.int64) * 3 + 7
+    hashes = np.array([int(i).to_bytes(8, "little") for i in ids], dtype="S16")
+    exact = ExactIndex(x)
+    return ApproximateIndex.build(ids, hashes, exact, "cosine", "hnsw"), exact, ids
+
+
+@pytest.mark.parametrize("metric", ["Cosine", "Euclidean"])
+def test_a_batch_of_graph_searches_answers_each_query_as_it_would_be_answered_alone(graph,
+                                                                                     metric):
+    approx, exact, ids = graph
+    queries = exact.matrix[::150] + 0.01
+    ks = [1 + i % 12 for i in range(len(queries))]
+    excludes = [None if i % 3 else np.arange(i, i + 5) for i in range(len(queries))]
+    batch = search_each(approx, exact, ids, queries, ks, metric, excludes)
+    for q, k, skip, (rows, dist, which) in zip(queries, ks, excludes, batch):
+        alone_rows, alone_dist = approximate_search(approx, exact, ids, q[None], k, metric,
+                                                    exclude_rows=skip)
+        assert rows.tolist() == alone_rows.tolist() and len(rows) == k
+        np.testing.assert_array_equal(dist, alone_dist)  # the same exact re-scoring
+        assert which.tolist() == [0] * k
+        assert skip is None or not set(rows) & set(skip)
+
+
+def test_a_batch_skips_tombstones_and_follows_the_collections_rows():
+    exact = ExactIndex(clustered(600))
+    ids = np.arange(600, dtype=np.int64) * 2
+
+    def hashes(some):
+        return np.array([int(i).to_bytes(8, "little") for i in some], dtype="S16")
+    approx = ApproximateIndex.build(ids, hashes(ids), exact, "cosine", "hnsw")
+    kept = np.r_[0:100, 200:600]   # ids of rows 100-199 removed: tombstones
+    fewer_ids, fewer = ids[kept], ExactIndex(exact.matrix[kept])
+    approx.sync(fewer_ids, hashes(fewer_ids), fewer)
+    assert approx.tombstones == 100
+    rows, dist, _ = search_each(approx, fewer, fewer_ids, exact.matrix[[150]], 10, "cosine")[0]
+    truth_rows, truth_dist = fewer.search(exact.matrix[150], 10, "cosine")
+    assert rows.tolist() == truth_rows.tolist()   # rows of the smaller matrix, none removed
+    np.testing.assert_array_equal(dist, truth_dist)
+
+
+def test_simultaneous_single_searches_each_get_their_own_answer(graph):
+    """A server's threads search at once; merged or not, each caller gets the answer it
+    would have had alone, and a bad query fails only its own caller."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    approx, exact, ids = graph
+    requests = GraphRequests()
+    queries = exact.matrix[::40] + 0.01
+
+    def one(i):
+        return requests.search(approx, exact, ids, queries[i], 5, "cosine")
+
+    with ThreadPoolExecutor(16) as pool:
+        answers = list(pool.map(one, range(len(queries))))
+        bad = pool.submit(requests.search, approx, exact, ids, queries[0][:3], 5, "cosine")
+        with pytest.raises(ValueError, match="3"):
+            bad.result()
+    for q, (rows, dist, _) in zip(queries, answers):
+        alone_rows, alone_dist = approximate_search(approx, exact, ids, q[None], 5, "cosine")
+        assert rows.tolist() == alone_rows.tolist()
+        np.testing.assert_array_equal(dist, alone_dist)

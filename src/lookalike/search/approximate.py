@@ -149,6 +149,8 @@ class ApproximateIndex:
         self.nprobe = 32
         self.labels = np.zeros(0, np.int64)
         self.ef_search = GRAPH_EF_SEARCH
+        self._params: dict[int, Any] = {}   # SearchParametersHNSW by efSearch
+        self._rows_for: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
 
     @property
     def labels(self) -> np.ndarray:
@@ -296,13 +298,48 @@ class ApproximateIndex:
     def _graph_candidates(self, q: np.ndarray, count: int) -> np.ndarray:
         """Image ids of the graph's `count` nearest labels per query, tombstones dropped
         (asked for that many more as their share of the graph)."""
-        faiss = _faiss()
-        extra = int(np.ceil(count * self.tombstones / max(1, self.ntotal)))
-        want = min(count + extra, max(1, self.ntotal))
-        params = faiss.SearchParametersHNSW(efSearch=max(self.ef_search, want))
-        labels = self.shards[0].search(q, want, params=params)[1]
+        labels = self._graph_search(q, count)
         found = np.where(labels >= 0, self.labels[np.maximum(labels, 0)], -1)
         return found
+
+    def _graph_search(self, q: np.ndarray, count: int) -> np.ndarray:
+        """The graph's positions (-1: none) of about `count` nearest per query, asked for as
+        many more as tombstones' share of the graph."""
+        extra = int(np.ceil(count * self.tombstones / max(1, self.ntotal)))
+        want = min(count + extra, max(1, self.ntotal))
+        ef = max(self.ef_search, want)
+        params = self._params.get(ef)
+        if params is None:  # made once: a SWIG object per search cost 5 us
+            params = self._params[ef] = _faiss().SearchParametersHNSW(efSearch=ef)
+        return self.shards[0].search(q, want, params=params)[1]
+
+    def graph_rows(self, q: np.ndarray, count: int, ids: np.ndarray) -> np.ndarray:
+        """Rows of the sorted `ids` (the exact index's) of about `count` nearest per query of
+        the graph (transformed queries `q`), -1 where none: tombstones, ids not in `ids`."""
+        faiss = _faiss()
+        before = faiss.omp_get_max_threads()
+        faiss.omp_set_num_threads(1 if len(q) < 8 else before)  # as in `candidates`
+        try:
+            positions = self._graph_search(q, count)
+        finally:
+            faiss.omp_set_num_threads(before)
+        return self._row_table(ids)[positions]
+
+    def _row_table(self, ids: np.ndarray) -> np.ndarray:
+        """Each graph position's row of `ids`, -1 for a tombstone or an id not in `ids`, and a
+        last -1 that FAISS's -1 (no neighbour) picks. Kept while `ids` and the labels are the
+        same objects: mapping labels to ids, then ids to rows, took 0.03 ms a search."""
+        cached = self._rows_for
+        if cached is not None and cached[0] is ids and cached[1] is self._labels:
+            return cached[2]
+        labels = self._labels
+        rows = np.minimum(np.searchsorted(ids, labels), max(0, len(ids) - 1))
+        known = (labels >= 0) & (len(ids) > 0)
+        if len(ids):
+            known &= ids[rows] == labels
+        table = np.append(np.where(known, rows, -1), -1).astype(np.int64)
+        self._rows_for = (ids, labels, table)
+        return table
 
     # -- persistence ---------------------------------------------------------------------------
 

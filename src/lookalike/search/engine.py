@@ -29,6 +29,7 @@ from .approximate import (
     supports as approximate_supports,
 )
 from .exact import ExactIndex
+from .graph_search import GraphRequests, supports as graph_answers_each
 from .normalise import Normalisation, normalise
 
 #: What answers a search: the exact scan, or FAISS candidates (a compressed scan of 8-bit
@@ -81,6 +82,9 @@ class SearchEngine:
             share._building if share is not None else {}
         self._locks_lock: threading.Lock = (share._locks_lock if share is not None
                                             else threading.Lock())
+        # Single-query graph searches from several threads (a server's requests) merge here.
+        self._graph_requests: GraphRequests = (share._graph_requests if share is not None
+                                               else GraphRequests())
 
     def index(self, model: str, normalisation: Normalisation | None = None
               ) -> tuple[np.ndarray, ExactIndex]:
@@ -164,8 +168,12 @@ class SearchEngine:
             rows = None if among is None else np.flatnonzero(np.isin(ids, among))
             found, dist, nearest = index.search(queries, k, metric, exclude=skip,
                                                 candidates=rows, return_query=True)
-        else:
+        elif len(np.atleast_2d(queries)) == 1 and graph_answers_each(approx, metric):
             assert k is not None  # choose_method: k=None is exact
+            found, dist, nearest = self._graph_requests.search(approx, index, ids, queries, k,
+                                                               metric, exclude_rows=skip)
+        else:
+            assert k is not None
             found, dist, nearest = approximate_search(approx, index, ids, queries, k, metric,
                                                       exclude_rows=skip, return_query=True)
         if return_method:

@@ -22,6 +22,7 @@ import numpy as np
 from .metrics import (
     canonical_metric,
     correlation_distance,
+    cosine_to_rows,
     distances,
     mahalanobis_transform,
     rank_rows,
@@ -174,6 +175,10 @@ class ExactIndex:
         out = np.empty((len(index), self.dim))
         out[order] = self._rows_view[np.asarray(index)[order]]
         return out
+
+    def gather(self, index: np.ndarray) -> np.ndarray:
+        """The rows of an array of row numbers of any shape, as float64 (shape + (dim,))."""
+        return self._rows_view[index].astype(np.float64)
 
     # -- search ------------------------------------------------------------------------------
 
@@ -371,6 +376,8 @@ class ExactIndex:
             if name == "Mahalanobis":
                 transform = self.mahalanobis()[0]
                 d = distances(queries @ transform, sub @ transform, "Euclidean")
+            elif name == "Cosine":  # as the graph re-scores its candidates (graph_search.py)
+                d = np.stack([cosine_to_rows(q, sub) for q in queries])
             else:
                 d = distances(queries, sub, name)
             out[i:i + len(sub)] = d.min(0)

@@ -93,6 +93,19 @@ def _cosine(x, y):
     return np.clip(1.0 - sim, 0.0, 2.0)
 
 
+def cosine_to_rows(q: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    """Cosine distances (float64) of one query (d,) to rows (c, d), as `distances` gives
+    them up to the last bit, but each row's value the same whichever rows come with it (a
+    row-by-row einsum, no BLAS blocking): exact search and the graph's re-scoring of other
+    candidate sets then agree to the bit."""
+    dots = np.einsum("cd,d->c", rows, q)
+    q_norm = np.sqrt(np.einsum("cd,cd->c", q[None], q[None]))  # the rows' kernel: a row's
+    norms = np.sqrt(np.einsum("cd,cd->c", rows, rows)) * q_norm  # distance to itself is 0
+    if (norms > 0).all():
+        return np.clip(1.0 - dots / norms, 0.0, 2.0)
+    return _cosine(q[None], rows)[0]
+
+
 def _jaccard(x, y):
     bx = (x != 0).astype(np.float64)
     by = (y != 0).astype(np.float64)
