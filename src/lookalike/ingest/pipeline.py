@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from ..analysis.quality import measure
+from ..analysis.tags import tags_from_logits
 from ..catalogue.store import ImageRow, KnownFile, Store
 from ..fileio import FileTooLarge, NotARegularFile, bounded_map, read_regular_file
 from ..locators import is_http
@@ -134,18 +135,23 @@ class _LazyModel:
     """The embedder of one run, loaded on its first batch: a run with nothing new to embed
     never loads it, and the time loading takes is kept out of the pipeline's rate."""
 
-    def __init__(self, name: str, input_size: int, load: Callable, threads: int) -> None:
+    def __init__(self, name: str, input_size: int, load: Callable, threads: int,
+                 tags: bool = False) -> None:
         self.name, self.input_size = name, input_size
         self._load, self._threads = load, threads
         self._embedder: Model | None = None
         self.loading_seconds = 0.0
+        self.tags = tags  # keep each image's ImageNet classes (a model with a classifier)
 
-    def embed(self, pixels: np.ndarray) -> np.ndarray:
+    def embed(self, pixels: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        """Vectors, and ImageNet logits when `tags` (None otherwise), from one run."""
         if self._embedder is None:
             loading = time.perf_counter()
             self._embedder = self._load(self.name, threads=self._threads)
             self.loading_seconds = time.perf_counter() - loading
-        return self._embedder.embed(pixels)
+        if self.tags:
+            return self._embedder.embed_and_classify(pixels)
+        return self._embedder.embed(pixels), None
 
 
 def index_paths(store: Store, paths: Sequence[str | os.PathLike], model: str, *,
@@ -169,7 +175,7 @@ def index_paths(store: Store, paths: Sequence[str | os.PathLike], model: str, *,
                            progress=progress, max_pixels=max_pixels, max_bytes=max_bytes,
                            decode_threads=decode_threads, tables=tables)
     embedder = _LazyModel(info.name, info.input_size, load_model or default_load_model,
-                          options.threads)
+                          options.threads, tags=not info.file)  # a user's model: no classifier
     if downloader is not None:
         return _index(store, paths, embedder, options, downloader)
     with Downloader() as own:
@@ -186,6 +192,8 @@ def _index(store: Store, paths: Sequence[str | os.PathLike], model: _LazyModel,
     report.found = len(found)
     known = store.known_files()
     embedded = store.hashes_with_embedding(model.name)
+    if model.tags:  # contents embedded before tags were kept (schema 6) are read once more
+        embedded &= store.hashes_with_tags(model.name)
     report.removed = _drop_vanished(store, paths, found, report.tables)
     _remember_attributions(store, paths)
 
@@ -327,7 +335,7 @@ def _embed_new(store: Store, todo: Sequence[ImageFile | RemoteImage], model: _La
                            staged, window=options.batch_size * 3)
     try:
         for batch in _batches(prepared, embedded, options.batch_size, bar):
-            _commit(store, batch, _embed(model, batch.to_embed), embedded)
+            _commit(store, batch, *_embed(model, batch.to_embed), embedded)
             report.embedded += len(batch.to_embed)
             report.from_cache += batch.from_cache
             report.skipped += batch.skipped
@@ -410,24 +418,29 @@ def _batches(prepared: Iterable[_Prepared], embedded: set[bytes], batch_size: in
     yield batch
 
 
-def _embed(model: _LazyModel, prepared: Sequence[_Prepared]) -> list[tuple[bytes, str, np.ndarray]]:
+def _embed(model: _LazyModel, prepared: Sequence[_Prepared]
+           ) -> tuple[list[tuple[bytes, str, np.ndarray]], list[tuple[bytes, str, int, float]]]:
     """(content hash, model, vector) for each content among `prepared`, once (copies of one
-    image in a batch are embedded together, stored once)."""
+    image in a batch are embedded together, stored once), and its tags (content hash, model,
+    ImageNet class, probability) when the model has a classifier."""
     if not prepared:
-        return []
+        return [], []
     # Only decoded images with their content hash reach here (_batches sorts them out).
-    out = model.embed(np.stack([p.pixels for p in prepared if p.pixels is not None]))
-    vectors: dict[bytes, np.ndarray] = {}
-    for p, v in zip(prepared, out):
+    out, logits = model.embed(np.stack([p.pixels for p in prepared if p.pixels is not None]))
+    classes = tags_from_logits(logits) if logits is not None else [[] for _ in prepared]
+    vectors: dict[bytes, tuple[np.ndarray, list[tuple[int, float]]]] = {}
+    for p, v, found in zip(prepared, out, classes):
         assert p.content_hash is not None
-        vectors.setdefault(p.content_hash, v)
-    return [(h, model.name, v) for h, v in vectors.items()]
+        vectors.setdefault(p.content_hash, (v, found))
+    return ([(h, model.name, v) for h, (v, _) in vectors.items()],
+            [(h, model.name, c, score) for h, (_, found) in vectors.items()
+             for c, score in found])
 
 
 def _commit(store: Store, batch: _Batch, vectors: list[tuple[bytes, str, np.ndarray]],
-            embedded: set[bytes]) -> None:
+            tags: list[tuple[bytes, str, int, float]], embedded: set[bytes]) -> None:
     """One transaction: an interrupted run loses at most the batch in flight."""
-    store.write(batch.rows, vectors, batch.quality)
+    store.write(batch.rows, vectors, batch.quality, tags)
     embedded.update(h for h, _, _ in vectors)
 
 ATTRIBUTION_FILE = "ATTRIBUTION.txt"
