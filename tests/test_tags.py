@@ -148,3 +148,30 @@ def test_a_collection_from_before_tags_gets_them_on_its_next_index_run(tmp_path)
         assert report.embedded == 16
         assert len(col.tagged("cat")) == 4 and str(files[("chelsea", "orig")]) in {
             r["path"] for r in col.tagged("cat")}
+
+
+# -- the command line ---------------------------------------------------------------------------
+
+@pytest.mark.slow  # five runs of the command, ~4 s
+def test_lookalike_tags_prints_the_images_and_an_images_tags(photos):
+    import json
+
+    from test_cli import run
+
+    col, files, root = photos
+    db = root / "photos.db"
+    out = run("tags", "Cats", "--db", db, "-k", "2").stdout.splitlines()
+    assert len(out) == 3 and out[-1] == "2 images"
+    assert all("chelsea" in line for line in out[:2])
+    found = json.loads(run("tags", "espresso", "--db", db, "--format", "json").stdout)
+    assert {r["path"] for r in found} == {str(files[("coffee", k)])
+                                          for k in ("orig", "bright", "small", "crop")}
+    assert found[0]["tags"][0]["name"] == "espresso"
+    listed = run("tags", "--image", files[("chelsea", "orig")], "--db", db).stdout
+    assert "tabby (tabby cat)" in listed or "tiger cat" in listed
+    bad = run("tags", "catt", "--db", db, check=False)
+    assert bad.returncode != 0 and bad.stdout == ""
+    assert bad.stderr.startswith("lookalike: error: no ImageNet class is called 'catt'; the "
+                                 "nearest names are") and bad.stderr.count("\n") == 1
+    neither = run("tags", "--db", db, check=False)
+    assert neither.returncode != 0 and "give WORDS" in neither.stderr
