@@ -36,8 +36,7 @@ from .search.feedback import (
     DEFAULT_REFINE_METHOD,
     check_refine_method,
     negative_cost,
-    refine_scores,
-    top_rows,
+    refine_rows,
 )
 from .search.metrics import DEFAULT_K, DEFAULT_METRIC, canonical_metric, mahalanobis_note
 
@@ -644,14 +643,13 @@ class Collection:
         _check_apart(pos, neg)
         candidates, exclude = self._candidate_rows(ids, category, path_prefix, include_references,
                                                    pos[1], neg[1])
-        scores = refine_scores(index.matrix, index.inverse_norms(), pos[0], neg[0], method)
-        rows = top_rows(scores, k, candidates, exclude)
+        rows, scores = refine_rows(index, pos[0], neg[0], method, k, candidates, exclude)
         d_pos, which = index.exact_scores(pos[0], rows, "Cosine", return_query=True)
         d_neg, which_neg = (index.exact_scores(neg[0], rows, "Cosine", return_query=True)
                             if len(neg[0]) else (None, None))
         return Neighbors(rows=self.store.rows(ids[rows].tolist()), distances=d_pos, model=model,
                          metric="Cosine", references=pos[2], reference_index=which,
-                         scores=scores[rows].astype(np.float64), unlike_references=neg[2],
+                         scores=scores, unlike_references=neg[2],
                          unlike_distances=d_neg, unlike_index=which_neg)
 
     def _candidate_rows(self, ids: np.ndarray, category: str | None, path_prefix: str | None,
