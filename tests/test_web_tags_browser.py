@@ -61,7 +61,7 @@ def test_the_grid_keeps_the_images_tagged_with_a_word_and_the_preview_lists_tags
     assert len(cell_titles(page)) == 16
     page.fill("#tag", "Cat")
     page.press("#tag", "Enter")
-    page.wait_for_function("document.querySelectorAll('.cell').length === 4")
+    page.wait_for_function("() => document.querySelectorAll('.cell').length === 4")
     assert all("— chelsea" in t for t in cell_titles(page))
     assert parse_qs(urlparse(page.url).query)["tag"] == ["Cat"]
     shot(page, "tags-1-grid-filtered-by-cat")
@@ -75,7 +75,7 @@ def test_the_grid_keeps_the_images_tagged_with_a_word_and_the_preview_lists_tags
     shot(page, "tags-2-preview-lists-tags")
     page.keyboard.press("Escape")
     page.reload()                                     # the address keeps the filter
-    page.wait_for_function("document.querySelectorAll('.cell').length === 4")
+    page.wait_for_function("() => document.querySelectorAll('.cell').length === 4")
     assert page.input_value("#tag") == "Cat"
 
 
