@@ -415,6 +415,50 @@ def run_plates(machine: str) -> None:
          "seconds": time.perf_counter() - started}, indent=2) + "\n")
 
 
+REFINE_SPEED_ROWS = 1_000_000
+REFINE_SPEED_DIM = 1280
+
+
+def refine_speed(rows: int = REFINE_SPEED_ROWS, dim: int = REFINE_SPEED_DIM,
+                 repeats: int = 5) -> dict[str, float]:
+    """Milliseconds per refine (10 liked, 10 unliked, k=10; the best of `repeats`) over
+    `rows` synthetic float32 vectors of `dim` (a 1M x 1280 matrix is 5.1 GB): the fit alone,
+    Collection.refine's path (the fit, then one exact cosine search for w), and the way
+    before it (the fit, then every row scored and the top taken)."""
+    from lookalike.search.exact import ExactIndex
+    from lookalike.search.feedback import linear_model, refine_rows, refine_scores, top_rows
+
+    rng = np.random.default_rng(0)
+    matrix = np.empty((rows, dim), np.float32)
+    for start in range(0, rows, 1 << 16):  # in blocks: no float64 copy of the whole
+        block = matrix[start:start + (1 << 16)]
+        block[:] = rng.standard_normal(block.shape, dtype=np.float32)
+    index = ExactIndex(matrix)
+    index.inverse_norms()  # computed once per collection, as a server keeps it
+    index.start_int8(wait=True)  # the 8-bit first pass, as a server builds it (if in bounds)
+    print(f"exact search: {index.int8_choice or 'no 8-bit first pass (too few or too many cells)'}",
+          file=sys.stderr)
+    pos, neg = matrix[:10], matrix[10:20]
+    marked = np.arange(20)
+
+    def best(run) -> float:
+        times = []
+        for _ in range(repeats):
+            started = time.perf_counter()
+            run()
+            times.append(time.perf_counter() - started)
+        return 1000 * min(times)
+
+    return {
+        "fit ms": best(lambda: linear_model(matrix, pos, neg)),
+        "refine ms (fit + exact search)": best(
+            lambda: refine_rows(index, pos, neg, "linear", 10, exclude=marked)),
+        "refine ms (fit + every row scored)": best(lambda: top_rows(refine_scores(
+            matrix, index.inverse_norms(), pos, neg, "linear"), 10, exclude=marked)),
+        "matrix-vector product ms": best(lambda: matrix @ np.ones(dim, np.float32)),
+    }
+
+
 # -- the run ------------------------------------------------------------------------------------
 
 def run(sets: list[str], models: list[str], orange: bool, int8: bool) -> list[dict]:
@@ -494,10 +538,23 @@ def main() -> None:
     parser.add_argument("--feedback-queries", type=int, default=FEEDBACK_QUERIES)
     parser.add_argument("--plates", action="store_true",
                         help="only the synthetic plates, with and without normalisation")
+    parser.add_argument("--refine-speed", action="store_true",
+                        help=f"only the time of a refine over {REFINE_SPEED_ROWS:,} synthetic "
+                             f"{REFINE_SPEED_DIM}-d vectors (5.1 GB of memory)")
+    parser.add_argument("--refine-rows", type=int, default=REFINE_SPEED_ROWS)
     args = parser.parse_args()
     machine = print_machine()
     if args.plates:
         run_plates(machine)
+        return
+    if args.refine_speed:
+        result = refine_speed(args.refine_rows)
+        for name, ms in result.items():
+            print(f"| {name} | {ms:.0f} |")
+        OUT.mkdir(exist_ok=True)
+        (OUT / "quality_refine_speed.json").write_text(json.dumps(
+            {"machine": machine, "rows": args.refine_rows, "dim": REFINE_SPEED_DIM,
+             **result}, indent=2) + "\n")
         return
     if args.feedback:
         run_feedback(args.sets.split(","), args.feedback_queries, machine)

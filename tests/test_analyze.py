@@ -19,7 +19,7 @@ from lookalike.analysis.clusters import find_clusters
 from lookalike.analysis.outliers import outlier_scores
 from lookalike.analysis.sample import farthest_first
 from lookalike.analysis.space import reduce
-from lookalike.catalogue.store import MIGRATIONS, ImageRow, Store
+from lookalike.catalogue.store import MIGRATIONS, SCHEMA_VERSION, ImageRow, Store
 from lookalike.cli import main
 from lookalike.errors import LookalikeError
 from lookalike.ingest import decode
@@ -194,7 +194,7 @@ def test_a_schema_4_database_is_upgraded_and_analysed(tmp_path):
     con.commit()
     con.close()
     with lookalike.Collection.open(path) as col:
-        assert col.store.schema_version == 5 and len(col) == 12   # nothing lost
+        assert col.store.schema_version == SCHEMA_VERSION and len(col) == 12   # nothing lost
         assert len(col.store.unmeasured()) == 12                  # to measure when analysed
         a = col.analyze()
         assert len(a) == 12 and a.flag_counts["blurry"] == 0     # files gone: no flag

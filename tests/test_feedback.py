@@ -170,3 +170,40 @@ def test_cli_bad_feedback_is_one_line(two_sides, capsys, args, words):
     lines = err.strip().splitlines()
     assert code == 1 and not out
     assert len(lines) == 1 and lines[0].startswith("lookalike: error: ") and words in lines[0]
+
+
+# -- the fitted model and the search that ranks by it ------------------------------------------
+
+@pytest.mark.parametrize("positives", [1, 4, 12])
+def test_the_logistic_fit_is_scikit_learns_optimum(positives):
+    from sklearn.linear_model import LogisticRegression
+
+    from lookalike.search.feedback import LOGISTIC_C, _fit_logistic
+
+    rng = np.random.default_rng(positives)
+    x = rng.standard_normal((210, 64)) + 0.3
+    x[:positives] += 0.8 * rng.standard_normal(64)
+    x /= np.linalg.norm(x, axis=1, keepdims=True)
+    w, b = _fit_logistic(x[:positives], x[positives:])
+    y = np.r_[np.ones(positives), np.zeros(210 - positives)]
+    theirs = LogisticRegression(C=LOGISTIC_C, class_weight="balanced", tol=1e-10,
+                                max_iter=5000).fit(x, y)
+    np.testing.assert_allclose(w, theirs.coef_[0], rtol=1e-4, atol=1e-4)
+    assert b == pytest.approx(theirs.intercept_[0], abs=1e-4)
+
+
+@pytest.mark.parametrize("method", REFINE_METHODS)
+def test_refine_rows_by_search_are_those_of_scoring_every_row(method):
+    from lookalike.search.exact import ExactIndex
+    from lookalike.search.feedback import refine_rows, refine_scores, top_rows
+
+    rng = np.random.default_rng(3)
+    matrix = rng.standard_normal((3000, 32)).astype(np.float32)
+    index = ExactIndex(matrix)
+    pos, neg = matrix[[1, 2, 3]], matrix[[4]]
+    exclude, candidates = np.array([1, 2, 3, 4]), np.arange(0, 3000, 2)
+    scores = refine_scores(matrix, index.inverse_norms(), pos, neg, method)
+    want = top_rows(scores, 20, candidates, exclude)
+    rows, got = refine_rows(index, pos, neg, method, 20, candidates, exclude)
+    assert rows.tolist() == want.tolist()
+    np.testing.assert_allclose(got, scores[want], rtol=1e-4, atol=1e-5)

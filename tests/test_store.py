@@ -121,7 +121,7 @@ def test_version_2_databases_gain_the_extras_column(tmp_path):
     con.commit()
     con.close()
     with Store(path) as store:
-        assert store.schema_version == SCHEMA_VERSION == 5
+        assert store.schema_version == SCHEMA_VERSION == 6
         assert store.find(b"/pics/a.png")["extras"] is None       # folder images: no extras
         assert not store.has_extras() and store.extra_columns() == []
         assert store.not_duplicates() == []                         # and no decisions yet

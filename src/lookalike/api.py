@@ -47,8 +47,7 @@ from .search.feedback import (
     DEFAULT_REFINE_METHOD,
     check_refine_method,
     negative_cost,
-    refine_scores,
-    top_rows,
+    refine_rows,
 )
 from .search.metrics import DEFAULT_K, DEFAULT_METRIC, canonical_metric, mahalanobis_note
 from .search.normalise import Normalisation
@@ -713,14 +712,13 @@ class Collection:
         _check_apart(pos, neg)
         candidates, exclude = self._candidate_rows(ids, category, path_prefix, include_references,
                                                    pos[1], neg[1])
-        scores = refine_scores(index.matrix, index.inverse_norms(), pos[0], neg[0], method)
-        rows = top_rows(scores, k, candidates, exclude)
+        rows, scores = refine_rows(index, pos[0], neg[0], method, k, candidates, exclude)
         d_pos, which = index.exact_scores(pos[0], rows, "Cosine", return_query=True)
         d_neg, which_neg = (index.exact_scores(neg[0], rows, "Cosine", return_query=True)
                             if len(neg[0]) else (None, None))
         return Neighbors(rows=self.store.rows(ids[rows].tolist()), distances=d_pos, model=model,
                          metric="Cosine", references=pos[2], reference_index=which,
-                         scores=scores[rows].astype(np.float64), unlike_references=neg[2],
+                         scores=scores, unlike_references=neg[2],
                          unlike_distances=d_neg, unlike_index=which_neg)
 
     def _candidate_rows(self, ids: np.ndarray, category: str | None, path_prefix: str | None,
@@ -1297,7 +1295,7 @@ class Collection:
     def images(self, offset: int = 0, limit: int | None = 100, category: str | None = None,
                name: str | None = None, *, sort: str = "id", cluster: int | None = None,
                flag: str | None = None, ids: Sequence[int] | None = None,
-               model: str | None = None) -> tuple[int, list[dict]]:
+               model: str | None = None, tag: str | None = None) -> tuple[int, list[dict]]:
         """(how many usable images match, one page of their catalogue rows).
 
         `category` keeps that sub-folder and its own sub-folders (as `nearest` does); `name`
@@ -1308,10 +1306,11 @@ class Collection:
         (most unusual first: the highest outlier score of `analyze`); `cluster` keeps one of
         the clusters of `analyze` (-1: the images in none). Both read the analysis of `model`
         (default: `default_model`) stored for the collection as it is now; without one they
-        are an error that says to run `analyze`. The catalogue sorts and filters, so pages
-        cost about the same at any offset.
+        are an error that says to run `analyze`. `tag` keeps the images tagged with its words
+        (see `tagged`; the tags of `model`). The catalogue sorts and filters, so pages cost
+        about the same at any offset.
         """
-        what = self._browse(category, name, sort, cluster, flag, ids, model)
+        what = self._browse(category, name, sort, cluster, flag, ids, model, tag)
         total = self._counted(("images", what, self._analysis_key(what)),
                               lambda: self.store.count_browsed(what))
         return total, self.store.rows(self.store.browse(offset, limit, what))
@@ -1319,19 +1318,21 @@ class Collection:
     def position(self, image_id: int, category: str | None = None,
                  name: str | None = None, *, sort: str = "id", cluster: int | None = None,
                  flag: str | None = None, ids: Sequence[int] | None = None,
-                 model: str | None = None) -> int | None:
+                 model: str | None = None, tag: str | None = None) -> int | None:
         """The offset of an image among `images(...)` with the same arguments (what the
         viewer's grid needs to scroll to it), or None if the image is not among them."""
-        what = self._browse(category, name, sort, cluster, flag, ids, model)
+        what = self._browse(category, name, sort, cluster, flag, ids, model, tag)
         return self.store.browse_position(image_id, what)
 
-    def _browse(self, category, name, sort, cluster, flag, ids, model):
+    def _browse(self, category, name, sort, cluster, flag, ids, model, tag=None):
         from .analysis.browse import browse_filter
 
+        tag_model = self._model(model) if tag else None
         if sort != "id" or cluster is not None:
             model = self._model(model)
         return browse_filter(self.store, category=category, name=name, sort=sort,
-                             cluster=cluster, flag=flag, ids=ids, model=model)
+                             cluster=cluster, flag=flag, ids=ids, model=model, tag=tag,
+                             tag_model=tag_model)
 
     def _analysis_key(self, what) -> str | None:
         """What a count of `what` depends on beside the generation: the analysis it reads
@@ -1352,6 +1353,50 @@ class Collection:
                     counts[key] = counts.get(key, 0) + n
             return dict(sorted(counts.items()))
         return dict(self._counted("categories", count))
+
+    # -- tags ---------------------------------------------------------------------------------
+
+    def tagged(self, words: str | Sequence[str], *, k: int | None = None,
+               model: str | None = None) -> list[dict]:
+        """Images by the ImageNet classes their model's classifier saw in them, best first:
+        catalogue rows with `score` (the probability of the classes matched, summed) and the
+        `tags` that matched ({"name", "synonyms", "score"}).
+
+        `words` name classes by any of their synonyms or by a WordNet noun above them ("cat",
+        "tabby cat", "dog" for every breed, "coffee" for espresso), case and plurals aside;
+        several names find the images with any of them. Not CLIP: only the 1,000 ImageNet
+        classes are known. A word that names no class raises `UnknownTagWord` with the
+        nearest names. The tags are those of `model` (default: `default_model`), kept while
+        indexing; a user's own model has none."""
+        from .analysis.tags import tagged_images
+
+        _check_k(k)
+        words = [words] if isinstance(words, str) else list(words)
+        return tagged_images(self.store, self._model(model), words, k)
+
+    def tags(self, image: int | str | os.PathLike, *, model: str | None = None) -> list[dict]:
+        """One image's tags ({"name", "synonyms", "score"}), most likely first: the image by
+        id, or by its path or URL as indexed."""
+        from .analysis.tags import image_tags, tags_needed
+
+        model = self._model(model)
+        image_id = self._image_id(image)
+        tags_needed(self.store, model)
+        return image_tags(self.store, image_id, model)
+
+    def _image_id(self, image: int | str | os.PathLike) -> int:
+        if isinstance(image, bool):
+            raise BadReferenceError(f"image must be an id or a path, not {image!r}")
+        if isinstance(image, (int, np.integer)):
+            row = self.image(int(image))
+            shown = f"image {image}"
+        else:
+            row = self.store.find(resolve(image))
+            shown = display_path(os.fspath(image))
+        if row is None or row.get("skip_reason") is not None:
+            raise BadReferenceError(f"{shown}: not a usable image of {self.store.path}; give "
+                                    "the path it was indexed under, or its id")
+        return int(row["id"])
 
     def image(self, image_id: int) -> dict | None:
         """The catalogue row of one usable image by id, with its `locator` (the file path's

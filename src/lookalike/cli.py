@@ -41,9 +41,9 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     commands.required = True
     # In this order in `lookalike --help`; each adds its options and its handler (`args.handler`).
-    for add_command in (add_index, add_import, add_similar, add_explain, add_duplicates,
-                        add_not_duplicates, add_map, add_analyze, add_export, add_models,
-                        add_skipped, add_datasets, add_demo, add_serve):
+    for add_command in (add_index, add_import, add_similar, add_explain, add_tags,
+                        add_duplicates, add_not_duplicates, add_map, add_analyze, add_export,
+                        add_models, add_skipped, add_datasets, add_demo, add_serve):
         add_command(commands)
     return parser
 
@@ -1215,6 +1215,58 @@ def cmd_skipped(args) -> int:
         for row in rows:
             print(f"{row['path']}: {row['reason']}")
         print(f"{len(rows):,} skipped files")
+    return 0
+
+
+def add_tags(commands: _Commands) -> None:
+    p = commands.add_parser("tags", help="find images by what ImageNet's classifier saw in them "
+                                         "(cat, dog, coffee), or list an image's tags",
+                            description="Find the images tagged with WORDS, best first: each "
+                                        "image keeps the ImageNet classes its model's "
+                                        "classifier saw in it when indexed. A word names a "
+                                        "class by any of its synonyms (\"tabby cat\") or a "
+                                        "WordNet noun above it (\"dog\" finds every breed), "
+                                        "case and plurals aside; several words find the "
+                                        "images with any of them. Not CLIP: only the 1,000 "
+                                        "ImageNet classes are known.")
+    p.add_argument("words", nargs="*", metavar="WORD", help="class names or words above them")
+    p.add_argument("--image", metavar="IMAGE", help="list this image's tags instead (its path "
+                                                    "as indexed, or its id)")
+    _db_option(p)
+    p.add_argument("-k", type=_positive_int, default=None,
+                   help="at most this many images (default: all)")
+    _model_option(p, "whose tags (default: the collection's model)")
+    _format_option(p, ("table", "json"), "table for people (default); json for programs",
+                   default="table")
+    p.set_defaults(handler=cmd_tags)
+
+
+def cmd_tags(args) -> int:
+    from .api import Collection
+
+    if bool(args.words) == bool(args.image):
+        raise LookalikeError("give WORDS to look for, or --image IMAGE to list its tags "
+                             "(not both)")
+    with Collection.open(args.db) as col:
+        if args.image:
+            image = int(args.image) if args.image.isdigit() and not os.path.exists(args.image) \
+                else args.image
+            found: list[dict] = col.tags(image, model=args.model)
+        else:
+            found = col.tagged(args.words, k=args.k, model=args.model)
+    if args.format == "json":
+        shown = found if args.image else [{key: row[key] for key in (
+            "id", "path", "category", "score", "tags")} for row in found]
+        print(json.dumps(shown, indent=2, ensure_ascii=False))
+    elif args.image:
+        for tag in found:
+            also = f" ({', '.join(tag['synonyms'])})" if tag["synonyms"] else ""
+            print(f"{tag['score']:.3f}  {tag['name']}{also}")
+    else:
+        for row in found:
+            names = ", ".join(t["name"] for t in row["tags"])
+            print(f"{row['score']:.3f}  {row['path']}  [{names}]")
+        print(f"{len(found):,} images")
     return 0
 
 

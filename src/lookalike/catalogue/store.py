@@ -22,7 +22,7 @@ import numpy as np
 
 from ..errors import LookalikeError
 
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 
 #: Statements that take a database from version N-1 to N, by N.
 MIGRATIONS: dict[int, str] = {
@@ -99,6 +99,20 @@ MIGRATIONS: dict[int, str] = {
         PRIMARY KEY (model, image_id)
     ) WITHOUT ROWID;
     """,
+    # Each content's top ImageNet classes by a model with a classifier (analysis/tags.py
+    # chooses them: the first always, up to five above a floor), taken while embedding:
+    # the default model's GeM features do not give its average-pooled head's classes
+    # (README, "Tags"). Searching by tag reads the index by (model, class).
+    6: """
+    CREATE TABLE tags (
+        content_hash BLOB NOT NULL,
+        model        TEXT NOT NULL,
+        class        INTEGER NOT NULL,      -- ImageNet-1k class index, 0..999
+        score        REAL NOT NULL,         -- softmax probability, 0..1
+        PRIMARY KEY (content_hash, model, class)
+    ) WITHOUT ROWID;
+    CREATE INDEX tags_by_class ON tags(model, class);
+    """,
 }
 
 #: Usable images that have a vector of model `?`: the rows of a model's search matrix.
@@ -120,7 +134,8 @@ class Browse:
     letters); `ids`: only these; `flag`: a quality flag's rule (analysis.quality.flag_rule:
     alternatives of conditions on the pixel measures, "area" or "aspect"); `model`: whose
     stored analysis `cluster` (only that cluster, -1 the noise) and `sort="outlier"` (highest
-    outlier score first, then by id) read. `sort="id"` is id order."""
+    outlier score first, then by id) read. `sort="id"` is id order. `tag_classes`: only
+    images that `tag_model` tagged with one of these ImageNet classes."""
 
     category: str | None = None
     name: str | None = None
@@ -129,6 +144,8 @@ class Browse:
     model: str | None = None
     cluster: int | None = None
     sort: str = "id"
+    tag_model: str | None = None
+    tag_classes: tuple[int, ...] | None = None
 
 
 class StoreError(LookalikeError):
@@ -319,12 +336,15 @@ class Store:
 
     def write(self, rows: Sequence[ImageRow],
               embeddings: Iterable[tuple[bytes, str, np.ndarray]] = (),
-              quality: Iterable[tuple[bytes, Sequence[float]]] = ()) -> None:
-        """Add or update catalogue rows, cache embeddings and pixel measures (content hash,
-        QUALITY_COLUMNS values), all in one transaction."""
+              quality: Iterable[tuple[bytes, Sequence[float]]] = (),
+              tags: Iterable[tuple[bytes, str, int, float]] = ()) -> None:
+        """Add or update catalogue rows, cache embeddings, pixel measures (content hash,
+        QUALITY_COLUMNS values) and tags (content hash, model, class, score), all in one
+        transaction."""
         now = time.time()
         with self.transaction():
             self._write_quality(quality)
+            self._write_tags(tags)
             self.conn.executemany(
                 "INSERT INTO embeddings(content_hash, model, vector) VALUES (?, ?, ?) "
                 "ON CONFLICT(content_hash, model) DO UPDATE SET vector = excluded.vector",
@@ -583,6 +603,45 @@ class Store:
         return [(a, b) for a, b in self.conn.execute(
             "SELECT hash_a, hash_b FROM not_duplicates ORDER BY hash_a, hash_b")]
 
+    # -- tags ---------------------------------------------------------------------------------
+
+    def _write_tags(self, tags: Iterable[tuple[bytes, str, int, float]]) -> None:
+        rows = [(h, m, int(c), float(score)) for h, m, c, score in tags]
+        # a content tagged again (indexed anew) keeps only its new classes
+        self.conn.executemany("DELETE FROM tags WHERE content_hash = ? AND model = ?",
+                              list({(h, m) for h, m, _, _ in rows}))
+        self.conn.executemany("INSERT INTO tags(content_hash, model, class, score)"
+                              " VALUES (?, ?, ?, ?)", rows)
+
+    def hashes_with_tags(self, model: str) -> set[bytes]:
+        """The contents that have tags of `model`."""
+        cur = self.conn.execute("SELECT DISTINCT content_hash FROM tags WHERE model = ?",
+                                (model,))
+        return {row[0] for row in cur}
+
+    def count_tagged(self, model: str) -> int:
+        """How many usable images have tags of `model`."""
+        return self.conn.execute(
+            "SELECT count(*) FROM images i WHERE i.skip_reason IS NULL AND EXISTS"
+            " (SELECT 1 FROM tags t WHERE t.content_hash = i.content_hash AND t.model = ?)",
+            (model,)).fetchone()[0]
+
+    def tagged(self, model: str, classes: Iterable[int]) -> list[tuple[int, int, float]]:
+        """(image id, class, score) of the usable images tagged by `model` with one of
+        `classes`, by id."""
+        return self.conn.execute(
+            "SELECT i.id, t.class, t.score FROM tags t JOIN images i"
+            " ON i.content_hash = t.content_hash WHERE t.model = ? AND i.skip_reason IS NULL"
+            " AND t.class IN (SELECT value FROM json_each(?)) ORDER BY i.id, t.class",
+            (model, _json_ints(classes))).fetchall()
+
+    def tags_of(self, image_id: int, model: str) -> list[tuple[int, float]]:
+        """(class, score) of one image's tags by `model`, highest score first."""
+        return self.conn.execute(
+            "SELECT t.class, t.score FROM images i JOIN tags t ON t.content_hash ="
+            " i.content_hash WHERE i.id = ? AND t.model = ? ORDER BY t.score DESC, t.class",
+            (int(image_id), model)).fetchall()
+
     # -- pixel measures and analyses ---------------------------------------------------------
 
     def _write_quality(self, quality: Iterable[tuple[bytes, Sequence[float]]]) -> None:
@@ -691,7 +750,11 @@ def _browse_filter(what: Browse) -> tuple[str, str, list]:
         args.append("%" + _like_escape(what.name) + "%")
     if what.ids is not None:
         where += " AND i.id IN (SELECT value FROM json_each(?))"
-        args.append("[" + ",".join(str(int(i)) for i in what.ids) + "]")
+        args.append(_json_ints(what.ids))
+    if what.tag_classes is not None:
+        where += (" AND i.content_hash IN (SELECT content_hash FROM tags WHERE model = ?"
+                  " AND class IN (SELECT value FROM json_each(?)))")
+        args += [what.tag_model, _json_ints(what.tag_classes)]
     if what.cluster is not None:
         where += " AND a.cluster = ?"
         args.append(int(what.cluster))
@@ -717,6 +780,11 @@ def _browse_order(what: Browse) -> str:
     if what.sort != "id":
         raise ValueError(f"not a browsing order: {what.sort}")
     return "i.id"
+
+
+def _json_ints(values: Iterable[int]) -> str:
+    """A JSON list of whole numbers, for `json_each` (no limit on their number)."""
+    return "[" + ",".join(str(int(v)) for v in values) + "]"
 
 
 def _category_args(category: str) -> list[str]:

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from ..analysis.quality import measure
+from ..analysis.tags import tags_from_logits
 from ..catalogue.store import ImageRow, KnownFile, Store
 from ..fileio import FileTooLarge, NotARegularFile, bounded_map, read_regular_file
 from ..locators import is_http, is_store_url
@@ -145,18 +146,23 @@ class _LazyModel:
     """The embedder of one run, loaded on its first batch: a run with nothing new to embed
     never loads it, and the time loading takes is kept out of the pipeline's rate."""
 
-    def __init__(self, name: str, input_size: int, load: Callable, threads: int) -> None:
+    def __init__(self, name: str, input_size: int, load: Callable, threads: int,
+                 tags: bool = False) -> None:
         self.name, self.input_size = name, input_size
         self._load, self._threads = load, threads
         self._embedder: Model | None = None
         self.loading_seconds = 0.0
+        self.tags = tags  # keep each image's ImageNet classes (a model with a classifier)
 
-    def embed(self, pixels: np.ndarray) -> np.ndarray:
+    def embed(self, pixels: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        """Vectors, and ImageNet logits when `tags` (None otherwise), from one run."""
         if self._embedder is None:
             loading = time.perf_counter()
             self._embedder = self._load(self.name, threads=self._threads)
             self.loading_seconds = time.perf_counter() - loading
-        return self._embedder.embed(pixels)
+        if self.tags:
+            return self._embedder.embed_and_classify(pixels)
+        return self._embedder.embed(pixels), None
 
 
 def index_paths(store: Store, paths: Sequence[str | os.PathLike], model: str, *,
@@ -183,9 +189,12 @@ def index_paths(store: Store, paths: Sequence[str | os.PathLike], model: str, *,
                            progress=progress, max_pixels=max_pixels, max_bytes=max_bytes,
                            decode_threads=decode_threads, tables=tables,
                            reading=reading or ReadingOptions(), pattern=pattern)
+    # Tags need the built-in classifier on whole pictures: none for a user's model (no
+    # classifier) nor for per-channel vectors (each channel a grey picture of its own).
     embedder = _LazyModel(options.reading.vector_key(info.name), info.input_size,
                           reading_model(load_model or default_load_model, info.name,
-                                        options.reading), options.threads)
+                                        options.reading), options.threads,
+                          tags=not info.file and not options.reading.per_channel)
     if downloader is not None:
         return _index(store, paths, embedder, options, downloader)
     with Downloader() as own:
@@ -203,6 +212,8 @@ def _index(store: Store, paths: Sequence[str | os.PathLike], model: _LazyModel,
     known = store.known_files()
     found, report.pattern_matched = with_file_name_columns(found, options.pattern, known)
     embedded = store.hashes_with_embedding(model.name)
+    if model.tags:  # contents embedded before tags were kept (schema 6) are read once more
+        embedded &= store.hashes_with_tags(model.name)
     report.removed = _drop_vanished(store, paths, found, report.tables)
     _remember_attributions(store, paths)
 
@@ -350,7 +361,7 @@ def _embed_new(store: Store, todo: Sequence[ImageFile | RemoteImage], model: _La
                            staged, window=options.batch_size * 3)
     try:
         for batch in _batches(prepared, embedded, options.batch_size, bar):
-            _commit(store, batch, _embed(model, batch.to_embed), embedded)
+            _commit(store, batch, *_embed(model, batch.to_embed), embedded)
             report.embedded += len(batch.to_embed)
             report.from_cache += batch.from_cache
             report.skipped += batch.skipped
@@ -435,24 +446,29 @@ def _batches(prepared: Iterable[_Prepared], embedded: set[bytes], batch_size: in
     yield batch
 
 
-def _embed(model: _LazyModel, prepared: Sequence[_Prepared]) -> list[tuple[bytes, str, np.ndarray]]:
+def _embed(model: _LazyModel, prepared: Sequence[_Prepared]
+           ) -> tuple[list[tuple[bytes, str, np.ndarray]], list[tuple[bytes, str, int, float]]]:
     """(content hash, model, vector) for each content among `prepared`, once (copies of one
-    image in a batch are embedded together, stored once)."""
+    image in a batch are embedded together, stored once), and its tags (content hash, model,
+    ImageNet class, probability) when the model has a classifier."""
     if not prepared:
-        return []
+        return [], []
     # Only decoded images with their content hash reach here (_batches sorts them out).
-    out = model.embed(np.stack([p.pixels for p in prepared if p.pixels is not None]))
-    vectors: dict[bytes, np.ndarray] = {}
-    for p, v in zip(prepared, out):
+    out, logits = model.embed(np.stack([p.pixels for p in prepared if p.pixels is not None]))
+    classes = tags_from_logits(logits) if logits is not None else [[] for _ in prepared]
+    vectors: dict[bytes, tuple[np.ndarray, list[tuple[int, float]]]] = {}
+    for p, v, found in zip(prepared, out, classes):
         assert p.content_hash is not None
-        vectors.setdefault(p.content_hash, v)
-    return [(h, model.name, v) for h, v in vectors.items()]
+        vectors.setdefault(p.content_hash, (v, found))
+    return ([(h, model.name, v) for h, (v, _) in vectors.items()],
+            [(h, model.name, c, score) for h, (_, found) in vectors.items()
+             for c, score in found])
 
 
 def _commit(store: Store, batch: _Batch, vectors: list[tuple[bytes, str, np.ndarray]],
-            embedded: set[bytes]) -> None:
+            tags: list[tuple[bytes, str, int, float]], embedded: set[bytes]) -> None:
     """One transaction: an interrupted run loses at most the batch in flight."""
-    store.write(batch.rows, vectors, batch.quality)
+    store.write(batch.rows, vectors, batch.quality, tags)
     embedded.update(h for h, _, _ in vectors)
 
 ATTRIBUTION_FILE = "ATTRIBUTION.txt"

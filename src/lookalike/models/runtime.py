@@ -113,16 +113,22 @@ class Model:
         return np.ascontiguousarray(batch)
 
     def _run(self, output: str, batch: np.ndarray, width: int) -> np.ndarray:
+        return self._run_all([(output, width)], batch)[0]
+
+    def _run_all(self, outputs: Sequence[tuple[str, int]], batch: np.ndarray
+                 ) -> list[np.ndarray]:
+        """The named outputs, each flattened to (N, width), from one run over ``batch``."""
         batch = self._check(batch)
         if len(batch) == 0:
-            return np.zeros((0, width), np.float32)
+            return [np.zeros((0, width), np.float32) for _, width in outputs]
+        names = [name for name, _ in outputs]
         if self._one_at_a_time:
-            parts = [self.session.run([output], {self._input: batch[i:i + 1]})[0]
-                     for i in range(len(batch))]
-            out = np.concatenate(parts)
+            runs = [self.session.run(names, {self._input: batch[i:i + 1]})
+                    for i in range(len(batch))]
+            results = [np.concatenate([run[n] for run in runs]) for n in range(len(names))]
         else:
-            out = self.session.run([output], {self._input: batch})[0]
-        return np.asarray(out, dtype=np.float32).reshape(len(batch), -1)
+            results = self.session.run(names, {self._input: batch})
+        return [np.asarray(out, dtype=np.float32).reshape(len(batch), -1) for out in results]
 
     def embed(self, batch: np.ndarray) -> np.ndarray:
         """Feature vectors, float32 (N, dim), for a uint8 batch (N, S, S, 3) of RGB images."""
@@ -149,6 +155,21 @@ class Model:
         if self._logits is None:
             raise ValueError(f"model {self.info.name} has no ImageNet classifier")
         return self._run(self._logits, batch, 1000)
+
+    @property
+    def has_classifier(self) -> bool:
+        """Whether ``classify`` works: the built-in models, not a user's own."""
+        return self._logits is not None
+
+    def embed_and_classify(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        """``embed`` and ``classify`` from one run of the network (the classifier is a
+        matrix product on top of the features, so this costs what ``embed`` costs); the
+        logits are None for a model without a classifier."""
+        if self._logits is None:
+            return self.embed(batch), None
+        features, logits = self._run_all([(self._features, self.info.dim),
+                                           (self._logits, 1000)], batch)
+        return features, logits
 
 
 _CHANNEL_ORDERS = {"RGB", "BGR"}

@@ -24,7 +24,7 @@ export function thumbUrl(id, px) {
   return `/api/images/${id}/thumbnail?size=${step}`;
 }
 
-/** The grid's filter: its category and name search, its sort, cluster and quality flag. */
+/** The grid's filter: its category, name and tag search, its sort, cluster and quality flag. */
 function filterParams(extra = {}) {
   const p = new URLSearchParams(extra);
   const v = state.view;
@@ -33,7 +33,8 @@ function filterParams(extra = {}) {
   if (v.sort) p.set("sort", v.sort);
   if (v.cluster !== "") p.set("cluster", v.cluster);
   if (v.flag) p.set("flag", v.flag);
-  if (v.model && (v.sort || v.cluster !== "")) p.set("model", v.model);
+  if (v.tag) p.set("tag", v.tag);
+  if (v.model && (v.sort || v.cluster !== "" || v.tag)) p.set("model", v.model);
   return p;
 }
 

@@ -114,6 +114,7 @@ export function syncGridControls() {
   }
   $("cluster").value = state.view.cluster;
   $("flag").value = state.view.flag;
+  $("tag").value = state.view.tag;
   $("sel-chip").hidden = !state.view.sel.length;
   $("sel-count").textContent = state.view.sel.length.toLocaleString("en");
 }
@@ -199,6 +200,11 @@ export function bindGrid(refresh) {
       grid.reset();
     }, 200);
   });
+  // tag words: a word that names no class is refused with the nearest names (shown)
+  $("tag").addEventListener("change", () => {
+    go({ tag: $("tag").value.trim() }, { push: true });
+    grid.reset().catch((error) => showError(error.message));
+  });
   $("size").addEventListener("input", () => {
     const size = Number($("size").value);
     $("size-out").textContent = `${size} px`;
@@ -245,7 +251,7 @@ export async function showInGrid(id) {
   try {
     let position = await fetchPosition(id);
     if (position === null) {            // the filter leaves it out: show the whole collection
-      go({ cat: "", q: "", sort: "", cluster: "", flag: "", sel: [] });
+      go({ cat: "", q: "", sort: "", cluster: "", flag: "", tag: "", sel: [] });
       syncPanelControls();
       syncGridControls();
       await grid.reset();

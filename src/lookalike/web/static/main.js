@@ -180,7 +180,7 @@ document.addEventListener("keydown", (e) => {
 
 /** The grid's source (filters, sort, selection) as the view says: start it over if changed. */
 function gridChanged(before) {
-  return ["cat", "q", "sort", "cluster", "flag"].some((key) => before[key] !== state.view[key])
+  return ["cat", "q", "sort", "cluster", "flag", "tag"].some((key) => before[key] !== state.view[key])
     || before.sel.join(",") !== state.view.sel.join(",");
 }
 

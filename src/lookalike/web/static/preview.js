@@ -4,6 +4,7 @@
 
 import { $, formatBytes, formatSize, link } from "./dom.js";
 import { fitHeat, initExplain, showWhy, toggleWhy } from "./explain.js";
+import { api } from "./api.js";
 import { state } from "./state.js";
 
 // What the preview asks of the rest of the page (set by main.js): make an image the
@@ -70,6 +71,7 @@ async function showPreview() {
     await actions.showInGrid(id);
   });
   caption.append(path, original, "  ·  ", pick, "  ·  ", locate);
+  showTags(item.id, index, caption);
   $("preview-prev").disabled = index <= 0;
   $("preview-next").disabled = index >= list.length() - 1;
 }
@@ -81,6 +83,19 @@ function columnsText(item) {
   return names.map((c) => [c, item.extras ? item.extras[c] : item[c]])
     .filter(([, v]) => v !== null && v !== undefined && v !== "")
     .slice(0, 12).map(([c, v]) => `${c} ${v}`).join(" · ");
+}
+
+/** The image's ImageNet tags under the caption, once the server says them (none: nothing). */
+async function showTags(id, index, caption) {
+  const model = state.view.model ? `?model=${encodeURIComponent(state.view.model)}` : "";
+  const found = await api(`/api/images/${id}/tags${model}`).catch(() => null);
+  if (!found?.tags.length || state.preview?.index !== index) return;
+  const line = document.createElement("div");
+  line.id = "preview-tags";
+  line.className = "muted";
+  line.textContent = "Tags: " + found.tags.map((t) => `${t.name} ${Math.round(t.score * 100)}%`)
+    .join(", ");
+  caption.append(line);
 }
 
 /** Size the previewed image: "fit" scales it to the window (pixelated when enlarged, so a

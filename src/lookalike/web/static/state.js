@@ -10,7 +10,8 @@
 const FIXED_DEFAULTS = { refs: [], model: "", mode: "", inc: false, cat: "", q: "",
                          title: "category", only: false, dup: false, tier: "", threshold: "",
                          map: false, method: "umap", color: "category", at: "",
-                         sort: "", cluster: "", flag: "", sel: [], like: [], unlike: [] };
+                         sort: "", cluster: "", flag: "", tag: "", sel: [], like: [],
+                         unlike: [] };
 const TIERS = ["exact", "pixels", "near", "similar"];
 const METHODS = ["umap", "tsne", "pca"];
 const MAX_SEL_CHARS = 6000;        // a longer address would pass the server's request limit
@@ -150,6 +151,7 @@ export function readUrl() {
     sort: p.get("sort") === "outlier" ? "outlier" : "",
     cluster: /^-?\d+$/.test(p.get("cluster") || "") ? p.get("cluster") : "",
     flag: FLAGS.includes(p.get("flag")) ? p.get("flag") : "",
+    tag: (p.get("tag") || "").slice(0, 1024),
     sel: idsOf(p.get("sel")),
     // look-alikes marked "more like this" (✓) and "not like this" (✗): feedback.js
     like: listOf(p.get("like")),
@@ -179,7 +181,7 @@ export function urlOf(view) {
     if (view.color !== "category") p.set("color", view.color);
     if (view.at) p.set("at", view.at);
   }
-  for (const key of ["sort", "cluster", "flag"]) if (view[key]) p.set(key, view[key]);
+  for (const key of ["sort", "cluster", "flag", "tag"]) if (view[key]) p.set(key, view[key]);
   const sel = rangesOf(view.sel);
   if (sel && sel.length <= MAX_SEL_CHARS) p.set("sel", sel);  // longer: kept by the page only
   const text = p.toString().replace(/%2C/g, ",");
