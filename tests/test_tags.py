@@ -132,7 +132,7 @@ def test_tags_are_kept_by_content_and_not_taken_twice(photos, tmp_path):
     again.close()
 
 
-def test_a_collection_from_before_tags_gets_them_on_its_next_index_run(tmp_path):
+def test_a_collection_from_before_tags_gets_them_when_asked_and_only_then(tmp_path):
     files = photo_families(tmp_path / "photos")
     db = tmp_path / "old.db"
     lookalike.Collection.index([tmp_path / "photos"], db=db, model=MODEL).close()
@@ -142,9 +142,13 @@ def test_a_collection_from_before_tags_gets_them_on_its_next_index_run(tmp_path)
     con.commit()
     con.close()
     with lookalike.Collection.open(db) as col:
-        with pytest.raises(LookalikeError, match="run `lookalike index`.*again"):
+        with pytest.raises(LookalikeError, match="run `lookalike index --retag`"):
             col.tagged("cat")
-        report = col.add([tmp_path / "photos"], model=MODEL)
+        report = col.add([tmp_path / "photos"], model=MODEL)   # re-indexing reads no pixel
+        assert report.embedded == 0 and report.unchanged == 16
+        with pytest.raises(LookalikeError, match="no image has tags"):
+            col.tagged("cat")
+        report = col.add([tmp_path / "photos"], model=MODEL, retag=True)
         assert report.embedded == 16
         assert len(col.tagged("cat")) == 4 and str(files[("chelsea", "orig")]) in {
             r["path"] for r in col.tagged("cat")}

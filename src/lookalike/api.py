@@ -304,7 +304,7 @@ class Collection:
             max_pixels: int = images.DEFAULT_MAX_PIXELS, image_column: str | None = None,
             category_column: str | None = None, base_dir: str | os.PathLike | None = None,
             downloader=None, reading: ReadingOptions | None = None,
-            pattern: str | None = None) -> IndexReport:
+            pattern: str | None = None, retag: bool = False) -> IndexReport:
         """Index folders, image files and tables: new and changed images are embedded,
         vanished ones (and rows taken out of a table) dropped.
 
@@ -322,7 +322,12 @@ class Collection:
 
         Plate, well, field, channel and acquisition columns come from an OME-TIFF's OME-XML,
         and from the file names when a `pattern` such as "{plate}_{well}_s{field}_w{channel}.tif"
-        is given (ingest/plate_columns.py); `last_report.pattern_matched` counts its matches."""
+        is given (ingest/plate_columns.py); `last_report.pattern_matched` counts its matches.
+
+        New images get their ImageNet tags as they are embedded. Images embedded before tags
+        were kept (a collection from lookalike's schema 5) get them only with `retag=True`,
+        which reads those images once more: re-indexing an unchanged collection otherwise
+        reads no pixel."""
         from .ingest.tables import TableOptions
         from .models import DEFAULT_MODEL
 
@@ -334,7 +339,8 @@ class Collection:
                              batch_size=batch_size, threads=threads, progress=progress,
                              max_pixels=max_pixels,
                              tables=TableOptions(image_column, category_column, base_dir),
-                             downloader=downloader, reading=self.reading, pattern=pattern)
+                             downloader=downloader, reading=self.reading, pattern=pattern,
+                             retag=retag)
         self.engine.forget()
         self.last_report = report
         return report

@@ -201,6 +201,10 @@ def add_index(commands: _Commands) -> None:
                    help="columns from the file names, e.g. '{plate}_{well}_s{field}_w{channel}"
                         ".tif': each {name} becomes a column ({well} also well_row and "
                         "well_column), * matches anything (OME-TIFFs give theirs without it)")
+    p.add_argument("--retag", action="store_true",
+                   help="read again the images embedded before lookalike kept ImageNet tags, to "
+                        "tag them (`lookalike tags`); without it an unchanged image is never "
+                        "read again")
     _download_options(p)
     _db_option(p)
     _model_option(p, "the network that embeds the images (see `lookalike models`; default: the "
@@ -302,7 +306,8 @@ def cmd_index(args) -> int:
                          progress=not args.quiet,
                          max_pixels=args.max_pixels or DEFAULT_MAX_PIXELS,
                          image_column=args.image_column, category_column=args.category_column,
-                         base_dir=args.base_dir, downloader=downloader, pattern=args.pattern)
+                         base_dir=args.base_dir, downloader=downloader, pattern=args.pattern,
+                         retag=args.retag)
         for table in report.tables:
             print(_table_summary(table))
         if not col.reading.is_default:

@@ -161,8 +161,8 @@ def tags_needed(store, model: str) -> None:
         raise LookalikeError(f"{store.path}: {model} has no ImageNet classifier, so its images "
                              "have no tags; index with a built-in model (e.g. --model "
                              "efficientnet-lite0-gem) to have them")
-    raise LookalikeError(f"{store.path}: no image has tags of {model}; run `lookalike index` "
-                         "on its folders again to add them (images indexed before tags were "
+    raise LookalikeError(f"{store.path}: no image has tags of {model}; run `lookalike index "
+                         "--retag` on its folders to add them (images indexed before tags were "
                          "kept are read once more)")
 
 

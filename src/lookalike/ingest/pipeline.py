@@ -134,6 +134,7 @@ class IndexOptions:
     tables: TableOptions | None = None      # how to read the tables among the paths
     reading: ReadingOptions = field(default_factory=ReadingOptions)  # planes, channels, window
     pattern: str | None = None              # file names -> plate columns (plate_columns.py)
+    retag: bool = False                     # read again images embedded before tags were kept
 
     @property
     def decoders(self) -> int:
@@ -174,7 +175,7 @@ def index_paths(store: Store, paths: Sequence[str | os.PathLike], model: str, *,
                 tables: TableOptions | None = None,
                 downloader: Downloader | None = None,
                 reading: ReadingOptions | None = None,
-                pattern: str | None = None) -> IndexReport:
+                pattern: str | None = None, retag: bool = False) -> IndexReport:
     """Bring the catalogue up to date with `paths` (folders, image files and tables that list
     images by path or URL) and make sure every image has a `model` vector.
 
@@ -188,7 +189,7 @@ def index_paths(store: Store, paths: Sequence[str | os.PathLike], model: str, *,
     options = IndexOptions(batch_size=batch_size, threads=threads or default_threads(),
                            progress=progress, max_pixels=max_pixels, max_bytes=max_bytes,
                            decode_threads=decode_threads, tables=tables,
-                           reading=reading or ReadingOptions(), pattern=pattern)
+                           reading=reading or ReadingOptions(), pattern=pattern, retag=retag)
     # Tags need the built-in classifier on whole pictures: none for a user's model (no
     # classifier) nor for per-channel vectors (each channel a grey picture of its own).
     embedder = _LazyModel(options.reading.vector_key(info.name), info.input_size,
@@ -212,7 +213,7 @@ def _index(store: Store, paths: Sequence[str | os.PathLike], model: _LazyModel,
     known = store.known_files()
     found, report.pattern_matched = with_file_name_columns(found, options.pattern, known)
     embedded = store.hashes_with_embedding(model.name)
-    if model.tags:  # contents embedded before tags were kept (schema 6) are read once more
+    if model.tags and options.retag:  # contents embedded before tags were kept (schema 6)
         embedded &= store.hashes_with_tags(model.name)
     report.removed = _drop_vanished(store, paths, found, report.tables)
     _remember_attributions(store, paths)
