@@ -292,7 +292,8 @@ class Collection:
             *, batch_size: int = 32, threads: int | None = None, progress: bool = False,
             max_pixels: int = images.DEFAULT_MAX_PIXELS, image_column: str | None = None,
             category_column: str | None = None, base_dir: str | os.PathLike | None = None,
-            downloader=None) -> IndexReport:
+            downloader=None, cluster: Any = None, shard_size: int | None = None
+            ) -> IndexReport:
         """Index folders, image files and tables: new and changed images are embedded,
         vanished ones (and rows taken out of a table) dropped.
 
@@ -301,17 +302,27 @@ class Collection:
         which), with an optional `category_column`; relative paths start at `base_dir`
         (default: the `.tab` origin, else the table's folder). Its other columns are kept
         with each image. URLs are fetched by `downloader` (a `downloads.Downloader`; default
-        settings and cache when None)."""
+        settings and cache when None).
+
+        `cluster` embeds on a Dask cluster instead of here: "local" or "local:N" (N worker
+        processes on this machine), a scheduler address ("tcp://HOST:8786") or a
+        `dask.distributed.Client`; the images go out in shards of `shard_size` (default 256),
+        each committed when it comes back (README "Beyond one machine")."""
         from .ingest.tables import TableOptions
         from .models import DEFAULT_MODEL
 
         if isinstance(paths, (str, os.PathLike)):
             paths = [paths]
+        stage = None
+        if cluster is not None:
+            from .distributed.indexing import DEFAULT_SHARD_SIZE, cluster_stage
+
+            stage = cluster_stage(cluster, DEFAULT_SHARD_SIZE if shard_size is None else shard_size)
         report = index_paths(self.store, list(paths), model or DEFAULT_MODEL,
                              batch_size=batch_size, threads=threads, progress=progress,
                              max_pixels=max_pixels,
                              tables=TableOptions(image_column, category_column, base_dir),
-                             downloader=downloader)
+                             downloader=downloader, embed_stage=stage)
         self.engine.forget()
         self.last_report = report
         return report

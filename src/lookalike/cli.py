@@ -176,6 +176,8 @@ def _quoted(path) -> str:
 # -- commands ------------------------------------------------------------------------------
 
 def add_index(commands: _Commands) -> None:
+    from .distributed.indexing import DEFAULT_SHARD_SIZE
+
     p = commands.add_parser("index", help="add folders, image files or tables of images to a "
                                           "collection",
                             description="Scan folders (recursively) and image files, embed every "
@@ -207,6 +209,13 @@ def add_index(commands: _Commands) -> None:
                    help="decoding and inference threads (default: the number of CPU cores)")
     p.add_argument("--max-pixels", type=_positive_int, metavar="N",
                    help="refuse images with more pixels than this (default 268,435,456)")
+    p.add_argument("--cluster", metavar="ADDRESS",
+                   help="embed on a Dask cluster: local, local:N (N worker processes on this "
+                        "machine) or a scheduler address such as tcp://HOST:8786 (see `lookalike "
+                        "cluster`); the workers must reach the images by the same paths or URLs")
+    p.add_argument("--shard-size", type=_positive_int, metavar="N",
+                   help="images per task sent to a worker, committed as one "
+                        f"(default {DEFAULT_SHARD_SIZE})")
     _quiet_option(p)
     p.add_argument("-v", "--verbose", action="store_true", help="list every skipped file")
     p.set_defaults(handler=cmd_index)
@@ -250,7 +259,8 @@ def cmd_index(args) -> int:
                          progress=not args.quiet,
                          max_pixels=args.max_pixels or DEFAULT_MAX_PIXELS,
                          image_column=args.image_column, category_column=args.category_column,
-                         base_dir=args.base_dir, downloader=downloader)
+                         base_dir=args.base_dir, downloader=downloader,
+                         cluster=args.cluster, shard_size=args.shard_size)
         for table in report.tables:
             print(_table_summary(table))
         print(_summary(report, col.store.path))

@@ -16,7 +16,8 @@ import time
 from collections import Counter
 from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from contextlib import closing
+from dataclasses import dataclass, field, fields
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -148,6 +149,12 @@ class _LazyModel:
         return self._embedder.embed(pixels)
 
 
+#: What reads, embeds and commits the images left to do: (store, todo, model, embedded,
+#: options, downloader, report), the counts going into the report.
+EmbedStage = Callable[[Store, Sequence["ImageFile | RemoteImage"], "_LazyModel", set[bytes],
+                       IndexOptions, Downloader, IndexReport], None]
+
+
 def index_paths(store: Store, paths: Sequence[str | os.PathLike], model: str, *,
                 batch_size: int = 32, threads: int | None = None, progress: bool = True,
                 max_pixels: int = images.DEFAULT_MAX_PIXELS,
@@ -155,13 +162,16 @@ def index_paths(store: Store, paths: Sequence[str | os.PathLike], model: str, *,
                 decode_threads: int | None = None,
                 load_model: Callable | None = None,
                 tables: TableOptions | None = None,
-                downloader: Downloader | None = None) -> IndexReport:
+                downloader: Downloader | None = None,
+                embed_stage: EmbedStage | None = None) -> IndexReport:
     """Bring the catalogue up to date with `paths` (folders, image files and tables that list
     images by path or URL) and make sure every image has a `model` vector.
 
     The keywords are those of `IndexOptions`; `load_model` (default `models.load_model`) is
     called on the first batch to embed; `downloader` fetches the images named by URL
-    (default: a `Downloader` with its default settings and cache)."""
+    (default: a `Downloader` with its default settings and cache); `embed_stage` reads,
+    embeds and commits what is new (default: here, batch by batch; `distributed.indexing`
+    sends it to a cluster's workers instead)."""
     from ..models import get_model_info, load_model as default_load_model
 
     info = get_model_info(model)
@@ -170,14 +180,16 @@ def index_paths(store: Store, paths: Sequence[str | os.PathLike], model: str, *,
                            decode_threads=decode_threads, tables=tables)
     embedder = _LazyModel(info.name, info.input_size, load_model or default_load_model,
                           options.threads)
+    stage = embed_stage or _embed_new
     if downloader is not None:
-        return _index(store, paths, embedder, options, downloader)
+        return _index(store, paths, embedder, options, downloader, stage)
     with Downloader() as own:
-        return _index(store, paths, embedder, options, own)
+        return _index(store, paths, embedder, options, own, stage)
 
 
 def _index(store: Store, paths: Sequence[str | os.PathLike], model: _LazyModel,
-           options: IndexOptions, downloader: Downloader) -> IndexReport:
+           options: IndexOptions, downloader: Downloader, embed_stage: EmbedStage
+           ) -> IndexReport:
     """The pipeline: list what `paths` name, forget what vanished, skip what is unchanged,
     then decode, embed and commit the rest batch by batch."""
     started = time.perf_counter()
@@ -199,7 +211,7 @@ def _index(store: Store, paths: Sequence[str | os.PathLike], model: _LazyModel,
         report.metadata_updated = len(plan.metadata)
 
     embed_started = time.perf_counter()
-    _embed_new(store, plan.todo, model, embedded, options, downloader, report)
+    embed_stage(store, plan.todo, model, embedded, options, downloader, report)
     if report.embedded:
         report.embed_seconds = time.perf_counter() - embed_started - model.loading_seconds
     report.seconds = time.perf_counter() - started
@@ -309,12 +321,43 @@ class _Batch:
     from_cache: int = 0
     downloaded: int = 0
     download_cache_hits: int = 0
+    vectors: list[tuple[bytes, str, np.ndarray]] = field(default_factory=list)  # once embedded
+
+    @classmethod
+    def joined(cls, batches: Iterable[_Batch]) -> _Batch:
+        """One batch holding all of `batches` (every field's lists joined, counts summed): a
+        cluster worker's shard, committed by the driver in one transaction."""
+        out = cls()
+        for batch in batches:
+            for f in fields(cls):
+                setattr(out, f.name, getattr(out, f.name) + getattr(batch, f.name))
+        return out
+
+    def drop_known(self, embedded: set[bytes]) -> None:
+        """Count the images whose content `embedded` holds as taken from the cache, and drop
+        their vectors: for a shard embedded on a worker that did not know them."""
+        new = [p for p in self.to_embed if p.content_hash not in embedded]
+        self.from_cache += len(self.to_embed) - len(new)
+        self.to_embed = new
+        self.vectors = [v for v in self.vectors if v[0] not in embedded]
 
 
 def _embed_new(store: Store, todo: Sequence[ImageFile | RemoteImage], model: _LazyModel,
                embedded: set[bytes], options: IndexOptions, downloader: Downloader,
                report: IndexReport) -> None:
-    """Read, decode, embed and commit `todo`, batch by batch; the counts go into `report`.
+    """Read, decode, embed and commit `todo`, batch by batch; the counts go into `report`."""
+    with closing(embed_batches(todo, model, embedded, options, downloader)) as batches:
+        for batch in batches:
+            commit_batch(store, batch)
+            tally_batch(report, batch)
+
+
+def embed_batches(todo: Sequence[ImageFile | RemoteImage], model: _LazyModel,
+                  embedded: set[bytes], options: IndexOptions, downloader: Downloader
+                  ) -> Generator[_Batch]:
+    """Read, decode and embed `todo`: batches of rows, vectors and per-image facts, without a
+    catalogue (a cluster worker runs this too). `embedded` (the contents with a vector) gains
+    each batch's once the caller asks for the next one, i.e. after it is committed.
     Decoding runs in a pool a few batches ahead of inference, downloads ahead of decoding."""
     remote = sum(isinstance(item, RemoteImage) for item in todo)
     download_bar = progress_bar(remote, options.progress, "downloading", position=0)
@@ -327,17 +370,29 @@ def _embed_new(store: Store, todo: Sequence[ImageFile | RemoteImage], model: _La
                            staged, window=options.batch_size * 3)
     try:
         for batch in _batches(prepared, embedded, options.batch_size, bar):
-            _commit(store, batch, _embed(model, batch.to_embed), embedded)
-            report.embedded += len(batch.to_embed)
-            report.from_cache += batch.from_cache
-            report.skipped += batch.skipped
-            report.downloaded += batch.downloaded
-            report.download_cache_hits += batch.download_cache_hits
+            batch.vectors = _embed(model, batch.to_embed)
+            for p in batch.to_embed:
+                p.pixels = None  # embedded: a batch handed on carries no pixels
+            yield batch
+            embedded.update(h for h, _, _ in batch.vectors)
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
         staged.close()  # stops the downloads still queued
         bar.close()
         download_bar.close()
+
+
+def embed_unstored(todo: Sequence[ImageFile | RemoteImage], model: str, options: IndexOptions,
+                   downloader: Downloader, load_model: Callable) -> _Batch:
+    """`todo` read, decoded and embedded with no catalogue at hand (a shard on a cluster
+    worker), as one batch to commit: each content embedded once, whatever the catalogue
+    holds (the committer drops what it knows: `_Batch.drop_known`)."""
+    from ..models import get_model_info
+
+    info = get_model_info(model)
+    embedder = _LazyModel(info.name, info.input_size, load_model, options.threads)
+    with closing(embed_batches(todo, embedder, set(), options, downloader)) as batches:
+        return _Batch.joined(batches)
 
 
 def _with_downloads(todo: Sequence[ImageFile | RemoteImage], downloader: Downloader,
@@ -424,11 +479,18 @@ def _embed(model: _LazyModel, prepared: Sequence[_Prepared]) -> list[tuple[bytes
     return [(h, model.name, v) for h, v in vectors.items()]
 
 
-def _commit(store: Store, batch: _Batch, vectors: list[tuple[bytes, str, np.ndarray]],
-            embedded: set[bytes]) -> None:
+def commit_batch(store: Store, batch: _Batch) -> None:
     """One transaction: an interrupted run loses at most the batch in flight."""
-    store.write(batch.rows, vectors, batch.quality)
-    embedded.update(h for h, _, _ in vectors)
+    store.write(batch.rows, batch.vectors, batch.quality)
+
+
+def tally_batch(report: IndexReport, batch: _Batch) -> None:
+    """Add a committed batch's counts to the run's report."""
+    report.embedded += len(batch.to_embed)
+    report.from_cache += batch.from_cache
+    report.skipped += batch.skipped
+    report.downloaded += batch.downloaded
+    report.download_cache_hits += batch.download_cache_hits
 
 ATTRIBUTION_FILE = "ATTRIBUTION.txt"
 
