@@ -43,7 +43,7 @@ def build_parser() -> argparse.ArgumentParser:
     # In this order in `lookalike --help`; each adds its options and its handler (`args.handler`).
     for add_command in (add_index, add_import, add_similar, add_duplicates, add_not_duplicates,
                         add_map, add_analyze, add_export, add_models, add_skipped, add_datasets,
-                        add_demo, add_serve):
+                        add_demo, add_serve, add_cluster):
         add_command(commands)
     return parser
 
@@ -1319,3 +1319,44 @@ def _table(header: list[str], rows: list[list]) -> str:
 
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(main())
+
+
+def add_cluster(commands: _Commands) -> None:
+    from .distributed.workers import DEFAULT_PORT
+
+    p = commands.add_parser("cluster", help="start Dask workers (and a scheduler) on this "
+                                            "machine for `index --cluster`",
+                            description="Start Dask worker processes that can run lookalike's "
+                                        "work, joined to --scheduler or to a scheduler started "
+                                        "here, whose address is printed; run until Ctrl-C. Start "
+                                        "one on each machine of the cluster (all of them with "
+                                        "lookalike installed and the images at the same paths), "
+                                        "then `lookalike index PATH --cluster ADDRESS` anywhere. "
+                                        "The same as `dask scheduler` and `dask worker ADDRESS "
+                                        "--nworkers N`.")
+    p.add_argument("--workers", type=_positive_int, default=1, metavar="N",
+                   help="worker processes, sharing this machine's cores (default 1)")
+    p.add_argument("--scheduler", metavar="ADDRESS",
+                   help="join this scheduler (tcp://HOST:8786) instead of starting one")
+    p.add_argument("--host", default="127.0.0.1",
+                   help="the address the scheduler started here listens on (default 127.0.0.1: "
+                        "this machine only; 0.0.0.0 for workers on other machines)")
+    p.add_argument("--port", type=int, default=DEFAULT_PORT,
+                   help=f"the scheduler's port (default {DEFAULT_PORT}; 0 picks a free one)")
+    p.set_defaults(handler=cmd_cluster)
+
+
+def cmd_cluster(args) -> int:
+    from .distributed.workers import serve_workers
+
+    def ready(address: str) -> None:
+        print(f"{args.workers} worker{'s' * (args.workers != 1)} ready; scheduler {address}\n"
+              f"index with: {_command()} index PATH --cluster {address}\n"
+              "(Ctrl-C stops them)", flush=True)
+
+    try:
+        serve_workers(args.workers, scheduler=args.scheduler, host=args.host, port=args.port,
+                      ready=ready)
+    except KeyboardInterrupt:
+        print("workers stopped", file=sys.stderr)
+    return 0
