@@ -14,7 +14,7 @@ import os
 import socket
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from itertools import islice
 from typing import TYPE_CHECKING, Any
@@ -26,6 +26,7 @@ from ..ingest.pipeline import (
     EmbedStage,
     IndexOptions,
     IndexReport,
+    _Batch,
     commit_batch,
     embed_unstored,
     tally_batch,
@@ -37,7 +38,7 @@ if TYPE_CHECKING:
     from distributed import Client
 
     from ..catalogue.store import Store
-    from ..ingest.pipeline import _Batch, _LazyModel
+    from ..ingest.pipeline import _LazyModel
     from ..models.runtime import Model
 
 #: Images per shard: one task for a worker and one transaction for the driver. At 256 the
@@ -134,47 +135,54 @@ def cluster_stage(cluster: str | Client, shard_size: int = DEFAULT_SHARD_SIZE) -
                 progress_bar(len(todo), options.progress, "embedding on the cluster") as bar:
             # Like a model's loading, starting or reaching the cluster is kept out of the rate.
             model.loading_seconds = time.perf_counter() - connecting
-            for result in completed_shards(client, shards, work):
-                commit_shard(store, result.batch, embedded, report)
-                bar.update(len(result.batch.rows))
+            for results in finished_shards(client, shards, work):
+                batch = _Batch.joined(result.batch for result in results)
+                commit_shards(store, batch, embedded, report)
+                bar.update(len(batch.rows))
 
     return stage
 
 
-def commit_shard(store: Store, batch: _Batch, embedded: set[bytes], report: IndexReport) -> None:
-    """One transaction for a finished shard. Its worker did not know what the catalogue (or
-    another shard) holds already: those contents count as cached and keep their vectors."""
+def commit_shards(store: Store, batch: _Batch, embedded: set[bytes], report: IndexReport
+                  ) -> None:
+    """One transaction for finished shards (joined in one batch). Their workers did not know
+    what the catalogue (or another shard) holds already: those contents count as cached and
+    keep their vectors."""
     batch.drop_known(embedded)
     commit_batch(store, batch)
     embedded.update(h for h, _, _ in batch.vectors)
     tally_batch(report, batch)
 
 
-def completed_shards(client: Client, shards: Iterator[Sequence[ImageFile | RemoteImage]],
-                     work: ShardWork) -> Iterator[ShardResult]:
-    """The shards' results as they finish. Twice as many shards as the cluster has threads
-    are in flight (at least 4): the workers never wait for the driver, and a killed driver
-    loses no more than those."""
-    from distributed import as_completed
+def finished_shards(client: Client, shards: Iterator[Sequence[ImageFile | RemoteImage]],
+                    work: ShardWork, task: Callable[..., ShardResult] = embed_shard
+                    ) -> Iterator[list[ShardResult]]:
+    """The shards' results as `task` (on the workers) finishes them: all those finished since
+    the last look, together (a driver that falls behind then commits several shards in one
+    transaction, and so catches up). Twice as many shards as the cluster has threads are in
+    flight (at least 4): the workers never wait for the driver, and a killed driver loses no
+    more than those."""
     from distributed.scheduler import KilledWorker
 
+    from distributed import as_completed
+
     def submit(shard: Sequence[ImageFile | RemoteImage]):
-        return client.submit(embed_shard, shard, work, pure=False, retries=RETRIES)
+        return client.submit(task, shard, work, pure=False, retries=RETRIES)
 
     window = max(4, 2 * sum(client.nthreads().values()))
     pending = as_completed([submit(shard) for shard in islice(shards, window)])
     try:
-        for future in pending:
+        for futures in pending.batches():
             try:
-                result = future.result()
+                results = [future.result() for future in futures]
             except KilledWorker:
                 raise ClusterError("a shard's worker died 3 times (out of memory?); the shards "
                                    "committed are kept: run the command again to resume, "
                                    "with a smaller --shard-size or more memory per worker"
                                    ) from None
-            for shard in islice(shards, 1):
+            for shard in islice(shards, len(futures)):
                 pending.add(submit(shard))
-            yield result
+            yield results
     finally:
         pending.clear()  # released: the scheduler drops what is still queued
 
