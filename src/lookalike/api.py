@@ -304,7 +304,8 @@ class Collection:
             max_pixels: int = images.DEFAULT_MAX_PIXELS, image_column: str | None = None,
             category_column: str | None = None, base_dir: str | os.PathLike | None = None,
             downloader=None, reading: ReadingOptions | None = None,
-            pattern: str | None = None, retag: bool = False) -> IndexReport:
+            pattern: str | None = None, retag: bool = False, cluster: Any = None,
+            shard_size: int | None = None) -> IndexReport:
         """Index folders, image files and tables: new and changed images are embedded,
         vanished ones (and rows taken out of a table) dropped.
 
@@ -327,7 +328,13 @@ class Collection:
         New images get their ImageNet tags as they are embedded. Images embedded before tags
         were kept (a collection from lookalike's schema 5) get them only with `retag=True`,
         which reads those images once more: re-indexing an unchanged collection otherwise
-        reads no pixel."""
+        reads no pixel.
+
+
+        `cluster` embeds on a Dask cluster instead of here: "local" or "local:N" (N worker
+        processes on this machine), a scheduler address ("tcp://HOST:8786") or a
+        `dask.distributed.Client`; the images go out in shards of `shard_size` (default 256),
+        each committed when it comes back (README "Beyond one machine")."""
         from .ingest.tables import TableOptions
         from .models import DEFAULT_MODEL
 
@@ -335,12 +342,17 @@ class Collection:
             paths = [paths]
         if reading is not None and reading != self.reading:
             self.store.set_setting(READING_SETTING, reading.to_json())
+        stage = None
+        if cluster is not None:
+            from .distributed.indexing import DEFAULT_SHARD_SIZE, cluster_stage
+
+            stage = cluster_stage(cluster, DEFAULT_SHARD_SIZE if shard_size is None else shard_size)
         report = index_paths(self.store, list(paths), model or DEFAULT_MODEL,
                              batch_size=batch_size, threads=threads, progress=progress,
                              max_pixels=max_pixels,
                              tables=TableOptions(image_column, category_column, base_dir),
                              downloader=downloader, reading=self.reading, pattern=pattern,
-                             retag=retag)
+                             retag=retag, embed_stage=stage)
         self.engine.forget()
         self.last_report = report
         return report

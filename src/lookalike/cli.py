@@ -43,7 +43,7 @@ def build_parser() -> argparse.ArgumentParser:
     # In this order in `lookalike --help`; each adds its options and its handler (`args.handler`).
     for add_command in (add_index, add_import, add_similar, add_explain, add_tags,
                         add_duplicates, add_not_duplicates, add_map, add_analyze, add_export,
-                        add_models, add_skipped, add_datasets, add_demo, add_serve):
+                        add_models, add_skipped, add_datasets, add_demo, add_serve, add_cluster):
         add_command(commands)
     return parser
 
@@ -176,6 +176,8 @@ def _quoted(path) -> str:
 # -- commands ------------------------------------------------------------------------------
 
 def add_index(commands: _Commands) -> None:
+    from .distributed.indexing import DEFAULT_SHARD_SIZE
+
     p = commands.add_parser("index", help="add folders, image files or tables of images to a "
                                           "collection",
                             description="Scan folders (recursively) and image files, embed every "
@@ -217,6 +219,13 @@ def add_index(commands: _Commands) -> None:
                    help="refuse images with more pixels than this (default 268,435,456); "
                         "TIFF and OME-Zarr images over it are read at a reduced resolution")
     _reading_options(p)
+    p.add_argument("--cluster", metavar="ADDRESS",
+                   help="embed on a Dask cluster: local, local:N (N worker processes on this "
+                        "machine) or a scheduler address such as tcp://HOST:8786 (see `lookalike "
+                        "cluster`); the workers must reach the images by the same paths or URLs")
+    p.add_argument("--shard-size", type=_positive_int, metavar="N",
+                   help="images per task sent to a worker, committed as one "
+                        f"(default {DEFAULT_SHARD_SIZE})")
     _quiet_option(p)
     p.add_argument("-v", "--verbose", action="store_true", help="list every skipped file")
     p.set_defaults(handler=cmd_index)
@@ -307,7 +316,7 @@ def cmd_index(args) -> int:
                          max_pixels=args.max_pixels or DEFAULT_MAX_PIXELS,
                          image_column=args.image_column, category_column=args.category_column,
                          base_dir=args.base_dir, downloader=downloader, pattern=args.pattern,
-                         retag=args.retag)
+                         retag=args.retag, cluster=args.cluster, shard_size=args.shard_size)
         for table in report.tables:
             print(_table_summary(table))
         if not col.reading.is_default:
@@ -1538,3 +1547,44 @@ def _table(header: list[str], rows: list[list]) -> str:
 
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(main())
+
+
+def add_cluster(commands: _Commands) -> None:
+    from .distributed.workers import DEFAULT_PORT
+
+    p = commands.add_parser("cluster", help="start Dask workers (and a scheduler) on this "
+                                            "machine for `index --cluster`",
+                            description="Start Dask worker processes that can run lookalike's "
+                                        "work, joined to --scheduler or to a scheduler started "
+                                        "here, whose address is printed; run until Ctrl-C. Start "
+                                        "one on each machine of the cluster (all of them with "
+                                        "lookalike installed and the images at the same paths), "
+                                        "then `lookalike index PATH --cluster ADDRESS` anywhere. "
+                                        "The same as `dask scheduler` and `dask worker ADDRESS "
+                                        "--nworkers N`.")
+    p.add_argument("--workers", type=_positive_int, default=1, metavar="N",
+                   help="worker processes, sharing this machine's cores (default 1)")
+    p.add_argument("--scheduler", metavar="ADDRESS",
+                   help="join this scheduler (tcp://HOST:8786) instead of starting one")
+    p.add_argument("--host", default="127.0.0.1",
+                   help="the address the scheduler started here listens on (default 127.0.0.1: "
+                        "this machine only; 0.0.0.0 for workers on other machines)")
+    p.add_argument("--port", type=int, default=DEFAULT_PORT,
+                   help=f"the scheduler's port (default {DEFAULT_PORT}; 0 picks a free one)")
+    p.set_defaults(handler=cmd_cluster)
+
+
+def cmd_cluster(args) -> int:
+    from .distributed.workers import serve_workers
+
+    def ready(address: str) -> None:
+        print(f"{args.workers} worker{'s' * (args.workers != 1)} ready; scheduler {address}\n"
+              f"index with: {_command()} index PATH --cluster {address}\n"
+              "(Ctrl-C stops them)", flush=True)
+
+    try:
+        serve_workers(args.workers, scheduler=args.scheduler, host=args.host, port=args.port,
+                      ready=ready)
+    except KeyboardInterrupt:
+        print("workers stopped", file=sys.stderr)
+    return 0

@@ -16,7 +16,8 @@ import time
 from collections import Counter
 from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from contextlib import closing
+from dataclasses import dataclass, field, fields
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -148,8 +149,9 @@ class _LazyModel:
     never loads it, and the time loading takes is kept out of the pipeline's rate."""
 
     def __init__(self, name: str, input_size: int, load: Callable, threads: int,
-                 tags: bool = False) -> None:
-        self.name, self.input_size = name, input_size
+                 tags: bool = False, model: str | None = None) -> None:
+        self.name, self.input_size = name, input_size  # name: the key its vectors are kept by
+        self.model = model or name                     # the network (without reading options)
         self._load, self._threads = load, threads
         self._embedder: Model | None = None
         self.loading_seconds = 0.0
@@ -166,6 +168,21 @@ class _LazyModel:
         return self._embedder.embed(pixels), None
 
 
+#: What reads, embeds and commits the images left to do: (store, todo, model, embedded,
+#: options, downloader, report), the counts going into the report.
+EmbedStage = Callable[[Store, Sequence["ImageFile | RemoteImage"], "_LazyModel", set[bytes],
+                       IndexOptions, Downloader, IndexReport], None]
+
+
+def run_model(info, options: IndexOptions, load: Callable) -> _LazyModel:
+    """The embedder of a run of `info`'s model read the `options.reading` way, loaded on its
+    first batch (here, or on a cluster's worker). Tags need the built-in classifier on whole
+    pictures: none for a user's model (no classifier) nor for per-channel vectors."""
+    return _LazyModel(options.reading.vector_key(info.name), info.input_size,
+                      reading_model(load, info.name, options.reading), options.threads,
+                      tags=not info.file and not options.reading.per_channel, model=info.name)
+
+
 def index_paths(store: Store, paths: Sequence[str | os.PathLike], model: str, *,
                 batch_size: int = 32, threads: int | None = None, progress: bool = True,
                 max_pixels: int = images.DEFAULT_MAX_PIXELS,
@@ -175,14 +192,17 @@ def index_paths(store: Store, paths: Sequence[str | os.PathLike], model: str, *,
                 tables: TableOptions | None = None,
                 downloader: Downloader | None = None,
                 reading: ReadingOptions | None = None,
-                pattern: str | None = None, retag: bool = False) -> IndexReport:
+                pattern: str | None = None, retag: bool = False,
+                embed_stage: EmbedStage | None = None) -> IndexReport:
     """Bring the catalogue up to date with `paths` (folders, image files and tables that list
     images by path or URL) and make sure every image has a `model` vector.
 
     The keywords are those of `IndexOptions`; `load_model` (default `models.load_model`) is
     called on the first batch to embed; `downloader` fetches the images named by URL
     (default: a `Downloader` with its default settings and cache); `reading` says how
-    scientific images are read (their vectors are stored under `reading.vector_key(model)`)."""
+    scientific images are read (their vectors are stored under `reading.vector_key(model)`);
+    `embed_stage` reads, embeds and commits what is new (default: here, batch by batch;
+    `distributed.indexing` sends it to a cluster's workers instead)."""
     from ..models import get_model_info, load_model as default_load_model
 
     info = get_model_info(model)
@@ -190,20 +210,17 @@ def index_paths(store: Store, paths: Sequence[str | os.PathLike], model: str, *,
                            progress=progress, max_pixels=max_pixels, max_bytes=max_bytes,
                            decode_threads=decode_threads, tables=tables,
                            reading=reading or ReadingOptions(), pattern=pattern, retag=retag)
-    # Tags need the built-in classifier on whole pictures: none for a user's model (no
-    # classifier) nor for per-channel vectors (each channel a grey picture of its own).
-    embedder = _LazyModel(options.reading.vector_key(info.name), info.input_size,
-                          reading_model(load_model or default_load_model, info.name,
-                                        options.reading), options.threads,
-                          tags=not info.file and not options.reading.per_channel)
+    embedder = run_model(info, options, load_model or default_load_model)
+    stage = embed_stage or _embed_new
     if downloader is not None:
-        return _index(store, paths, embedder, options, downloader)
+        return _index(store, paths, embedder, options, downloader, stage)
     with Downloader() as own:
-        return _index(store, paths, embedder, options, own)
+        return _index(store, paths, embedder, options, own, stage)
 
 
 def _index(store: Store, paths: Sequence[str | os.PathLike], model: _LazyModel,
-           options: IndexOptions, downloader: Downloader) -> IndexReport:
+           options: IndexOptions, downloader: Downloader, embed_stage: EmbedStage
+           ) -> IndexReport:
     """The pipeline: list what `paths` name, forget what vanished, skip what is unchanged,
     then decode, embed and commit the rest batch by batch."""
     started = time.perf_counter()
@@ -228,7 +245,7 @@ def _index(store: Store, paths: Sequence[str | os.PathLike], model: _LazyModel,
         report.metadata_updated = len(plan.metadata)
 
     embed_started = time.perf_counter()
-    _embed_new(store, plan.todo, model, embedded, options, downloader, report)
+    embed_stage(store, plan.todo, model, embedded, options, downloader, report)
     if report.embedded:
         report.embed_seconds = time.perf_counter() - embed_started - model.loading_seconds
     report.seconds = time.perf_counter() - started
@@ -344,12 +361,46 @@ class _Batch:
     from_cache: int = 0
     downloaded: int = 0
     download_cache_hits: int = 0
+    vectors: list[tuple[bytes, str, np.ndarray]] = field(default_factory=list)  # once embedded
+    tags: list[tuple[bytes, str, int, float]] = field(default_factory=list)     # (hash, model,
+    #                                                  ImageNet class, probability), likewise
+
+    @classmethod
+    def joined(cls, batches: Iterable[_Batch]) -> _Batch:
+        """One batch holding all of `batches` (every field's lists joined, counts summed): a
+        cluster worker's shard, committed by the driver in one transaction."""
+        out = cls()
+        for batch in batches:
+            for f in fields(cls):
+                setattr(out, f.name, getattr(out, f.name) + getattr(batch, f.name))
+        return out
+
+    def drop_known(self, embedded: set[bytes]) -> None:
+        """Count the images whose content `embedded` holds as taken from the cache, and drop
+        their vectors: for a shard embedded on a worker that did not know them."""
+        new = [p for p in self.to_embed if p.content_hash not in embedded]
+        self.from_cache += len(self.to_embed) - len(new)
+        self.to_embed = new
+        self.vectors = [v for v in self.vectors if v[0] not in embedded]
+        self.tags = [t for t in self.tags if t[0] not in embedded]
 
 
 def _embed_new(store: Store, todo: Sequence[ImageFile | RemoteImage], model: _LazyModel,
                embedded: set[bytes], options: IndexOptions, downloader: Downloader,
                report: IndexReport) -> None:
-    """Read, decode, embed and commit `todo`, batch by batch; the counts go into `report`.
+    """Read, decode, embed and commit `todo`, batch by batch; the counts go into `report`."""
+    with closing(embed_batches(todo, model, embedded, options, downloader)) as batches:
+        for batch in batches:
+            commit_batch(store, batch)
+            tally_batch(report, batch)
+
+
+def embed_batches(todo: Sequence[ImageFile | RemoteImage], model: _LazyModel,
+                  embedded: set[bytes], options: IndexOptions, downloader: Downloader
+                  ) -> Generator[_Batch]:
+    """Read, decode and embed `todo`: batches of rows, vectors and per-image facts, without a
+    catalogue (a cluster worker runs this too). `embedded` (the contents with a vector) gains
+    each batch's once the caller asks for the next one, i.e. after it is committed.
     Decoding runs in a pool a few batches ahead of inference, downloads ahead of decoding."""
     remote = sum(isinstance(item, RemoteImage) for item in todo)
     download_bar = progress_bar(remote, options.progress, "downloading", position=0)
@@ -362,17 +413,28 @@ def _embed_new(store: Store, todo: Sequence[ImageFile | RemoteImage], model: _La
                            staged, window=options.batch_size * 3)
     try:
         for batch in _batches(prepared, embedded, options.batch_size, bar):
-            _commit(store, batch, *_embed(model, batch.to_embed), embedded)
-            report.embedded += len(batch.to_embed)
-            report.from_cache += batch.from_cache
-            report.skipped += batch.skipped
-            report.downloaded += batch.downloaded
-            report.download_cache_hits += batch.download_cache_hits
+            batch.vectors, batch.tags = _embed(model, batch.to_embed)
+            for p in batch.to_embed:
+                p.pixels = None  # embedded: a batch handed on carries no pixels
+            yield batch
+            embedded.update(h for h, _, _ in batch.vectors)
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
         staged.close()  # stops the downloads still queued
         bar.close()
         download_bar.close()
+
+
+def embed_unstored(todo: Sequence[ImageFile | RemoteImage], model: str, options: IndexOptions,
+                   downloader: Downloader, load_model: Callable) -> _Batch:
+    """`todo` read, decoded and embedded with no catalogue at hand (a shard on a cluster
+    worker), as one batch to commit: each content embedded once, whatever the catalogue
+    holds (the committer drops what it knows: `_Batch.drop_known`)."""
+    from ..models import get_model_info
+
+    embedder = run_model(get_model_info(model), options, load_model)
+    with closing(embed_batches(todo, embedder, set(), options, downloader)) as batches:
+        return _Batch.joined(batches)
 
 
 def _with_downloads(todo: Sequence[ImageFile | RemoteImage], downloader: Downloader,
@@ -466,11 +528,18 @@ def _embed(model: _LazyModel, prepared: Sequence[_Prepared]
              for c, score in found])
 
 
-def _commit(store: Store, batch: _Batch, vectors: list[tuple[bytes, str, np.ndarray]],
-            tags: list[tuple[bytes, str, int, float]], embedded: set[bytes]) -> None:
+def commit_batch(store: Store, batch: _Batch) -> None:
     """One transaction: an interrupted run loses at most the batch in flight."""
-    store.write(batch.rows, vectors, batch.quality, tags)
-    embedded.update(h for h, _, _ in vectors)
+    store.write(batch.rows, batch.vectors, batch.quality, batch.tags)
+
+
+def tally_batch(report: IndexReport, batch: _Batch) -> None:
+    """Add a committed batch's counts to the run's report."""
+    report.embedded += len(batch.to_embed)
+    report.from_cache += batch.from_cache
+    report.skipped += batch.skipped
+    report.downloaded += batch.downloaded
+    report.download_cache_hits += batch.download_cache_hits
 
 ATTRIBUTION_FILE = "ATTRIBUTION.txt"
 
