@@ -24,7 +24,7 @@ from .catalogue.cached import ByGeneration
 from .catalogue.store import Store, no_empty_database_left
 from .errors import LookalikeError, LookalikeWarning
 from .formats.records import RECORD_FIELDS
-from .ingest import decode as images
+from .ingest import decode as images, omezarr
 from .ingest.channels import reading_model
 from .ingest.folders import display_path, resolve
 from .ingest.pipeline import IndexReport, embed_files, index_paths
@@ -747,8 +747,9 @@ class Collection:
                                     "URL must be indexed first (or give a local file)")
         if not os.path.exists(ref):
             raise BadReferenceError(f"{shown}: no such file, and not in the collection")
-        if os.path.isdir(ref):
-            raise BadReferenceError(f"{shown}: is a folder; give image files as references")
+        if os.path.isdir(ref) and not omezarr.is_zarr_name(ref):
+            raise BadReferenceError(f"{shown}: is a folder; give image files (or OME-Zarr "
+                                    "folders) as references")
         try:
             return embed_files([ref], base_model(model), embedder=self._embedder(model),
                                reading=self._reading_of(model))[0]

@@ -7,11 +7,12 @@ from __future__ import annotations
 
 import base64
 import io
+import os
 
 from PIL import Image, ImageOps
 
 from ..fileio import FileTooLarge, NotARegularFile, read_regular_file
-from ..ingest import downloads
+from ..ingest import downloads, omezarr
 from ..ingest.decode import (
     _ALPHA_MODES,
     DEFAULT_READING,
@@ -68,7 +69,10 @@ MAX_RENDITION_SIDE = 8192
 
 
 def needs_rendition(data: bytes) -> bool:
-    """Whether a browser cannot show these image bytes as they are (HEIC, AVIF, TIFF, ...)."""
+    """Whether a browser cannot show these image bytes as they are (HEIC, AVIF, TIFF,
+    an OME-Zarr folder, ...)."""
+    if isinstance(data, omezarr.ZarrFolder):
+        return True
     return (downloads.sniff(data) or "") not in BROWSER_FORMATS
 
 
@@ -93,6 +97,8 @@ def read_image(path: str, max_bytes: int = MAX_FILE_BYTES) -> bytes:
         if data is None:
             raise ImageSkipped("not in the download cache")
         return data
+    if omezarr.is_zarr_folder(path):
+        return omezarr.read_folder(os.fsencode(path))
     try:
         return read_regular_file(path, max_bytes)
     except NotARegularFile:

@@ -26,7 +26,7 @@ from ..catalogue.store import ImageRow, KnownFile, Store
 from ..fileio import FileTooLarge, NotARegularFile, bounded_map, read_regular_file
 from ..locators import is_http
 from ..progress import progress_bar
-from . import decode as images
+from . import decode as images, omezarr
 from .channels import reading_model
 from .downloads import Downloader, DownloadFailed, Fetched
 from .folders import ImageFile, RemoteImage, SourceError, Unreadable, not_a_file, scan
@@ -93,7 +93,10 @@ class _Prepared:
 
 def read_file(locator: bytes, max_bytes: int = DEFAULT_MAX_BYTES) -> bytes:
     """The bytes of a file, or ImageSkipped with the reason it cannot be read. Never blocks
-    on a named pipe or a device (opened without waiting, then refused)."""
+    on a named pipe or a device (opened without waiting, then refused). An OME-Zarr folder
+    gives its `omezarr.ZarrFolder` (its identity, and where to read it)."""
+    if omezarr.is_zarr_folder(locator):
+        return omezarr.read_folder(locator)
     try:
         return read_regular_file(locator, max_bytes)
     except NotARegularFile as exc:

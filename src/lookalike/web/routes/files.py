@@ -16,6 +16,7 @@ from ...formats.thumbnails import (
     thumbnail_media_type,
 )
 from ...ingest.decode import ImageSkipped
+from ...ingest.omezarr import ZarrFolder
 from ..errors import HTTPError, refusals
 from ..files import THUMBNAIL_SIZES, download_name, media_type, snap_size
 from ..state import State
@@ -64,9 +65,12 @@ def thumbnail(state: State, request: Request, image_id: ImageId,
             response_class=Response, responses={200: {"content": {"image/*": {}}},
                                                 **refusals(s404=NO_IMAGE, s409=CHANGED)})
 def original(state: State, image_id: ImageId):
-    """Exactly the bytes that were indexed; refused if the file changed since."""
+    """Exactly the bytes that were indexed; refused if the file changed since. An OME-Zarr
+    image (a folder) comes as a PNG or JPEG of it, as `display` serves it."""
     row = row_or_404(state.collection, image_id)
     data = read_original(row, image_id)
+    if isinstance(data, ZarrFolder):
+        return display(state, image_id)
     name = download_name(row, data)
     return Response(data, media_type=media_type(data), headers={
         "Content-Disposition": f"inline; filename*=UTF-8''{quote(name)}", **_CACHED})
