@@ -1174,6 +1174,13 @@ class Collection:
         rows = self.store.rows([int(image_id)]) if locator is not None else []
         return dict(rows[0], locator=locator) if rows else None
 
+    def sample_type(self, image_id: int) -> str:
+        """The type of an image's samples as NumPy names it ("uint8", "uint16", "float32",
+        ...), from its header: images of other than 8-bit samples are shown through a display
+        window (`ReadingOptions.window`; the viewer's preview lets one change it). OSError if
+        its file is gone or changed since it was indexed; ImageSkipped if it cannot be read."""
+        return images.sample_type(self._image_bytes(image_id))
+
 
 def _notes(metric: str, rows: int, dim: int) -> list[str]:
     """What a person should know about an answer in this metric on this collection."""

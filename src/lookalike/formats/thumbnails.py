@@ -19,6 +19,7 @@ from ..ingest.decode import (
     ImageSkipped,
     open_image,
     read_size,
+    sample_type,
     to_rgb,
 )
 from ..ingest.originals import MAX_ORIGINAL_BYTES
@@ -69,11 +70,15 @@ MAX_RENDITION_SIDE = 8192
 
 
 def needs_rendition(data: bytes) -> bool:
-    """Whether a browser cannot show these image bytes as they are (HEIC, AVIF, TIFF,
-    an OME-Zarr folder, ...)."""
+    """Whether a browser cannot show these image bytes as they should be seen (HEIC, AVIF,
+    TIFF, an OME-Zarr folder, a 16-bit PNG, ...)."""
     if isinstance(data, omezarr.ZarrFolder):
         return True
-    return (downloads.sniff(data) or "") not in BROWSER_FORMATS
+    if (downloads.sniff(data) or "") not in BROWSER_FORMATS:
+        return True
+    # A 16-bit PNG: browsers show its high bytes (a micrograph comes out black), not the
+    # collection's window.
+    return sample_type(data) not in ("uint8", "bool")
 
 
 def make_rendition(data: bytes, reading: ReadingOptions | None = None) -> bytes:

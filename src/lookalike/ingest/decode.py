@@ -121,6 +121,23 @@ def read_size(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> tuple[int, i
         return size
 
 
+#: Pillow's modes of more than 8 bits a sample, as NumPy names their samples.
+_MODE_SAMPLES = {"I": "int32", "F": "float32", "1": "bool", "I;16": "uint16",
+                 "I;16L": "uint16", "I;16B": "uint16", "I;16N": "uint16", "I;16S": "int16"}
+
+
+def sample_type(data: bytes) -> str:
+    """The type of an image's samples as NumPy names it ('uint8', 'uint16', 'float32', ...),
+    from its header or metadata: those other than 8-bit are shown through a percentile
+    window (`ReadingOptions.window`)."""
+    if isinstance(data, omezarr.ZarrFolder):
+        return np.dtype(omezarr.stack(data).levels[0].dtype).name
+    found = stacks.tiff_sample_type(data) if _is_tiff(data) else None
+    if found is not None:
+        return found.name
+    return _MODE_SAMPLES.get(_open(data, DEFAULT_MAX_PIXELS).mode, "uint8")
+
+
 def _plain_size(data: bytes, max_pixels: int) -> tuple[int, int]:
     try:
         im = _open(data, max_pixels)
