@@ -143,6 +143,21 @@ def test_models_lists_every_model_and_the_default():
     assert "efficientnet-lite0" in table and "1280" in table
 
 
+def test_models_of_a_collection_name_the_built_in_model_and_its_reading_options(tmp_path):
+    from lookalike import Collection, ReadingOptions
+
+    for colour in ("red", "blue"):
+        Image.new("RGB", (16, 16), colour).save(tmp_path / f"{colour}.png")
+    reading = ReadingOptions(channels=(2, 1, 0))
+    Collection.index([tmp_path], db=tmp_path / "c.db", model="squeezenet",
+                     reading=reading).close()
+    held = json.loads(run("models", "--db", tmp_path / "c.db", "--format", "json").stdout)
+    assert held["collection"] == [{"name": reading.vector_key("squeezenet"), "dim": 1000,
+                                   "images": 2, "own": False, "reading": "--channels 2,1,0"}]
+    table = run("models", "--db", tmp_path / "c.db").stdout
+    assert "built in, read with --channels 2,1,0" in table and "your own" not in table
+
+
 def test_models_says_whether_the_int8_models_are_the_faster_choice_on_this_cpu():
     from lookalike.models import cpu  # both sentences: test_models.py, with flags passed in
 

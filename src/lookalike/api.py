@@ -32,7 +32,7 @@ from .catalogue.store import Store, no_empty_database_left
 from .distributed.search import check_shardable, sharded_nearest
 from .errors import LookalikeError, LookalikeWarning
 from .formats.records import RECORD_FIELDS
-from .ingest import decode as images
+from .ingest import decode as images, omezarr
 from .ingest.channels import reading_model
 from .ingest.folders import display_path, resolve
 from .ingest.pipeline import IndexReport, embed_files, index_paths
@@ -864,8 +864,9 @@ class Collection:
                                     "URL must be indexed first (or give a local file)")
         if not os.path.exists(ref):
             raise BadReferenceError(f"{shown}: no such file, and not in the collection")
-        if os.path.isdir(ref):
-            raise BadReferenceError(f"{shown}: is a folder; give image files as references")
+        if os.path.isdir(ref) and not omezarr.is_zarr_name(ref):
+            raise BadReferenceError(f"{shown}: is a folder; give image files (or OME-Zarr "
+                                    "folders) as references")
         try:
             return embed_files([ref], base_model(model), embedder=self._embedder(model),
                                reading=self._reading_of(model))[0]
@@ -1422,6 +1423,13 @@ class Collection:
         locator = self.store.usable_locator(image_id)
         rows = self.store.rows([int(image_id)]) if locator is not None else []
         return dict(rows[0], locator=locator) if rows else None
+
+    def sample_type(self, image_id: int) -> str:
+        """The type of an image's samples as NumPy names it ("uint8", "uint16", "float32",
+        ...), from its header: images of other than 8-bit samples are shown through a display
+        window (`ReadingOptions.window`; the viewer's preview lets one change it). OSError if
+        its file is gone or changed since it was indexed; ImageSkipped if it cannot be read."""
+        return images.sample_type(self._image_bytes(image_id))
 
 
 def _notes(metric: str, rows: int, dim: int) -> list[str]:

@@ -1176,26 +1176,41 @@ def _list_models(args) -> int:
 
 def _collection_models(db) -> list[dict]:
     """The models a collection holds vectors of: name, dim, images, whether one of the user's
-    own (a registered model, or vectors imported under a name lookalike does not know) and
-    what it is, in words."""
+    own (a registered model, or vectors imported under a name lookalike does not know), what
+    it is, in words, and the reading options its images were read with (vectors stored as
+    MODEL~HASH8: `ReadingOptions.vector_key`)."""
     from .api import Collection
-    from .models import ModelChangedError, UnknownModelError, get_model_info
+    from .ingest.reading import base_model
 
     with Collection.open(db) as col:
         out = []
         for name, count in col.models.items():
-            try:
-                info = get_model_info(name)
-                own = bool(info.file) or info.name != name
-                what = (f"your own ({info.file})" if info.file else
-                        "your own (imported vectors)" if own else "built in")
-            except UnknownModelError:
-                own, what = True, "your own (imported vectors, or an earlier file)"
-            except ModelChangedError:
-                own, what = True, "your own (its file has changed: add it again)"
+            base = base_model(name)
+            reading = None
+            if base != name:
+                reading = (col.reading.describe() if col.reading.vector_key(base) == name
+                           else "earlier options, not the collection's now")
+            own, what = _model_kind(base)
+            if reading is not None:
+                what += f", read with {reading}"
             out.append({"name": name, "dim": col.store.vector_dim(name), "images": count,
-                        "own": own, "model": what})
+                        "own": own, "model": what, "reading": reading})
     return out
+
+
+def _model_kind(name: str) -> tuple[bool, str]:
+    """(whether the user's own, what it is in words) of a model's name."""
+    from .models import ModelChangedError, UnknownModelError, get_model_info
+
+    try:
+        info = get_model_info(name)
+    except UnknownModelError:
+        return True, "your own (imported vectors, or an earlier file)"
+    except ModelChangedError:
+        return True, "your own (its file has changed: add it again)"
+    own = bool(info.file) or info.name != name
+    return own, (f"your own ({info.file})" if info.file else
+                 "your own (imported vectors)" if own else "built in")
 
 
 def add_skipped(commands: _Commands) -> None:

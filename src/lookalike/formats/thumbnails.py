@@ -7,17 +7,19 @@ from __future__ import annotations
 
 import base64
 import io
+import os
 
 from PIL import Image, ImageOps
 
 from ..fileio import FileTooLarge, NotARegularFile, read_regular_file
-from ..ingest import downloads
+from ..ingest import downloads, omezarr
 from ..ingest.decode import (
     _ALPHA_MODES,
     DEFAULT_READING,
     ImageSkipped,
     open_image,
     read_size,
+    sample_type,
     to_rgb,
 )
 from ..ingest.object_stores import read_object
@@ -69,8 +71,15 @@ MAX_RENDITION_SIDE = 8192
 
 
 def needs_rendition(data: bytes) -> bool:
-    """Whether a browser cannot show these image bytes as they are (HEIC, AVIF, TIFF, ...)."""
-    return (downloads.sniff(data) or "") not in BROWSER_FORMATS
+    """Whether a browser cannot show these image bytes as they should be seen (HEIC, AVIF,
+    TIFF, an OME-Zarr folder, a 16-bit PNG, ...)."""
+    if isinstance(data, omezarr.ZarrFolder):
+        return True
+    if (downloads.sniff(data) or "") not in BROWSER_FORMATS:
+        return True
+    # A 16-bit PNG: browsers show its high bytes (a micrograph comes out black), not the
+    # collection's window.
+    return sample_type(data) not in ("uint8", "bool")
 
 
 def make_rendition(data: bytes, reading: ReadingOptions | None = None) -> bytes:
@@ -96,6 +105,8 @@ def read_image(path: str, max_bytes: int = MAX_FILE_BYTES) -> bytes:
         if data is None:
             raise ImageSkipped("not in the download cache")
         return data
+    if omezarr.is_zarr_folder(path):
+        return omezarr.read_folder(os.fsencode(path))
     try:
         return read_regular_file(path, max_bytes)
     except NotARegularFile:

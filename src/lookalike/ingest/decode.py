@@ -5,8 +5,8 @@ with transparency composited on white and 16-bit or float data mapped to 0..255 
 window (`ReadingOptions.window`). Pillow reads every format; the scientific TIFFs it cannot read
 or misreads (float64, planar float, 16-bit colour, more than 4 samples) go through tifffile, and
 multi-dimensional or very large ones are read as stacks (stacks.py) in the way the collection's
-`ReadingOptions` say. Anything that cannot be decoded raises `ImageSkipped` with a reason a
-person can read.
+`ReadingOptions` say, as are OME-Zarr folders (omezarr.py: their "bytes" are a `ZarrFolder`).
+Anything that cannot be decoded raises `ImageSkipped` with a reason a person can read.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image, ImageOps, TiffImagePlugin, UnidentifiedImageError
 
-from . import stacks
+from . import omezarr, stacks
 from .channels import channel_pictures, compose, window_to_8bit
 from .reading import ReadingOptions
 from .skipped import ImageSkipped
@@ -108,7 +108,10 @@ def _upright_size(im: Image.Image) -> tuple[int, int]:
 
 def read_size(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> tuple[int, int]:
     """The upright (width, height) of an encoded image, from its header alone. A TIFF over
-    the pixel limit has its size too: it is read reduced (see stacks.py)."""
+    the pixel limit has its size too: it is read reduced (see stacks.py). An OME-Zarr's
+    comes from its metadata."""
+    if isinstance(data, omezarr.ZarrFolder):
+        return omezarr.zarr_size(data)
     try:
         return _plain_size(data, max_pixels)
     except ImageSkipped:
@@ -116,6 +119,23 @@ def read_size(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> tuple[int, i
         if size is None or size[0] * size[1] > stacks.MAX_OVER_LIMIT * max_pixels:
             raise
         return size
+
+
+#: Pillow's modes of more than 8 bits a sample, as NumPy names their samples.
+_MODE_SAMPLES = {"I": "int32", "F": "float32", "1": "bool", "I;16": "uint16",
+                 "I;16L": "uint16", "I;16B": "uint16", "I;16N": "uint16", "I;16S": "int16"}
+
+
+def sample_type(data: bytes) -> str:
+    """The type of an image's samples as NumPy names it ('uint8', 'uint16', 'float32', ...),
+    from its header or metadata: those other than 8-bit are shown through a percentile
+    window (`ReadingOptions.window`)."""
+    if isinstance(data, omezarr.ZarrFolder):
+        return np.dtype(omezarr.stack(data).levels[0].dtype).name
+    found = stacks.tiff_sample_type(data) if _is_tiff(data) else None
+    if found is not None:
+        return found.name
+    return _MODE_SAMPLES.get(_open(data, DEFAULT_MAX_PIXELS).mode, "uint8")
 
 
 def _plain_size(data: bytes, max_pixels: int) -> tuple[int, int]:
@@ -236,8 +256,10 @@ def decode(data: bytes, size: int | None = None, *, max_pixels: int = DEFAULT_MA
 
 def _chosen_planes(data: bytes, reading: ReadingOptions, need: int | None,
                    max_pixels: int) -> stacks.Planes | None:
-    """The planes of a TIFF stack, or of any image whose planes or channels `reading` chooses;
-    None for an image read the plain way."""
+    """The planes of a TIFF stack or an OME-Zarr, or of any image whose planes or channels
+    `reading` chooses; None for an image read the plain way."""
+    if isinstance(data, omezarr.ZarrFolder):
+        return omezarr.zarr_planes(data, reading, need, max_pixels)
     planes = stacks.tiff_planes(data, reading, need, max_pixels) if _is_tiff(data) else None
     if planes is None and reading.selects:
         im = ImageOps.exif_transpose(_open_plain(data, max_pixels))

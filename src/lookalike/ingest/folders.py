@@ -1,4 +1,5 @@
-"""Finding the images of a collection: folder trees and single files become `ImageFile` records.
+"""Finding the images of a collection: folder trees and single files become `ImageFile` records
+(an OME-Zarr folder, `*.zarr`, is one image and is not walked).
 
 A folder is walked recursively like Orange's Import Images: dot-files and dot-folders are
 skipped, symbolic links are followed but loops are not, and the category of an image is its
@@ -16,6 +17,7 @@ from dataclasses import dataclass
 
 from ..errors import LookalikeError
 from ..locators import is_store_url, is_url
+from . import omezarr
 
 #: File name endings taken as images when a folder is scanned (a file given by name is tried
 #: whatever its ending).
@@ -92,12 +94,28 @@ def _record(path: str, root: str, category: str | None) -> ImageFile | Unreadabl
         if exc.errno == errno.ELOOP:
             return Unreadable(shown, locator, root, "a loop of symbolic links")
         return Unreadable(shown, locator, root, f"cannot read file information ({exc.strerror})")
+    if stat.S_ISDIR(st.st_mode) and omezarr.is_zarr_name(path):
+        return _zarr_record(path, root, category)
     if not stat.S_ISREG(st.st_mode):
         return Unreadable(shown, locator, root, not_a_file(st.st_mode))
     stem = os.path.splitext(os.path.basename(path))[0]
     return ImageFile(shown, locator, display_path(root), display_path(stem),
                      None if category is None else display_path(category), st.st_size,
                      st.st_mtime_ns)
+
+
+def _zarr_record(path: str, root: str, category: str | None) -> ImageFile | Unreadable:
+    """An OME-Zarr folder as one image: its size is that of all its files, its modification
+    time their newest, so that a chunk rewritten deep inside it counts as a change."""
+    locator = os.fsencode(path)
+    try:
+        size, mtime_ns = omezarr.tree_stat(locator)
+    except OSError as exc:
+        return Unreadable(display_path(path), locator, root,
+                          f"an OME-Zarr folder that cannot be read ({exc.strerror or exc})")
+    return ImageFile(display_path(path), locator, display_path(root),
+                     display_path(omezarr.image_name(path)),
+                     None if category is None else display_path(category), size, mtime_ns)
 
 
 def scan(path: str | os.PathLike) -> Iterator[ImageFile | Unreadable]:
@@ -109,7 +127,7 @@ def scan(path: str | os.PathLike) -> Iterator[ImageFile | Unreadable]:
         raise SourceError(f"{display_path(path)}: no such file or folder") from None
     except OSError as exc:
         raise SourceError(f"{display_path(path)}: cannot be read ({exc.strerror})") from None
-    if stat.S_ISDIR(st.st_mode):
+    if stat.S_ISDIR(st.st_mode) and not omezarr.is_zarr_name(root):
         yield from _walk(root)
     else:
         yield _record(root, root, None)
@@ -145,7 +163,9 @@ def _walk(root: str) -> Iterator[ImageFile | Unreadable]:
                 is_dir = entry.is_dir()  # follows symbolic links
             except OSError:
                 is_dir = False
-            if is_dir:
+            if is_dir and omezarr.is_zarr_name(entry.name):
+                yield _record(entry.path, root, category)  # one image, not a folder to walk
+            elif is_dir:
                 (linked if entry.is_symlink() else subfolders).append(entry.path)
             elif os.path.splitext(entry.name)[1].lower() in IMAGE_SUFFIXES:
                 yield _record(entry.path, root, category)

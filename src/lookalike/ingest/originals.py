@@ -10,10 +10,10 @@ import os
 from ..catalogue.store import is_imported_hash
 from ..fileio import FileTooLarge, NotARegularFile, read_regular_file
 from ..locators import is_store_url, is_url
-from . import downloads
-from .decode import ImageSkipped
+from . import downloads, omezarr
 from .object_stores import read_object
 from .pipeline import content_hash
+from .skipped import ImageSkipped
 
 #: Files larger than this (1 GiB) are not read back whole: not served or previewed by the web
 #: viewer, nor compared by the duplicate finder. Half the indexer's limit
@@ -45,6 +45,8 @@ def read_catalogued(locator: bytes | str, expected_hash: bytes | None,
         return _read_stored(locator.decode("utf-8", "replace"), expected_hash, max_bytes)
     if not isinstance(locator, bytes) or not os.path.isabs(locator):
         raise FileGone("not a local file")
+    if omezarr.is_zarr_name(locator) and os.path.isdir(locator):
+        return _read_zarr(locator, expected_hash)
     try:
         data = read_regular_file(locator, max_bytes)
     except NotARegularFile:
@@ -66,6 +68,17 @@ def _read_stored(url: str, expected_hash: bytes | None, max_bytes: int) -> bytes
     if expected_hash is not None and content_hash(data) != expected_hash:
         raise FileChanged("the object changed since it was indexed; run `lookalike index` again")
     return data
+
+
+def _read_zarr(locator: bytes, expected_hash: bytes | None) -> bytes:
+    """An OME-Zarr folder's `ZarrFolder`, refused unless its files are those indexed."""
+    try:
+        found = omezarr.read_folder(locator)
+    except ImageSkipped as exc:
+        raise FileGone(exc.reason) from None
+    if expected_hash is not None and content_hash(found) != expected_hash:
+        raise FileChanged("its files changed since it was indexed; run `lookalike index` again")
+    return found
 
 
 def _read_downloaded(url: str, expected_hash: bytes | None) -> bytes:

@@ -28,7 +28,7 @@ from ..catalogue.store import ImageRow, KnownFile, Store
 from ..fileio import FileTooLarge, NotARegularFile, bounded_map, read_regular_file
 from ..locators import is_http, is_store_url
 from ..progress import progress_bar
-from . import decode as images
+from . import decode as images, omezarr
 from .channels import reading_model
 from .downloads import Downloader, DownloadFailed, Fetched
 from .folders import ImageFile, RemoteImage, SourceError, Unreadable, not_a_file, scan
@@ -100,9 +100,12 @@ class _Prepared:
 def read_file(locator: bytes, max_bytes: int = DEFAULT_MAX_BYTES) -> bytes:
     """The bytes of a file (or of an object in a store, by its URL), or ImageSkipped with the
     reason it cannot be read. Never blocks on a named pipe or a device (opened without
-    waiting, then refused)."""
+    waiting, then refused). An OME-Zarr folder gives its `omezarr.ZarrFolder` (its identity,
+    and where to read it)."""
     if locator[:1] != b"/" and is_store_url(locator[:32].decode("latin-1")):
         return read_object(locator.decode("utf-8"), max_bytes)
+    if omezarr.is_zarr_folder(locator):
+        return omezarr.read_folder(locator)
     try:
         return read_regular_file(locator, max_bytes)
     except NotARegularFile as exc:

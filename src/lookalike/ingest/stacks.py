@@ -227,5 +227,16 @@ def tiff_size(data: bytes) -> tuple[int, int] | None:
         return None
 
 
-__all__ = ["MAX_OVER_LIMIT", "Planes", "Stack", "read_planes", "tiff_planes", "tiff_size",
-           "tiff_stack"]
+def tiff_sample_type(data: bytes) -> np.dtype | None:
+    """The sample type of a TIFF's first series, or None."""
+    import tifffile
+
+    try:
+        with tifffile.TiffFile(io.BytesIO(data)) as tif:
+            return np.dtype(tif.series[0].dtype)
+    except Exception:
+        return None
+
+
+__all__ = ["MAX_OVER_LIMIT", "Planes", "Stack", "read_planes", "tiff_planes",
+           "tiff_sample_type", "tiff_size", "tiff_stack"]

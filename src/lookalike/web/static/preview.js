@@ -6,6 +6,7 @@ import { $, formatBytes, formatSize, link } from "./dom.js";
 import { fitHeat, initExplain, showWhy, toggleWhy } from "./explain.js";
 import { api } from "./api.js";
 import { state } from "./state.js";
+import { displayUrl, initWindow, offerWindow } from "./window.js";
 
 // What the preview asks of the rest of the page (set by main.js): make an image the
 // reference, scroll the grid to it, put the keyboard focus back on a grid cell.
@@ -22,6 +23,7 @@ export function initPreview({ choose, showInGrid, focusGridIndex }) {
     if (e.target === $("preview") || e.target === $("preview-stage")) closePreview();
   });
   window.addEventListener("resize", () => { if (state.preview) fitPreview(); });
+  initWindow();
 }
 
 /** Preview item `index` of `list` ({length(), get(i) -> Promise<item>}). */
@@ -44,8 +46,10 @@ async function showPreview() {
   const img = $("preview-img");
   img.onload = () => fitPreview();
   img.style.width = img.style.height = "";
-  // The image as the browser can show it (a HEIC or TIFF as PNG/JPEG), at full size.
-  img.src = `/api/images/${item.id}/display`;
+  // The image as the browser can show it (a HEIC or TIFF as PNG/JPEG), at full size; a
+  // 16-bit one through the display window chosen (window.js).
+  img.src = displayUrl(item.id);
+  offerWindow(item.id, () => state.preview?.index === index);
   img.alt = item.name;
   const caption = $("preview-caption");
   caption.replaceChildren();
@@ -150,6 +154,7 @@ function closePreview({ refocus = true } = {}) {
 /** The preview's keys, while it is open: true if `e` was one of them. */
 export function previewKey(e) {
   if (!state.preview) return false;
+  if (e.target.closest?.("input") && e.key !== "Escape") return false;  // the window's inputs
   if (e.key === "Escape") closePreview();
   else if (e.key === "ArrowLeft" || e.key === "ArrowUp") movePreview(-1);
   else if (e.key === "ArrowRight" || e.key === "ArrowDown") movePreview(1);
