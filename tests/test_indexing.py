@@ -108,8 +108,11 @@ def test_reindexing_an_unchanged_folder_opens_no_file(families, tmp_path, monkey
     col = lookalike.Collection.index([root], db=tmp_path / "c.db", model=MODEL)
     opened = []
     monkeypatch.setattr(indexing, "read_file", lambda *a, **k: opened.append(a) or b"")
+    generation = col.store.generation
     report = col.add([root], model=MODEL)
     assert report.unchanged == 16 and report.embedded == 0 and opened == []
+    # nothing written, so the search matrix and every cache derived from it stay valid
+    assert col.store.generation == generation
 
 
 def test_renamed_copied_changed_and_deleted_files(families, tmp_path, monkeypatch):

@@ -342,13 +342,15 @@ class Store:
         QUALITY_COLUMNS values) and tags (content hash, model, class, score), all in one
         transaction."""
         now = time.time()
+        vectors = [(h, m, np.ascontiguousarray(v, dtype="<f4").tobytes()) for h, m, v in embeddings]
+        tags = list(tags)
         with self.transaction():
             self._write_quality(quality)
             self._write_tags(tags)
             self.conn.executemany(
                 "INSERT INTO embeddings(content_hash, model, vector) VALUES (?, ?, ?) "
                 "ON CONFLICT(content_hash, model) DO UPDATE SET vector = excluded.vector",
-                [(h, m, np.ascontiguousarray(v, dtype="<f4").tobytes()) for h, m, v in embeddings])
+                vectors)
             self.conn.executemany(
                 "INSERT INTO images(locator, path, root, name, category, size, mtime_ns, width,"
                 " height, content_hash, skip_reason, indexed_at, extras)"
@@ -360,7 +362,8 @@ class Store:
                 " indexed_at = excluded.indexed_at, extras = excluded.extras",
                 [(r.locator, r.path, r.root, r.name, r.category, r.size, r.mtime_ns, r.width,
                   r.height, r.content_hash, r.skip_reason, now, r.extras) for r in rows])
-            self._bump_generation()
+            if rows or vectors or tags:  # an empty batch (a run with nothing new) changes nothing
+                self._bump_generation()
 
     def update_metadata(self, updates: Sequence[tuple[bytes, str | None, str | None, str | None,
                                                       str | None]]) -> None:
