@@ -8,7 +8,7 @@ from typing import Annotated, Literal, get_args
 
 from fastapi import APIRouter, File, Form, Query, UploadFile
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from ...api import DEFAULT_K, DEFAULT_METRIC, Collection, Neighbors
 from ...ingest.decode import ImageSkipped, decode
@@ -29,7 +29,9 @@ assert set(get_args(RefineMethod)) == set(REFINE_METHODS)  # the core's methods,
 
 
 class NeighborsQuery(BaseModel):
-    """What `POST /api/neighbors` takes."""
+    """What `POST /api/neighbors` takes. Strict: JSON `true` is not the number 1 (k, ids)."""
+
+    model_config = ConfigDict(strict=True)
 
     references: list[ImageIdValue] = Field(
         ..., min_length=1, max_length=1000, description="ids of the reference images")
