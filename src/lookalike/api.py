@@ -20,6 +20,7 @@ import numpy as np
 from .analysis.analyze import Analysis
 from .analysis.duplicates import DuplicateGroup
 from .analysis.explain import (
+    CannotExplain,
     ExplainedImage,
     Explanation,
     check_model,
@@ -937,10 +938,16 @@ class Collection:
         collection's `default_model` (or lookalike's default for an empty collection). A model
         without a feature map (your own ONNX model) cannot explain: one line of error."""
         name = self._explaining_model(model)
+        reading = self._reading_of(name)
+        if reading.per_channel:
+            raise CannotExplain(f"{name}: vectors of each channel apart (--per-channel) have "
+                                "no one feature map to explain a match with; explain in a "
+                                "collection indexed without --per-channel")
         embedder = self._embedder(name)
         check_model(embedder)
         size = embedder.info.input_size
-        sides = (self._explained_image(a, size), self._explained_image(b, size))
+        sides = (self._explained_image(a, size, reading),
+                 self._explained_image(b, size, reading))
         heat_a, heat_b, vectors = heat_maps(embedder, np.stack([s.pixels for s in sides]))
         if name in self.models:  # the stored vectors: the distance a search shows
             ids, index = self.engine.index(name)
@@ -956,10 +963,14 @@ class Collection:
 
         if model is None:
             return self.default_model if self.models else DEFAULT_MODEL
-        return model if model in self.models else get_model_info(model).name
+        if model in self.models:  # as `_model`: read the collection's way, if indexed so
+            keyed = self.reading.vector_key(model)
+            return keyed if keyed in self.models else model
+        return self.reading.vector_key(get_model_info(model).name)
 
-    def _explained_image(self, ref: Any, size: int) -> ExplainedImage:
-        """One side of `explain`: its bytes found and decoded to the model's input size."""
+    def _explained_image(self, ref: Any, size: int, reading: ReadingOptions) -> ExplainedImage:
+        """One side of `explain`: its bytes found and decoded to the model's input size, read
+        the way the collection reads its images (`reading`)."""
         from .ingest.originals import read_catalogued
 
         image_id: int | None = None
@@ -989,11 +1000,12 @@ class Collection:
             except OSError as exc:
                 raise BadReferenceError(f"{shown}: cannot be read ({exc})") from None
         try:
-            decoded = images.decode(data, size)
+            decoded = images.decode(data, size, reading=reading)
         except images.ImageSkipped as exc:
             raise BadReferenceError(f"{shown}: {exc.reason}") from None
         return ExplainedImage(name=shown, id=image_id, width=decoded.width,
-                              height=decoded.height, pixels=decoded.pixels, data=data)
+                              height=decoded.height, pixels=decoded.pixels, data=data,
+                              reading=reading)
 
     @staticmethod
     def _outside_file(ref: str | os.PathLike) -> bytes:
