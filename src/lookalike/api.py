@@ -832,13 +832,22 @@ class Collection:
                 [f"{n} + {joined}" for n in names])
 
     def _embed_texts(self, texts: list[str], model: str) -> np.ndarray:
-        """The vectors of `texts` by the text tower paired with `model`."""
+        """The vectors of `texts` by the text tower paired with `model` (the network itself:
+        reading options change the pixels it saw, not the space its vectors are in)."""
         from .models import load_text_model
 
-        key = f"text:{model}"
+        if self._per_channel(model):
+            raise LookalikeError(f"{model}: vectors of each channel apart (--per-channel) are "
+                                 "not in the text tower's space; search texts in a collection "
+                                 "indexed without --per-channel")
+        key = f"text:{base_model(model)}"
         if key not in self._embedders:
-            self._embedders[key] = load_text_model(model)
+            self._embedders[key] = load_text_model(base_model(model))
         return self._embedders[key].embed(texts)
+
+    def _per_channel(self, key: str) -> bool:
+        """Whether the vectors under `key` join each channel's (the collection's options)."""
+        return self.reading.per_channel and self.reading.vector_key(base_model(key)) == key
 
     @property
     def text_models(self) -> list[str]:
@@ -846,7 +855,8 @@ class Collection:
         text tower of yours paired with the image model file that made their vectors."""
         from .models import has_text_model
 
-        return [m for m in self.models if has_text_model(m)]
+        return [m for m in self.models
+                if has_text_model(base_model(m)) and not self._per_channel(m)]
 
     def _indexed_reference(self, ref: str | os.PathLike, ids: np.ndarray) -> dict | None:
         """The catalogue row of a reference that is an image of the collection with a vector
