@@ -443,3 +443,12 @@ def test_texts_search_a_collection_read_with_reading_options(tmp_path):
         with pytest.raises(lookalike.LookalikeError, match=r"--per-channel\) are not in the"):
             col.nearest(text="red")
 
+
+def test_a_text_is_not_searched_among_per_plate_normalised_vectors(indexed):
+    """A text has no plate: neither alone nor steering an image is it normalised like the
+    images are, so the combination is refused in one line."""
+    _pair, files, db = indexed
+    with lookalike.Collection.open(db) as col:
+        for refs in (None, files["green"][0]):
+            with pytest.raises(lookalike.LookalikeError, match="a text has no plate"):
+                col.nearest(refs, text="red", normalise="plate")

@@ -592,6 +592,10 @@ class Collection:
         metric = canonical_metric(metric)
         model = self._model(model)
         how = Normalisation.of(normalise, controls)
+        if how is not None and text is not None:
+            raise LookalikeError("a text has no plate, so it cannot be searched among "
+                                 f"vectors {how.describe()}; leave out the text or "
+                                 "the normalisation (--normalise)")
         if cluster is not None:
             _check_cluster_search(metric, approximate, unlike, how)
         ids, index = self.engine.index(model, how)
