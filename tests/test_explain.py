@@ -175,3 +175,61 @@ def test_the_command_refuses_an_unknown_id_in_one_line(pictures):
     proc = run("explain", "999", files["chelsea"], "--db", col.store.path, check=False)
     assert proc.returncode != 0
     assert proc.stderr.strip() == "lookalike: error: image 999: no such image in the collection"
+
+
+# -- collections that read scientific images their own way ----------------------------------------
+
+@pytest.fixture(scope="module")
+def stacks(tmp_path_factory):
+    """Three OME-TIFF stacks, each lit differently, written to a folder."""
+    from test_scientific import ome_tiff, stack_values
+
+    root = tmp_path_factory.mktemp("explain-stacks")
+    for i in range(3):
+        values = stack_values()
+        values[..., :(i + 1) * 12, :] += np.uint16(3000 * (i + 1))
+        (root / f"s{i}.ome.tif").write_bytes(ome_tiff(values, levels=1))
+    return root
+
+
+def test_explain_reads_images_as_the_collection_reads_them(stacks, tmp_path):
+    from lookalike.ingest import decode as images
+    from lookalike.ingest.reading import ReadingOptions
+
+    reading = ReadingOptions(z="max", channels=(3, 1), window=(1, 99))
+    with Collection.create(tmp_path / "c.db") as col:
+        col.add([stacks], model="squeezenet", reading=reading)
+        first, second = stacks / "s0.ome.tif", stacks / "s1.ome.tif"
+        searched = col.nearest(first, k=1)
+        assert searched.paths == [str(second)]
+        why = col.explain(first, second)
+        # The network saw the pixels the collection's options choose, not the stack's first
+        # three channels of plane 0.
+        seen = images.decode(first.read_bytes(), why.images[0].pixels.shape[0],
+                             reading=reading).pixels
+        np.testing.assert_array_equal(why.images[0].pixels, seen)
+        square = images.decode(first.read_bytes(), 64, reading=reading).pixels
+        np.testing.assert_array_equal(why.images[0].picture(64), np.asarray(
+            Image.fromarray(square).resize((64, 48), Image.Resampling.BILINEAR)))
+        # The model named without its options, or a file given as bytes: the same distance.
+        assert why.distance == pytest.approx(searched.distances[0], abs=1e-6)
+        by_name = col.explain(first, second, model="squeezenet")
+        assert by_name.model == col.default_model
+        assert by_name.distance == pytest.approx(searched.distances[0], abs=1e-6)
+        outside = col.explain(first.read_bytes(), second)
+        assert outside.distance == pytest.approx(searched.distances[0], abs=1e-5)
+
+
+def test_per_channel_vectors_cannot_be_explained_in_one_line(stacks, tmp_path):
+    from lookalike.ingest.reading import ReadingOptions
+
+    db = tmp_path / "c.db"
+    with Collection.create(db) as col:
+        col.add([stacks], model="squeezenet",
+                reading=ReadingOptions(channels=(0, 1, 2, 3), per_channel=True))
+        with pytest.raises(CannotExplain, match=r"--per-channel\) have no one feature map"):
+            col.explain(1, 2)
+    proc = run("explain", "1", "2", "--db", db, check=False)
+    assert proc.returncode == 1 and proc.stdout == ""
+    assert proc.stderr.startswith("lookalike: error: ") and \
+        len(proc.stderr.strip().splitlines()) == 1, proc.stderr

@@ -179,3 +179,21 @@ def test_lookalike_tags_prints_the_images_and_an_images_tags(photos):
                                  "nearest names are") and bad.stderr.count("\n") == 1
     neither = run("tags", "--db", db, check=False)
     assert neither.returncode != 0 and "give WORDS" in neither.stderr
+
+
+def test_per_channel_vectors_have_no_tags_and_say_why(tmp_path):
+    """The classifier sees whole pictures: images read channel by channel get no tags, and the
+    error says so (not that a built-in model has no classifier)."""
+    from lookalike.ingest.reading import ReadingOptions
+    from test_scientific import ome_tiff, stack_values
+
+    (tmp_path / "stacks").mkdir()
+    (tmp_path / "stacks" / "s.ome.tif").write_bytes(ome_tiff(stack_values(), levels=1))
+    with lookalike.Collection.create(tmp_path / "c.db") as col:
+        col.add([tmp_path / "stacks"], model=MODEL,
+                reading=ReadingOptions(channels=(0, 1, 2, 3), per_channel=True))
+        for ask in (lambda: col.tagged("cat"), lambda: col.tags(1),
+                    lambda: col.tags(1, model=MODEL)):
+            with pytest.raises(LookalikeError, match=r"--per-channel\) have no tags") as error:
+                ask()
+            assert "no ImageNet classifier" not in str(error.value)

@@ -319,7 +319,7 @@ def test_imported_vectors_and_built_in_models_have_no_text_tower(tmp_path, capsy
     vectors = np.random.default_rng(0).normal(size=(12, 8)).astype(np.float32)
     with lookalike.Collection.create(db) as col:
         col.add_vectors([p for paths in files.values() for p in paths], vectors, "elsewhere")
-        assert col.text_models == []
+        assert col.default_model not in col.text_models
     one_line_error(capsys, ["similar", "--text", "red", "--db", db], "elsewhere has no text",
                    "your own CLIP-style pair")
     with pytest.raises(NoTextModelError, match="no text tower"):
@@ -423,3 +423,32 @@ def test_without_a_text_tower_the_api_lists_none_and_refuses_a_text(indexed):
         assert refused.status_code == 400 and "has no text tower" in refused.json()["error"]
     finally:
         live.stop()
+
+
+def test_texts_search_a_collection_read_with_reading_options(tmp_path):
+    """Reading options change the pixels the image model saw, not its space: the pair's text
+    tower still searches the vectors kept under CLIP~HASH8. Per-channel vectors (joined, four
+    times as long) are not in that space: one line."""
+    pair = Pair(tmp_path / "pair")
+    add_pair(pair)
+    write_images(tmp_path / "pics")
+    with lookalike.Collection.create(tmp_path / "c.db") as col:
+        col.add([tmp_path / "pics"], model="clip",
+                reading=lookalike.ReadingOptions(window=(1, 99)))
+        assert "~" in col.default_model and col.text_models == [col.default_model]
+        assert [family(p) for p in col.nearest(text="red", k=3).paths] == ["red"] * 3
+        col.add([tmp_path / "pics"], model="clip", reading=lookalike.ReadingOptions(
+            channels=(0, 1, 2), per_channel=True))
+        assert col.default_model not in col.text_models
+        with pytest.raises(lookalike.LookalikeError, match=r"--per-channel\) are not in the"):
+            col.nearest(text="red")
+
+
+def test_a_text_is_not_searched_among_per_plate_normalised_vectors(indexed):
+    """A text has no plate: neither alone nor steering an image is it normalised like the
+    images are, so the combination is refused in one line."""
+    _pair, files, db = indexed
+    with lookalike.Collection.open(db) as col:
+        for refs in (None, files["green"][0]):
+            with pytest.raises(lookalike.LookalikeError, match="a text has no plate"):
+                col.nearest(refs, text="red", normalise="plate")

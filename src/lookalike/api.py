@@ -20,6 +20,7 @@ import numpy as np
 from .analysis.analyze import Analysis
 from .analysis.duplicates import DuplicateGroup
 from .analysis.explain import (
+    CannotExplain,
     ExplainedImage,
     Explanation,
     check_model,
@@ -591,6 +592,10 @@ class Collection:
         metric = canonical_metric(metric)
         model = self._model(model)
         how = Normalisation.of(normalise, controls)
+        if how is not None and text is not None:
+            raise LookalikeError("a text has no plate, so it cannot be searched among "
+                                 f"vectors {how.describe()}; leave out the text or "
+                                 "the normalisation (--normalise)")
         if cluster is not None:
             _check_cluster_search(metric, approximate, unlike, how)
         ids, index = self.engine.index(model, how)
@@ -831,13 +836,22 @@ class Collection:
                 [f"{n} + {joined}" for n in names])
 
     def _embed_texts(self, texts: list[str], model: str) -> np.ndarray:
-        """The vectors of `texts` by the text tower paired with `model`."""
+        """The vectors of `texts` by the text tower paired with `model` (the network itself:
+        reading options change the pixels it saw, not the space its vectors are in)."""
         from .models import load_text_model
 
-        key = f"text:{model}"
+        if self._per_channel(model):
+            raise LookalikeError(f"{model}: vectors of each channel apart (--per-channel) are "
+                                 "not in the text tower's space; search texts in a collection "
+                                 "indexed without --per-channel")
+        key = f"text:{base_model(model)}"
         if key not in self._embedders:
-            self._embedders[key] = load_text_model(model)
+            self._embedders[key] = load_text_model(base_model(model))
         return self._embedders[key].embed(texts)
+
+    def _per_channel(self, key: str) -> bool:
+        """Whether the vectors under `key` join each channel's (the collection's options)."""
+        return self.reading.per_channel and self.reading.vector_key(base_model(key)) == key
 
     @property
     def text_models(self) -> list[str]:
@@ -845,7 +859,8 @@ class Collection:
         text tower of yours paired with the image model file that made their vectors."""
         from .models import has_text_model
 
-        return [m for m in self.models if has_text_model(m)]
+        return [m for m in self.models
+                if has_text_model(base_model(m)) and not self._per_channel(m)]
 
     def _indexed_reference(self, ref: str | os.PathLike, ids: np.ndarray) -> dict | None:
         """The catalogue row of a reference that is an image of the collection with a vector
@@ -937,10 +952,16 @@ class Collection:
         collection's `default_model` (or lookalike's default for an empty collection). A model
         without a feature map (your own ONNX model) cannot explain: one line of error."""
         name = self._explaining_model(model)
+        reading = self._reading_of(name)
+        if reading.per_channel:
+            raise CannotExplain(f"{name}: vectors of each channel apart (--per-channel) have "
+                                "no one feature map to explain a match with; explain in a "
+                                "collection indexed without --per-channel")
         embedder = self._embedder(name)
         check_model(embedder)
         size = embedder.info.input_size
-        sides = (self._explained_image(a, size), self._explained_image(b, size))
+        sides = (self._explained_image(a, size, reading),
+                 self._explained_image(b, size, reading))
         heat_a, heat_b, vectors = heat_maps(embedder, np.stack([s.pixels for s in sides]))
         if name in self.models:  # the stored vectors: the distance a search shows
             ids, index = self.engine.index(name)
@@ -956,10 +977,14 @@ class Collection:
 
         if model is None:
             return self.default_model if self.models else DEFAULT_MODEL
-        return model if model in self.models else get_model_info(model).name
+        if model in self.models:  # as `_model`: read the collection's way, if indexed so
+            keyed = self.reading.vector_key(model)
+            return keyed if keyed in self.models else model
+        return self.reading.vector_key(get_model_info(model).name)
 
-    def _explained_image(self, ref: Any, size: int) -> ExplainedImage:
-        """One side of `explain`: its bytes found and decoded to the model's input size."""
+    def _explained_image(self, ref: Any, size: int, reading: ReadingOptions) -> ExplainedImage:
+        """One side of `explain`: its bytes found and decoded to the model's input size, read
+        the way the collection reads its images (`reading`)."""
         from .ingest.originals import read_catalogued
 
         image_id: int | None = None
@@ -989,11 +1014,12 @@ class Collection:
             except OSError as exc:
                 raise BadReferenceError(f"{shown}: cannot be read ({exc})") from None
         try:
-            decoded = images.decode(data, size)
+            decoded = images.decode(data, size, reading=reading)
         except images.ImageSkipped as exc:
             raise BadReferenceError(f"{shown}: {exc.reason}") from None
         return ExplainedImage(name=shown, id=image_id, width=decoded.width,
-                              height=decoded.height, pixels=decoded.pixels, data=data)
+                              height=decoded.height, pixels=decoded.pixels, data=data,
+                              reading=reading)
 
     @staticmethod
     def _outside_file(ref: str | os.PathLike) -> bytes:

@@ -15,7 +15,8 @@ import numpy as np
 from PIL import Image
 
 from ..errors import LookalikeError
-from ..ingest.decode import decode
+from ..ingest.decode import DEFAULT_READING, decode
+from ..ingest.reading import ReadingOptions
 from ..search.metrics import DEFAULT_METRIC, distances
 
 #: How a cell's heat is measured: "pooled" (the cosine of the cell's feature with the other
@@ -34,8 +35,8 @@ class CannotExplain(LookalikeError):
 @dataclass(frozen=True)
 class ExplainedImage:
     """One image of an explained pair: how it is named, its id in the collection (None for a
-    file outside it), its own upright size and the pixels the network saw (squashed to the
-    model's input size)."""
+    file outside it), its own upright size, the pixels the network saw (squashed to the
+    model's input size) and how they were read (the collection's reading options)."""
 
     name: str
     id: int | None
@@ -43,13 +44,14 @@ class ExplainedImage:
     height: int
     pixels: np.ndarray = field(repr=False)
     data: bytes = field(repr=False)
+    reading: ReadingOptions = field(default=DEFAULT_READING, repr=False)
 
     def picture(self, max_side: int = 512) -> np.ndarray:
         """The image, uint8 RGB, upright, its aspect kept, its longer side ``max_side`` at
-        most (a decode of its bytes)."""
+        most (a decode of its bytes, read as the network saw it)."""
         scale = min(1.0, max_side / max(self.width, self.height))
         w, h = max(1, round(self.width * scale)), max(1, round(self.height * scale))
-        square = decode(self.data, max(w, h)).pixels
+        square = decode(self.data, max(w, h), reading=self.reading).pixels
         return np.asarray(Image.fromarray(square).resize((w, h), Image.Resampling.BILINEAR))
 
 

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..errors import LookalikeError
+from ..ingest.reading import READING_SETTING, ReadingOptions, base_model
 from ..models.imagenet_classes import class_words
 
 __all__ = ["FLOOR", "TOP", "TagTerm", "UnknownTagWord", "class_name", "image_tags",
@@ -153,8 +154,13 @@ def tags_needed(store, model: str) -> None:
         return
     from ..models import get_model_info
 
+    reading = ReadingOptions.from_json(store.get_setting(READING_SETTING))
+    if reading.per_channel and reading.vector_key(base_model(model)) == model:
+        raise LookalikeError(f"{store.path}: images read each channel apart (--per-channel) "
+                             "have no tags (the classifier sees whole pictures); index without "
+                             "--per-channel to have them")
     try:
-        own_model = bool(get_model_info(model).file)
+        own_model = bool(get_model_info(base_model(model)).file)
     except LookalikeError:  # vectors imported under a name no model has
         own_model = True
     if own_model:

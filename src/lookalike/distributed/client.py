@@ -28,7 +28,8 @@ class ClusterError(LookalikeError):
     """A cluster address that is malformed or cannot be reached."""
 
 
-def _distributed() -> Any:
+def dask_distributed() -> Any:
+    """The `distributed` package, or ClusterError saying how to install it."""
     try:
         import distributed
     except ImportError:
@@ -62,7 +63,7 @@ def threads_per_local_worker(workers: int) -> int:
 def connect(cluster: str | Client, *, timeout: float = CONNECT_TIMEOUT_S) -> Iterator[Client]:
     """A Dask client for `cluster`, closed (with any LocalCluster it started) on exit; a client
     handed in is used as it is and left open for its owner."""
-    distributed = _distributed()
+    distributed = dask_distributed()
     if isinstance(cluster, distributed.Client):
         yield cluster
         return

@@ -11,7 +11,12 @@ import contextlib
 import os
 from collections.abc import Callable
 
-from .client import CONNECT_TIMEOUT_S, ClusterError, _distributed, threads_per_local_worker
+from .client import (
+    CONNECT_TIMEOUT_S,
+    ClusterError,
+    dask_distributed,
+    threads_per_local_worker,
+)
 
 #: The port Dask's scheduler listens on by default (`dask scheduler`).
 DEFAULT_PORT = 8786
@@ -34,7 +39,7 @@ def serve_workers(workers: int, *, scheduler: str | None = None, host: str = "12
 
 async def _serve(workers: int, threads: int, scheduler: str | None, host: str, port: int,
                  ready: Callable[[str], None]) -> None:
-    distributed = _distributed()
+    distributed = dask_distributed()
     async with contextlib.AsyncExitStack() as stack:
         if scheduler is None:
             try:
