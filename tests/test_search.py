@@ -97,6 +97,7 @@ def test_concurrent_searches_are_answered_together_and_correctly(features, monke
     """A web server's simultaneous requests share one pass over the matrix."""
     import threading
 
+    monkeypatch.setattr(search, "GATHER_QUIET_MAX", 0.0)  # no burst gathered: one, then 7
     index = ExactIndex(features)
     queries = [features[[i]] + 0.01 for i in range(8)]
     want = [index.search(q, 5, "cosine", exclude=np.array([i])) for i, q in enumerate(queries)]
@@ -135,6 +136,7 @@ def test_a_round_of_callers_that_asks_again_is_answered_in_one_pass(features, mo
 
     monkeypatch.setattr(search, "MERGE_WAIT_SHARE", 1e9)   # the wait never runs out here ...
     monkeypatch.setattr(search, "MERGE_WAIT_MAX", 60.0)    # ... only against a hang
+    monkeypatch.setattr(search, "GATHER_QUIET_MAX", 0.0)   # no burst gathered: one, then 7
     index = ExactIndex(features)
     passes = []
     real = ExactIndex.bounds_many

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from .memory import available_memory
 from .metrics import (
     canonical_metric,
     correlation_distance,
@@ -51,12 +52,16 @@ MERGE_WAIT_MAX = 0.02
 GATHER_SHARE = 0.02
 GATHER_QUIET_MAX = 0.001
 
-#: Cosine searches of a matrix of at least INT8_MIN_ROWS rows and at most INT8_MAX_CELLS
-#: values get an 8-bit first pass (int8_scan.py) once it has been searched
-#: INT8_AFTER_PASSES times: building it takes about a second at 100,000 x 1280, and makes a
-#: copy of one byte per value.
+#: Cosine searches of a matrix of at least INT8_MIN_ROWS rows get an 8-bit first pass
+#: (int8_scan.py) once it has been searched INT8_AFTER_PASSES times: building it takes about
+#: a second per 100,000 x 1280 rows. It is built only where it fits (`int8_fits`): it needs
+#: about INT8_BUILD_BYTES bytes per value of free memory while it is built (the codes, their
+#: copies in the ONNX model and in onnxruntime: 1.65 GB at 200,000 x 1280, measured) and
+#: keeps about 2.3 bytes per value; and the model that holds the codes must stay under
+#: protobuf's 2 GB (INT8_MAX_VALUES: 1.6 million rows of 1280).
 INT8_MIN_ROWS = 20_000
-INT8_MAX_CELLS = 1 << 30
+INT8_BUILD_BYTES = 7
+INT8_MAX_VALUES = (1 << 31) - (1 << 24)
 INT8_AFTER_PASSES = 3
 #: Once built, the 8-bit pass is timed against the float32 pass on this machine for passes of
 #: these many queries (best of INT8_TRIALS runs each), and used only for passes of at most the
@@ -259,10 +264,14 @@ class ExactIndex:
         once, if the matrix is large enough to gain and small enough to copy; searches use
         it as soon as it is ready. A process that searches once never pays for it."""
         with self._lock:
-            if self._int8_wanted or not len(self.matrix) >= INT8_MIN_ROWS or \
-                    self.matrix.size > INT8_MAX_CELLS:
+            if self._int8_wanted or not len(self.matrix) >= INT8_MIN_ROWS:
                 return
             self._int8_wanted = True
+            fits, why_not = int8_fits(self.matrix.size, available_memory())
+            if not fits:
+                self.int8_choice = f"float32 products (no 8-bit first pass: {why_not})"
+                log.info("exact search: %s", self.int8_choice)
+                return
 
         def build() -> None:
             from .int8_scan import Int8Cosine
@@ -577,6 +586,19 @@ def _best_time(run, *args) -> float:
         run(*args)
         best = min(best, time.perf_counter() - start)
     return best
+
+
+def int8_fits(values: int, free_memory: int | None) -> tuple[bool, str]:
+    """Whether the 8-bit first pass of a matrix of `values` numbers may be built with
+    `free_memory` bytes available (None: unknown, taken as plenty), and if not, why."""
+    if values > INT8_MAX_VALUES:
+        return False, (f"{values:,} values are more than its model can hold "
+                       f"({INT8_MAX_VALUES:,})")
+    needed = INT8_BUILD_BYTES * values
+    if free_memory is not None and free_memory < needed:
+        return False, (f"building it needs about {needed / 2**30:.1f} GB of free memory, "
+                       f"{free_memory / 2**30:.1f} GB are free")
+    return True, ""
 
 
 def kth_smallest(values: np.ndarray, k: int) -> float:

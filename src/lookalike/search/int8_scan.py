@@ -23,7 +23,7 @@ ROW_LEVELS = 127
 #: Added to every bound's half-width: the rounding of the float32 arithmetic of `bounds`.
 ROUNDING = 2.0 ** -19
 #: Rows per block while the codes are made (float64 copies of the block are made).
-BLOCK = 1 << 15
+BLOCK = 1 << 12
 
 
 class Int8Cosine:
