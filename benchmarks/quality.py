@@ -435,9 +435,12 @@ def refine_speed(rows: int = REFINE_SPEED_ROWS, dim: int = REFINE_SPEED_DIM,
         block[:] = rng.standard_normal(block.shape, dtype=np.float32)
     index = ExactIndex(matrix)
     index.inverse_norms()  # computed once per collection, as a server keeps it
-    index.start_int8(wait=True)  # the 8-bit first pass, as a server builds it (if in bounds)
-    print(f"exact search: {index.int8_choice or 'no 8-bit first pass (too few or too many cells)'}",
+    index.start_int8(wait=True)  # the 8-bit first pass, as a server builds it (if it fits)
+    print(f"exact search: {index.int8_choice or 'no 8-bit first pass (too few rows)'}",
           file=sys.stderr)
+    plain = ExactIndex(matrix)  # the same rows (no copy), the float32 pass alone
+    plain._int8_wanted = True
+    plain.inverse_norms()
     pos, neg = matrix[:10], matrix[10:20]
     marked = np.arange(20)
 
@@ -453,6 +456,8 @@ def refine_speed(rows: int = REFINE_SPEED_ROWS, dim: int = REFINE_SPEED_DIM,
         "fit ms": best(lambda: linear_model(matrix, pos, neg)),
         "refine ms (fit + exact search)": best(
             lambda: refine_rows(index, pos, neg, "linear", 10, exclude=marked)),
+        "refine ms (fit + exact search, float32 pass only)": best(
+            lambda: refine_rows(plain, pos, neg, "linear", 10, exclude=marked)),
         "refine ms (fit + every row scored)": best(lambda: top_rows(refine_scores(
             matrix, index.inverse_norms(), pos, neg, "linear"), 10, exclude=marked)),
         "matrix-vector product ms": best(lambda: matrix @ np.ones(dim, np.float32)),

@@ -97,6 +97,7 @@ def test_concurrent_searches_are_answered_together_and_correctly(features, monke
     """A web server's simultaneous requests share one pass over the matrix."""
     import threading
 
+    monkeypatch.setattr(search, "GATHER_QUIET_MAX", 0.0)  # no burst gathered: one, then 7
     index = ExactIndex(features)
     queries = [features[[i]] + 0.01 for i in range(8)]
     want = [index.search(q, 5, "cosine", exclude=np.array([i])) for i, q in enumerate(queries)]
@@ -126,6 +127,103 @@ def test_concurrent_searches_are_answered_together_and_correctly(features, monke
     for (rows, dist), (want_rows, want_dist) in zip(got, want):
         assert list(rows) == list(want_rows)
         np.testing.assert_allclose(dist, want_dist)
+
+
+def test_a_round_of_callers_that_asks_again_is_answered_in_one_pass(features, monkeypatch):
+    """Callers that asked together (20 requests of a web page's clients) are waited for as a
+    whole when they ask again: 7 of the 8 queued must not start a pass without the 8th."""
+    import threading
+
+    monkeypatch.setattr(search, "MERGE_WAIT_SHARE", 1e9)   # the wait never runs out here ...
+    monkeypatch.setattr(search, "MERGE_WAIT_MAX", 60.0)    # ... only against a hang
+    monkeypatch.setattr(search, "GATHER_QUIET_MAX", 0.0)   # no burst gathered: one, then 7
+    index = ExactIndex(features)
+    passes = []
+    real = ExactIndex.bounds_many
+
+    def wait_for(condition):
+        deadline = time.time() + 60  # only against a hang: a slow machine queues late
+        while not condition() and time.time() < deadline:
+            time.sleep(0.005)
+
+    def counted(self, groups, metric):
+        if not passes:  # the first round: one request, then 7 that queued meanwhile
+            wait_for(lambda: len(self._queue) == 7)
+        passes.append(len(groups))
+        return real(self, groups, metric)
+
+    monkeypatch.setattr(ExactIndex, "bounds_many", counted)
+
+    def ask(i):
+        index.search(features[[i]] + 0.01, 5, "cosine")
+
+    first = [threading.Thread(target=ask, args=(i,)) for i in range(8)]
+    for t in first:
+        t.start()
+    for t in first:
+        t.join(60)
+    assert passes == [1, 7]
+    second = [threading.Thread(target=ask, args=(i,)) for i in range(8)]
+    for t in second[:7]:
+        t.start()
+    wait_for(lambda: len(index._queue) == 7)
+    time.sleep(0.1)
+    assert passes == [1, 7]  # as many as the last pass had are waiting for the eighth
+    second[7].start()
+    for t in second:
+        t.join(60)
+    assert passes == [1, 7, 8]
+
+
+def test_a_burst_that_finds_the_index_idle_is_gathered_into_one_pass(features, monkeypatch):
+    """Requests arriving one after another in quick succession (here: within half a second
+    of each other) go out in one pass, not the first alone and the rest after it."""
+    import threading
+
+    monkeypatch.setattr(search, "GATHER_SHARE", 1e9)
+    monkeypatch.setattr(search, "GATHER_QUIET_MAX", 0.5)
+    index = ExactIndex(features)
+    index.search(features[[0]], 5, "cosine")  # a first pass, to know how long one takes
+    passes = []
+    real = ExactIndex.bounds_many
+
+    def counted(self, groups, metric):
+        passes.append(len(groups))
+        return real(self, groups, metric)
+
+    monkeypatch.setattr(ExactIndex, "bounds_many", counted)
+    want = [ExactIndex(features).search(features[[i]] + 0.01, 5, "cosine") for i in range(4)]
+    got: list = [None] * 4
+
+    def ask(i):
+        got[i] = index.search(features[[i]] + 0.01, 5, "cosine")
+
+    burst = [threading.Thread(target=ask, args=(i,)) for i in range(4)]
+    for t in burst:
+        t.start()
+    for t in burst:
+        t.join(60)
+    assert passes == [1, 1, 1, 1, 4]  # the four searches of `want`, then the burst's one
+    for (rows, dist), (want_rows, want_dist) in zip(got, want):
+        assert list(rows) == list(want_rows)
+        np.testing.assert_allclose(dist, want_dist)
+
+
+def test_kth_smallest_is_what_a_full_partition_gives():
+    rng = np.random.default_rng(4)
+    values = rng.random(100_000).astype(np.float32)
+    for k in (1, 10, 200, 5_000):
+        assert search.kth_smallest(values, k) == np.partition(values, k - 1)[k - 1]
+    skewed = np.sort(values)[::-1].copy()       # the sample holds only large values
+    assert search.kth_smallest(skewed, 10) == np.sort(values)[9]
+    mostly_inf = np.full(50_000, np.inf)
+    mostly_inf[[7, 70, 700]] = [3.0, 1.0, 2.0]  # rows excluded from a search are at inf
+    assert search.kth_smallest(mostly_inf, 2) == 2.0
+    assert search.kth_smallest(mostly_inf, 4) == np.inf
+    with_nan = values.copy()
+    with_nan[::2] = np.nan
+    assert search.kth_smallest(with_nan, 10) == np.partition(with_nan, 9)[9]
+    assert search.kth_smallest(values[:50], 10) == np.partition(values[:50], 9)[9]
 
 
 @pytest.mark.parametrize("metric", ["cosine", "euclidean", "pearson", "absolute pearson",

@@ -9,7 +9,6 @@ graph index is built. The engine speaks image ids; rows of the matrix stay insid
 
 from __future__ import annotations
 
-import os
 import threading
 from dataclasses import dataclass
 
@@ -30,6 +29,7 @@ from .approximate import (
 )
 from .exact import ExactIndex
 from .graph_search import GraphRequests, supports as graph_answers_each
+from .memory import available_memory
 from .normalise import Normalisation, normalise
 
 #: What answers a search: the exact scan, or FAISS candidates (a compressed scan of 8-bit
@@ -257,22 +257,6 @@ def choose_method(approximate: bool | str | None, situation: Situation | int, me
     if n >= AUTO_THRESHOLD:
         return "hnsw" if situation.graph_fits else "ivf"
     return "scan"
-
-
-def available_memory() -> int | None:
-    """Bytes of memory available to a new allocation without swapping (Linux's MemAvailable),
-    None where it cannot be read."""
-    try:
-        with open("/proc/meminfo", encoding="ascii") as fh:
-            for line in fh:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except (OSError, ValueError, IndexError):
-        pass
-    try:
-        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
-    except (ValueError, OSError, AttributeError):
-        return None
 
 
 def _asked(approximate: bool | str | None) -> str:

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from .memory import available_memory
 from .metrics import (
     canonical_metric,
     correlation_distance,
@@ -45,12 +46,22 @@ SEARCH_CELLS = 1 << 22
 MERGE_WAIT_SHARE = 0.25
 MERGE_WAIT_MAX = 0.02
 
-#: Cosine searches of a matrix of at least INT8_MIN_ROWS rows and at most INT8_MAX_CELLS
-#: values get an 8-bit first pass (int8_scan.py) once it has been searched
-#: INT8_AFTER_PASSES times: building it takes about a second at 100,000 x 1280, and makes a
-#: copy of one byte per value.
+#: A pass about to start while requests are still arriving (a burst) waits until none has
+#: arrived for GATHER_SHARE of the last pass's duration (at most GATHER_QUIET_MAX seconds),
+#: and for at most four times that in all: a lone request waits 0.5 ms at 100,000 x 1280.
+GATHER_SHARE = 0.02
+GATHER_QUIET_MAX = 0.001
+
+#: Cosine searches of a matrix of at least INT8_MIN_ROWS rows get an 8-bit first pass
+#: (int8_scan.py) once it has been searched INT8_AFTER_PASSES times: building it takes about
+#: a second per 100,000 x 1280 rows. It is built only where it fits (`int8_fits`): it needs
+#: about INT8_BUILD_BYTES bytes per value of free memory while it is built (the codes, their
+#: copies in the ONNX model and in onnxruntime: 1.65 GB at 200,000 x 1280, measured) and
+#: keeps about 2.3 bytes per value; and the model that holds the codes must stay under
+#: protobuf's 2 GB (INT8_MAX_VALUES: 1.6 million rows of 1280).
 INT8_MIN_ROWS = 20_000
-INT8_MAX_CELLS = 1 << 30
+INT8_BUILD_BYTES = 7
+INT8_MAX_VALUES = (1 << 31) - (1 << 24)
 INT8_AFTER_PASSES = 3
 #: Once built, the 8-bit pass is timed against the float32 pass on this machine for passes of
 #: these many queries (best of INT8_TRIALS runs each), and used only for passes of at most the
@@ -60,6 +71,13 @@ INT8_AFTER_PASSES = 3
 INT8_TRIAL_QUERIES = (1, 4, 16)
 INT8_TRIALS = 3
 INT8_MARGIN = 0.9
+
+#: How much a float32 cosine bound is widened beyond the product's own rounding, to cover
+#: the rounding of 1 - cosine and of the bound (ExactIndex._cosine_bounds).
+COSINE_ROUNDING = 2.0 ** -21
+
+#: kth_smallest first takes the k-th smallest of every KTH_SAMPLE-th value.
+KTH_SAMPLE = 64
 
 #: Metrics answered through one matrix product per chunk.
 PRODUCT_METRICS = ("Cosine", "Euclidean", "Pearson", "Absolute Pearson", "Spearman",
@@ -87,6 +105,8 @@ class ExactIndex:
         self._queue_changed = threading.Condition(self._queue_lock)
         self._scanning = False
         self._last_batch = 0       # queries in the last pass ...
+        self._busy_served = 0      # requests answered since the queue last ran dry ...
+        self._last_round = 0       # ... and as many in the last such round of passes
         # the 8-bit first pass for cosine, once built (int8_scan.py)
         self._int8: Int8Cosine | None = None
         self._int8_wanted = False
@@ -96,6 +116,8 @@ class ExactIndex:
         self.int8_choice: str | None = None
         self._cosine_passes = 0
         self._merge_until = 0.0    # ... and until when the next pass waits for as many
+        self._last_pass_s = 0.0    # how long the last pass took
+        self._last_arrival = 0.0   # when the last request was queued
 
     def __len__(self) -> int:
         return len(self.matrix)
@@ -205,44 +227,32 @@ class ExactIndex:
             return self.ranks().bounds_many([rank_rows(g) for g in groups],
                                             name.replace("Spearman", "Pearson"))
         n = len(self.matrix)
-        out = [(np.empty(n), np.empty(n)) for _ in groups]
         edges = np.cumsum([0] + [len(g) for g in groups])
         if name in PRODUCT_METRICS:
             queries = np.vstack(groups)
             norms = np.linalg.norm(queries, axis=1)
             cosine = name == "Cosine" and bool(np.all(norms > 0))
             if cosine:  # unit queries: the product is the cosine once divided by the row norm
-                q32 = queries / norms[:, None]
+                unit = queries / norms[:, None]
                 self._cosine_passes += 1
-                if self._int8 is not None and len(q32) <= self._int8_limit:
+                if self._int8 is not None and len(unit) <= self._int8_limit:
                     self.int8_passes += 1
-                    per_query = self._int8.bounds(q32)
-                    for (lo, hi), first, last in zip(out, edges[:-1], edges[1:]):
-                        lo[:] = np.min([b[0] for b in per_query[first:last]], axis=0)
-                        hi[:] = np.min([b[1] for b in per_query[first:last]], axis=0)
-                    return out
+                    return _group_minima(self._int8.bounds(unit), edges)
                 if self._cosine_passes >= INT8_AFTER_PASSES:
                     self.start_int8()
-                inverse = self.inverse_norms()
-                slack = (self.dim + 8) * 2.0 ** -24
-            else:
-                q32, extra = self._prepare_queries(queries, name)
+                return _group_minima(self._cosine_bounds(unit), edges)
+            out = [(np.empty(n), np.empty(n)) for _ in groups]
+            q32, extra = self._prepare_queries(queries, name)
             padded = _pad_rows(np.asarray(q32, dtype=np.float32))
             for start, chunk in self._chunks(max(CHUNK_ROWS, SEARCH_CELLS // len(padded))):
                 rows = slice(start, start + len(chunk))
-                # (queries, rows): the one BLAS call per chunk
-                products = (padded @ chunk.T)[: len(queries)]
-                if cosine:
-                    products *= inverse[rows]
-                    for (lo, hi), first, last in zip(out, edges[:-1], edges[1:]):
-                        d = 1.0 - products[first:last].max(0).astype(np.float64)
-                        lo[rows], hi[rows] = d - slack, d + slack
-                    continue
+                products = _products(chunk, padded)[: len(queries)]
                 a, b = self._finish(products, start, extra, name)
                 for (lo, hi), first, last in zip(out, edges[:-1], edges[1:]):
                     lo[rows] = a[first:last].min(0)
                     hi[rows] = b[first:last].min(0)
         else:
+            out = [(np.empty(n), np.empty(n)) for _ in groups]
             for g, (lo, hi) in zip(groups, out):
                 for start, chunk in self._chunks(max(1, SEARCH_CELLS // (len(g) * self.dim))):
                     lo[start:start + len(chunk)] = distances(g, chunk, name).min(0)
@@ -254,10 +264,14 @@ class ExactIndex:
         once, if the matrix is large enough to gain and small enough to copy; searches use
         it as soon as it is ready. A process that searches once never pays for it."""
         with self._lock:
-            if self._int8_wanted or not len(self.matrix) >= INT8_MIN_ROWS or \
-                    self.matrix.size > INT8_MAX_CELLS:
+            if self._int8_wanted or not len(self.matrix) >= INT8_MIN_ROWS:
                 return
             self._int8_wanted = True
+            fits, why_not = int8_fits(self.matrix.size, available_memory())
+            if not fits:
+                self.int8_choice = f"float32 products (no 8-bit first pass: {why_not})"
+                log.info("exact search: %s", self.int8_choice)
+                return
 
         def build() -> None:
             from .int8_scan import Int8Cosine
@@ -290,7 +304,7 @@ class ExactIndex:
         for n in INT8_TRIAL_QUERIES:
             q = unit[:n]
             t8 = _best_time(int8.bounds, q)
-            t32 = _best_time(self._float_cosine_bounds, q)
+            t32 = _best_time(self._cosine_bounds, q)
             times.append(f"{n} quer{'y' if n == 1 else 'ies'} {t8 * 1e3:.1f} ms against "
                          f"{t32 * 1e3:.1f} ms")
             if t8 > INT8_MARGIN * t32:
@@ -306,14 +320,30 @@ class ExactIndex:
         return limit, (f"8-bit first pass for up to {limit} queries at once, float32 products "
                        f"above (measured on this CPU, 8-bit against float32: {measured})")
 
-    def _float_cosine_bounds(self, unit: np.ndarray) -> None:
-        """The float32 pass of a cosine search of unit queries, for timing it."""
-        padded = _pad_rows(np.asarray(unit, dtype=np.float32))
+    def _cosine_bounds(self, unit: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
+        """(lower, upper) bounds on 1 - cosine of every row, for each unit query (rows of
+        norm 1), from one float32 product per chunk of rows.
+
+        The bounds stay float32: a float64 copy of each query's distances and two more for
+        its bounds cost 2.7 ms per query at 100,000 rows, as much as 20 queries' share of the
+        product (README, "Search speed"). They are widened by COSINE_ROUNDING to cover the
+        rounding of 1 - cosine and of the bounds themselves (each under 2**-23 for values
+        of at most 2).
+        """
+        n = len(self.matrix)
+        out = [(np.empty(n, np.float32), np.empty(n, np.float32)) for _ in range(len(unit))]
         inverse = self.inverse_norms()
+        slack = np.float32((self.dim + 8) * 2.0 ** -24 + COSINE_ROUNDING)
+        padded = _pad_rows(np.asarray(unit, dtype=np.float32))
         for start, chunk in self._chunks(max(CHUNK_ROWS, SEARCH_CELLS // len(padded))):
-            products = (padded @ chunk.T)[: len(unit)]
-            products *= inverse[start:start + len(chunk)]
-            products.max(0)
+            rows = slice(start, start + len(chunk))
+            products = _products(chunk, padded)[: len(unit)]
+            products *= inverse[rows]
+            for (lo, hi), cosine in zip(out, products):
+                np.subtract(np.float32(1), cosine, out=lo[rows])
+                np.add(lo[rows], slack, out=hi[rows])
+                lo[rows] -= slack
+        return out
 
     def _prepare_queries(self, q: np.ndarray, name: str):
         extra = {"q_norm": np.linalg.norm(q, axis=1)}
@@ -407,6 +437,7 @@ class ExactIndex:
         request = _Request(queries, k, canonical_metric(metric), exclude, candidates)
         with self._queue_lock:
             self._queue.append(request)
+            self._last_arrival = time.perf_counter()
             self._queue_changed.notify_all()
         while True:
             with self._queue_lock:
@@ -415,11 +446,8 @@ class ExactIndex:
                 if self._scanning:
                     self._queue_changed.wait()
                     continue
-                # The callers of the last pass come back soon (a web client's next request):
-                # waiting briefly for them merges two half-size passes into one, which costs
-                # less than two (they would otherwise alternate for as long as the load lasts).
-                wait = self._merge_until - time.perf_counter()
-                if len(self._queue) < self._last_batch and wait > 0:
+                wait = self._wait_before_pass(time.perf_counter())
+                if wait > 0:
                     self._queue_changed.wait(wait)
                     continue
                 batch, self._queue = self._queue, []
@@ -435,6 +463,10 @@ class ExactIndex:
                     self._scanning = False
                     now = time.perf_counter()
                     self._last_batch = len(batch)
+                    self._busy_served += len(batch)
+                    if not self._queue:  # a round of callers is answered
+                        self._last_round, self._busy_served = self._busy_served, 0
+                    self._last_pass_s = now - started
                     self._merge_until = now + min(MERGE_WAIT_MAX,
                                                   MERGE_WAIT_SHARE * (now - started))
                     self._queue_changed.notify_all()
@@ -442,6 +474,30 @@ class ExactIndex:
             raise request.error
         assert request.result is not None  # done without an error: answered
         return request.result if return_query else request.result[:2]
+
+    def _wait_before_pass(self, now: float) -> float:
+        """How long the caller about to start a pass should wait for more requests first
+        (0: start now); called with the queue's lock held."""
+        # The callers of the last pass come back soon (a web client's next request):
+        # waiting briefly for them merges two half-size passes into one, which costs
+        # less than two (they would otherwise alternate for as long as the load lasts).
+        # After the queue ran dry, wait for the whole last round of callers: 20
+        # threads that ask at once arrive over a few milliseconds, and without this
+        # their searches went out as two passes of 13 and 7 queries each time, 1.7
+        # times the cost of one pass of 20 at 100,000 x 1280 (README, "Search speed").
+        expected = self._last_batch if self._busy_served else \
+            max(self._last_batch, self._last_round)
+        if len(self._queue) < expected and self._merge_until > now:
+            return self._merge_until - now
+        if len(self._queue) >= expected > 1:
+            return 0.0
+        # A burst that finds the index idle: its first request went out alone, in a pass
+        # that the other 19 then waited for. Requests still arriving every few tenths of a
+        # millisecond are gathered first, for at most a small share of a pass.
+        quiet = min(GATHER_QUIET_MAX, GATHER_SHARE * self._last_pass_s)
+        if now - self._last_arrival < quiet and now - self._queue[0].queued < 4 * quiet:
+            return quiet - (now - self._last_arrival)
+        return 0.0
 
     def search_with_negatives(self, positives: np.ndarray, negatives: np.ndarray,
                               k: int | None, metric: str, cost,
@@ -454,7 +510,9 @@ class ExactIndex:
         both distances of every row, and only the rows whose lower bound on the cost can
         reach the k-th upper bound are computed exactly, so the answer is exact."""
         name = canonical_metric(metric)
-        (lo_p, hi_p), (lo_n, hi_n) = self.bounds_many([positives, negatives], name)
+        # float32 bounds (the cosine pass) become float64 exactly, before `cost` rounds
+        (lo_p, hi_p), (lo_n, hi_n) = [(np.asarray(a, np.float64), np.asarray(b, np.float64))
+                                      for a, b in self.bounds_many([positives, negatives], name)]
         lo, hi = cost(lo_p, hi_n), cost(hi_p, lo_n)
         allowed = np.ones(len(lo), bool)
         if candidates is not None:
@@ -467,7 +525,7 @@ class ExactIndex:
         if k is None or k >= n_allowed:
             pool = np.flatnonzero(allowed)
         else:
-            pool = np.flatnonzero(lo <= np.partition(hi, k - 1)[k - 1])
+            pool = np.flatnonzero(lo <= kth_smallest(hi, k))
         d_pos, which_pos = self.exact_scores(positives, pool, name, return_query=True)
         d_neg, which_neg = self.exact_scores(negatives, pool, name, return_query=True)
         exact = cost(d_pos, d_neg)
@@ -512,7 +570,7 @@ class ExactIndex:
         if k is None or k >= n_allowed:
             pool = np.arange(len(lo)) if allowed is None else np.flatnonzero(allowed)
         else:
-            kth = np.partition(hi, k - 1)[k - 1]
+            kth = kth_smallest(hi, k)
             pool = np.flatnonzero(lo <= kth)
         exact, which = self.exact_scores(queries, pool, name, return_query=True)
         # Equal distances (duplicates, equal rank orders) are ordered by row; rounding first
@@ -528,6 +586,60 @@ def _best_time(run, *args) -> float:
         run(*args)
         best = min(best, time.perf_counter() - start)
     return best
+
+
+def int8_fits(values: int, free_memory: int | None) -> tuple[bool, str]:
+    """Whether the 8-bit first pass of a matrix of `values` numbers may be built with
+    `free_memory` bytes available (None: unknown, taken as plenty), and if not, why."""
+    if values > INT8_MAX_VALUES:
+        return False, (f"{values:,} values are more than its model can hold "
+                       f"({INT8_MAX_VALUES:,})")
+    needed = INT8_BUILD_BYTES * values
+    if free_memory is not None and free_memory < needed:
+        return False, (f"building it needs about {needed / 2**30:.1f} GB of free memory, "
+                       f"{free_memory / 2**30:.1f} GB are free")
+    return True, ""
+
+
+def kth_smallest(values: np.ndarray, k: int) -> float:
+    """The k-th smallest of `values` (k >= 1), as `np.partition(values, k - 1)[k - 1]`.
+
+    For a few out of many, the k-th smallest of every KTH_SAMPLE-th value bounds the answer
+    from above (k values at least are no larger), so only the values under it are
+    partitioned: 0.1 ms instead of 0.8 ms for k = 10 of 100,000 on this project's machine,
+    where np.partition cost as much per query as its share of a 20-query product.
+    """
+    if len(values) >= KTH_SAMPLE * 4 * k:
+        sample = values[::KTH_SAMPLE]
+        bound = np.partition(sample, k - 1)[k - 1]
+        under = values[values <= bound]
+        if len(under) >= k:  # fewer only with NaN values: partition them all
+            values = under
+    return np.partition(values, k - 1)[k - 1]
+
+
+def _products(chunk: np.ndarray, queries: np.ndarray) -> np.ndarray:
+    """(queries, rows) float32 products: the one BLAS call per chunk of a pass.
+
+    Computed as chunk @ queries.T and transposed into a copy: OpenBLAS's product in that
+    order took 5-25% less time for 8 to 20 queries over 100,000 x 1280 on this project's
+    machine, more than the copy costs.
+    """
+    return np.ascontiguousarray((chunk @ queries.T).T)
+
+
+def _group_minima(per_query: list[tuple[np.ndarray, np.ndarray]],
+                  edges: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Each group's bounds (queries edges[i]..edges[i+1]) from every query's: the minima."""
+    out = []
+    for first, last in zip(edges[:-1], edges[1:]):
+        if last - first == 1:
+            out.append(per_query[first])
+        else:
+            group = per_query[first:last]
+            out.append((np.min([b[0] for b in group], axis=0),
+                        np.min([b[1] for b in group], axis=0)))
+    return out
 
 
 def _pad_rows(queries: np.ndarray) -> np.ndarray:
@@ -551,6 +663,7 @@ class _Request:
     def __init__(self, queries, k, metric, exclude, candidates):
         self.queries, self.k, self.metric = queries, k, metric
         self.exclude, self.candidates = exclude, candidates
+        self.queued = time.perf_counter()
         self.result: tuple[np.ndarray, ...] | None = None
         self.error: BaseException | None = None
         self.done = False
