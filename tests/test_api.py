@@ -355,6 +355,7 @@ def test_a_reference_that_cannot_be_used_is_a_bad_reference(photos, tmp_path):
 
 # -- the README ----------------------------------------------------------------------------------
 
+@pytest.mark.slow  # over a second on the 2-core machine
 def test_the_readme_names_only_files_that_come_with_it():
     """A newcomer reads the README alone: every file it points to is in the repository."""
     top = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

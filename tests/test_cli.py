@@ -69,6 +69,7 @@ def test_index_prints_a_summary(indexed):
     assert "unchanged         16" in again and "embedded           0" in again
 
 
+@pytest.mark.slow  # over a second on the 2-core machine
 def test_similar_as_json_csv_and_table(indexed):
     root, files, db, _ = indexed
     ref = files[("chelsea", "orig")]
@@ -182,6 +183,7 @@ HOSTILE_REASONS = {
 }
 
 
+@pytest.mark.slow  # over a second on the 2-core machine
 def test_a_hostile_folder_indexes_every_good_image_and_lists_every_bad_one(tmp_path):
     from lookalike.ingest.folders import display_path
 
@@ -233,6 +235,7 @@ def one_line_error(proc, *needles):
         assert needle in lines[0], lines[0]
 
 
+@pytest.mark.slow  # over a second on the 2-core machine
 def test_errors_are_one_clear_line(indexed, tmp_path):
     root, files, db, _ = indexed
     one_line_error(run("similar", tmp_path / "nope.jpg", "--db", db, check=False), "no such file")
@@ -294,6 +297,7 @@ def test_every_command_and_option_says_what_it_is():
                 assert action.help, (name, action.dest)
 
 
+@pytest.mark.slow  # over a second on the 2-core machine
 def test_a_failed_index_leaves_no_database_behind(tmp_path):
     photos = tmp_path / "photos"
     photos.mkdir()
@@ -316,6 +320,7 @@ def test_a_failed_index_leaves_no_database_behind(tmp_path):
     assert kept.is_file()
 
 
+@pytest.mark.slow  # over a second on the 2-core machine
 def test_output_dash_writes_to_the_standard_output(indexed, tmp_path):
     import numpy as np
     import pyarrow.parquet as pq
@@ -369,6 +374,7 @@ def test_an_unknown_category_is_an_error_that_names_the_nearest(indexed):
     one_line_error(proc, "no category 'chelse'", "the nearest are 'chelsea'")
 
 
+@pytest.mark.slow  # over a second on the 2-core machine
 def test_the_table_names_the_default_model_when_the_collection_has_several(indexed, tmp_path):
     root, files, _, _ = indexed
     db = tmp_path / "two.db"
@@ -596,6 +602,7 @@ def test_ctrl_c_stops_cleanly_and_the_next_run_resumes(tmp_path):
 
 # -- sample collections and the demo ---------------------------------------------------------
 
+@pytest.mark.slow  # over a second on the 2-core machine
 def test_datasets_lists_each_sample_and_how_to_install_a_missing_one(tmp_path):
     listing = run("datasets").stdout
     for line in ("twemoji        1,903", "fashion-mnist  10,000", "skimage        26"):
@@ -635,6 +642,7 @@ def demo(tmp_path_factory):
     return tmp, args, run(*args).stdout
 
 
+@pytest.mark.slow  # over a second on the 2-core machine
 def test_demo_gets_indexes_and_shows_look_alikes_of_the_default_sample(demo):
     from lookalike.datasets import TWEMOJI_ATTRIBUTION
 
@@ -685,6 +693,7 @@ def test_the_commands_the_demo_prints_work_as_typed(demo, tmp_path):
     assert program != "lookalike" and os.access(program, os.X_OK)
 
 
+@pytest.mark.slow  # over a second on the 2-core machine
 def test_demo_defaults_to_the_user_data_folder(tmp_path):
     env = {"HOME": str(tmp_path), "XDG_DATA_HOME": str(tmp_path / "data")}
     out = run("demo", "--dataset", "skimage", "--no-serve", "--model", MODEL, "-q",
@@ -748,6 +757,7 @@ def test_ctrl_c_while_writing_a_sample_leaves_only_whole_files(tmp_path):
 
 
 @pytest.mark.parametrize("browser", [True, False])
+@pytest.mark.slow  # over a second on the 2-core machine
 def test_serve_open_shows_the_page_in_the_browser_or_says_there_is_none(indexed, tmp_path,
                                                                         browser):
     """--open hands the address to the user's browser ($BROWSER here: a script that fetches

@@ -61,6 +61,7 @@ def test_index_says_which_columns_it_used_and_what_it_skipped(indexed, served):
     assert sum(served.hits.values()) == hits + 1                        # the 404, tried again
 
 
+@pytest.mark.slow  # over a second on the 2-core machine
 def test_similar_shows_the_table_columns_in_every_format(indexed, tmp_path):
     tmp, table, db, urls, missing, proc = indexed
     ref = tmp / "imgs" / "p0.png"
@@ -91,6 +92,7 @@ def test_similar_shows_the_table_columns_in_every_format(indexed, tmp_path):
     assert any(line.endswith(urls[1]) and " e " in line for line in shown)
 
 
+@pytest.mark.slow  # over a second on the 2-core machine
 def test_export_has_the_table_columns(indexed, tmp_path):
     tmp, table, db, urls, missing, proc = indexed
     run("export", "--db", db, "--output", tmp_path / "all.csv", "--no-vectors", "--quiet")
@@ -106,6 +108,7 @@ def test_export_has_the_table_columns(indexed, tmp_path):
     assert all(len(r["vector"]) == 1000 for r in exported)
 
 
+@pytest.mark.slow  # over a second on the 2-core machine
 def test_an_exported_tab_indexes_again_as_the_same_collection(indexed, tmp_path):
     tmp, table, db, urls, missing, proc = indexed
     run("export", "--db", db, "--output", tmp / "all.tab", "--no-vectors", "--quiet")
@@ -116,6 +119,7 @@ def test_an_exported_tab_indexes_again_as_the_same_collection(indexed, tmp_path)
     assert "embedded           5" in out and "skipped            0" in out
 
 
+@pytest.mark.slow  # over a second on the 2-core machine
 def test_table_errors_are_one_line(indexed, tmp_path):
     tmp, table, db, urls, missing, proc = indexed
     wrong = run("index", table, "--db", tmp_path / "x.db", "--image-column", "photo",

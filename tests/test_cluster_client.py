@@ -21,6 +21,7 @@ def test_a_malformed_address_is_refused_in_one_line(address):
     assert "\n" not in str(err.value)
 
 
+@pytest.mark.slow  # over a second on the 2-core machine
 def test_an_unreachable_scheduler_is_one_line_within_seconds():
     with socket.socket() as s:       # a port that was free a moment ago: nothing listens there
         s.bind(("127.0.0.1", 0))

@@ -12,6 +12,7 @@ from PIL import Image
 from lookalike import datasets
 
 
+@pytest.mark.slow  # over a second on the 2-core machine
 def test_twemoji_is_written_by_category_and_subcategory(tmp_path):
     out = datasets.get("twemoji", tmp_path / "tw")
     pngs = list(out.path.rglob("*.png"))
@@ -23,6 +24,7 @@ def test_twemoji_is_written_by_category_and_subcategory(tmp_path):
     assert {"Smileys & Emotion", "Animals & Nature", "Flags"} <= categories
 
 
+@pytest.mark.slow  # over a second on the 2-core machine
 def test_the_attribution_is_printed_with_twemoji_results(tmp_path):
     full = datasets.get("twemoji", tmp_path / "tw").path
     small = tmp_path / "small"

@@ -91,6 +91,7 @@ def test_too_many_requests_waits_as_the_server_asks(server, downloader):
     assert second - first >= 0.9
 
 
+@pytest.mark.slow  # over a second on the 2-core machine
 def test_a_slow_server_times_out_after_the_retries(server, downloader):
     url = server.add("/slow.png", PNG, delay=2.0)
     assert failure(downloader, url) == \

@@ -81,6 +81,7 @@ def _id(col, path):
     return col.store.find(str(path).encode())["id"]
 
 
+@pytest.mark.slow  # over a second on the 2-core machine
 def test_near_groups_each_photo_with_its_edited_copies(collection):
     col, files, alike, _ = collection
     groups = col.duplicates()  # tier "near"
@@ -260,6 +261,7 @@ def test_not_duplicates_are_remembered_across_reindexing(tmp_path):
     col.close()
 
 
+@pytest.mark.slow  # over a second on the 2-core machine
 def test_across_finds_the_copies_in_another_collection(collection, tmp_path):
     col, files, _, _ = collection
     other = tmp_path / "test"

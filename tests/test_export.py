@@ -419,6 +419,7 @@ def test_cli_similar_writes_every_format(collection, tmp_path):
                        tmp_path / "no" / "x.csv", check=False), 1, "does not exist")
 
 
+@pytest.mark.slow  # over a second on the 2-core machine
 def test_cli_export(collection, tmp_path):
     col, root, files, tmp = collection
     db = col.store.path
@@ -499,6 +500,7 @@ def test_nearest_reference_of_vectors_and_of_image_ids(collection):
     assert one.nearest_references == [str(refs[0])] * 3
 
 
+@pytest.mark.slow  # over a second on the 2-core machine
 def test_cli_similar_says_which_reference_each_look_alike_is_nearest_to(collection):
     col, root, files, _ = collection
     db = col.store.path

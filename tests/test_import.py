@@ -155,6 +155,7 @@ def test_bad_input_is_one_line_and_writes_nothing(tmp_path, case):
         assert col.models == {"mine": 10}
 
 
+@pytest.mark.slow  # over a second on the 2-core machine
 def test_cli_import_then_similar_and_models(tmp_path):
     vectors, paths = clustered(20), fake_paths(20)
     np.savez(tmp_path / "v.npz", paths=np.array(paths), vectors=vectors, model=np.array("dino"))

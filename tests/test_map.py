@@ -164,6 +164,7 @@ def test_removed_images_are_dropped_and_growth_refits(db):
 
 @pytest.mark.parametrize("damage, method", [("garbage", "pca"), ("empty", "pca"),
                                            ("reducer", "tsne"), ("foreign key", "tsne")])
+@pytest.mark.slow  # over a second on the 2-core machine
 def test_a_damaged_or_foreign_map_file_is_refitted(db, damage, method, monkeypatch, tmp_path):
     with lookalike.Collection.open(db) as col:
         col.map(method=method)

@@ -141,6 +141,7 @@ def test_a_table_may_name_objects_by_url(s3, bucket, tmp_path):
     assert col.last_report.unchanged == 2
 
 
+@pytest.mark.slow  # over a second on the 2-core machine
 def test_a_missing_bucket_is_one_clear_line(s3, tmp_path):
     with pytest.raises(LookalikeError, match="no such bucket") as err:
         lookalike.Collection.index(["s3://no-such-bucket/x"], db=tmp_path / "c.db", model=MODEL)

@@ -550,6 +550,7 @@ def test_a_bug_is_a_json_500_without_traceback(photos):
         live.stop()
 
 
+@pytest.mark.slow  # over a second on the 2-core machine
 def test_concurrent_requests_share_the_collection_safely(server, photos):
     col, files, root = photos
     ids = sorted(ids_by_path(col).values())
@@ -586,6 +587,7 @@ def _lookalike(*args, **kw):
                             stdout=subprocess.PIPE, text=True, **kw)
 
 
+@pytest.mark.slow  # over a second on the 2-core machine
 def test_serve_command_serves_until_interrupted(photos):
     col, files, root = photos
     proc = _lookalike("serve", "--db", str(root / "photos.db"), "--port", "0")
@@ -602,6 +604,7 @@ def test_serve_command_serves_until_interrupted(photos):
         proc.wait()
 
 
+@pytest.mark.slow  # over a second on the 2-core machine
 def test_serve_command_warns_when_listening_beyond_this_machine(photos):
     col, files, root = photos
     with socket.socket() as busy:                  # a busy port: it warns, then fails to bind,

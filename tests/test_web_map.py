@@ -65,6 +65,7 @@ def analysed(col) -> lookalike.Analysis:
 
 # -- Collection.images: sorted and filtered in the catalogue -------------------------------------
 
+@pytest.mark.slow  # over a second on the 2-core machine
 def test_images_sort_by_outlier_and_filter_by_cluster_flag_and_ids(site):
     live, col, flagged = site
     found = analysed(col)
@@ -102,6 +103,7 @@ def test_images_sort_by_outlier_and_filter_by_cluster_flag_and_ids(site):
     assert col.position(every[0]["id"], ids=chosen) is None
 
 
+@pytest.mark.slow  # over a second on the 2-core machine
 def test_sorting_without_a_current_analysis_says_to_run_analyze(tmp_path):
     col, _ = make_collection(tmp_path)
     with col:
@@ -187,6 +189,7 @@ def test_a_map_being_computed_is_answered_computing_then_given(site):
         live.client.get("/api/map", params={"method": "uamp"}), 400)
 
 
+@pytest.mark.slow  # over a second on the 2-core machine
 def test_duplicate_groups_colour_the_map_once_computed(site):
     live, col, _ = site
     asked = {"tier": "similar", "threshold": 0.2}
