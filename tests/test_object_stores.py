@@ -183,3 +183,29 @@ def test_an_object_store_collection_searches_like_a_folder_one(s3, bucket, tmp_p
     ids_r, v_r = remote.vectors(MODEL)
     ids_l, v_l = local.vectors(MODEL)
     np.testing.assert_array_equal(v_r, v_l)
+
+
+@pytest.mark.slow  # starts a LocalCluster of one worker process (seconds)
+def test_a_cluster_indexes_a_prefix_as_a_plain_run_does(s3, bucket, tmp_path):
+    """The workers read the objects themselves (the AWS_* settings travel with the
+    environment): the same catalogue and vectors as a plain run, and a re-run reads nothing."""
+    upload(s3, bucket, {f"set/{c}/{i}.png": png(10 * i + len(c)) for c in ("a", "bb")
+                        for i in range(3)} | {"set/broken.png": b"\x89PNG not really"})
+    plain = lookalike.Collection.index([f"s3://{bucket}/set"], db=tmp_path / "p.db",
+                                       model=MODEL)
+    with lookalike.Collection.create(tmp_path / "c.db") as col:
+        report = col.add([f"s3://{bucket}/set"], model=MODEL, cluster="local:1", shard_size=2)
+        assert report.embedded == 6 and len(report.skipped) == 1
+        ids, vectors = col.vectors()
+        got = dict(zip([r["path"] for r in col.store.rows(ids.tolist())], vectors))
+        again = col.add([f"s3://{bucket}/set"], model=MODEL, cluster="local:1")
+    plain_again = plain.add([f"s3://{bucket}/set"], model=MODEL)
+    assert again.embedded == plain_again.embedded == 0
+    assert (again.unchanged, len(again.skipped)) == (plain_again.unchanged,
+                                                     len(plain_again.skipped))
+    ids, vectors = plain.vectors()
+    want = dict(zip([r["path"] for r in plain.store.rows(ids.tolist())], vectors))
+    plain.close()
+    assert sorted(got) == sorted(want) and len(want) == 6
+    for path, vector in want.items():
+        np.testing.assert_allclose(got[path], vector, rtol=1e-5, atol=1e-5, err_msg=path)

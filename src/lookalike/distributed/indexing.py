@@ -31,6 +31,7 @@ from ..ingest.pipeline import (
     embed_unstored,
     tally_batch,
 )
+from ..locators import is_store_url
 from ..progress import progress_bar
 from .client import ClusterError, connect
 
@@ -105,8 +106,11 @@ def embed_shard(shard: Sequence[ImageFile | RemoteImage], work: ShardWork) -> Sh
 
 def _check_reachable(shard: Sequence[ImageFile | RemoteImage]) -> None:
     """A worker that cannot see the folders the driver listed says so in one line, rather
-    than recording every image as unreadable (which a re-run would then keep)."""
-    for folder in {os.path.dirname(item.locator) for item in shard if isinstance(item, ImageFile)}:
+    than recording every image as unreadable (which a re-run would then keep). Objects in
+    a store (s3://...) are the store's to refuse, object by object."""
+    files = (item for item in shard if isinstance(item, ImageFile)
+             and not is_store_url(os.fsdecode(item.locator[:64])))
+    for folder in {os.path.dirname(item.locator) for item in files}:
         if not os.path.isdir(folder):
             shown = os.fsdecode(folder)
             raise ClusterError(
