@@ -47,7 +47,9 @@ marked as a negative, each rule of negative_cost.
 
 Plates (`--plates`, alone: only this section): synthetic Cell-Painting-like plates
 (lookalike.synthetic_plates, seed 0: PLATE_LAYOUT), indexed by lookalike with the default
-model as OME-TIFFs, the condition as the label. Reported with the stored vectors and with
+model as OME-TIFFs, read as a collection reads them by default (the first three channels as
+red, green, blue) or as `--channels` says (`0=blue,1=green,2=red`: `index --channels`), the
+condition as the label. Reported with the stored vectors and with
 per-plate normalisation (search/normalise.py) against all wells, against the control wells,
 and variants of its scaling: P@10 over every other image, P@10 across plates (only other
 plates' images searched: what a plate effect spoils), and the share of the 10 nearest that
@@ -340,16 +342,24 @@ PLATE_LAYOUT = {"plates": 6, "conditions": 5, "wells_per_condition": 4, "fields"
                 "channels": 3, "size": 160, "seed": 0}
 
 
-def plate_vectors() -> tuple[np.ndarray, list[dict], np.ndarray, np.ndarray]:
-    """(vectors, each image's columns, condition labels, plate labels), indexed by lookalike."""
-    from lookalike import Collection
+def plate_vectors(channels: str | None = None
+                  ) -> tuple[np.ndarray, list[dict], np.ndarray, np.ndarray]:
+    """(vectors, each image's columns, condition labels, plate labels), indexed by lookalike
+    (read with `channels` as `index --channels` takes them, or the collection's default)."""
+    from lookalike import Collection, ReadingOptions
     from lookalike.formats.export import extras_of
+    from lookalike.ingest.reading import parse_channels
     from lookalike.synthetic_plates import write_plates
 
     folder = CACHE / "plates"
     written = write_plates(folder / "images", **PLATE_LAYOUT)
     condition = {str(i.path): i.condition for i in written.images}
-    with Collection.index([folder / "images"], db=folder / "plates.db") as col:
+    reading = ReadingOptions()
+    if channels:
+        chosen, colours = parse_channels(channels)
+        reading = ReadingOptions(channels=chosen, colours=colours)
+    db = folder / ("plates-channels.db" if channels else "plates.db")
+    with Collection.index([folder / "images"], db=db, reading=reading) as col:
         ids, matrix = col.vectors()
         rows = col.store.rows(ids.tolist())
         extras = [extras_of(r) for r in rows]
@@ -383,11 +393,11 @@ def _scaled_by_controls(v: np.ndarray, extras: list[dict], plates: np.ndarray) -
     return out
 
 
-def run_plates(machine: str) -> None:
+def run_plates(machine: str, channels: str | None) -> None:
     from lookalike.search.normalise import SPREAD_FLOOR, Normalisation, normalise
 
     started = time.perf_counter()
-    v, extras, labels, plates = plate_vectors()
+    v, extras, labels, plates = plate_vectors(channels)
     controls = Normalisation.of("plate", "A01,A02,A03,A04")
     every = Normalisation.of("plate")
     assert controls is not None and every is not None
@@ -403,15 +413,17 @@ def run_plates(machine: str) -> None:
                      _scaled_by_controls(v, extras, plates)))
     rows = []
     print(f"{len(v)} images, {len(set(labels.tolist()))} conditions, "
-          f"{len(set(plates.tolist()))} plates; default spread floor {SPREAD_FLOOR}")
+          f"{len(set(plates.tolist()))} plates; default spread floor {SPREAD_FLOOR}; channels "
+          f"{channels or 'as by default'}")
     print("| vectors | P@10 | P@10 across plates | same plate in 10 nearest |\n|---|---|---|---|")
     for name, x in variants:
         result = plate_precision(x, labels, plates)
         rows.append({"variant": name, **result})
         print(f"| {name} | " + " | ".join(f"{value:.3f}" for value in result.values()) + " |")
     OUT.mkdir(exist_ok=True)
-    (OUT / "quality_plates.json").write_text(json.dumps(
-        {"machine": machine, "layout": PLATE_LAYOUT, "rows": rows,
+    name = "quality_plates.json" if not channels else "quality_plates_channels.json"
+    (OUT / name).write_text(json.dumps(
+        {"machine": machine, "layout": PLATE_LAYOUT, "channels": channels, "rows": rows,
          "seconds": time.perf_counter() - started}, indent=2) + "\n")
 
 
@@ -543,6 +555,9 @@ def main() -> None:
     parser.add_argument("--feedback-queries", type=int, default=FEEDBACK_QUERIES)
     parser.add_argument("--plates", action="store_true",
                         help="only the synthetic plates, with and without normalisation")
+    parser.add_argument("--channels", default=None,
+                        help="with --plates: how their channels are read, as `index "
+                             "--channels` takes them (default: the collection's default)")
     parser.add_argument("--refine-speed", action="store_true",
                         help=f"only the time of a refine over {REFINE_SPEED_ROWS:,} synthetic "
                              f"{REFINE_SPEED_DIM}-d vectors (5.1 GB of memory)")
@@ -550,7 +565,7 @@ def main() -> None:
     args = parser.parse_args()
     machine = print_machine()
     if args.plates:
-        run_plates(machine)
+        run_plates(machine, args.channels)
         return
     if args.refine_speed:
         result = refine_speed(args.refine_rows)

@@ -229,5 +229,6 @@ def test_bioformats2raw_layout_reads_its_first_image_and_a_plate_is_refused(tmp_
     assert images.read_size(converted) == (X, Y)
     plate = zarr.open_group(str(tmp_path / "plate.ome.zarr"), mode="w", zarr_format=2)
     plate.attrs["plate"] = {"wells": [{"path": "A/1"}]}
-    with pytest.raises(images.ImageSkipped, match="an OME-Zarr plate or well"):
+    with pytest.raises(images.ImageSkipped, match=r"an OME-Zarr plate \(high-content screening\), "
+                                                  "not one image: index it to list its fields"):
         images.decode(omezarr.read_folder(os.fsencode(tmp_path / "plate.ome.zarr")))

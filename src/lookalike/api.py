@@ -879,7 +879,7 @@ class Collection:
                                     "URL must be indexed first (or give a local file)")
         if not os.path.exists(ref):
             raise BadReferenceError(f"{shown}: no such file, and not in the collection")
-        if os.path.isdir(ref) and not omezarr.is_zarr_name(ref):
+        if os.path.isdir(ref) and not omezarr.is_zarr_folder(ref):
             raise BadReferenceError(f"{shown}: is a folder; give image files (or OME-Zarr "
                                     "folders) as references")
         try:

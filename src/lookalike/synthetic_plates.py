@@ -7,8 +7,10 @@ noise), the "plate effect" that per-plate normalisation is meant to remove. Ever
 drawn from one seed, so a test or a benchmark can write the same plates again.
 
 Written as one OME-TIFF per field (channels as pages, OME-XML with the plate, its wells, the
-field's WellSample and the plate acquisition) or as one plain 16-bit TIFF per channel named
-`{plate}_{well}_s{field}_w{channel}.tif`, the way many screening microscopes name them.
+field's WellSample and the plate acquisition), as one plain 16-bit TIFF per channel named
+`{plate}_{well}_s{field}_w{channel}.tif`, the way many screening microscopes name them, or as
+one OME-Zarr plate per plate (`P1.ome.zarr`, OME-NGFF 0.4 `plate` and `well` metadata, a field
+as `A/1/0`).
 """
 
 from __future__ import annotations
@@ -88,11 +90,13 @@ def well_name(row: int, column: int) -> str:
 
 def write_plates(folder: str | os.PathLike, *, plates: int = 3, conditions: int = 4,
                  wells_per_condition: int = 2, fields: int = 3, channels: int = 3,
-                 size: int = 128, per_channel_files: bool = False, seed: int = 0) -> PlateSet:
+                 size: int = 128, per_channel_files: bool = False, ome_zarr: bool = False,
+                 seed: int = 0) -> PlateSet:
     """Write `plates` synthetic plates into `folder` (created). Condition c (of the first
     `conditions` of CONDITIONS) fills row c of every plate, `wells_per_condition` wells from
     column 01, so the controls are A01, A02, ...; each well has `fields` fields of
-    size x size pixels with `channels` channels (of CHANNELS) in 16 bits."""
+    size x size pixels with `channels` channels (of CHANNELS) in 16 bits. `ome_zarr` writes
+    each plate as an OME-Zarr plate (the same pixels as the OME-TIFFs of the same seed)."""
     if not 1 <= conditions <= len(CONDITIONS) or not 1 <= channels <= len(CHANNELS):
         raise ValueError(f"conditions must be 1..{len(CONDITIONS)}, channels 1..{len(CHANNELS)}")
     out = Path(folder)
@@ -107,8 +111,14 @@ def write_plates(folder: str | os.PathLike, *, plates: int = 3, conditions: int 
         for c, well in layout:
             for field in range(1, fields + 1):
                 pixels = effect.apply(_cells(CONDITIONS[c], channels, size, rng), rng)
+                if ome_zarr:
+                    written.append(_write_zarr_field(out, plate, well, field,
+                                                     CONDITIONS[c].name, pixels))
+                    continue
                 written += _write_field(out, plate, well, field, CONDITIONS[c].name, pixels,
                                         per_channel_files, (p, layout, fields, effect.acquired))
+        if ome_zarr:
+            _write_zarr_plate(out / f"{plate}.ome.zarr", plate, layout, fields, effect.acquired)
     controls = tuple(well_name(0, r) for r in range(wells_per_condition))
     return PlateSet(out, tuple(written), controls, CHANNELS[:channels])
 
@@ -240,6 +250,51 @@ def _write_field(out: Path, plate: str, well: str, field: int, condition: str,
     tifffile.imwrite(path, pixels, photometric="minisblack", metadata=None,
                      description=_ome_xml(plate, well, field, pixels.shape, where))
     return [PlateImage(path, plate, well, field, None, condition)]
+
+
+def _write_zarr_field(out: Path, plate: str, well: str, field: int, condition: str,
+                      pixels: np.ndarray) -> PlateImage:
+    """One field as an OME-Zarr image (axes c, y, x; one level; channel names as `omero`
+    labels) at PLATE.ome.zarr/ROW/COLUMN/FIELD-1, with the well's metadata."""
+    import zarr
+
+    well_path = f"{well[0]}/{int(well[1:])}"
+    path = out / f"{plate}.ome.zarr" / well_path / str(field - 1)
+    image = zarr.open_group(str(path), mode="w", zarr_format=2)
+    image.create_array("0", data=pixels, chunks=(1, *pixels.shape[1:]))
+    axes = [{"name": "c", "type": "channel"}, {"name": "y", "type": "space"},
+            {"name": "x", "type": "space"}]
+    image.attrs["multiscales"] = [{
+        "version": "0.4", "axes": axes, "datasets": [{
+            "path": "0", "coordinateTransformations": [{"type": "scale", "scale": [1, 1, 1]}]}]}]
+    image.attrs["omero"] = {"channels": [{"label": CHANNELS[c], "active": True}
+                                         for c in range(len(pixels))]}
+    well_group = zarr.open_group(str(path.parent), mode="a", zarr_format=2)
+    well_group.attrs["well"] = {"images": [{"path": str(n), "acquisition": 0}
+                                           for n in range(field)], "version": "0.4"}
+    return PlateImage(path, plate, well, field, None, condition)
+
+
+def _write_zarr_plate(folder: Path, plate: str, layout: list[tuple[int, str]], fields: int,
+                      acquired: str) -> None:
+    """The plate's own metadata (OME-NGFF 0.4 `plate`), written once its wells are."""
+    import datetime
+
+    import zarr
+
+    rows = sorted({well[0] for _, well in layout})
+    columns = sorted({int(well[1:]) for _, well in layout})
+    start = datetime.datetime.fromisoformat(acquired).replace(tzinfo=datetime.timezone.utc)
+    group = zarr.open_group(str(folder), mode="a", zarr_format=2)
+    for row in rows:
+        zarr.open_group(str(folder / row), mode="a", zarr_format=2)
+    group.attrs["plate"] = {
+        "version": "0.4", "name": plate, "field_count": fields,
+        "rows": [{"name": r} for r in rows], "columns": [{"name": str(c)} for c in columns],
+        "wells": [{"path": f"{well[0]}/{int(well[1:])}", "rowIndex": rows.index(well[0]),
+                   "columnIndex": columns.index(int(well[1:]))} for _, well in layout],
+        "acquisitions": [{"id": 0, "name": f"{plate} run 1",
+                          "starttime": int(start.timestamp() * 1000)}]}
 
 
 def _ome_xml(plate: str, well: str, field: int, shape: tuple[int, ...], where: tuple) -> str:

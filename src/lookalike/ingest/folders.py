@@ -1,5 +1,6 @@
 """Finding the images of a collection: folder trees and single files become `ImageFile` records
-(an OME-Zarr folder, `*.zarr`, is one image and is not walked).
+(an OME-Zarr folder, `*.zarr`, is one image and is not walked; an OME-Zarr plate is its
+fields, each with its plate columns as extras).
 
 A folder is walked recursively like Orange's Import Images: dot-files and dot-folders are
 skipped, symbolic links are followed but loops are not, and the category of an image is its
@@ -10,14 +11,15 @@ images (paths or URLs, `RemoteImage`) are read by `tables.py` into the same reco
 from __future__ import annotations
 
 import errno
+import json
 import os
 import stat
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from ..errors import LookalikeError
 from ..locators import is_store_url, is_url
-from . import omezarr
+from . import omezarr, zarr_plates
 
 #: File name endings taken as images when a folder is scanned (a file given by name is tried
 #: whatever its ending).
@@ -83,6 +85,14 @@ def not_a_file(mode: int) -> str:
     return f"{kind}, not an image file"
 
 
+def _records(path: str, root: str, category: str | None) -> Iterator[ImageFile | Unreadable]:
+    """The record of one entry, or those of an OME-Zarr plate's fields."""
+    if omezarr.is_zarr_name(path) and os.path.isdir(path) and zarr_plates.is_plate(path):
+        yield from _plate_records(path, root, category)
+    else:
+        yield _record(path, root, category)
+
+
 def _record(path: str, root: str, category: str | None) -> ImageFile | Unreadable:
     locator = os.fsencode(path)
     shown = display_path(path)
@@ -118,6 +128,28 @@ def _zarr_record(path: str, root: str, category: str | None) -> ImageFile | Unre
                      None if category is None else display_path(category), size, mtime_ns)
 
 
+def _plate_records(path: str, root: str, category: str | None
+                   ) -> Iterator[ImageFile | Unreadable]:
+    """An OME-Zarr plate as its fields: each an OME-Zarr image (PLATE.zarr/A/1/0) with its
+    plate columns as extras, in the category of the plate folder."""
+    shown_root = display_path(root)
+    fields = 0
+    for field in zarr_plates.plate_fields(path, omezarr.image_name(path)):
+        locator = os.fsencode(field.folder)
+        if field.problem is not None:
+            yield Unreadable(display_path(field.folder), locator, shown_root, field.problem)
+            continue
+        record = _zarr_record(field.folder, root, category)
+        if isinstance(record, ImageFile):
+            record = replace(record, name=field.name,
+                             extras=json.dumps(field.columns, ensure_ascii=False))
+        fields += 1
+        yield record
+    if not fields:
+        yield Unreadable(display_path(path), os.fsencode(path), shown_root,
+                         "an OME-Zarr plate that lists no field of any well")
+
+
 def scan(path: str | os.PathLike) -> Iterator[ImageFile | Unreadable]:
     """Yield every image file under `path` (a folder, walked recursively, or one file)."""
     root = os.path.abspath(os.fspath(path))
@@ -130,7 +162,7 @@ def scan(path: str | os.PathLike) -> Iterator[ImageFile | Unreadable]:
     if stat.S_ISDIR(st.st_mode) and not omezarr.is_zarr_name(root):
         yield from _walk(root)
     else:
-        yield _record(root, root, None)
+        yield from _records(root, root, None)
 
 
 def _walk(root: str) -> Iterator[ImageFile | Unreadable]:
@@ -164,7 +196,8 @@ def _walk(root: str) -> Iterator[ImageFile | Unreadable]:
             except OSError:
                 is_dir = False
             if is_dir and omezarr.is_zarr_name(entry.name):
-                yield _record(entry.path, root, category)  # one image, not a folder to walk
+                # One image (or a plate's fields), not a folder to walk.
+                yield from _records(entry.path, root, category)
             elif is_dir:
                 (linked if entry.is_symlink() else subfolders).append(entry.path)
             elif os.path.splitext(entry.name)[1].lower() in IMAGE_SUFFIXES:

@@ -56,8 +56,10 @@ def is_zarr_name(path: str | bytes | os.PathLike) -> bool:
 
 
 def is_zarr_folder(path: str | bytes | os.PathLike) -> bool:
-    """Whether `path` is a folder read as one OME-Zarr image."""
-    return is_zarr_name(path) and os.path.isdir(path)
+    """Whether `path` is a folder read as one OME-Zarr image: a `*.zarr` folder, or a folder
+    inside one (a plate's field, `P1.ome.zarr/A/1/0`; a folder scan never walks into one)."""
+    parts = os.fsdecode(path).lower().split(os.sep)
+    return any(part.endswith(ZARR_SUFFIX) for part in parts) and os.path.isdir(path)
 
 
 def image_name(path: str | bytes) -> str:
@@ -136,9 +138,12 @@ def _open_image_group(folder: bytes):
         first = group.get("0")
         if isinstance(first, zarr.Group):
             group, attrs = first, _ome(first.attrs)
-    if "plate" in attrs or "well" in attrs:
-        raise ImageSkipped("an OME-Zarr plate or well (high-content screening), not one "
-                           "image: lookalike reads OME-Zarr images, not yet plates")
+    if "plate" in attrs:
+        raise ImageSkipped("an OME-Zarr plate (high-content screening), not one image: index "
+                           "it to list its fields, or give one field (PLATE.zarr/A/1/0)")
+    if "well" in attrs:
+        raise ImageSkipped("an OME-Zarr well of a plate, not one image: give one of its fields "
+                           "(its folders 0, 1, ...)")
     multiscales = attrs.get("multiscales")
     if not isinstance(multiscales, list) or not multiscales or \
             not isinstance(multiscales[0], dict) or not multiscales[0].get("datasets"):

@@ -45,7 +45,7 @@ def read_catalogued(locator: bytes | str, expected_hash: bytes | None,
         return _read_stored(locator.decode("utf-8", "replace"), expected_hash, max_bytes)
     if not isinstance(locator, bytes) or not os.path.isabs(locator):
         raise FileGone("not a local file")
-    if omezarr.is_zarr_name(locator) and os.path.isdir(locator):
+    if omezarr.is_zarr_folder(locator):
         return _read_zarr(locator, expected_hash)
     try:
         data = read_regular_file(locator, max_bytes)

@@ -20,13 +20,13 @@ from typing import Any
 
 from ..catalogue.store import KnownFile
 from .folders import ImageFile, RemoteImage, SourceError, Unreadable
+from .wells import well_columns
 
 #: The columns OME-XML gives (those of a file's first image that it names).
 OME_COLUMNS = ("plate", "well", "well_row", "well_column", "field", "channels", "acquisition",
                "acquired")
 
 _PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
-_WELL = re.compile(r"([A-Za-z]{1,2})0*(\d{1,3})")
 
 
 class PatternError(SourceError):
@@ -80,16 +80,6 @@ def _literal(text: str) -> str:
 
 def _value(text: str) -> str | int:
     return int(text) if text.isdigit() and len(text) < 10 else text
-
-
-def well_columns(well: str) -> dict[str, Any]:
-    """{"well": "B07", "well_row": "B", "well_column": 7} for B07, B7, b07 (a name not of
-    that form is kept as it is, without row and column)."""
-    m = _WELL.fullmatch(well.strip())
-    if m is None:
-        return {"well": well}
-    row, column = m.group(1).upper(), int(m.group(2))
-    return {"well": f"{row}{column:02d}", "well_row": row, "well_column": column}
 
 
 def with_file_name_columns(found: Sequence[ImageFile | RemoteImage | Unreadable],

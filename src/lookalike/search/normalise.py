@@ -58,7 +58,7 @@ class Normalisation:
                                      "COLUMN=VALUE, e.g. condition=control")
             return cls(columns, control_column=column, control_value=value)
         wells = controls.split(",") if isinstance(controls, str) else list(controls or ())
-        from ..ingest.plate_columns import well_columns  # "a1" and "A01" are one well
+        from ..ingest.wells import well_columns  # "a1" and "A01" are one well
 
         return cls(columns, tuple(str(well_columns(w.strip())["well"]) for w in wells
                                   if w.strip()))

@@ -14,6 +14,7 @@ from ...api import DEFAULT_K, DEFAULT_METRIC, Collection, Neighbors
 from ...ingest.decode import ImageSkipped, decode
 from ...search.feedback import DEFAULT_REFINE_METHOD, REFINE_METHODS
 from ...search.metrics import METRICS
+from ...search.normalise import Normalisation
 from ...search.text_queries import MAX_TEXT_CHARS
 from ..errors import HTTPError, refusals
 from ..state import State, ViewerState
@@ -59,16 +60,23 @@ class NeighborsQuery(BaseModel):
     refine: RefineMethod | None = Field(
         None, description="how to refine from the marks (linear, rocchio or exemplar; null: "
                           "linear when `like` is given, else no refine)")
+    normalise: str | None = Field(
+        None, max_length=200, description="normalise the vectors per group of this column "
+        "first (\"plate\", or \"plate,channel\"): each plate centred and scaled against its "
+        "`controls`, as `lookalike similar --normalise` (exact; not with `like`)")
+    controls: str | None = Field(
+        None, max_length=2000, description="with `normalise`: the control wells (\"A01,A02\") "
+        "or COLUMN=VALUE (\"condition=DMSO\"); null: all the plate's images")
 
 
 @router.post("/api/neighbors", summary="The look-alikes of images of the collection",
-             responses=refusals(s400=_CANNOT_SEARCH, s404=NO_IMAGE,
-                                s413="a request body over the size limit"))
+             responses=refusals(s400=_CANNOT_SEARCH + ", or a normalisation it cannot make",
+                                s404=NO_IMAGE, s413="a request body over the size limit"))
 def neighbors(state: State, query: NeighborsQuery):
     """The k images nearest to the references (an image's distance is its distance to the
     nearest reference), nearest first, with the fields of `lookalike similar --format
     json`; `notes` are sentences a person should read with the answer (Mahalanobis on too
-    few images, say)."""
+    few images, say); `normalised`, with `normalise`, says how the vectors were normalised."""
     return _find_neighbors(state, query)
 
 
@@ -82,13 +90,15 @@ def neighbors_get(state: State,
                   approximate: Approximate | None = None,
                   unlike: Annotated[list[ImageIdValue] | None, Query(max_length=1000)] = None,
                   like: Annotated[list[ImageIdValue] | None, Query(max_length=1000)] = None,
-                  refine: RefineMethod | None = None):
+                  refine: RefineMethod | None = None,
+                  normalise: Annotated[str | None, Query(max_length=200)] = None,
+                  controls: Annotated[str | None, Query(max_length=2000)] = None):
     """The JSON twin of the page's `/?ref=...` view; same answer as `POST /api/neighbors`."""
     return _find_neighbors(state, NeighborsQuery(
         references=ref, k=k, metric=metric, model=model,
         include_references=include_references, category=category,
         approximate=_approximate(approximate), unlike=unlike or [], like=like or [],
-        refine=refine))
+        refine=refine, normalise=normalise or None, controls=controls or None))
 
 
 @router.post("/api/neighbors/upload", summary="The look-alikes of an image file you send",
@@ -142,15 +152,30 @@ def _find_neighbors(state: ViewerState, query: NeighborsQuery) -> JSONResponse:
     col = state.collection
     ids = list(dict.fromkeys(query.references))
     references = _usable_rows(col, ids)
+    how = _normalisation(query)
     if query.unlike or query.like or query.refine:
-        return _find_with_marks(state, query, references)
+        return _find_with_marks(state, query, references, how)
     state.warmup.wait_for_models(120)  # counted by the warm-up: no need to do it twice
     # Searches asked for at the same time are answered by one pass over the matrix
     # (search/exact.py).
     res = col.nearest_to_ids(ids, k=query.k, metric=query.metric, model=query.model,
                              include_references=query.include_references,
-                             category=query.category or None, approximate=query.approximate)
-    return _neighbors_response(col, res, references, query.k)
+                             category=query.category or None, approximate=query.approximate,
+                             normalise=query.normalise, controls=query.controls)
+    return _neighbors_response(col, res, references, query.k, **how)
+
+
+def _normalisation(query: NeighborsQuery) -> dict[str, str]:
+    """`{"normalised": "normalised per plate against ..."}` for a query that asks for it
+    (the panel says so with the answer), {} otherwise; 400 for one that cannot be answered
+    (the collection's own checks, a missing column say, come from the search)."""
+    how = Normalisation.of(query.normalise, query.controls)
+    if how is None:
+        return {}
+    if query.like or query.refine:
+        raise HTTPError(400, "more like this (like, refine) refines on the stored vectors, "
+                             "not normalised ones; leave out normalise or the like marks")
+    return {"normalised": how.describe()}
 
 
 def _usable_rows(col: Collection, ids: list[int]) -> list[dict]:
@@ -166,7 +191,7 @@ def _usable_rows(col: Collection, ids: list[int]) -> list[dict]:
 
 
 def _find_with_marks(state: ViewerState, query: NeighborsQuery,
-                     references: list[dict]) -> JSONResponse:
+                     references: list[dict], how: dict[str, str]) -> JSONResponse:
     """The look-alikes of references with images marked "not like this" (`unlike`) or "more
     like this" (`like`, or `refine` asked for): `Collection.nearest(..., unlike=...)` or
     `Collection.refine` of the references and the liked images against the unliked ones."""
@@ -191,10 +216,10 @@ def _find_with_marks(state: ViewerState, query: NeighborsQuery,
     else:
         res = col.nearest(positives, k=query.k, metric=query.metric, model=query.model,
                           include_references=query.include_references, category=category,
-                          unlike=negatives)
+                          unlike=negatives, normalise=query.normalise, controls=query.controls)
     return _neighbors_response(col, res, references, query.k,
                                like=[image_json(r) for r in like_rows],
-                               unlike=[image_json(r) for r in unlike_rows], refine=method)
+                               unlike=[image_json(r) for r in unlike_rows], refine=method, **how)
 
 
 def _search_upload(state: ViewerState, data: bytes, name: str, **search) -> Neighbors:

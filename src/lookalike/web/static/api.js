@@ -93,6 +93,10 @@ export function neighborsQuery() {
   for (const r of state.view.unlike) p.append("unlike", r);
   for (const [name, value] of searchParams()) p.set(name, value);
   if (state.view.inc) p.set("include_references", "true");
+  if (state.view.normalise) {  // the references' plates are known: not for uploads or texts
+    p.set("normalise", state.view.normalise);
+    if (state.view.controls) p.set("controls", state.view.controls);
+  }
   return `/api/neighbors?${p}`;
 }
 

@@ -10,7 +10,7 @@ import { bindDuplicates, syncDuplicatesView } from "./duplicates.js";
 import { bindExport } from "./export.js";
 import { bindFeedback } from "./feedback.js";
 import { bindGrid, countText, grid, gridKey, showInGrid, syncGridControls } from "./gallery.js";
-import { bindControls, choose, showError, showLookalikes, showNotice,
+import { bindControls, choose, PLATE_COLUMN, showError, showLookalikes, showNotice,
          syncPanelControls } from "./panel.js";
 import { bindMap, mapKey, syncMapView } from "./map.js";
 import { initPreview, previewKey } from "./preview.js";
@@ -58,6 +58,12 @@ function normalise() {
       fallBack("model", info.default_model);
     }
     if (view.model === info.default_model) view.model = "";
+    if (view.normalise && !view.normalise.split(",").every(
+      (c) => info.extra_columns?.includes(c.trim()))) {
+      fallBack("normalise", "not normalised");
+      view.normalise = "";
+      view.controls = "";
+    }
   }
   for (const key of ["k", "mode", "size"]) {
     if (asked.has(key) && asked.get(key) !== String(view[key])) {
@@ -104,6 +110,7 @@ function adoptCollection(info) {
                             ...info.extra_columns.map((c) => [`x:${c}`, c])], state.view.title);
   }
   $("mode-label").hidden = info.count < LARGE && !state.view.mode;
+  $("normalise-box").hidden = !info.extra_columns?.includes(PLATE_COLUMN);
   if (info.attributions.length) {
     $("credits").textContent = info.attributions.join(" · ");
     $("credits").hidden = false;

@@ -148,7 +148,7 @@ function renderNeighbors(answer) {
   const several = state.info && Object.keys(state.info.models).length > 1;
   $("result-info").textContent = [`${answer.neighbors.length} by ${metric}`,
     marksSummary(answer), several ? answer.model : "",
-    answer.category ? `from ${answer.category}` : ""]
+    answer.category ? `from ${answer.category}` : "", answer.normalised || ""]
     .filter(Boolean).join(" · ");
   renderNotes(answer.notes || []);
   const scale = distanceScale(metric, answer.neighbors);
@@ -285,8 +285,16 @@ export function syncPanelControls() {
   if (v.model) $("model").value = v.model;
   $("mode").value = v.mode;
   $("include").checked = v.inc;
+  $("normalise").checked = Boolean(v.normalise);
+  $("norm-controls").value = v.controls;
+  $("norm-controls").disabled = !v.normalise;
+  $("norm-controls-label").classList.toggle("disabled", !v.normalise);
   syncWithin();
 }
+
+/** The column plates are normalised by, when the collection has it (else the control is
+ *  not shown). */
+export const PLATE_COLUMN = "plate";
 
 /** "only from the grid's category": possible only while the grid shows one. */
 export function syncWithin() {
@@ -304,11 +312,14 @@ export function bindControls(refresh) {
     const k = Number.parseInt($("k").value, 10);
     if (!(k >= 1 && k <= state.kMax)) return;
     const model = $("model").value === state.info?.default_model ? "" : $("model").value;
+    const normalise = $("normalise").checked ? PLATE_COLUMN : "";
     go({ k, metric: $("metric").value, model, mode: $("mode").value, inc: $("include").checked,
-         only: $("within").checked });
+         only: $("within").checked, normalise,
+         controls: normalise ? $("norm-controls").value.trim() : "" });
     refresh();
   };
-  for (const id of ["k", "metric", "model", "include", "within", "mode"]) {
+  for (const id of ["k", "metric", "model", "include", "within", "mode", "normalise",
+                    "norm-controls"]) {
     $(id).addEventListener("change", onControl);
   }
   $("controls").addEventListener("submit", (e) => { e.preventDefault(); onControl(); });

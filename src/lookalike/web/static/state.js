@@ -11,7 +11,7 @@ const FIXED_DEFAULTS = { refs: [], model: "", mode: "", inc: false, cat: "", q: 
                          title: "category", only: false, dup: false, tier: "", threshold: "",
                          map: false, method: "umap", color: "category", at: "",
                          sort: "", cluster: "", flag: "", tag: "", sel: [], like: [],
-                         unlike: [] };
+                         unlike: [], normalise: "", controls: "" };
 const TIERS = ["exact", "pixels", "near", "similar"];
 const METHODS = ["umap", "tsne", "pca"];
 const MAX_SEL_CHARS = 6000;        // a longer address would pass the server's request limit
@@ -156,6 +156,9 @@ export function readUrl() {
     // look-alikes marked "more like this" (✓) and "not like this" (✗): feedback.js
     like: listOf(p.get("like")),
     unlike: listOf(p.get("unlike")),
+    // per-plate normalisation of the look-alikes (the column, "plate"; its control wells)
+    normalise: (p.get("normalise") || "").slice(0, 200),
+    controls: p.get("normalise") ? (p.get("controls") || "").slice(0, 2000) : "",
   };
 }
 
@@ -165,7 +168,8 @@ export function urlOf(view) {
   if (view.refs.length) p.set("ref", view.refs.join(","));
   if (view.like.length) p.set("like", view.like.join(","));
   if (view.unlike.length) p.set("unlike", view.unlike.join(","));
-  for (const key of ["k", "metric", "model", "mode", "cat", "q", "size", "title"]) {
+  for (const key of ["k", "metric", "model", "mode", "cat", "q", "size", "title", "normalise",
+                     "controls"]) {
     if (view[key] !== state.defaults[key]) p.set(key, String(view[key]));
   }
   if (view.inc) p.set("inc", "1");
