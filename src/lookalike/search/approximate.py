@@ -65,14 +65,6 @@ GRAPH_EF_SEARCH = GRAPH_STORAGES[GRAPH_STORAGE][1]
 GRAPH_MIN_CANDIDATES = 20
 GRAPH_CANDIDATES_PER_K = 2
 
-#: FAISS's OpenMP threads serve a search of at least this many queries (graph) or 8 (scan,
-#: IVF); fewer run on the calling thread. Two threads walked the graph for 20 queries in 4-5
-#: ms at 100k while the other core was free and 16 ms whenever it was busy (the batch waits
-#: for the thread that waits for a time slice; a server's cores are busy by definition), one
-#: thread in 6-10 ms either way (benchmarks/search_storage.py).
-GRAPH_THREADED_FROM = 64
-SCAN_THREADED_FROM = 8
-
 #: The graph is rebuilt when this share of its nodes are tombstones (removed or changed images).
 GRAPH_REBUILD_SHARE = 0.25
 
@@ -303,7 +295,7 @@ class ApproximateIndex:
         # Fewer than 8 queries gain nothing from OpenMP here, and its spinning threads stall the
         # BLAS threads of the exact re-ranking (scan: p95 29 ms with 2 threads, 5 ms with one).
         before = faiss.omp_get_max_threads()
-        faiss.omp_set_num_threads(self._threads(len(q), before))
+        faiss.omp_set_num_threads(1 if len(q) < 8 else before)
         try:
             if self.kind == "hnsw":
                 found = self._graph_candidates(q, count)
@@ -318,11 +310,6 @@ class ApproximateIndex:
             faiss.omp_set_num_threads(before)
         found = found.ravel()
         return np.unique(found[found >= 0])
-
-    def _threads(self, queries: int, available: int) -> int:
-        """FAISS's threads for a search of this many queries (see GRAPH_THREADED_FROM)."""
-        start = GRAPH_THREADED_FROM if self.kind == "hnsw" else SCAN_THREADED_FROM
-        return available if queries >= start else 1
 
     def _graph_candidates(self, q: np.ndarray, count: int) -> np.ndarray:
         """Image ids of the graph's `count` nearest labels per query, tombstones dropped
@@ -347,7 +334,7 @@ class ApproximateIndex:
         the graph (transformed queries `q`), -1 where none: tombstones, ids not in `ids`."""
         faiss = _faiss()
         before = faiss.omp_get_max_threads()
-        faiss.omp_set_num_threads(self._threads(len(q), before))  # as in `candidates`
+        faiss.omp_set_num_threads(1 if len(q) < 8 else before)  # as in `candidates`
         try:
             positions = self._graph_search(q, count)
         finally:
