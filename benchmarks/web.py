@@ -227,6 +227,8 @@ def main() -> None:
                         help="neighbour requests per client with 20 clients (1 client makes "
                              "10 times as many)")
     parser.add_argument("--runs", type=int, default=5, help="page loads")
+    parser.add_argument("--neighbours-only", action="store_true",
+                        help="time only the neighbour requests (no browser, no IVF)")
     args = parser.parse_args()
     print_machine()
     import httpx
@@ -237,7 +239,7 @@ def main() -> None:
     server = load.Server(db)
     try:
         # Opened at once: the server's warm-up is still running, no thumbnail exists yet.
-        cold = first_paint(server.url, 1, scroll=False)["runs"][0]
+        cold = None if args.neighbours_only else first_paint(server.url, 1, scroll=False)["runs"][0]
         first = httpx.post(server.url + "/api/neighbors", json={"references": [1], "k": 10},
                            timeout=300)
         first.raise_for_status()
@@ -246,7 +248,7 @@ def main() -> None:
             time.sleep(0.2)  # the 8-bit first pass of exact search is being built
         warmed_s = time.perf_counter() - started
         ids = list(range(1, args.images + 1))
-        paint = first_paint(server.url, args.runs)
+        paint = None if args.neighbours_only else first_paint(server.url, args.runs)
         # The warm-up builds the graph of cosine search next; the default search answers with
         # it once it is ready (exactly meanwhile).
         while httpx.post(server.url + "/api/neighbors", json={"references": [1], "k": 10},
@@ -259,6 +261,14 @@ def main() -> None:
                    neighbor_latency(server.url, ids, 20, args.requests)]
         for r in latency[2:]:
             r["recall_at_10"] = recall(r["answers"], server.url)
+        if args.neighbours_only:
+            for r in latency:
+                del r["answers"]
+                print(f"{r['search']}, {r['clients']} clients: p50 / p95 {r['p50_ms']:.1f} / "
+                      f"{r['p95_ms']:.1f} ms ({r['requests_per_s']:.0f} req/s"
+                      + (f", recall@10 {r['recall_at_10']:.3f})" if "recall_at_10" in r else ")"))
+            print(f"graph ready {graph_s:.1f} s after start")
+            return
         t = time.perf_counter()
         httpx.post(server.url + "/api/neighbors", timeout=300,
                    json={"references": [1], "k": 10, "approximate": "ivf"}).raise_for_status()

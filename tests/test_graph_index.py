@@ -13,6 +13,8 @@ from lookalike.search.approximate import (
     AUTO_THRESHOLD,
     GRAPH_EF_CONSTRUCTION,
     GRAPH_EF_SEARCH,
+    GRAPH_STORAGE,
+    GRAPH_STORAGES,
     ApproximateIndex,
     graph_bytes,
     search as approximate_search,
@@ -42,8 +44,10 @@ def test_the_default_policy_weighs_size_memory_and_what_is_built(situation, expe
 
 
 def test_memory_is_measured_against_the_graphs_size():
+    assert 250 * 2**20 < graph_bytes(AUTO_THRESHOLD, 1280, "8bit") < 400 * 2**20  # ~1,600 B a row
+    assert graph_bytes(AUTO_THRESHOLD, 1280, "fp16") == graph_bytes(
+        AUTO_THRESHOLD, 1280, "8bit") + AUTO_THRESHOLD * 1280  # a second byte per value
     need = graph_bytes(AUTO_THRESHOLD, 1280)
-    assert 250 * 2**20 < need < 400 * 2**20  # ~1,600 bytes a row at 1280-d
     assert choose_method(None, Situation(AUTO_THRESHOLD, 1280, False, 2 * need), "Cosine",
                          10) == "hnsw"
     assert choose_method(None, Situation(AUTO_THRESHOLD, 1280, False, 2 * need - 1), "Cosine",
@@ -189,6 +193,53 @@ def test_the_graphs_defaults_find_99_percent_of_the_true_neighbours():
     assert best >= 0.99
     graph.ef_search = GRAPH_EF_SEARCH // 6
     assert recall(candidates=10) < best
+
+
+@pytest.mark.parametrize("storage", list(GRAPH_STORAGES))
+def test_each_storage_of_the_graph_finds_the_exact_neighbours_with_exact_distances(storage):
+    """8-bit codes, fp16 and float32 rows: the graph only chooses candidates, re-scored
+    exactly, so each finds the exact top 10 of well separated clusters at its own efSearch."""
+    x = clustered(1_500)
+    ids = np.arange(len(x), dtype=np.int64) + 100
+    hashes = np.array([int(i).to_bytes(8, "little") for i in ids], dtype="S16")
+    exact = ExactIndex(x)
+    graph = ApproximateIndex.build(ids, hashes, exact, "cosine", "hnsw", storage=storage)
+    assert graph.storage == storage and graph.ef_search == GRAPH_STORAGES[storage][1]
+    bytes_per_value = {"8bit": 1, "fp16": 2, "float32": 4}[storage]
+    assert graph.shards[0].storage.sa_code_size() == bytes_per_value * x.shape[1]
+    queries = x[::100] + 0.01
+    for (rows, dist, _), q in zip(search_each(graph, exact, ids, queries, 10, "cosine"),
+                                  queries):
+        truth_rows, truth_dist = exact.search(q, 10, "cosine")
+        assert rows.tolist() == truth_rows.tolist()
+        np.testing.assert_array_equal(dist, truth_dist)
+
+
+def test_a_graph_saved_before_its_storage_was_recorded_loads_as_8_bit(tmp_path):
+    """Graphs saved by earlier versions are 8-bit and say nothing of it: they load as 8-bit
+    (searched with the 8-bit efSearch), and are kept rather than rebuilt."""
+    import json
+
+    x = clustered(300)
+    ids = np.arange(len(x), dtype=np.int64)
+    hashes = np.array([int(i).to_bytes(8, "little") for i in ids], dtype="S16")
+    exact = ExactIndex(x)
+    old = ApproximateIndex.build(ids, hashes, exact, "cosine", "hnsw", storage="8bit")
+    path = tmp_path / "m.cosine.hnsw.index"
+    old.save(path)
+    with np.load(path) as saved:  # the metadata as it was written before
+        extra = {k: saved[k] for k in saved.files}
+    meta = json.loads(str(extra.pop("meta")))
+    del meta["storage"]
+    with open(path, "wb") as fh:
+        np.savez(fh, meta=json.dumps(meta), **extra)
+    loaded = ApproximateIndex.load(path)
+    assert loaded is not None and loaded.storage == "8bit" != GRAPH_STORAGE
+    assert loaded.ef_search == GRAPH_STORAGES["8bit"][1]
+    assert search_each(loaded, exact, ids, x[:1], 5, "cosine")[0][0][0] == 0
+    fresh = ApproximateIndex.build(ids, hashes, exact, "cosine", "hnsw")
+    fresh.save(path)
+    assert ApproximateIndex.load(path).storage == GRAPH_STORAGE
 
 
 def test_the_graph_counts_its_tombstones_once():

@@ -6,10 +6,11 @@ ranks, then as Pearson; Euclidean -> the rows as they are; Mahalanobis -> rows w
 collection's covariance. The absolute correlations search with q and -q. Manhattan and
 Jaccard have no such transform and stay exact.
 
-Three kinds of index hold 8-bit codes of the transformed rows (4x less memory than float32):
-`"scan"` compares the query with every code (a compressed exhaustive scan), `"ivf"` first
-picks the `nprobe` nearest of about sqrt(N) clusters, and `"hnsw"` walks a graph of near
-neighbours (FAISS `IndexHNSWSQ`, M=32). Each returns candidates that `ExactIndex` re-scores
+Three kinds of index: `"scan"` compares the query with the 8-bit code of every row (a
+compressed exhaustive scan; 4x less memory than float32), `"ivf"` first picks the `nprobe`
+nearest of about sqrt(N) clusters of such codes, and `"hnsw"` walks a graph of near
+neighbours (FAISS HNSW, M=32) whose rows are fp16 by default (GRAPH_STORAGE; 8-bit codes
+needed a longer walk for the same recall). Each returns candidates that `ExactIndex` re-scores
 exactly, so distances are always exact and only recall is approximate. Indexes are saved
 beside the database and brought up to date incrementally (FAISS ids are image ids; the graph,
 which cannot remove, maps its labels to image ids and marks removed ones as tombstones,
@@ -42,13 +43,21 @@ AUTO_THRESHOLD = 200_000
 #: The index kinds.
 KINDS = ("scan", "ivf", "hnsw")
 
-#: The graph: FAISS IndexHNSWSQ with 8-bit codes, M links per node, built with efConstruction
-#: and searched with efSearch at least GRAPH_EF_SEARCH (chosen by measurement in the README,
-#: "The graph index": efConstruction 128 reaches recall@10 0.998 at efSearch 96 at 100k where
-#: 40 needed 128 for 0.984-0.995; it builds about 3x slower).
+#: The graph: FAISS HNSW, M links per node, built with efConstruction (chosen by measurement
+#: in the README, "The graph index": efConstruction 128 reaches recall@10 0.998 at efSearch 96
+#: at 100k where 40 needed 128 for 0.984-0.995; it builds about 3x slower).
 GRAPH_M = 32
 GRAPH_EF_CONSTRUCTION = 128
-GRAPH_EF_SEARCH = 96
+
+#: How the graph stores each row (bytes per value) and the efSearch it is searched with at
+#: least: at 100k x 1280 (README, "The graph's storage") 8-bit codes reached recall@10 0.996
+#: at efSearch 96 (0.52 ms CPU a query), fp16 0.991-0.996 at 48-64 (0.32-0.42 ms; FAISS's own
+#: float32 HNSW at 64: 0.38 ms), float32 0.996 at 64 (0.51 ms: twice the bytes to read per
+#: step). fp16: the least memory within 1.2x of FAISS HNSW. A graph saved before the storage
+#: was recorded is 8-bit, and is kept.
+GRAPH_STORAGES = {"8bit": (1, 96), "fp16": (2, 64), "float32": (4, 64)}
+GRAPH_STORAGE = "fp16"
+GRAPH_EF_SEARCH = GRAPH_STORAGES[GRAPH_STORAGE][1]
 
 #: Candidates the graph returns for re-scoring: GRAPH_CANDIDATES_PER_K x k, at least
 #: GRAPH_MIN_CANDIDATES (20 found as many true neighbours as 40 at 100k, in half the
@@ -60,10 +69,10 @@ GRAPH_CANDIDATES_PER_K = 2
 GRAPH_REBUILD_SHARE = 0.25
 
 
-def graph_bytes(n: int, dim: int) -> int:
-    """About how much memory the graph of n rows takes: one byte per value, GRAPH_M * 2 links
-    of 4 bytes at level 0 (and a few more above), an 8-byte label."""
-    return n * (dim + GRAPH_M * 2 * 4 + 40)
+def graph_bytes(n: int, dim: int, storage: str = GRAPH_STORAGE) -> int:
+    """About how much memory the graph of n rows takes: `storage`'s bytes per value, GRAPH_M
+    * 2 links of 4 bytes at level 0 (and a few more above), an 8-byte label."""
+    return n * (GRAPH_STORAGES[storage][0] * dim + GRAPH_M * 2 * 4 + 40)
 
 
 def _faiss():
@@ -125,10 +134,11 @@ class _Transform:
             return np.ascontiguousarray(rows @ self.whitening.astype(np.float32))
         return np.ascontiguousarray(rows)
 
-    def codes(self, rows: np.ndarray) -> np.ndarray:
-        """Rows as the 0..255 values FAISS stores (rounded by FAISS)."""
+    def codes(self, rows: np.ndarray, clip: bool = True) -> np.ndarray:
+        """Rows as the 0..255 values FAISS stores (rounded by FAISS to 8-bit codes, clipped
+        to their range unless told: a graph of fp16 or float32 rows keeps them as they are)."""
         c = (self.metric_space(rows) - self.lo) / self.scale
-        return np.ascontiguousarray(np.clip(c, 0, 255), dtype=np.float32)
+        return np.ascontiguousarray(np.clip(c, 0, 255) if clip else c, dtype=np.float32)
 
     def queries(self, q: np.ndarray) -> np.ndarray:
         """Queries in the same space (not rounded, not clipped)."""
@@ -139,7 +149,7 @@ class ApproximateIndex:
     """A FAISS index over one model's vectors for one metric family."""
 
     def __init__(self, shards: list, transform: _Transform, kind: str, trained_on: int,
-                 ids: np.ndarray, hashes: np.ndarray):
+                 ids: np.ndarray, hashes: np.ndarray, storage: str = "8bit"):
         self.shards = shards                # FAISS indexes (one today; kept as a list on disk)
         self.transform = transform
         self.kind = kind
@@ -148,7 +158,8 @@ class ApproximateIndex:
         self.hashes = hashes                # their content hashes ('S16'), to see changes
         self.nprobe = 32
         self.labels = np.zeros(0, np.int64)
-        self.ef_search = GRAPH_EF_SEARCH
+        self.storage = storage              # the graph's; scan and IVF hold 8-bit codes
+        self.ef_search = GRAPH_STORAGES[storage][1]
         self._params: dict[int, Any] = {}   # SearchParametersHNSW by efSearch
         self._rows_for: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
 
@@ -181,7 +192,8 @@ class ApproximateIndex:
 
     @classmethod
     def build(cls, ids: np.ndarray, hashes: np.ndarray, exact: ExactIndex, metric: str,
-              kind: str = "auto", seed: int = 0) -> ApproximateIndex:
+              kind: str = "auto", seed: int = 0,
+              storage: str = GRAPH_STORAGE) -> ApproximateIndex:
         faiss = _faiss()
         family = FAMILY[canonical_metric(metric)]
         n, d = len(exact), exact.dim
@@ -199,11 +211,13 @@ class ApproximateIndex:
         transform = _Transform.fit(family, sample, whitening)
         metric_type = faiss.METRIC_L2
         direct = faiss.ScalarQuantizer.QT_8bit_direct
+        if kind != "hnsw":
+            storage = "8bit"
+        elif storage not in GRAPH_STORAGES:
+            raise ValueError(f"unknown graph storage {storage!r}; use "
+                             f"{', '.join(GRAPH_STORAGES)}")
         if kind == "hnsw":
-            graph = faiss.IndexHNSWSQ(d, direct, GRAPH_M, metric_type)
-            graph.hnsw.efConstruction = GRAPH_EF_CONSTRUCTION
-            graph.train(transform.codes(sample[:1000]))  # direct codes: nothing to learn
-            shards = [graph]
+            shards = [_empty_graph(d, storage, transform.codes(sample[:1000]))]
         elif kind == "scan":
             # One shard: scanning shards from a thread pool measured no faster (4.5 vs 4.3 ms
             # over 100k codes), the single scan is already 2-2.5x under the float32 floor.
@@ -215,14 +229,16 @@ class ApproximateIndex:
             ivf.cp.niter = 10
             ivf.train(transform.codes(sample))
             shards = [ivf]
-        made = cls(shards, transform, kind, n, np.zeros(0, np.int64), np.zeros(0, "S16"))
+        made = cls(shards, transform, kind, n, np.zeros(0, np.int64), np.zeros(0, "S16"),
+                   storage)
         made._add(ids, hashes, exact, np.arange(n))
         return made
 
     def _add(self, ids, hashes, exact: ExactIndex, rows: np.ndarray, batch: int = 65536) -> None:
         for start in range(0, len(rows), batch):
             part = rows[start:start + batch]
-            codes, part_ids = self.transform.codes(exact.rows(part)), ids[part].astype(np.int64)
+            codes = self.transform.codes(exact.rows(part), clip=self.storage == "8bit")
+            part_ids = ids[part].astype(np.int64)
             if self.kind == "hnsw":
                 self.shards[0].add(codes)  # labels follow on: ntotal, ntotal + 1, ...
                 self.labels = np.concatenate([self.labels, part_ids])
@@ -361,7 +377,8 @@ class ApproximateIndex:
                 except RuntimeError as exc:  # how FAISS reports a failed write (a full disk)
                     raise OSError(f"cannot write {tmp}: {exc}") from None
             meta = {"kind": self.kind, "family": self.transform.family,
-                    "trained_on": self.trained_on, "shards": len(self.shards)}
+                    "trained_on": self.trained_on, "shards": len(self.shards),
+                    "storage": self.storage}
             extra: dict[str, Any] = {"ids": self.ids, "hashes": self.hashes,
                                      "lo": self.transform.lo, "scale": self.transform.scale}
             if self.transform.whitening is not None:
@@ -396,12 +413,27 @@ class ApproximateIndex:
             shards = [faiss.read_index(f"{path}.{i}") for i in range(meta["shards"])]
         except Exception:
             return None  # unreadable: it will be rebuilt
-        made = cls(shards, transform, meta["kind"], int(meta["trained_on"]), ids, hashes)
+        made = cls(shards, transform, meta["kind"], int(meta["trained_on"]), ids, hashes,
+                   meta.get("storage", "8bit"))  # saved before storage was recorded: 8-bit
         if labels is not None:
             made.labels = labels
         if made.kind == "hnsw" and len(made.labels) != made.ntotal:
             return None  # not whole: it will be rebuilt
         return made
+
+
+def _empty_graph(d: int, storage: str, sample: np.ndarray):
+    """An empty FAISS HNSW graph (L2) storing each row as `storage` says."""
+    faiss = _faiss()
+    if storage == "float32":
+        graph = faiss.IndexHNSWFlat(d, GRAPH_M, faiss.METRIC_L2)
+    else:
+        quantiser = {"8bit": faiss.ScalarQuantizer.QT_8bit_direct,
+                     "fp16": faiss.ScalarQuantizer.QT_fp16}[storage]
+        graph = faiss.IndexHNSWSQ(d, quantiser, GRAPH_M, faiss.METRIC_L2)
+        graph.train(sample)  # nothing to learn for these two quantisers
+    graph.hnsw.efConstruction = GRAPH_EF_CONSTRUCTION
+    return graph
 
 
 def search(approx: ApproximateIndex, exact: ExactIndex, ids: np.ndarray, queries: np.ndarray,

@@ -49,6 +49,8 @@ def serve(db: str | os.PathLike | None = None, host: str = "127.0.0.1", port: in
             import webbrowser
 
             threading.Timer(1.0, webbrowser.open, [url]).start()
+        # HTTP is parsed by httptools (a dependency; uvicorn takes it when installed): h11, in
+        # Python, cost a quarter of the throughput of graph searches from 20 clients.
         config = uvicorn.Config(app, log_level="warning", access_log=False, server_header=False)
         try:
             uvicorn.Server(config).run(sockets=[sock])
