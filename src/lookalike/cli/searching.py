@@ -25,9 +25,6 @@ SIMILAR_FORMATS = ("table", "json", "csv", "parquet", "tab")
 
 
 def add_similar(commands: Commands) -> None:
-    from ..search.feedback import DEFAULT_REFINE_METHOD, REFINE_METHODS
-    from ..search.metrics import DEFAULT_K, DEFAULT_METRIC, METRICS
-
     p = commands.add_parser("similar", help="show the images nearest to one or several references",
                             description="Print the k images of the collection nearest to the "
                                         "reference images. With several references, an image's "
@@ -36,6 +33,23 @@ def add_similar(commands: Commands) -> None:
                                         "(embedded on the fly, not stored).")
     p.add_argument("refs", nargs="*", metavar="REF", help="a reference image file")
     db_option(p)
+    _query_options(p)
+    _ranking_options(p)
+    _subset_options(p)
+    _search_options(p)
+    format_option(p, SIMILAR_FORMATS,
+                   "table for people; json, csv or parquet for programs; tab for Orange (Image "
+                   "Viewer shows the images). Default: from the extension of --output, else table")
+    p.add_argument("-o", "--output", metavar="FILE",
+                   help="write to FILE instead of printing (needed for parquet, unless FILE is "
+                        "-: the standard output)")
+    p.set_defaults(handler=cmd_similar)
+
+
+def _query_options(p: argparse.ArgumentParser) -> None:
+    """What is searched with, beside the REFs: texts, negative references, feedback."""
+    from ..search.feedback import DEFAULT_REFINE_METHOD, REFINE_METHODS
+
     p.add_argument("--text", action="append", metavar="TEXT",
                    help="search with a text (\"a cell in mitosis\"), embedded by the text "
                         "tower paired with the model (`lookalike models add-text`); with REFs, "
@@ -50,6 +64,12 @@ def add_similar(commands: Commands) -> None:
                         "look-alikes are ranked by a model fitted on them against --unlike")
     p.add_argument("--refine", choices=REFINE_METHODS, default=DEFAULT_REFINE_METHOD,
                    help="how --like refines (default: %(default)s)")
+
+
+def _ranking_options(p: argparse.ArgumentParser) -> None:
+    """How many look-alikes, by which distance between which model's vectors."""
+    from ..search.metrics import DEFAULT_K, DEFAULT_METRIC, METRICS
+
     how_many = p.add_mutually_exclusive_group()
     how_many.add_argument("-k", type=positive_int, default=DEFAULT_K, metavar="N",
                           help=f"how many look-alikes to show (default {DEFAULT_K})")
@@ -65,6 +85,10 @@ def add_similar(commands: Commands) -> None:
                         "with --all: every one)")
     p.add_argument("--include-references", action="store_true",
                    help="also rank the reference images themselves")
+
+
+def _subset_options(p: argparse.ArgumentParser) -> None:
+    """Which images are ranked, and the per-plate normalisation of their vectors."""
     p.add_argument("--category", help="only images of this category (sub-folder)")
     p.add_argument("--path-prefix", metavar="PATH", help="only images whose path starts so")
     p.add_argument("--normalise", "--normalize", metavar="COLUMN",
@@ -75,6 +99,10 @@ def add_similar(commands: Commands) -> None:
     p.add_argument("--controls", metavar="WELLS|COLUMN=VALUE",
                    help="with --normalise: the control wells (A01,B01) or the images whose "
                         "COLUMN holds VALUE (condition=control)")
+
+
+def _search_options(p: argparse.ArgumentParser) -> None:
+    """Where the search runs: exactly, through a FAISS index, or on a Dask cluster."""
     search = p.add_mutually_exclusive_group()
     search.add_argument("--exact", action="store_const", const=False, dest="approximate",
                         help="always search exactly (the default below 200,000 images)")
@@ -91,13 +119,6 @@ def add_similar(commands: Commands) -> None:
                         "a scheduler address tcp://HOST:8786. The vectors are cut in shards "
                         "beside the database, each worker searches its own; the same answer as "
                         "the exact search (README: Search across workers)")
-    format_option(p, SIMILAR_FORMATS,
-                   "table for people; json, csv or parquet for programs; tab for Orange (Image "
-                   "Viewer shows the images). Default: from the extension of --output, else table")
-    p.add_argument("-o", "--output", metavar="FILE",
-                   help="write to FILE instead of printing (needed for parquet, unless FILE is "
-                        "-: the standard output)")
-    p.set_defaults(handler=cmd_similar)
 
 
 def _approximate_kind(text: str) -> bool | str:
@@ -114,21 +135,45 @@ def cmd_similar(args) -> int:
 
     to_stdout = args.output == "-"
     output = None if to_stdout else args.output
-    fmt = args.format
+    fmt = _similar_format(args.format, output)
     if fmt is None:
-        from ..formats.export import EXTENSIONS
-
-        fmt = EXTENSIONS.get(os.path.splitext(output or "")[1].lower(), "table")
-        if fmt not in SIMILAR_FORMATS:
-            print(f"lookalike: error: similar writes {', '.join(SIMILAR_FORMATS)}, not {fmt}; "
-                  f"give --format", file=sys.stderr)
-            return 2
+        return 2
     if fmt == "parquet" and not args.output:
         print("lookalike: error: --format parquet writes a binary file: give --output FILE "
               "(or --output - to write it to the standard output)", file=sys.stderr)
         return 2
     if to_stdout:
         refuse_binary_on_a_terminal(fmt)
+    _check_queries(args)
+    with Collection.open(args.db) as col:
+        res = _look_alikes(col, args)
+        credits = col.attributions(res.rows)
+        others = [m for m in col.models if m != res.model] if args.model is None else []
+    for note in res.notes:
+        print(f"note: {note}", file=sys.stderr)
+    if not _write_look_alikes(res, fmt, output, to_stdout, credits, others):
+        return 0
+    print(f"wrote {len(res):,} look-alikes ({fmt}) to {output}")
+    return 0
+
+
+def _similar_format(given: str | None, output: str | None) -> str | None:
+    """--format, else the one the extension of --output names, else table; None (with the
+    error printed) when that extension names a format `similar` does not write."""
+    if given is not None:
+        return given
+    from ..formats.export import EXTENSIONS
+
+    fmt = EXTENSIONS.get(os.path.splitext(output or "")[1].lower(), "table")
+    if fmt not in SIMILAR_FORMATS:
+        print(f"lookalike: error: similar writes {', '.join(SIMILAR_FORMATS)}, not {fmt}; "
+              f"give --format", file=sys.stderr)
+        return None
+    return fmt
+
+
+def _check_queries(args) -> None:
+    """The combinations of references, texts and feedback that make no search."""
     if not args.refs and not args.like and not args.text:
         raise LookalikeError("give at least one reference image (REF, or --like) or --text")
     if args.text and args.like:
@@ -136,50 +181,53 @@ def cmd_similar(args) -> int:
                              "one of them")
     if args.like and args.normalise:
         raise LookalikeError("--like refines on the stored vectors; leave out --normalise")
-    with Collection.open(args.db) as col:
-        k = None if args.all else args.k
-        if args.like and args.cluster:
-            raise LookalikeError("--like (relevance feedback) runs on this machine; leave out "
-                                 "--cluster")
-        if args.like:
-            res = col.refine(args.refs + args.like, args.unlike, k=k, method=args.refine,
-                             include_references=args.include_references, model=args.model,
-                             category=args.category, path_prefix=args.path_prefix)
-        else:
-            res = col.nearest(args.refs or None, k=k, metric=args.metric, text=args.text,
-                              include_references=args.include_references, model=args.model,
-                              category=args.category, path_prefix=args.path_prefix,
-                              approximate=args.approximate, max_distance=args.max_distance,
-                              unlike=args.unlike or None, cluster=args.cluster,
-                              normalise=args.normalise, controls=args.controls)
-        credits = col.attributions(res.rows)
-        others = [m for m in col.models if m != res.model] if args.model is None else []
-    for note in res.notes:
-        print(f"note: {note}", file=sys.stderr)
+
+
+def _look_alikes(col, args):
+    """The search the options ask for: refined by --like, else nearest."""
+    k = None if args.all else args.k
+    if args.like and args.cluster:
+        raise LookalikeError("--like (relevance feedback) runs on this machine; leave out "
+                             "--cluster")
+    if args.like:
+        return col.refine(args.refs + args.like, args.unlike, k=k, method=args.refine,
+                          include_references=args.include_references, model=args.model,
+                          category=args.category, path_prefix=args.path_prefix)
+    return col.nearest(args.refs or None, k=k, metric=args.metric, text=args.text,
+                       include_references=args.include_references, model=args.model,
+                       category=args.category, path_prefix=args.path_prefix,
+                       approximate=args.approximate, max_distance=args.max_distance,
+                       unlike=args.unlike or None, cluster=args.cluster,
+                       normalise=args.normalise, controls=args.controls)
+
+
+def _write_look_alikes(res, fmt: str, output: str | None, to_stdout: bool,
+                       credits: list[str], others: list[str]) -> bool:
+    """The look-alikes in `fmt`, to `output` or the standard output; whether a file was
+    written (then the caller says so)."""
     if fmt == "table":
         text = _similar_table(res, credits, others)
         if not output:
             sys.stdout.write(text)
-            return 0
+            return False
         from ..formats.export import atomic_write
 
         with atomic_write(output) as f:
             f.write(text.encode("utf-8"))
-    elif fmt == "parquet" and to_stdout:
+        return True
+    if fmt == "parquet" and to_stdout:
         copy_to_stdout(res.to_parquet, fmt)
-        return 0
-    else:
-        writers: dict[str, Callable[..., str | None]] = {
-            "json": res.to_json, "csv": res.to_csv, "tab": res.to_tab, "parquet": res.to_parquet}
-        write = writers[fmt]
-        if not output:  # parquet went to a file or the standard output above
-            written = write()
-            assert written is not None  # without a path, the text comes back
-            sys.stdout.write(written if written.endswith("\n") else written + "\n")
-            return 0
-        write(output)
-    print(f"wrote {len(res):,} look-alikes ({fmt}) to {output}")
-    return 0
+        return False
+    writers: dict[str, Callable[..., str | None]] = {
+        "json": res.to_json, "csv": res.to_csv, "tab": res.to_tab, "parquet": res.to_parquet}
+    write = writers[fmt]
+    if not output:  # parquet went to a file or the standard output above
+        written = write()
+        assert written is not None  # without a path, the text comes back
+        sys.stdout.write(written if written.endswith("\n") else written + "\n")
+        return False
+    write(output)
+    return True
 
 
 def _similar_table(res, credits: list[str], other_models: list[str]) -> str:
@@ -313,9 +361,7 @@ def cmd_tags(args) -> int:
                              "(not both)")
     with Collection.open(args.db) as col:
         if args.image:
-            image = int(args.image) if args.image.isdigit() and not os.path.exists(args.image) \
-                else args.image
-            found: list[dict] = col.tags(image, model=args.model)
+            found: list[dict] = col.tags(_image_argument(args.image), model=args.model)
         else:
             found = col.tagged(args.words, k=args.k, model=args.model)
     if args.format == "json":
