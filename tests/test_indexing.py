@@ -12,6 +12,7 @@ import lookalike
 from imagefactory import pattern, write_bad_files, write_exif_rotated, write_formats
 from lookalike.errors import LookalikeError
 from lookalike.ingest import decode as images, pipeline as indexing
+from lookalike.search.checks import nearest_names
 
 MODEL = "squeezenet"  # the fastest model; the others share all of this code
 
@@ -255,10 +256,10 @@ def test_a_mistyped_category_finds_the_category_it_starts_like():
     "People & Body/family" (it shares "mily")."""
     names = ["People & Body/family", "Objects/mail", "Smileys & Emotion",
              "Smileys & Emotion/face-smiling", "Smileys & Emotion/cat-face", "Objects/medical"]
-    assert lookalike.api._nearest_names("Smily", names)[:2] == [
+    assert nearest_names("Smily", names)[:2] == [
         "Smileys & Emotion", "Smileys & Emotion/cat-face"]
-    assert lookalike.api._nearest_names("OBJECTS", names)[0] == "Objects/mail"
-    assert lookalike.api._nearest_names("qqq", names) == []
+    assert nearest_names("OBJECTS", names)[0] == "Objects/mail"
+    assert nearest_names("qqq", names) == []
 
 
 def test_images_per_second_counts_only_the_images_embedded_and_the_time_spent_on_them(

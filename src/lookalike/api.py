@@ -31,16 +31,24 @@ from .analysis.maps import MapLayout
 from .catalogue.cached import ByGeneration
 from .catalogue.store import Store, no_empty_database_left
 from .distributed.search import check_shardable, sharded_nearest
-from .errors import LookalikeError, LookalikeWarning
+from .errors import BadReferenceError, LookalikeError, LookalikeWarning
 from .formats.records import RECORD_FIELDS
-from .ingest import decode as images, omezarr
-from .ingest.channels import reading_model
+from .ingest import decode as images
 from .ingest.folders import display_path, resolve
-from .ingest.pipeline import IndexReport, embed_files, index_paths
+from .ingest.outside import OutsideEmbedder
+from .ingest.pipeline import IndexReport, index_paths
 from .ingest.reading import READING_SETTING, ReadingOptions, base_model
 from .ingest.vectors import ImportReport
 from .locators import is_data_url, is_url
-from .search import text_queries
+from .search.checks import (
+    UnknownCategory,
+    answer_notes,
+    check_category,
+    check_cluster_search,
+    check_k,
+    check_max_distance,
+    nearest_names,
+)
 from .search.engine import SearchEngine
 from .search.exact import ExactIndex
 from .search.feedback import (
@@ -50,13 +58,9 @@ from .search.feedback import (
     negative_cost,
     refine_rows,
 )
-from .search.metrics import DEFAULT_K, DEFAULT_METRIC, canonical_metric, mahalanobis_note
+from .search.metrics import DEFAULT_K, DEFAULT_METRIC, canonical_metric
 from .search.normalise import Normalisation
-
-
-class BadReferenceError(LookalikeError):
-    """A reference that cannot be searched with: a missing, skipped or unreadable file, a
-    folder, a URL that is not in the collection, an image id that is not."""
+from .search.references import check_apart, check_inside, is_empty, queries, references
 
 
 @dataclass
@@ -267,7 +271,7 @@ class Collection:
             store, share=share_with.engine if share_with is not None else None)
         self._counts: ByGeneration = (share_with._counts if share_with is not None
                                       else ByGeneration())
-        self._embedders: dict[str, Any] = {}  # models loaded to embed outside references
+        self._outside = OutsideEmbedder(lambda: self.reading)  # outside references
         self._maps: ByGeneration = (share_with._maps if share_with is not None
                                     else ByGeneration(limit=16))
 
@@ -588,7 +592,7 @@ class Collection:
         CLIP-style models compose an image and a text with (see `search.text_queries`). Texts
         rank best by Cosine, the default, the measure such models are trained with.
         """
-        _check_k(k)
+        check_k(k)
         metric = canonical_metric(metric)
         model = self._model(model)
         how = Normalisation.of(normalise, controls)
@@ -597,25 +601,27 @@ class Collection:
                                  f"vectors {how.describe()}; leave out the text or "
                                  "the normalisation (--normalise)")
         if cluster is not None:
-            _check_cluster_search(metric, approximate, unlike, how)
+            check_shardable(metric)
+            check_cluster_search(approximate, unlike, how)
         ids, index = self.engine.index(model, how)
         if len(ids) == 0:
             raise LookalikeError(f"{self.store.path}: the collection is empty")
-        references = self._queries(refs, text, model, ids, index.matrix, name)
+        asked = queries(self.store, self._outside, refs, text, model, ids, index.matrix, name)
         if how is not None:
-            self._check_inside(references, how)
-        if unlike is not None and not _is_empty(unlike):
+            check_inside(self.store, asked, how)
+        if unlike is not None and not is_empty(unlike):
             if approximate not in (None, False):
                 raise LookalikeError("negative references (--unlike) are searched exactly; "
                                      "leave out --approximate")
-            negatives = self._references(unlike, model, ids, index.matrix, name)
+            negatives = references(self.store, self._outside, unlike, model, ids, index.matrix,
+                                   name)
             if how is not None:
-                self._check_inside(negatives, how)
-            _check_apart(references, negatives)
-            return self._answer_unlike(model, ids, index, references, negatives, k, metric,
+                check_inside(self.store, negatives, how)
+            check_apart(asked, negatives)
+            return self._answer_unlike(model, ids, index, asked, negatives, k, metric,
                                        include_references, rule, category=category,
                                        path_prefix=path_prefix, max_distance=max_distance)
-        return self._answer(model, ids, index, references, k, metric, include_references,
+        return self._answer(model, ids, index, asked, k, metric, include_references,
                             category=category, path_prefix=path_prefix, approximate=approximate,
                             max_distance=max_distance, cluster=cluster, normalisation=how)
 
@@ -624,7 +630,7 @@ class Collection:
                        model: str | None = None, *, normalise: str | Sequence[str] | None = None,
                        controls: str | Sequence[str] | None = None, **options) -> Neighbors:
         """`nearest` with images of the collection, given by id, as the references."""
-        _check_k(k)
+        check_k(k)
         wanted = list(dict.fromkeys(int(i) for i in ids))
         if not wanted:
             raise LookalikeError("give at least one reference image")
@@ -652,10 +658,10 @@ class Collection:
         those images are left out unless `include_references`; on `cluster`'s workers if
         given."""
         queries, ref_ids, names = references
-        _check_max_distance(max_distance)
+        check_max_distance(max_distance)
         among = None
         if category is not None:
-            _check_category(category, self.categories(), self.store.path)
+            check_category(category, self.categories(), self.store.path)
         if category is not None or path_prefix is not None:
             among = self._filtered(category, path_prefix)
         exclude = None if include_references else ref_ids
@@ -674,7 +680,7 @@ class Collection:
             close = dist <= max_distance
             found, dist = found[close], dist[close]
             nearest = None if nearest is None else nearest[close]
-        notes = _notes(metric, len(ids), index.dim)
+        notes = answer_notes(metric, len(ids), index.dim)
         for note in notes:
             warnings.warn(note, LookalikeWarning, stacklevel=3)
         return Neighbors(rows=self.store.rows(found.tolist()), distances=dist, model=model,
@@ -688,7 +694,7 @@ class Collection:
                        category: str | None = None, path_prefix: str | None = None,
                        max_distance: float | None = None) -> Neighbors:
         """`nearest` with negative references: one exact pass for both distance sets."""
-        _check_max_distance(max_distance)
+        check_max_distance(max_distance)
         negative_cost(np.zeros(1), np.zeros(1), rule)  # an unknown rule: one clear line
         candidates, exclude = self._candidate_rows(ids, category, path_prefix, include_references,
                                                    references[1], negatives[1])
@@ -699,7 +705,7 @@ class Collection:
             close = d_pos <= max_distance
             found, cost, d_pos, which = found[close], cost[close], d_pos[close], which[close]
             d_neg, which_neg = d_neg[close], which_neg[close]
-        notes = _notes(metric, len(ids), index.dim)
+        notes = answer_notes(metric, len(ids), index.dim)
         for note in notes:
             warnings.warn(note, LookalikeWarning, stacklevel=3)
         return Neighbors(rows=self.store.rows(ids[found].tolist()), distances=d_pos, model=model,
@@ -721,18 +727,18 @@ class Collection:
         distances to the nearest positive, `unlike_distances` to the nearest negative. The
         marked images are left out unless `include_references`."""
         check_refine_method(method)
-        _check_k(k)
+        check_k(k)
         model = self._model(model)
         ids, index = self.engine.index(model)
         if len(ids) == 0:
             raise LookalikeError(f"{self.store.path}: the collection is empty")
-        if positives is None or _is_empty(positives):
+        if positives is None or is_empty(positives):
             raise LookalikeError("give at least one image marked as wanted (--like)")
-        pos = self._references(positives, model, ids, index.matrix)
-        neg = (self._references(negatives, model, ids, index.matrix)
-               if negatives is not None and not _is_empty(negatives)
+        pos = references(self.store, self._outside, positives, model, ids, index.matrix)
+        neg = (references(self.store, self._outside, negatives, model, ids, index.matrix)
+               if negatives is not None and not is_empty(negatives)
                else (np.zeros((0, index.dim), np.float32), np.zeros(0, np.int64), []))
-        _check_apart(pos, neg)
+        check_apart(pos, neg)
         candidates, exclude = self._candidate_rows(ids, category, path_prefix, include_references,
                                                    pos[1], neg[1])
         rows, scores = refine_rows(index, pos[0], neg[0], method, k, candidates, exclude)
@@ -751,7 +757,7 @@ class Collection:
         `marked` image ids (references, negatives) are left out unless `include_references`."""
         candidates = None
         if category is not None:
-            _check_category(category, self.categories(), self.store.path)
+            check_category(category, self.categories(), self.store.path)
         if category is not None or path_prefix is not None:
             candidates = np.flatnonzero(np.isin(ids, self._filtered(category, path_prefix)))
         exclude = None
@@ -768,91 +774,6 @@ class Collection:
             path_prefix = os.path.abspath(path_prefix)
         return self.store.usable_ids(category, path_prefix)
 
-    def _references(self, refs: Any, model: str, ids: np.ndarray, matrix: np.ndarray,
-                    name: str | None = None) -> tuple[np.ndarray, np.ndarray, list[str]]:
-        """(vectors, ids of those that are images of the collection, names) of `refs`."""
-        if isinstance(refs, np.ndarray) and refs.dtype.kind in "fiu":
-            given = np.atleast_2d(refs)
-            self._check_dim(given, matrix)
-            return given, np.zeros(0, np.int64), [f"vector {i}" for i in range(len(given))]
-        if isinstance(refs, (str, os.PathLike, bytes, bytearray, memoryview)):
-            refs = [refs]
-        refs = list(refs)
-        if not refs:
-            raise LookalikeError("give at least one reference image")
-        vectors: list[np.ndarray] = []
-        ref_ids: list[int] = []
-        names: list[str] = []
-        for position, ref in enumerate(refs):
-            if isinstance(ref, (bytes, bytearray, memoryview)):
-                shown = name or "uploaded image"
-                vectors.append(self._embed_bytes(bytes(ref), model, shown))
-                names.append(shown)
-            elif not isinstance(ref, (str, os.PathLike)):
-                v = np.asarray(ref, dtype=np.float32).ravel()
-                self._check_dim(v[None], matrix)
-                vectors.append(v)
-                names.append(f"vector {position}")
-            else:
-                row = self._indexed_reference(ref, ids)
-                if row is not None:
-                    vectors.append(matrix[np.flatnonzero(ids == row["id"])[0]])
-                    ref_ids.append(row["id"])
-                    names.append(row["path"])
-                else:
-                    vectors.append(self._embed_file(ref, model))
-                    names.append(display_path(os.path.abspath(ref)))
-        return np.stack(vectors), np.asarray(ref_ids, np.int64), names
-
-    def _check_inside(self, references: tuple[np.ndarray, np.ndarray, list[str]],
-                      how: Normalisation) -> None:
-        """With normalisation, every reference must be an image of the collection: the plate
-        of a file outside it, or of a vector, is unknown."""
-        vectors, ids, names = references
-        if len(ids) < len(vectors):
-            inside = {row["path"] for row in self.store.rows(ids.tolist())}
-            outside = next(n for n in names if n not in inside)
-            raise BadReferenceError(f"{outside}: not an image of the collection; with "
-                                    f"{how.describe()}, references must be images of the "
-                                    "collection (their plate is known)")
-    def _queries(self, refs: Any, text: str | Sequence[str] | None, model: str,
-                 ids: np.ndarray, matrix: np.ndarray, name: str | None
-                 ) -> tuple[np.ndarray, np.ndarray, list[str]]:
-        """`_references` of `refs`, the texts' vectors, or the references steered by the
-        texts (search/text_queries.py)."""
-        if text is None:
-            if refs is None:
-                raise LookalikeError("give at least one reference image (or a text)")
-            return self._references(refs, model, ids, matrix, name)
-        texts = text_queries.checked_texts(text)
-        vectors = self._embed_texts(texts, model)
-        self._check_dim(vectors, matrix)
-        shown = text_queries.text_names(texts)
-        if refs is None or _is_empty(refs):
-            return vectors, np.zeros(0, np.int64), shown
-        images, ref_ids, names = self._references(refs, model, ids, matrix, name)
-        joined = " + ".join(shown)
-        return (text_queries.steered(images, vectors), ref_ids,
-                [f"{n} + {joined}" for n in names])
-
-    def _embed_texts(self, texts: list[str], model: str) -> np.ndarray:
-        """The vectors of `texts` by the text tower paired with `model` (the network itself:
-        reading options change the pixels it saw, not the space its vectors are in)."""
-        from .models import load_text_model
-
-        if self._per_channel(model):
-            raise LookalikeError(f"{model}: vectors of each channel apart (--per-channel) are "
-                                 "not in the text tower's space; search texts in a collection "
-                                 "indexed without --per-channel")
-        key = f"text:{base_model(model)}"
-        if key not in self._embedders:
-            self._embedders[key] = load_text_model(base_model(model))
-        return self._embedders[key].embed(texts)
-
-    def _per_channel(self, key: str) -> bool:
-        """Whether the vectors under `key` join each channel's (the collection's options)."""
-        return self.reading.per_channel and self.reading.vector_key(base_model(key)) == key
-
     @property
     def text_models(self) -> list[str]:
         """The collection's models that texts can search (`nearest(text=...)`): those with a
@@ -860,86 +781,7 @@ class Collection:
         from .models import has_text_model
 
         return [m for m in self.models
-                if has_text_model(base_model(m)) and not self._per_channel(m)]
-
-    def _indexed_reference(self, ref: str | os.PathLike, ids: np.ndarray) -> dict | None:
-        """The catalogue row of a reference that is an image of the collection with a vector
-        (among `ids`), None for one that is not; BadReferenceError for a skipped one."""
-        row = self.store.find(resolve(ref))
-        if row is not None and row["skip_reason"] is not None:
-            raise BadReferenceError(f"{display_path(os.fspath(ref))}: was skipped when indexed "
-                                    f"({row['skip_reason']})")
-        return row if row is not None and np.any(ids == row["id"]) else None
-
-    def _embed_file(self, ref: str | os.PathLike, model: str) -> np.ndarray:
-        """The vector of an image file outside the collection."""
-        shown = display_path(os.fspath(ref))
-        if isinstance(ref, str) and is_url(ref):
-            raise BadReferenceError(f"{shown}: not an image of the collection; a reference "
-                                    "URL must be indexed first (or give a local file)")
-        if not os.path.exists(ref):
-            raise BadReferenceError(f"{shown}: no such file, and not in the collection")
-        if os.path.isdir(ref) and not omezarr.is_zarr_folder(ref):
-            raise BadReferenceError(f"{shown}: is a folder; give image files (or OME-Zarr "
-                                    "folders) as references")
-        try:
-            return embed_files([ref], base_model(model), embedder=self._embedder(model),
-                               reading=self._reading_of(model))[0]
-        except images.ImageSkipped as exc:
-            raise BadReferenceError(f"{shown}: {exc.reason}") from None
-
-    def _embed_bytes(self, data: bytes, model: str, shown: str) -> np.ndarray:
-        """The vector of an encoded image (the bytes of an image file)."""
-        from .models import get_model_info
-
-        embedder = self._embedder(model)  # first: an imported model cannot embed
-        try:
-            pixels = images.decode(data, get_model_info(base_model(model)).input_size,
-                                   reading=self._reading_of(model)).for_model
-        except images.ImageSkipped as exc:
-            raise BadReferenceError(f"{shown}: {exc.reason}") from None
-        return embedder.embed(pixels[None])[0]
-
-    def _reading_of(self, key: str) -> ReadingOptions:
-        """How the images whose vectors are stored under `key` were read."""
-        reading = self.reading
-        if reading.vector_key(base_model(key)) == key:
-            return reading
-        if base_model(key) == key:
-            return ReadingOptions()
-        raise BadReferenceError(
-            f"{key}: vectors of images read with other options than the collection's "
-            f"({reading.describe()}), so other images cannot be embedded like them; give images "
-            "of the collection as references, or index again")
-
-    def _embedder(self, model: str):
-        from .models import UnknownModelError, load_model
-
-        if model not in self._embedders:
-            try:
-                self._embedders[model] = reading_model(
-                    load_model, base_model(model), self._reading_of(model))(model)
-            except UnknownModelError:
-                from .models import own
-
-                found = own.find(model)
-                if found is not None and found[1] and found[0].key != model:
-                    raise BadReferenceError(
-                        f"{model}: vectors of an earlier file of your model {found[0].name!r} "
-                        "(it has changed since), which can no longer embed other images; give "
-                        f"images of the collection as references, or use --model "
-                        f"{found[0].name}") from None
-                raise BadReferenceError(
-                    f"{model}: vectors imported from elsewhere, so lookalike cannot embed "
-                    "other images with it; give images of the collection (or vectors) as "
-                    "references") from None
-        return self._embedders[model]
-
-    @staticmethod
-    def _check_dim(vectors: np.ndarray, matrix: np.ndarray) -> None:
-        if vectors.shape[-1] != matrix.shape[1]:
-            raise LookalikeError(f"reference vectors have {vectors.shape[-1]} dimensions; the "
-                                 f"collection's have {matrix.shape[1]}")
+                if has_text_model(base_model(m)) and not self._outside.per_channel(m)]
 
     # -- explaining a match ---------------------------------------------------------------
 
@@ -952,12 +794,12 @@ class Collection:
         collection's `default_model` (or lookalike's default for an empty collection). A model
         without a feature map (your own ONNX model) cannot explain: one line of error."""
         name = self._explaining_model(model)
-        reading = self._reading_of(name)
+        reading = self._outside.reading_of(name)
         if reading.per_channel:
             raise CannotExplain(f"{name}: vectors of each channel apart (--per-channel) have "
                                 "no one feature map to explain a match with; explain in a "
                                 "collection indexed without --per-channel")
-        embedder = self._embedder(name)
+        embedder = self._outside.embedder(name)
         check_model(embedder)
         size = embedder.info.input_size
         sides = (self._explained_image(a, size, reading),
@@ -1193,7 +1035,7 @@ class Collection:
         from .analysis.layout import METHODS
 
         if not isinstance(method, str) or method.lower() not in METHODS:
-            near = _nearest_names(str(method), list(METHODS), cutoff=0.5)
+            near = nearest_names(str(method), list(METHODS), cutoff=0.5)
             hint = f" (did you mean {near[0]!r}?)" if near else ""
             raise LookalikeError(f"no map method {method!r}{hint}; use one of: "
                                  f"{', '.join(METHODS)}")
@@ -1415,7 +1257,7 @@ class Collection:
         indexing; a user's own model has none."""
         from .analysis.tags import tagged_images
 
-        _check_k(k)
+        check_k(k)
         words = [words] if isinstance(words, str) else list(words)
         return tagged_images(self.store, self._model(model), words, k)
 
@@ -1456,98 +1298,6 @@ class Collection:
         window (`ReadingOptions.window`; the viewer's preview lets one change it). OSError if
         its file is gone or changed since it was indexed; ImageSkipped if it cannot be read."""
         return images.sample_type(self._image_bytes(image_id))
-
-
-def _notes(metric: str, rows: int, dim: int) -> list[str]:
-    """What a person should know about an answer in this metric on this collection."""
-    note = mahalanobis_note(rows, dim) if metric == "Mahalanobis" else None
-    return [note] if note else []
-
-
-def _is_empty(refs: Any) -> bool:
-    """Whether a `refs` argument gives no reference at all (an empty list or array)."""
-    if isinstance(refs, (str, os.PathLike, bytes, bytearray, memoryview)):
-        return False
-    return len(refs) == 0 if hasattr(refs, "__len__") else False
-
-
-def _check_apart(positives: tuple[np.ndarray, np.ndarray, list[str]],
-                 negatives: tuple[np.ndarray, np.ndarray, list[str]]) -> None:
-    """A reference that is both wanted and unwanted (the same image or the same vector)."""
-    for vector, shown in zip(negatives[0], negatives[2]):
-        if np.any(np.all(positives[0] == vector, axis=1)):
-            raise LookalikeError(f"{shown}: is both a reference and unlike one (--unlike); "
-                                 "give each image on one side only")
-
-
-def _check_cluster_search(metric: str, approximate: bool | str | None, unlike: Any,
-                          normalisation: Normalisation | None = None) -> None:
-    """What a search on a cluster does not offer, refused in one line before connecting."""
-    check_shardable(metric)
-    if normalisation is not None:
-        raise LookalikeError("per-plate normalisation (--normalise) is searched on this "
-                             "machine; leave out --cluster")
-    if approximate not in (None, False):
-        raise LookalikeError("a search on a cluster is exact; leave out --approximate")
-    if unlike is not None and not _is_empty(unlike):
-        raise LookalikeError("negative references (--unlike) are searched on this machine; "
-                             "leave out --cluster")
-
-
-def _check_max_distance(value) -> None:
-    if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))
-                              or not value >= 0):
-        raise LookalikeError(f"max_distance must be a distance of 0 or more, not {value!r}")
-
-
-def _check_k(k) -> None:
-    if k is not None and (isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1):
-        raise LookalikeError(f"k must be a positive whole number or None, not {k!r}")
-
-
-#: A category filter keeps the sub-folder and its own sub-folders.
-class UnknownCategory(LookalikeError):
-    """A category filter that names no category of the collection."""
-
-
-def _check_category(category: str, categories: dict[str, int], db) -> None:
-    """Raises UnknownCategory, naming the nearest existing ones, unless some usable image is
-    in `category` or below it: a mistyped name must not read as "no look-alikes"."""
-    if category in categories:
-        return
-    if not categories:
-        hint = "its images have no categories (sub-folders or a category column)"
-    else:
-        near = _nearest_names(category, list(categories))
-        if near:
-            hint = "the nearest are " + ", ".join(repr(name) for name in near)
-        else:
-            top = [name for name in categories if "/" not in name]
-            shown = top[:5]
-            more = f" and {len(top) - 5} more" if len(top) > 5 else ""
-            hint = "its top categories are " + ", ".join(repr(name) for name in shown) + more
-    raise UnknownCategory(f"no category {category!r} in {db}; {hint}")
-
-
-def _nearest_names(typed: str, names: list[str], n: int = 3, cutoff: float = 0.6) -> list[str]:
-    """The `n` names most like `typed`, case aside, comparing it with each whole name, each of
-    its parts ("cats" finds "animals/cats") and the start of each part ("Smily" finds
-    "Smileys & Emotion"); shallower names first among equals."""
-    import difflib
-
-    typed = typed.lower()
-
-    def likeness(name: str) -> float:
-        best = 0.0
-        for part in [name, *name.split("/")]:
-            part = part.lower()
-            best = max(best, difflib.SequenceMatcher(None, typed, part).ratio(),
-                       difflib.SequenceMatcher(None, typed, part[:len(typed)]).ratio())
-        return best
-
-    scored = sorted(((likeness(name), name) for name in names),
-                    key=lambda pair: (-pair[0], pair[1].count("/"), pair[1]))
-    return [name for score, name in scored[:n] if score >= cutoff]
 
 
 __all__ = ["Analysis", "Collection", "DuplicateGroup", "ImportReport", "MapLayout", "Neighbors",
