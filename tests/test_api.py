@@ -178,9 +178,10 @@ def test_a_category_filter(shapes):
 def test_approximate_search(shapes):
     col, folder = shapes
     exact = col.nearest(folder / "red" / "0.png", k=3)
-    for approximate in (True, "scan", "ivf"):  # FAISS candidates, re-ranked exactly
+    for approximate in (True, "scan", "ivf", "ivfpq"):  # FAISS candidates, re-ranked exactly
         res = col.nearest(folder / "red" / "0.png", k=3, approximate=approximate)
         assert res.paths == exact.paths
+        assert res.method == (approximate if isinstance(approximate, str) else "scan")
         np.testing.assert_allclose(res.distances, exact.distances, rtol=1e-6)
     assert (folder.parent / "shapes.db.faiss").is_dir()   # kept beside the database
 

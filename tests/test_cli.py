@@ -98,7 +98,7 @@ def test_similar_as_json_csv_and_table(indexed):
     assert cells[6] == best["nearest_reference"]
 
 
-@pytest.mark.slow  # seven processes
+@pytest.mark.slow  # eight processes
 def test_similar_can_ask_for_each_kind_of_approximate_search(indexed):
     root, files, db, _ = indexed
     ref = files[("chelsea", "orig")]
@@ -107,12 +107,12 @@ def test_similar_can_ask_for_each_kind_of_approximate_search(indexed):
         return [r["path"] for r in json.loads(run("similar", ref, "--db", db, "-k", 5,
                                                   "--format", "json", *extra).stdout)]
     exact = paths("--exact")
-    for kind in ("hnsw", "ivf", "scan", "auto"):
+    for kind in ("hnsw", "ivf", "ivfpq", "scan", "auto"):
         assert paths("--approximate", kind) == exact, kind  # 16 images: every one is found
     assert paths("--approximate") == exact
     bad = run("similar", "--db", db, "--approximate", ref, check=False)
-    assert bad.returncode == 2 and "is not a kind of approximate search (hnsw, ivf, scan or " \
-        "auto); references go before --approximate" in bad.stderr
+    assert bad.returncode == 2 and "is not a kind of approximate search (hnsw, ivf, ivfpq, " \
+        "scan or auto); references go before --approximate" in bad.stderr
     assert "--approximate [KIND]" in run("similar", "--help").stdout
 
 

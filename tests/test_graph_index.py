@@ -16,6 +16,7 @@ from lookalike.search.approximate import (
     GRAPH_STORAGE,
     GRAPH_STORAGES,
     ApproximateIndex,
+    codes_bytes,
     graph_bytes,
     search as approximate_search,
 )
@@ -36,8 +37,14 @@ GB = 1 << 30
     (Situation(100_000, graph_built=True), "hnsw"),         # built (a server's warm-up)
     (Situation(1_000_000, free_memory=64 * GB), "hnsw"),    # large: worth building
     (Situation(1_000_000, free_memory=None), "hnsw"),       # memory unknown: taken as plenty
-    (Situation(1_000_000, free_memory=2 * GB), "ivf"),      # the graph would not fit twice
+    (Situation(1_000_000, free_memory=3 * GB), "ivf"),      # the graph would not fit twice
+    (Situation(1_000_000, free_memory=2 * GB), "ivfpq"),    # nor IVF's 8-bit codes (1.3 GB)
     (Situation(1_000_000, graph_built=True, free_memory=1 * GB), "hnsw"),  # built: use it
+    (Situation(10_000_000, free_memory=64 * GB), "hnsw"),   # the graph: about 29 GB
+    (Situation(10_000_000, free_memory=40 * GB), "ivf"),    # 8-bit codes: about 13 GB
+    (Situation(10_000_000, free_memory=16 * GB), "ivfpq"),  # IVF-PQ: about 1.8 GB
+    (Situation(10_000_000, free_memory=24 * GB), "ivfpq"),  # 8-bit codes would not fit twice
+    (Situation(10_000_000, 1000, free_memory=24 * GB), "ivf"),  # those of 1000-d rows do
 ])
 def test_the_default_policy_weighs_size_memory_and_what_is_built(situation, expected):
     assert choose_method(None, situation, "Cosine", 10) == expected
@@ -52,6 +59,12 @@ def test_memory_is_measured_against_the_graphs_size():
                          10) == "hnsw"
     assert choose_method(None, Situation(AUTO_THRESHOLD, 1280, False, 2 * need - 1), "Cosine",
                          10) == "ivf"
+    codes = codes_bytes(AUTO_THRESHOLD, 1280)                 # IVF's 8-bit codes, 1,288 B a row
+    assert 1280 * AUTO_THRESHOLD < codes < 1300 * AUTO_THRESHOLD
+    assert choose_method(None, Situation(AUTO_THRESHOLD, 1280, False, 2 * codes), "Cosine",
+                         10) == "ivf"
+    assert choose_method(None, Situation(AUTO_THRESHOLD, 1280, False, 2 * codes - 1), "Cosine",
+                         10) == "ivfpq"
 
 
 def test_what_the_caller_asks_for_comes_first():
@@ -60,6 +73,8 @@ def test_what_the_caller_asks_for_comes_first():
     assert choose_method(True, Situation(1_000, graph_built=True), "Cosine", 10) == "hnsw"
     assert choose_method("hnsw", small, "Cosine", 10) == "hnsw"
     assert choose_method("ivf", built, "Cosine", 10) == "ivf"
+    assert choose_method("ivfpq", built, "Cosine", 10) == "ivfpq"
+    assert choose_method(True, Situation(1_000, free_memory=1_000), "Cosine", 10) == "ivfpq"
     assert choose_method(False, built, "Cosine", 10) == "exact"
     assert choose_method(None, built, "Cosine", None) == "exact"            # k=None
     assert choose_method(None, built, "Cosine", 10, filtered=True) == "exact"
@@ -68,6 +83,8 @@ def test_what_the_caller_asks_for_comes_first():
         choose_method("hnsw", built, "Manhattan", 10)
     with pytest.raises(LookalikeError, match="'hnsw'"):
         choose_method("graph", built, "Cosine", 10)
+    with pytest.raises(LookalikeError, match="Manhattan has no approximate search"):
+        choose_method("ivfpq", built, "Manhattan", 10)
 
 
 # -- the index follows the collection ----------------------------------------------------------

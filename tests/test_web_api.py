@@ -285,10 +285,11 @@ def test_approximate_search_can_be_asked_for(server, photos):
     col, files, root = photos
     ref = ids_by_path(col)[str(files[("coffee", "orig")])]
     exact = server.client.post("/api/neighbors", json={"references": [ref], "k": 5}).json()
-    for approximate in [False, "scan", True]:
+    for approximate in [False, "scan", "ivfpq", True]:
         answer = server.client.post("/api/neighbors", json={
             "references": [ref], "k": 5, "approximate": approximate}).json()
         assert answer["neighbors"] == exact["neighbors"], approximate  # exact re-ranking
+        assert answer["method"] == {False: "exact", True: "scan"}.get(approximate, approximate)
     twin = server.client.get("/api/neighbors", params={"ref": ref, "k": 5, "approximate": "scan"})
     assert twin.json()["neighbors"] == exact["neighbors"]
     assert "Manhattan" in json_error(server.client.post("/api/neighbors", json={

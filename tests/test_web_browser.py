@@ -582,5 +582,10 @@ def test_the_search_mode_offers_the_graph(page, site):
     assert answer["method"] == "hnsw" and shown == as_shown(answer["neighbors"])
     page.select_option("#mode", "ivf")
     page.wait_for_function("() => location.search.includes('mode=ivf')")
+    with page.expect_response(lambda r: "/api/neighbors" in r.url
+                              and "approximate=ivfpq" in r.url) as answered:
+        page.select_option("#mode", "ivfpq")   # the compressed inverted file, for 10M+ images
+    assert answered.value.json()["method"] == "ivfpq"
+    assert "mode=ivfpq" in page.url
     page.select_option("#mode", "hnsw")
     page.wait_for_function("() => location.search.includes('mode=hnsw')")

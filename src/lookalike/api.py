@@ -72,7 +72,7 @@ class Neighbors:
     nearest to, which gave it its distance (None when unknown). `notes`: sentences for people
     about this answer (e.g. Mahalanobis on too few images), also issued as
     `LookalikeWarning`s by `Collection.nearest`. `method`: which search answered (one of
-    `search.engine.METHODS`: "exact", "hnsw", "ivf", "scan").
+    `search.engine.METHODS`: "exact", "hnsw", "ivf", "ivfpq", "scan").
 
     With negative references (`nearest(..., unlike=...)`) or relevance feedback (`refine`):
     `scores` is what ranked the look-alikes, higher first (`nearest`: minus the cost of
@@ -555,9 +555,10 @@ class Collection:
 
         `approximate`: None (default) follows the policy of `search.engine.choose_method`:
         exact below 20,000 images, the graph index (HNSW) once it is built (see
-        `prepare_graph`) or from 200,000 images (IVF where memory is short); True asks for
-        FAISS whatever the size, "hnsw" / "ivf" / "scan" for one index (built and saved
-        beside the database on first use), False for exact. Distances are exact either way;
+        `prepare_graph`) or from 200,000 images (IVF where memory is short, IVF-PQ where
+        even IVF's 8-bit codes would not fit); True asks for FAISS whatever the size, "hnsw"
+        / "ivf" / "ivfpq" / "scan" for one index (built and saved beside the database on
+        first use), False for exact. Distances are exact either way;
         approximate search may miss a few true neighbours (recall@10 is measured in
         benchmarks/search.py); the result's `method` says which answered. Manhattan,
         Jaccard, k=None and filtered searches are always exact.

@@ -111,9 +111,11 @@ def _search_options(p: argparse.ArgumentParser) -> None:
                         help="search with a FAISS index (the default from 200,000 images, "
                              "or once the graph index is built): distances stay exact, a few "
                              "true neighbours may be missed. KIND: hnsw (the graph, fastest "
-                             "once built), ivf (inverted file), scan (8-bit scan of every "
-                             "image) or auto (the default: the graph where it is built or "
-                             "fits in memory)")
+                             "once built), ivf (inverted file), ivfpq (inverted file of "
+                             "compressed codes: 8x less memory, for 10 million images and "
+                             "more), scan (8-bit scan of every image) or auto (the default: "
+                             "the graph where it is built or fits in memory, else ivf, else "
+                             "ivfpq)")
     p.add_argument("--cluster", metavar="ADDRESS",
                    help="search on a Dask cluster: local, local:N (N worker processes here) or "
                         "a scheduler address tcp://HOST:8786. The vectors are cut in shards "
@@ -122,12 +124,15 @@ def _search_options(p: argparse.ArgumentParser) -> None:
 
 
 def _approximate_kind(text: str) -> bool | str:
+    from ..search.approximate import KINDS
+
     if text == "auto":
         return True
-    if text in ("hnsw", "ivf", "scan"):
+    if text in KINDS:
         return text
-    raise argparse.ArgumentTypeError(f"{text!r} is not a kind of approximate search (hnsw, "
-                                     "ivf, scan or auto); references go before --approximate")
+    raise argparse.ArgumentTypeError(f"{text!r} is not a kind of approximate search "
+                                     f"({', '.join(sorted(KINDS))} or auto); references go "
+                                     "before --approximate")
 
 
 def cmd_similar(args) -> int:

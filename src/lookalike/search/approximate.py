@@ -6,16 +6,19 @@ ranks, then as Pearson; Euclidean -> the rows as they are; Mahalanobis -> rows w
 collection's covariance. The absolute correlations search with q and -q. Manhattan and
 Jaccard have no such transform and stay exact.
 
-Three kinds of index: `"scan"` compares the query with the 8-bit code of every row (a
+Four kinds of index: `"scan"` compares the query with the 8-bit code of every row (a
 compressed exhaustive scan; 4x less memory than float32), `"ivf"` first picks the `nprobe`
-nearest of about sqrt(N) clusters of such codes, and `"hnsw"` walks a graph of near
-neighbours (FAISS HNSW, M=32) whose rows are fp16 by default (GRAPH_STORAGE; 8-bit codes
-needed a longer walk for the same recall). Each returns candidates that `ExactIndex` re-scores
-exactly, so distances are always exact and only recall is approximate. Indexes are saved
+nearest of about sqrt(N) clusters of such codes, `"ivfpq"` does the same over product-quantised
+codes (at most PQ_MAX_BYTES bytes a row: about 7x less memory than 8-bit codes, for 10M+
+vectors), and `"hnsw"` walks a graph of near neighbours (FAISS HNSW, M=32) whose rows are fp16
+by default (GRAPH_STORAGE; 8-bit codes needed a longer walk for the same recall). Each
+returns candidates that `ExactIndex` re-scores exactly (from the float32 matrix, memory-mapped
+from disk), so distances are always exact and only recall is approximate. Indexes are saved
 beside the database and brought up to date incrementally (FAISS ids are image ids; the graph,
 which cannot remove, maps its labels to image ids and marks removed ones as tombstones,
-filtered out before re-scoring); scan and IVF are rebuilt when the collection has doubled since
-they were trained, the graph when tombstones pass `GRAPH_REBUILD_SHARE` of it.
+filtered out before re-scoring); the trained kinds (scan, IVF, IVF-PQ) are rebuilt when the
+collection has doubled since they were trained, the graph when tombstones pass
+`GRAPH_REBUILD_SHARE` of it.
 """
 
 from __future__ import annotations
@@ -41,7 +44,26 @@ FAMILY = {"Cosine": "cosine", "Pearson": "pearson", "Absolute Pearson": "pearson
 AUTO_THRESHOLD = 200_000
 
 #: The index kinds.
-KINDS = ("scan", "ivf", "hnsw")
+KINDS = ("scan", "ivf", "ivfpq", "hnsw")
+
+#: The inverted files ("ivf", "ivfpq") probe this many of their lists, and they and the scan
+#: hand max(CANDIDATES, 8k) candidates to the exact re-scoring. Measured at 100k x 1280
+#: (README, "Memory per million vectors and recall of compressed codes"; about sqrt(N) lists):
+#: recall@10 0.996 for 8-bit codes, 0.993 for IVF-PQ with 128 bytes (0.996 at nprobe 64, at
+#: 1.6x the time; 0.992 with 100 candidates); 8-bit IVF at 1M: 0.996.
+NPROBE = 32
+CANDIDATES = 200
+
+#: IVF-PQ's bytes per row, at most: one byte (PQ_BITS) for each of m parts of the vector, m the
+#: largest divisor of the dimension up to this (FAISS needs m to divide it: 128 for 1280, 1024,
+#: 768 and 512 dimensions, 125 for SqueezeNet's 1000, 64 for 64). Measured (README, as above):
+#: 128 bytes reached recall@10 0.993 for 158 MB per million vectors, 64 bytes 0.990 for 97 MB.
+PQ_MAX_BYTES = 128
+
+#: Bits of each part's code: 256 centroids per part, which FAISS wants trained on 39 x 256 =
+#: 9,984 rows or more (the sample below has 20,000); a smaller collection gets as many bits as
+#: its rows train (6 for 4,000 rows) instead of FAISS's warning and a half-trained codebook.
+PQ_BITS = 8
 
 #: The graph: FAISS HNSW, M links per node, built with efConstruction (chosen by measurement
 #: in the README, "The graph index": efConstruction 128 reaches recall@10 0.998 at efSearch 96
@@ -73,6 +95,37 @@ def graph_bytes(n: int, dim: int, storage: str = GRAPH_STORAGE) -> int:
     """About how much memory the graph of n rows takes: `storage`'s bytes per value, GRAPH_M
     * 2 links of 4 bytes at level 0 (and a few more above), an 8-byte label."""
     return n * (GRAPH_STORAGES[storage][0] * dim + GRAPH_M * 2 * 4 + 40)
+
+
+def ivf_lists(n: int) -> int:
+    """How many lists an inverted file of n rows has: about sqrt(n), at least 39 rows each
+    (FAISS trains each centroid on 39 or more)."""
+    return max(1, min(int(np.sqrt(n)), n // 39))
+
+
+def pq_parts(dim: int) -> int:
+    """IVF-PQ's number of parts m: the largest divisor of `dim` up to PQ_MAX_BYTES."""
+    return max(m for m in range(1, min(PQ_MAX_BYTES, max(dim, 1)) + 1) if dim % m == 0)
+
+
+def pq_bits(training_rows: int) -> int:
+    """Bits per part for a codebook trained on `training_rows` rows: PQ_BITS where they give
+    39 rows per centroid, else fewer (at least 1)."""
+    return int(np.clip(np.floor(np.log2(max(training_rows, 1) / 39)), 1, PQ_BITS))
+
+
+def codes_bytes(n: int, dim: int) -> int:
+    """About how much memory the 8-bit codes of n rows take (the scan; IVF adds its
+    centroids): a byte per value and an 8-byte id (measured 1,288-1,304 B a row at 1280)."""
+    return n * (dim + 8) + ivf_lists(n) * dim * 4
+
+
+def ivfpq_bytes(n: int, dim: int) -> int:
+    """About how much memory IVF-PQ over n rows takes: m bytes of codes and an 8-byte id a
+    row, the centroids, and the table FAISS precomputes (a float per list, part and centroid:
+    131 MB at a million rows of 1280, 414 MB at 10 million)."""
+    m, lists = pq_parts(dim), ivf_lists(n)
+    return n * (m + 8) + lists * dim * 4 + lists * m * (1 << PQ_BITS) * 4
 
 
 def _faiss():
@@ -156,10 +209,10 @@ class ApproximateIndex:
         self.trained_on = trained_on
         self.ids = ids                      # sorted image ids held by the index
         self.hashes = hashes                # their content hashes ('S16'), to see changes
-        self.nprobe = 32
+        self.nprobe = NPROBE
         self.labels = np.zeros(0, np.int64)
-        self.storage = storage              # the graph's; scan and IVF hold 8-bit codes
-        self.ef_search = GRAPH_STORAGES[storage][1]
+        self.storage = storage              # the graph's; scan and IVF "8bit", IVF-PQ "pq"
+        self.ef_search = GRAPH_STORAGES.get(storage, GRAPH_STORAGES[GRAPH_STORAGE])[1]
         self._params: dict[int, Any] = {}   # SearchParametersHNSW by efSearch
         self._rows_for: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
 
@@ -200,10 +253,12 @@ class ApproximateIndex:
         if kind == "auto":
             kind = "ivf" if n >= AUTO_THRESHOLD else "scan"
         if kind not in KINDS:
-            raise ValueError(f"unknown approximate index kind {kind!r}; use scan, ivf, hnsw "
-                             "or auto")
+            raise ValueError(f"unknown approximate index kind {kind!r}; use "
+                             f"{', '.join(KINDS)} or auto")
         rng = np.random.default_rng(seed)
-        nlist = max(1, min(int(np.sqrt(n)), n // 39)) if kind == "ivf" else 0
+        nlist = ivf_lists(n) if kind in ("ivf", "ivfpq") else 0
+        # 20,000 rows give each of IVF-PQ's 256 centroids per part 78 (FAISS asks for 39),
+        # and 50 rows per list the inverted files' centroids.
         sample_size = min(n, max(20_000, 50 * nlist))
         sample_rows = np.sort(rng.choice(n, sample_size, replace=False)) if n else np.zeros(0, int)
         sample = exact.rows(sample_rows)
@@ -212,7 +267,7 @@ class ApproximateIndex:
         metric_type = faiss.METRIC_L2
         direct = faiss.ScalarQuantizer.QT_8bit_direct
         if kind != "hnsw":
-            storage = "8bit"
+            storage = "pq" if kind == "ivfpq" else "8bit"
         elif storage not in GRAPH_STORAGES:
             raise ValueError(f"unknown graph storage {storage!r}; use "
                              f"{', '.join(GRAPH_STORAGES)}")
@@ -223,12 +278,8 @@ class ApproximateIndex:
             # over 100k codes), the single scan is already 2-2.5x under the float32 floor.
             shards = [faiss.IndexIDMap2(faiss.IndexScalarQuantizer(d, direct, metric_type))]
         else:
-            quantizer = faiss.IndexFlat(d, metric_type)
-            ivf = faiss.IndexIVFScalarQuantizer(quantizer, d, nlist, direct, metric_type, False)
-            ivf.cp.seed = seed
-            ivf.cp.niter = 10
-            ivf.train(transform.codes(sample))
-            shards = [ivf]
+            shards = [_trained_ivf(kind, transform.codes(sample, clip=storage == "8bit"),
+                                   nlist, seed)]
         made = cls(shards, transform, kind, n, np.zeros(0, np.int64), np.zeros(0, "S16"),
                    storage)
         made._add(ids, hashes, exact, np.arange(n))
@@ -299,7 +350,7 @@ class ApproximateIndex:
         try:
             if self.kind == "hnsw":
                 found = self._graph_candidates(q, count)
-            elif self.kind == "ivf":
+            elif self.kind in ("ivf", "ivfpq"):
                 ivf = self.shards[0]
                 params = faiss.SearchParametersIVF(nprobe=min(self.nprobe, ivf.nlist))
                 found = ivf.search(q, count, params=params)[1]
@@ -422,6 +473,32 @@ class ApproximateIndex:
         return made
 
 
+def _trained_ivf(kind: str, sample: np.ndarray, nlist: int, seed: int):
+    """An empty inverted file (L2) of `nlist` lists trained on `sample` (transformed rows):
+    of 8-bit codes ("ivf"), or product-quantised ("ivfpq", pq_parts of pq_bits each, coding
+    each row's residual from its list's centroid)."""
+    faiss = _faiss()
+    d = sample.shape[1]
+    quantizer = faiss.IndexFlat(d, faiss.METRIC_L2)
+    if kind == "ivfpq":
+        if len(sample) < 2:  # a codebook needs two rows to train on, even of one bit
+            sample = np.repeat(sample, 2, axis=0)
+        ivf = faiss.IndexIVFPQ(quantizer, d, nlist, pq_parts(d), pq_bits(len(sample)))
+        ivf.pq.cp.seed = seed
+        # pq_bits gives every centroid 39 rows where the collection has 78; below that FAISS
+        # would print a warning for each of the m parts.
+        ivf.pq.cp.min_points_per_centroid = 1
+        ivf.pq.cp.niter = 10  # as benchmarks/search_storage.py measured it (default: 25)
+    else:
+        ivf = faiss.IndexIVFScalarQuantizer(quantizer, d, nlist,
+                                            faiss.ScalarQuantizer.QT_8bit_direct,
+                                            faiss.METRIC_L2, False)
+    ivf.cp.seed = seed
+    ivf.cp.niter = 10
+    ivf.train(sample)
+    return ivf
+
+
 def _empty_graph(d: int, storage: str, sample: np.ndarray):
     """An empty FAISS HNSW graph (L2) storing each row as `storage` says."""
     faiss = _faiss()
@@ -445,7 +522,7 @@ def search(approx: ApproximateIndex, exact: ExactIndex, ids: np.ndarray, queries
     if approx.kind == "hnsw":
         want = candidates or max(GRAPH_MIN_CANDIDATES, GRAPH_CANDIDATES_PER_K * k)
     else:
-        want = candidates or max(200, 8 * k)
+        want = candidates or max(CANDIDATES, 8 * k)
     found = approx.candidates(queries, metric, want + n_exclude)
     rows = np.searchsorted(ids, found)
     rows = rows[(rows < len(ids)) & (ids[np.minimum(rows, len(ids) - 1)] == found)]

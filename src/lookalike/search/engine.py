@@ -22,7 +22,9 @@ from ..errors import LookalikeError
 from .approximate import (
     AUTO_THRESHOLD,
     FAMILY,
+    KINDS,
     ApproximateIndex,
+    codes_bytes,
     graph_bytes,
     search as approximate_search,
     supports as approximate_supports,
@@ -33,27 +35,30 @@ from .memory import available_memory
 from .normalise import Normalisation, normalise
 
 #: What answers a search: the exact scan, or FAISS candidates (a compressed scan of 8-bit
-#: codes, an inverted file, or a graph) re-ranked exactly.
-METHODS = ("exact", "scan", "ivf", "hnsw")
+#: codes, an inverted file of 8-bit or of product-quantised codes, or a graph) re-ranked
+#: exactly.
+METHODS = ("exact", *KINDS)
 
 #: Below this many images the policy answers exactly even when the graph is built: the exact
 #: pass takes about 2 ms there (README, "Search speed").
 EXACT_BELOW = 20_000
 
-#: The graph is chosen only where free memory holds it this many times over; else IVF.
+#: The graph is chosen only where free memory holds it this many times over; else IVF of
+#: 8-bit codes where memory holds them so, else IVF-PQ (about 8x smaller than 8-bit codes).
 MEMORY_MARGIN = 2.0
 
 #: `approximate` as a caller gives it -> what it asks for ("default": the policy, exact for
 #: small collections; "approximate": the policy, never exact).
 _ASKED = {None: "default", False: "exact", True: "approximate"}
-_NAMED = {"auto": "approximate", "scan": "scan", "ivf": "ivf", "hnsw": "hnsw"}
+_NAMED = {"auto": "approximate", **{kind: kind for kind in KINDS}}
 
 
 @dataclass(frozen=True)
 class Situation:
     """What the policy weighs: the collection's size and vector length, whether the graph
     index of the metric's family is built (loaded or saved beside the database, not being
-    built), and the memory available (bytes; None: unknown, taken as plenty)."""
+    built), and the memory available (bytes; None: unknown, taken as plenty). The float32
+    matrix is memory-mapped from disk and counts in none of these."""
 
     n: int
     dim: int = 1280
@@ -62,8 +67,15 @@ class Situation:
 
     @property
     def graph_fits(self) -> bool:
-        return (self.free_memory is None
-                or self.free_memory >= MEMORY_MARGIN * graph_bytes(self.n, self.dim))
+        return self._fits(graph_bytes(self.n, self.dim))
+
+    @property
+    def codes_fit(self) -> bool:
+        """Whether the 8-bit codes of the scan or IVF fit."""
+        return self._fits(codes_bytes(self.n, self.dim))
+
+    def _fits(self, size: int) -> bool:
+        return self.free_memory is None or self.free_memory >= MEMORY_MARGIN * size
 
 
 class SearchEngine:
@@ -204,7 +216,7 @@ class SearchEngine:
         if not np.array_equal(current_ids, ids):  # the catalogue moved on since the matrix loaded
             ids, index = self.index(model)
             current_ids, hashes = self.store.vector_hashes(model)
-        # A graph has nothing trained to outgrow; scan and IVF are retrained at twice the size.
+        # A graph has nothing trained to outgrow; the others are retrained at twice the size.
         outgrown = kind != "hnsw" and approx is not None and len(ids) >= 2 * max(
             approx.trained_on, 1)
         if approx is None or outgrown or approx.kind != kind:
@@ -226,15 +238,17 @@ class SearchEngine:
 def choose_method(approximate: bool | str | None, situation: Situation | int, metric: str,
                   k: int | None, filtered: bool = False) -> str:
     """The one of METHODS that answers. `approximate`: None (the policy below), False
-    (exact), True (the policy, never exact) or a kind ("scan", "ivf", "hnsw"); `situation`:
+    (exact), True (the policy, never exact) or a kind ("scan", "ivf", "ivfpq", "hnsw");
+    `situation`:
     the collection (a number of images alone: nothing built, memory unknown); a canonical
     `metric`. k=None and filtered searches are exact, and so are metrics FAISS cannot serve
     (an error if FAISS was asked for).
 
     The policy: exact below EXACT_BELOW images (and below AUTO_THRESHOLD unless the graph is
     built); else the graph when it is built, or when it fits in free memory (MEMORY_MARGIN
-    times its size; built on first use); else IVF. Asked for approximate search on a small
-    collection without a graph: the compressed scan."""
+    times its size; built on first use); else IVF where its 8-bit codes fit so, else IVF-PQ.
+    Asked for approximate search on a small collection without a graph: the compressed scan
+    (IVF-PQ where its codes do not fit)."""
     if isinstance(situation, int):
         situation = Situation(situation)
     asked = _asked(approximate)
@@ -254,9 +268,11 @@ def choose_method(approximate: bool | str | None, situation: Situation | int, me
         return "exact"
     if situation.graph_built:
         return "hnsw"
-    if n >= AUTO_THRESHOLD:
-        return "hnsw" if situation.graph_fits else "ivf"
-    return "scan"
+    if n >= AUTO_THRESHOLD and situation.graph_fits:
+        return "hnsw"
+    if not situation.codes_fit:
+        return "ivfpq"
+    return "ivf" if n >= AUTO_THRESHOLD else "scan"
 
 
 def _asked(approximate: bool | str | None) -> str:
@@ -265,7 +281,8 @@ def _asked(approximate: bool | str | None) -> str:
             return asked
     if isinstance(approximate, str) and approximate in _NAMED:
         return _NAMED[approximate]
-    raise LookalikeError(f"approximate must be True, False, None, 'hnsw', 'ivf' or 'scan', "
+    kinds = ", ".join(repr(kind) for kind in KINDS)
+    raise LookalikeError(f"approximate must be True, False, None or one of {kinds}, "
                          f"not {approximate!r}")
 
 

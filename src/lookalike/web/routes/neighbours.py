@@ -12,6 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from ...api import DEFAULT_K, DEFAULT_METRIC, Collection, Neighbors
 from ...ingest.decode import ImageSkipped, decode
+from ...search.approximate import KINDS as APPROXIMATE_KINDS
 from ...search.feedback import DEFAULT_REFINE_METHOD, REFINE_METHODS
 from ...search.metrics import METRICS
 from ...search.normalise import Normalisation
@@ -24,9 +25,11 @@ router = APIRouter()
 
 _CANNOT_SEARCH = "a metric, model or search the collection cannot answer"
 ImageIdValue = Annotated[int, Field(ge=1, le=2**63 - 1)]
-Approximate = Literal["true", "false", "hnsw", "ivf", "scan"]
+ApproximateKind = Literal["hnsw", "ivf", "ivfpq", "scan"]
+Approximate = Literal["true", "false", ApproximateKind]
 RefineMethod = Literal["linear", "rocchio", "exemplar"]
 assert set(get_args(RefineMethod)) == set(REFINE_METHODS)  # the core's methods, no more
+assert set(get_args(ApproximateKind)) == set(APPROXIMATE_KINDS)  # the core's index kinds
 
 
 class NeighborsQuery(BaseModel):
@@ -44,10 +47,10 @@ class NeighborsQuery(BaseModel):
     include_references: bool = Field(False, description="also rank the references themselves")
     category: str | None = Field(None, description="only images of this category (and its "
                                                    "sub-folders)")
-    approximate: bool | Literal["hnsw", "ivf", "scan"] | None = Field(
+    approximate: bool | ApproximateKind | None = Field(
         None, description="null: the policy of `lookalike similar` (exact on small "
                           "collections, the graph index once built or on large ones); true, "
-                          "\"hnsw\", \"ivf\" or \"scan\": FAISS (faster on large "
+                          "\"hnsw\", \"ivf\", \"ivfpq\" or \"scan\": FAISS (faster on large "
                           "collections, may miss a few true neighbours); false: exact")
     unlike: list[ImageIdValue] = Field(
         [], max_length=1000, description="ids of images marked \"not like this\": alone, "
@@ -241,7 +244,7 @@ def _neighbors_response(col: Collection, res: Neighbors, references: list[dict],
         "method": res.method, **marks})
 
 
-def _approximate(text: Approximate | None) -> bool | Literal["hnsw", "ivf", "scan"] | None:
+def _approximate(text: Approximate | None) -> bool | ApproximateKind | None:
     """A query or form value of `approximate` as `Collection.nearest` takes it."""
     if text == "true":
         return True

@@ -130,7 +130,7 @@ export function readUrl() {
     k: int(p.get("k"), d.k, 1, state.kMax),
     metric: p.get("metric") || d.metric,
     model: p.get("model") || "",
-    mode: ["hnsw", "ivf", "false"].includes(p.get("mode")) ? p.get("mode") : "",
+    mode: ["hnsw", "ivf", "ivfpq", "false"].includes(p.get("mode")) ? p.get("mode") : "",
     inc: p.get("inc") === "1",
     only: p.get("only") === "1",
     cat: p.get("cat") || "",
