@@ -183,11 +183,22 @@ def first_paint(url: str, runs: int, scroll: bool = True) -> dict:
                        "grid_height_px": scrolling["scrollHeight"]}}
 
 
-def neighbor_latency(url: str, ids: list[int], clients: int, per_client: int,
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time a process has used so far (Linux /proc; 10 ms ticks)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def neighbor_latency(server: load.Server, ids: list[int], clients: int, per_client: int,
                      approximate: bool | str | None = None) -> dict:
-    """`POST /api/neighbors` from `clients` closed-loop keep-alive connections (load.py)."""
+    """`POST /api/neighbors` from `clients` closed-loop keep-alive connections (load.py), with
+    the CPU time the server's process and the load generator spent per request."""
+    url = server.url
+    server_cpu, client_cpu = cpu_seconds(server.proc.pid), time.process_time()
     res = load.run(url, load.neighbours(ids, approximate=approximate), clients,
                    requests_per_client=per_client, keep_answers=True, seed=clients)
+    server_cpu = cpu_seconds(server.proc.pid) - server_cpu
+    client_cpu = time.process_time() - client_cpu
     if res.errors:
         raise RuntimeError(f"{len(res.errors)} failed requests, e.g. {res.errors[0]}")
     answers, methods = {}, set()
@@ -203,7 +214,9 @@ def neighbor_latency(url: str, ids: list[int], clients: int, per_client: int,
     search = f"{asked}, answered by {'/'.join(sorted(methods))}"
     return {"clients": clients, "search": search, "p50_ms": stats["p50_ms"],
             "p95_ms": stats["p95_ms"], "n": stats["requests"],
-            "requests_per_s": stats["requests_per_s"], "answers": answers}
+            "requests_per_s": stats["requests_per_s"], "answers": answers,
+            "server_cpu_ms_per_request": 1000 * server_cpu / stats["requests"],
+            "client_cpu_ms_per_request": 1000 * client_cpu / stats["requests"]}
 
 
 def recall(approximate: dict, url: str) -> float:
@@ -255,10 +268,10 @@ def main() -> None:
                          timeout=300).json()["method"] != "hnsw":
             time.sleep(0.5)
         graph_s = time.perf_counter() - started
-        latency = [neighbor_latency(server.url, ids, 1, 10 * args.requests, False),
-                   neighbor_latency(server.url, ids, 20, args.requests, False),
-                   neighbor_latency(server.url, ids, 1, 10 * args.requests),
-                   neighbor_latency(server.url, ids, 20, args.requests)]
+        latency = [neighbor_latency(server, ids, 1, 10 * args.requests, False),
+                   neighbor_latency(server, ids, 20, args.requests, False),
+                   neighbor_latency(server, ids, 1, 10 * args.requests),
+                   neighbor_latency(server, ids, 20, args.requests)]
         for r in latency[2:]:
             r["recall_at_10"] = recall(r["answers"], server.url)
         if args.neighbours_only:
@@ -266,15 +279,17 @@ def main() -> None:
                 del r["answers"]
                 print(f"{r['search']}, {r['clients']} clients: p50 / p95 {r['p50_ms']:.1f} / "
                       f"{r['p95_ms']:.1f} ms ({r['requests_per_s']:.0f} req/s"
-                      + (f", recall@10 {r['recall_at_10']:.3f})" if "recall_at_10" in r else ")"))
+                      + (f", recall@10 {r['recall_at_10']:.3f}" if "recall_at_10" in r else "")
+                      + f"; CPU per request: server {r['server_cpu_ms_per_request']:.2f} ms, "
+                        f"load generator {r['client_cpu_ms_per_request']:.2f} ms)")
             print(f"graph ready {graph_s:.1f} s after start")
             return
         t = time.perf_counter()
         httpx.post(server.url + "/api/neighbors", timeout=300,
                    json={"references": [1], "k": 10, "approximate": "ivf"}).raise_for_status()
         build_s = time.perf_counter() - t
-        latency += [neighbor_latency(server.url, ids, 1, 10 * args.requests, "ivf"),
-                    neighbor_latency(server.url, ids, 20, args.requests, "ivf")]
+        latency += [neighbor_latency(server, ids, 1, 10 * args.requests, "ivf"),
+                    neighbor_latency(server, ids, 20, args.requests, "ivf")]
         for r in latency[4:]:
             r["recall_at_10"] = recall(r["answers"], server.url)
             r["index_build_s"] = build_s
