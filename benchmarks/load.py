@@ -107,18 +107,20 @@ async def _client(host: str, port: int, make: Callable[[random.Random], Request]
         writer.close()
 
 
-def run(url: str, make: Callable[[random.Random], Request], clients: int,
+def run(url: str | list[str], make: Callable[[random.Random], Request], clients: int,
         seconds: float | None = None, requests_per_client: int | None = None,
         keep_answers: bool = False, seed: int = 0) -> Results:
     """Run `clients` closed-loop clients until `seconds` have passed or each has sent
-    `requests_per_client` requests. `make(rng)` returns the next request."""
-    parts = urlsplit(url)
+    `requests_per_client` requests. `make(rng)` returns the next request. Several URLs:
+    the clients are spread over them in turn (several server processes)."""
+    servers = [urlsplit(u) for u in ([url] if isinstance(url, str) else url)]
     results = Results()
     until = time.perf_counter() + (seconds if seconds is not None else 1e9)
 
     async def main():
-        await asyncio.gather(*(_client(parts.hostname, parts.port, make, seed * 1000 + i, until,
-                                       requests_per_client, results, keep_answers)
+        await asyncio.gather(*(_client(servers[i % len(servers)].hostname,
+                                       servers[i % len(servers)].port, make, seed * 1000 + i,
+                                       until, requests_per_client, results, keep_answers)
                                for i in range(clients)))
 
     started = time.perf_counter()

@@ -1,6 +1,7 @@
 """Web viewer speed on a generated 100,000-image collection.
 
     .venv/bin/python benchmarks/web.py [--images 100000] [--requests 200] [--runs 5]
+    .venv/bin/python benchmarks/web.py --neighbours-only [--servers 2]   # look-alikes only
 
 The collection: 100,000 distinct tiny PNG files (8x8, in 20 category folders; each carries
 its number in a text chunk, so every file has its own content hash) written directly, and
@@ -183,11 +184,25 @@ def first_paint(url: str, runs: int, scroll: bool = True) -> dict:
                        "grid_height_px": scrolling["scrollHeight"]}}
 
 
-def neighbor_latency(url: str, ids: list[int], clients: int, per_client: int,
-                     approximate: bool | str | None = None) -> dict:
-    """`POST /api/neighbors` from `clients` closed-loop keep-alive connections (load.py)."""
-    res = load.run(url, load.neighbours(ids, approximate=approximate), clients,
-                   requests_per_client=per_client, keep_answers=True, seed=clients)
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time a process has used so far (Linux /proc; 10 ms ticks)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def neighbor_latency(servers: list[load.Server], ids: list[int], clients: int,
+                     per_client: int, approximate: bool | str | None = None) -> dict:
+    """`POST /api/neighbors` from `clients` closed-loop keep-alive connections (load.py),
+    spread over the `servers`, with the CPU time the servers' processes and the load
+    generator spent per request."""
+    def servers_cpu() -> float:
+        return sum(cpu_seconds(s.proc.pid) for s in servers)
+
+    server_cpu, client_cpu = servers_cpu(), time.process_time()
+    res = load.run([s.url for s in servers], load.neighbours(ids, approximate=approximate),
+                   clients, requests_per_client=per_client, keep_answers=True, seed=clients)
+    server_cpu = servers_cpu() - server_cpu
+    client_cpu = time.process_time() - client_cpu
     if res.errors:
         raise RuntimeError(f"{len(res.errors)} failed requests, e.g. {res.errors[0]}")
     answers, methods = {}, set()
@@ -203,7 +218,18 @@ def neighbor_latency(url: str, ids: list[int], clients: int, per_client: int,
     search = f"{asked}, answered by {'/'.join(sorted(methods))}"
     return {"clients": clients, "search": search, "p50_ms": stats["p50_ms"],
             "p95_ms": stats["p95_ms"], "n": stats["requests"],
-            "requests_per_s": stats["requests_per_s"], "answers": answers}
+            "requests_per_s": stats["requests_per_s"], "answers": answers,
+            "server_cpu_ms_per_request": 1000 * server_cpu / stats["requests"],
+            "client_cpu_ms_per_request": 1000 * client_cpu / stats["requests"]}
+
+
+def wait_for_graph(url: str) -> None:
+    """Until the default search is answered by the graph (the warm-up builds or loads it)."""
+    import httpx
+
+    while httpx.post(url + "/api/neighbors", json={"references": [1], "k": 10},
+                     timeout=300).json()["method"] != "hnsw":
+        time.sleep(0.5)
 
 
 def recall(approximate: dict, url: str) -> float:
@@ -229,7 +255,13 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=5, help="page loads")
     parser.add_argument("--neighbours-only", action="store_true",
                         help="time only the neighbour requests (no browser, no IVF)")
+    parser.add_argument("--servers", type=int, default=1,
+                        help="with --neighbours-only: this many `lookalike serve` processes "
+                             "on the collection, the clients spread over them (what several "
+                             "worker processes behind one port would give)")
     args = parser.parse_args()
+    if args.servers > 1 and not args.neighbours_only:
+        parser.error("--servers needs --neighbours-only")
     print_machine()
     import httpx
 
@@ -237,6 +269,7 @@ def main() -> None:
     shutil.rmtree(db.with_name(db.name + ".thumbs"), ignore_errors=True)  # first run: cold
     started = time.perf_counter()
     server = load.Server(db)
+    servers = [server]
     try:
         # Opened at once: the server's warm-up is still running, no thumbnail exists yet.
         cold = None if args.neighbours_only else first_paint(server.url, 1, scroll=False)["runs"][0]
@@ -251,14 +284,17 @@ def main() -> None:
         paint = None if args.neighbours_only else first_paint(server.url, args.runs)
         # The warm-up builds the graph of cosine search next; the default search answers with
         # it once it is ready (exactly meanwhile).
-        while httpx.post(server.url + "/api/neighbors", json={"references": [1], "k": 10},
-                         timeout=300).json()["method"] != "hnsw":
-            time.sleep(0.5)
+        wait_for_graph(server.url)
         graph_s = time.perf_counter() - started
-        latency = [neighbor_latency(server.url, ids, 1, 10 * args.requests, False),
-                   neighbor_latency(server.url, ids, 20, args.requests, False),
-                   neighbor_latency(server.url, ids, 1, 10 * args.requests),
-                   neighbor_latency(server.url, ids, 20, args.requests)]
+        servers += [load.Server(db) for _ in range(args.servers - 1)]
+        for other in servers[1:]:  # the graph saved by the first is loaded
+            wait_for_graph(other.url)
+            while httpx.get(other.url + "/api/collection", timeout=60).json()["warming_up"]:
+                time.sleep(0.2)
+        latency = [neighbor_latency(servers, ids, 1, 10 * args.requests, False),
+                   neighbor_latency(servers, ids, 20, args.requests, False),
+                   neighbor_latency(servers, ids, 1, 10 * args.requests),
+                   neighbor_latency(servers, ids, 20, args.requests)]
         for r in latency[2:]:
             r["recall_at_10"] = recall(r["answers"], server.url)
         if args.neighbours_only:
@@ -266,22 +302,26 @@ def main() -> None:
                 del r["answers"]
                 print(f"{r['search']}, {r['clients']} clients: p50 / p95 {r['p50_ms']:.1f} / "
                       f"{r['p95_ms']:.1f} ms ({r['requests_per_s']:.0f} req/s"
-                      + (f", recall@10 {r['recall_at_10']:.3f})" if "recall_at_10" in r else ")"))
-            print(f"graph ready {graph_s:.1f} s after start")
+                      + (f", recall@10 {r['recall_at_10']:.3f}" if "recall_at_10" in r else "")
+                      + f"; CPU per request: server {r['server_cpu_ms_per_request']:.2f} ms, "
+                        f"load generator {r['client_cpu_ms_per_request']:.2f} ms)")
+            print(f"graph ready {graph_s:.1f} s after start; {len(servers)} server process"
+                  f"{'es' if len(servers) > 1 else ''}")
             return
         t = time.perf_counter()
         httpx.post(server.url + "/api/neighbors", timeout=300,
                    json={"references": [1], "k": 10, "approximate": "ivf"}).raise_for_status()
         build_s = time.perf_counter() - t
-        latency += [neighbor_latency(server.url, ids, 1, 10 * args.requests, "ivf"),
-                    neighbor_latency(server.url, ids, 20, args.requests, "ivf")]
+        latency += [neighbor_latency(servers, ids, 1, 10 * args.requests, "ivf"),
+                    neighbor_latency(servers, ids, 20, args.requests, "ivf")]
         for r in latency[4:]:
             r["recall_at_10"] = recall(r["answers"], server.url)
             r["index_build_s"] = build_s
         for r in latency:
             del r["answers"]
     finally:
-        server.stop()
+        for s in servers:
+            s.stop()
 
     result = {
         "images": args.images, "dim": DIM, "model": MODEL, "cpu_count": os.cpu_count(),

@@ -312,6 +312,20 @@ def test_a_batch_of_graph_searches_answers_each_query_as_it_would_be_answered_al
         assert skip is None or not set(rows) & set(skip)
 
 
+def test_a_batch_walked_on_one_thread_answers_as_on_faiss_threads_and_leaves_them_set(graph):
+    import faiss
+
+    approx, exact, ids = graph
+    queries = exact.matrix[::100] + 0.01  # 20 queries: FAISS's threads walk them by default
+    before = faiss.omp_get_max_threads()
+    one = search_each(approx, exact, ids, queries, 10, "cosine", threads=1)
+    assert faiss.omp_get_max_threads() == before
+    for (rows, dist, _), (rows2, dist2, _) in zip(one, search_each(approx, exact, ids, queries,
+                                                                   10, "cosine")):
+        assert rows.tolist() == rows2.tolist()
+        np.testing.assert_array_equal(dist, dist2)
+
+
 def test_a_batch_skips_tombstones_and_follows_the_collections_rows():
     exact = ExactIndex(clustered(600))
     ids = np.arange(600, dtype=np.int64) * 2

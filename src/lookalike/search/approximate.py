@@ -380,12 +380,16 @@ class ApproximateIndex:
             params = self._params[ef] = _faiss().SearchParametersHNSW(efSearch=ef)
         return self.shards[0].search(q, want, params=params)[1]
 
-    def graph_rows(self, q: np.ndarray, count: int, ids: np.ndarray) -> np.ndarray:
+    def graph_rows(self, q: np.ndarray, count: int, ids: np.ndarray,
+                   threads: int | None = None) -> np.ndarray:
         """Rows of the sorted `ids` (the exact index's) of about `count` nearest per query of
-        the graph (transformed queries `q`), -1 where none: tombstones, ids not in `ids`."""
+        the graph (transformed queries `q`), -1 where none: tombstones, ids not in `ids`.
+        `threads`: FAISS's threads for the walks (None: all from 8 queries, else one)."""
         faiss = _faiss()
         before = faiss.omp_get_max_threads()
-        faiss.omp_set_num_threads(1 if len(q) < 8 else before)  # as in `candidates`
+        if threads is None:
+            threads = 1 if len(q) < 8 else before  # as in `candidates`
+        faiss.omp_set_num_threads(threads)
         try:
             positions = self._graph_search(q, count)
         finally:
