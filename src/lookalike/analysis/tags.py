@@ -16,7 +16,6 @@ import numpy as np
 
 from ..errors import LookalikeError
 from ..ingest.reading import READING_SETTING, ReadingOptions, base_model
-from ..models.imagenet_classes import class_words
 
 __all__ = ["FLOOR", "TOP", "TagTerm", "UnknownTagWord", "class_name", "image_tags",
            "match_words", "normalised", "rank_tagged", "tagged_images", "tags_from_logits",
@@ -30,6 +29,15 @@ FLOOR = 0.05
 
 #: A phrase of at most this many words is looked up as one name ("german shepherd dog").
 _LONGEST_NAME = 6
+
+
+def class_words():
+    """ImageNet's class words (models/imagenet_classes.py), imported when first asked for: the
+    indexing pipeline imports this module for `tags_from_logits`, and importing the models
+    package loads onnx and onnxruntime (0.11 s of every `lookalike` command's start)."""
+    from ..models.imagenet_classes import class_words as words
+
+    return words()
 
 
 class UnknownTagWord(LookalikeError, ValueError):
