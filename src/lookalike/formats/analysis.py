@@ -9,16 +9,16 @@ import os
 from typing import Any
 
 from .export import (
-    _arrow_table,
-    _Column,
-    _delimited_rows,
-    _header_line,
-    _orange_named,
-    _tab_columns,
-    _tab_header,
-    _tab_records,
+    ExportColumn,
+    arrow_table,
     atomic_write,
+    delimited_rows,
+    header_line,
+    orange_named,
+    orange_tab_columns,
     resolve_format,
+    tab_header,
+    tab_records,
 )
 from .orange import orange_origin
 
@@ -28,7 +28,7 @@ _KINDS = {"id": "int", "path": "str", "name": "str", "category": "str", "cluster
           "typicality": "float", "outlier": "float", "sample_rank": "int"}
 
 
-def analysis_records(analysis: Any) -> tuple[list[dict], list[_Column]]:
+def analysis_records(analysis: Any) -> tuple[list[dict], list[ExportColumn]]:
     """One record per image of an `analysis.analyze.Analysis`, and its columns."""
     columns = analysis.columns()
     names = list(columns)
@@ -40,7 +40,7 @@ def analysis_records(analysis: Any) -> tuple[list[dict], list[_Column]]:
             record[name] = value.item() if hasattr(value, "item") else value
         record["root"] = analysis.rows[n].get("root")
         records.append(record)
-    return records, [_Column(name, name, _KINDS.get(name, "bool")) for name in names]
+    return records, [ExportColumn(name, name, _KINDS.get(name, "bool")) for name in names]
 
 
 def write_analysis(analysis: Any, format: str | None, path: str | os.PathLike) -> None:
@@ -51,7 +51,7 @@ def write_analysis(analysis: Any, format: str | None, path: str | os.PathLike) -
         if format == "parquet":
             import pyarrow.parquet as pq
 
-            table = _arrow_table(records, columns)
+            table = arrow_table(records, columns)
             meta = {"model": analysis.model, "method": analysis.method}
             pq.write_table(table.replace_schema_metadata({"lookalike": json.dumps(meta)}), f)
         elif format == "json":
@@ -60,14 +60,14 @@ def write_analysis(analysis: Any, format: str | None, path: str | os.PathLike) -
                               ensure_ascii=False)
             f.write((text + "\n").encode("utf-8"))
         elif format == "csv":
-            f.write(_header_line([c.name for c in columns], ",")
-                    + _delimited_rows(_arrow_table(records, columns), ","))
+            f.write(header_line([c.name for c in columns], ",")
+                    + delimited_rows(arrow_table(records, columns), ","))
         else:
             origin = orange_origin([r["path"] for r in records], [r["root"] for r in records])
             order = ["category", "name", "path"]
             by_key = {c.key: c for c in columns}
             ordered = [by_key[k] for k in order] + [c for c in columns if c.key not in order]
-            tab = _tab_columns(_orange_named(ordered), origin,
+            tab = orange_tab_columns(orange_named(ordered), origin,
                                any(r["category"] for r in records))
-            f.write(_tab_header(tab, 0) + _delimited_rows(
-                _arrow_table(_tab_records(records, origin), [t.column for t in tab]), "\t"))
+            f.write(tab_header(tab, 0) + delimited_rows(
+                arrow_table(tab_records(records, origin), [t.column for t in tab]), "\t"))

@@ -115,7 +115,7 @@ def resolve_format(path: str | os.PathLike | None, format: str | None,
 # -- columns ----------------------------------------------------------------------------------
 
 @dataclass
-class _Column:
+class ExportColumn:
     key: str        # where the value is in a record
     name: str       # the column's name in the file
     kind: str       # "int", "float", "str" or "bool"
@@ -162,16 +162,16 @@ class _Extras:
             else:
                 self.kinds[key] = "str"
 
-    def columns(self, taken: set[str]) -> list[_Column]:
+    def columns(self, taken: set[str]) -> list[ExportColumn]:
         out = []
         for key, kind in self.kinds.items():
             name = unique_name(key, taken)
             taken.add(name)
-            out.append(_Column("extra:" + key, name, "str" if kind == "none" else kind))
+            out.append(ExportColumn("extra:" + key, name, "str" if kind == "none" else kind))
         return out
 
 
-def _value(record: dict, column: _Column) -> Any:
+def _value(record: dict, column: ExportColumn) -> Any:
     if column.key.startswith("extra:"):
         return record.get("extras", {}).get(column.key[len("extra:"):])
     return record.get(column.key)
@@ -197,7 +197,7 @@ def _text(value: Any) -> str:
     return str(value)
 
 
-def _arrow_table(records: list[dict], columns: list[_Column], matrix: np.ndarray | None = None,
+def arrow_table(records: list[dict], columns: list[ExportColumn], matrix: np.ndarray | None = None,
                  vector: str | None = None):
     """An Arrow table of the records' columns, plus the matrix as one float32 column per
     dimension (`vector=None`) or as one fixed-size list column named `vector`."""
@@ -221,7 +221,7 @@ def feature_names(dim: int) -> list[str]:
     return [f"{FEATURE_PREFIX}{j}" for j in range(dim)]
 
 
-def _delimited_rows(table, delimiter: str) -> bytes:
+def delimited_rows(table, delimiter: str) -> bytes:
     """Data rows (no header) as UTF-8 text: every string quoted with '"' (doubled inside),
     numbers bare in their shortest exact form (float32 stays float32), nulls empty."""
     import pyarrow.csv as pacsv
@@ -233,7 +233,7 @@ def _delimited_rows(table, delimiter: str) -> bytes:
     return out.getvalue()
 
 
-def _header_line(cells: Sequence[str], delimiter: str, quote_all: bool = False) -> bytes:
+def header_line(cells: Sequence[str], delimiter: str, quote_all: bool = False) -> bytes:
     buf = io.StringIO()
     csv.writer(buf, delimiter=delimiter, quoting=csv.QUOTE_ALL if quote_all else csv.QUOTE_MINIMAL,
                lineterminator="\n").writerow(cells)
@@ -244,12 +244,12 @@ def _header_line(cells: Sequence[str], delimiter: str, quote_all: bool = False) 
 
 @dataclass
 class _TabColumn:
-    column: _Column
+    column: ExportColumn
     type: str       # Orange's type row: "continuous", "discrete", "string"
     flags: str      # Orange's flag row cell
 
 
-def _tab_columns(columns: list[_Column], origin: str | None,
+def orange_tab_columns(columns: list[ExportColumn], origin: str | None,
                  has_category: bool) -> list[_TabColumn]:
     out = []
     for c in columns:
@@ -275,25 +275,25 @@ def _tab_columns(columns: list[_Column], origin: str | None,
 _DISCRETE = {"cluster"}
 
 
-def _tab_header(tab_columns: list[_TabColumn], dim: int) -> bytes:
+def tab_header(tab_columns: list[_TabColumn], dim: int) -> bytes:
     # Every header cell is quoted: Orange guesses the quote character with csv.Sniffer on the
     # first lines, and many '"'-quoted cells keep it from guessing "'" from a file name.
     names = [t.column.name for t in tab_columns] + feature_names(dim)
     types = [t.type for t in tab_columns] + ["continuous"] * dim
     flags = [t.flags for t in tab_columns] + [""] * dim
-    return b"".join(_header_line(row, "\t", quote_all=True) for row in (names, types, flags))
+    return b"".join(header_line(row, "\t", quote_all=True) for row in (names, types, flags))
 
 
-def _tab_records(records: list[dict], origin: str | None) -> list[dict]:
+def tab_records(records: list[dict], origin: str | None) -> list[dict]:
     return [{**r, "path": orange_image_value(r["path"], origin)} for r in records]
 
 
 # -- Neighbors -----------------------------------------------------------------------------------
 
-def neighbor_columns(records: list[dict]) -> list[_Column]:
+def neighbor_columns(records: list[dict]) -> list[ExportColumn]:
     fields = RECORD_FIELDS + tuple(f for f in FEEDBACK_FIELDS if records and f in records[0])
-    columns = [_Column(f, f, "int" if f in INT_FIELDS else "float" if f in FLOAT_FIELDS else "str")
-               for f in fields]
+    columns = [ExportColumn(f, f, "int" if f in INT_FIELDS
+                            else "float" if f in FLOAT_FIELDS else "str") for f in fields]
     extras = _Extras()
     for r in records:
         extras.see(r.get("extras", {}))
@@ -361,8 +361,8 @@ def _neighbors_bytes(res: Neighbors, format: str) -> bytes:
     records = _neighbor_records(res)
     columns = neighbor_columns(records)
     if format == "csv":
-        table = _arrow_table(records, columns)
-        return _header_line([c.name for c in columns], ",") + _delimited_rows(table, ",")
+        table = arrow_table(records, columns)
+        return header_line([c.name for c in columns], ",") + delimited_rows(table, ",")
     # tab: Orange's Neighbors output is its input plus a "distance" meta; ours is Import
     # Images' columns (category as class, image name, image) plus distance and rank.
     origin = orange_origin([r["path"] for r in records], [r["root"] for r in records])
@@ -371,9 +371,9 @@ def _neighbors_bytes(res: Neighbors, format: str) -> bytes:
              "height", "size", "id"]
     by_key = {c.key: c for c in columns}
     ordered = [by_key[k] for k in order] + [c for c in columns if c.key not in order]
-    tab_columns = _tab_columns(_orange_named(ordered), origin, has_category)
-    table = _arrow_table(_tab_records(records, origin), [t.column for t in tab_columns])
-    return _tab_header(tab_columns, 0) + _delimited_rows(table, "\t")
+    tab_columns = orange_tab_columns(orange_named(ordered), origin, has_category)
+    table = arrow_table(tab_records(records, origin), [t.column for t in tab_columns])
+    return tab_header(tab_columns, 0) + delimited_rows(table, "\t")
 
 
 # -- duplicate groups --------------------------------------------------------------------------
@@ -401,10 +401,10 @@ def _group_records(groups: Sequence[Any]) -> list[dict]:
     return out
 
 
-def _group_columns(records: list[dict]) -> list[_Column]:
-    columns = [_Column(f, f, "int" if f in INT_FIELDS else "str") for f in GROUP_FIELDS]
+def _group_columns(records: list[dict]) -> list[ExportColumn]:
+    columns = [ExportColumn(f, f, "int" if f in INT_FIELDS else "str") for f in GROUP_FIELDS]
     if any(r["collection"] for r in records):
-        columns.append(_Column("collection", "collection", "str"))
+        columns.append(ExportColumn("collection", "collection", "str"))
     return columns + neighbor_columns(records)
 
 
@@ -434,8 +434,8 @@ def write_duplicates(groups: Sequence[Any], format: str,
         delimiter = "," if format == "csv" else "\t"
         for r in raw:
             r["keep"] = "true" if r["keep"] else "false"
-        table = _arrow_table(raw, columns)
-        data = _header_line([c.name for c in columns], delimiter) + _delimited_rows(table,
+        table = arrow_table(raw, columns)
+        data = header_line([c.name for c in columns], delimiter) + delimited_rows(table,
                                                                                     delimiter)
     return _text_or_file(data, path)
 
@@ -451,16 +451,16 @@ def write_map(layout: Any, format: str, path: str | os.PathLike | None = None) -
     features (Scatter Plot shows them at once), category the class, image and id metas."""
     format = resolve_format(path, format, MAP_FORMATS)
     records = layout.to_records()
-    columns = [_Column("id", "id", "int"), _Column("path", "path", "str"),
-               _Column("category", "category", "str")]
-    columns += [_Column(f, f, "float") for f in MAP_FIELDS]
+    columns = [ExportColumn("id", "id", "int"), ExportColumn("path", "path", "str"),
+               ExportColumn("category", "category", "str")]
+    columns += [ExportColumn(f, f, "float") for f in MAP_FIELDS]
     if format == "parquet":
         if path is None:
             raise LookalikeError("Parquet is a binary format: give a file path to write it to")
         import pyarrow.parquet as pq
 
         meta = {"model": layout.model, "method": layout.method, "fitted_on": layout.fitted_on}
-        table = _arrow_table(records, columns).replace_schema_metadata(
+        table = arrow_table(records, columns).replace_schema_metadata(
             {"lookalike": json.dumps(meta)})
         with atomic_write(path) as f:
             pq.write_table(table, f)
@@ -468,43 +468,43 @@ def write_map(layout: Any, format: str, path: str | os.PathLike | None = None) -
     if format == "json":
         data = (json.dumps(records, indent=1, ensure_ascii=False) + "\n").encode("utf-8")
     elif format == "csv":
-        data = _header_line([c.name for c in columns], ",") + _delimited_rows(
-            _arrow_table(records, columns), ",")
+        data = header_line([c.name for c in columns], ",") + delimited_rows(
+            arrow_table(records, columns), ",")
     else:
         data = _map_tab(records, columns)
     return _text_or_file(data, path)
 
 
-def _map_tab(records: list[dict], columns: list[_Column]) -> bytes:
+def _map_tab(records: list[dict], columns: list[ExportColumn]) -> bytes:
     origin = orange_origin([r["path"] for r in records], [None] * len(records))
     has_category = any(r["category"] for r in records)
     by_key = {c.key: c for c in columns}
-    tab_columns = _tab_columns(_orange_named([by_key["category"], by_key["path"], by_key["id"]]),
-                               origin, has_category)
+    tab_columns = orange_tab_columns(
+        orange_named([by_key["category"], by_key["path"], by_key["id"]]), origin, has_category)
     features = [by_key[f] for f in MAP_FIELDS]
     names = [t.column.name for t in tab_columns] + [c.name for c in features]
     types = [t.type for t in tab_columns] + ["continuous"] * len(features)
     flags = [t.flags for t in tab_columns] + [""] * len(features)
-    header = b"".join(_header_line(row, "\t", quote_all=True) for row in (names, types, flags))
-    table = _arrow_table([{**r, "root": None} for r in _tab_records(records, origin)],
+    header = b"".join(header_line(row, "\t", quote_all=True) for row in (names, types, flags))
+    table = arrow_table([{**r, "root": None} for r in tab_records(records, origin)],
                          [t.column for t in tab_columns] + features)
-    return header + _delimited_rows(table, "\t")
+    return header + delimited_rows(table, "\t")
 
 
-def _orange_named(columns: list[_Column]) -> list[_Column]:
+def orange_named(columns: list[ExportColumn]) -> list[ExportColumn]:
     taken: set[str] = set()
     out = []
     for c in columns:
         wanted = c.name if c.key.startswith("extra:") else _ORANGE_NAMES.get(c.key, c.name)
         name = unique_name(wanted, taken)
         taken.add(name)
-        out.append(_Column(c.key, name, c.kind))
+        out.append(ExportColumn(c.key, name, c.kind))
     return out
 
 
 def _neighbors_arrow(res: Neighbors):
     records = _neighbor_records(res)
-    table = _arrow_table(records, neighbor_columns(records))
+    table = arrow_table(records, neighbor_columns(records))
     meta = {"model": res.model, "metric": res.metric, "references": list(res.references)}
     return table.replace_schema_metadata({"lookalike": json.dumps(meta)})
 
@@ -563,11 +563,11 @@ def export_collection(col: Collection, path: str | os.PathLike, format: str | No
     chunk = chunk_rows or max(256, _CHUNK_VALUES // max(dim, 1))
 
     survey = _survey(store, ids, chunk, need_paths=format == "tab")
-    columns = [_Column(f, f, "int" if f in INT_FIELDS else "str") for f in CATALOGUE_FIELDS]
+    columns = [ExportColumn(f, f, "int" if f in INT_FIELDS else "str") for f in CATALOGUE_FIELDS]
     if positions is not None:
-        columns += [_Column(f, f, "float") for f in MAP_FIELDS]
+        columns += [ExportColumn(f, f, "float") for f in MAP_FIELDS]
     computed = _computed_columns(col, model, ids)
-    columns += [_Column(name, name, _COMPUTED_KINDS.get(name, "bool")) for name in computed]
+    columns += [ExportColumn(name, name, _COMPUTED_KINDS.get(name, "bool")) for name in computed]
     columns += survey.extras.columns({c.name for c in columns} | {"vector"}
                                      | set(feature_names(dim)))
 
@@ -677,19 +677,19 @@ class _Writer(Protocol):
 class _CSVWriter:
     delimiter = ","
 
-    def __init__(self, f, columns: list[_Column], model, dim: int, survey: _Survey):
+    def __init__(self, f, columns: list[ExportColumn], model, dim: int, survey: _Survey):
         self.f, self.columns, self.dim = f, columns, dim
         f.write(self._header())
 
     def _header(self) -> bytes:
-        return _header_line([c.name for c in self.columns] + feature_names(self.dim), ",")
+        return header_line([c.name for c in self.columns] + feature_names(self.dim), ",")
 
     def _records(self, records: list[dict]) -> list[dict]:
         return records
 
     def write(self, records: list[dict], block: np.ndarray | None) -> None:
-        self.f.write(_delimited_rows(
-            _arrow_table(self._records(records), self.columns, block), self.delimiter))
+        self.f.write(delimited_rows(
+            arrow_table(self._records(records), self.columns, block), self.delimiter))
 
     def close(self) -> None:
         pass
@@ -704,14 +704,15 @@ class _TabWriter(_CSVWriter):
         order = ["category", "name", "path"]
         by_key = {c.key: c for c in columns}
         ordered = [by_key[k] for k in order] + [c for c in columns if c.key not in order]
-        self.tab_columns = _tab_columns(_orange_named(ordered), survey.origin, survey.has_category)
+        self.tab_columns = orange_tab_columns(orange_named(ordered), survey.origin,
+                                              survey.has_category)
         super().__init__(f, [t.column for t in self.tab_columns], model, dim, survey)
 
     def _header(self) -> bytes:
-        return _tab_header(self.tab_columns, self.dim)
+        return tab_header(self.tab_columns, self.dim)
 
     def _records(self, records):
-        return _tab_records(records, self.origin)
+        return tab_records(records, self.origin)
 
 
 class _JSONWriter:
@@ -757,7 +758,7 @@ def _json_vectors(block: np.ndarray) -> list[str]:
     table = pa.Table.from_arrays([pa.array(np.ascontiguousarray(block[:, j]))
                                   for j in range(block.shape[1])],
                                  names=feature_names(block.shape[1]))
-    return _delimited_rows(table, ",").decode("ascii").replace(",", ", ").splitlines()
+    return delimited_rows(table, ",").decode("ascii").replace(",", ", ").splitlines()
 
 
 class _ParquetWriter:
@@ -768,7 +769,7 @@ class _ParquetWriter:
     def write(self, records: list[dict], block: np.ndarray | None) -> None:
         import pyarrow.parquet as pq
 
-        table = _arrow_table(records, self.columns, block, vector="vector")
+        table = arrow_table(records, self.columns, block, vector="vector")
         if self.writer is None:
             meta = {"model": self.model, "dim": self.dim}
             table = table.replace_schema_metadata({"lookalike": json.dumps(meta)})
@@ -830,6 +831,8 @@ def atomic_write(path: str | os.PathLike) -> Iterator[BinaryIO]:
         raise LookalikeError(f"{path}: cannot write there ({exc.strerror})") from None
 
 
-__all__ = ["FORMATS", "MAP_FORMATS", "NEIGHBOR_FORMATS", "ExportReport", "export_collection",
-           "write_neighbors", "neighbor_records", "neighbors_dataframe", "resolve_format",
-           "feature_names", "write_map", "extras_of", "atomic_write"]
+__all__ = ["FORMATS", "MAP_FORMATS", "NEIGHBOR_FORMATS", "ExportColumn", "ExportReport",
+           "arrow_table", "atomic_write", "delimited_rows", "export_collection", "extras_of",
+           "feature_names", "header_line", "neighbor_records", "neighbors_dataframe",
+           "orange_named", "orange_tab_columns", "resolve_format", "tab_header", "tab_records",
+           "write_map", "write_neighbors"]

@@ -14,7 +14,7 @@ from PIL import Image, ImageOps
 from ..fileio import FileTooLarge, NotARegularFile, read_regular_file
 from ..ingest import downloads, omezarr
 from ..ingest.decode import (
-    _ALPHA_MODES,
+    ALPHA_MODES,
     DEFAULT_READING,
     ImageSkipped,
     open_image,
@@ -40,7 +40,7 @@ def _encode(data: bytes, size: int, quality: int, reading: ReadingOptions | None
         if im.format == "JPEG" and im.mode in ("RGB", "L", "CMYK"):
             im.draft(im.mode, (size, size))  # decode at a reduced scale: much faster
         im = ImageOps.exif_transpose(im)
-        has_alpha = im.mode in _ALPHA_MODES or (im.mode == "P" and "transparency" in im.info)
+        has_alpha = im.mode in ALPHA_MODES or (im.mode == "P" and "transparency" in im.info)
         im = im.convert("RGBA") if has_alpha else to_rgb(im, reading.window)
         im.thumbnail((size, size), Image.Resampling.LANCZOS, reducing_gap=3.0)
         out = io.BytesIO()

@@ -63,7 +63,7 @@ class DecodedImage:
 
 
 _HIGH_DEPTH_MODES = {"I", "F", "I;16", "I;16L", "I;16B", "I;16N", "I;16S"}
-_ALPHA_MODES = {"RGBA", "LA", "PA", "RGBa", "La"}
+ALPHA_MODES = {"RGBA", "LA", "PA", "RGBa", "La"}
 
 
 def _open(data: bytes, max_pixels: int) -> Image.Image:
@@ -194,7 +194,7 @@ def to_rgb(im: Image.Image, window: tuple[float, float] = DEFAULT_READING.window
     mode = im.mode
     if mode in _HIGH_DEPTH_MODES:
         return Image.fromarray(window_to_8bit(np.asarray(im), window), "L").convert("RGB")
-    if mode == "P" and "transparency" in im.info or mode in _ALPHA_MODES:
+    if mode == "P" and "transparency" in im.info or mode in ALPHA_MODES:
         rgba = im.convert("RGBA")
         white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
         return Image.alpha_composite(white, rgba).convert("RGB")
