@@ -26,6 +26,8 @@ from .approximate import (
     ApproximateIndex,
     codes_bytes,
     graph_bytes,
+    pq_usable,
+    refuse_unusable_pq,
     search as approximate_search,
     supports as approximate_supports,
 )
@@ -246,8 +248,9 @@ def choose_method(approximate: bool | str | None, situation: Situation | int, me
 
     The policy: exact below EXACT_BELOW images (and below AUTO_THRESHOLD unless the graph is
     built); else the graph when it is built, or when it fits in free memory (MEMORY_MARGIN
-    times its size; built on first use); else IVF where its 8-bit codes fit so, else IVF-PQ.
-    Asked for approximate search on a small collection without a graph: the compressed scan
+    times its size; built on first use); else IVF where its 8-bit codes fit so, else IVF-PQ
+    (IVF where the vectors' length has no cut into PQ_MIN_PARTS parts, `pq_usable`). Asked
+    for approximate search on a small collection without a graph: the compressed scan
     (IVF-PQ where its codes do not fit)."""
     if isinstance(situation, int):
         situation = Situation(situation)
@@ -260,6 +263,8 @@ def choose_method(approximate: bool | str | None, situation: Situation | int, me
                                  "(approximate search covers Cosine, Euclidean, Pearson, "
                                  "Spearman, their absolute forms and Mahalanobis)")
         return "exact"
+    if asked == "ivfpq":
+        refuse_unusable_pq(situation.dim)
     if asked not in ("default", "approximate"):
         return asked
     n = situation.n
@@ -270,7 +275,7 @@ def choose_method(approximate: bool | str | None, situation: Situation | int, me
         return "hnsw"
     if n >= AUTO_THRESHOLD and situation.graph_fits:
         return "hnsw"
-    if not situation.codes_fit:
+    if not situation.codes_fit and pq_usable(situation.dim):
         return "ivfpq"
     return "ivf" if n >= AUTO_THRESHOLD else "scan"
 
