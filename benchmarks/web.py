@@ -286,7 +286,8 @@ def main() -> None:
         # it once it is ready (exactly meanwhile).
         wait_for_graph(server.url)
         graph_s = time.perf_counter() - started
-        servers += [load.Server(db) for _ in range(args.servers - 1)]
+        for _ in range(args.servers - 1):  # one by one: a failed start stops those started
+            servers.append(load.Server(db))
         for other in servers[1:]:  # the graph saved by the first is loaded
             wait_for_graph(other.url)
             while httpx.get(other.url + "/api/collection", timeout=60).json()["warming_up"]:

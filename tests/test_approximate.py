@@ -5,6 +5,7 @@ import pytest
 
 import lookalike
 from lookalike.catalogue.store import ImageRow, Store
+from lookalike.errors import LookalikeError
 from lookalike.search.approximate import (
     NPROBE,
     ApproximateIndex,
@@ -13,8 +14,10 @@ from lookalike.search.approximate import (
     ivfpq_bytes,
     pq_bits,
     pq_parts,
+    pq_usable,
     search,
 )
+from lookalike.search.engine import Situation, choose_method
 from lookalike.search.exact import ExactIndex
 
 
@@ -132,6 +135,8 @@ def id_hashes(n):
 def test_the_shape_of_the_pq_codes_follows_the_dimension_and_the_training_rows():
     assert [pq_parts(d) for d in (1280, 1024, 768, 512, 1000, 64, 97, 257)] == \
         [128, 128, 128, 128, 125, 64, 97, 1]       # the largest divisor up to 128
+    assert [pq_usable(d) for d in (1280, 1000, 97, 20, 160, 257, 514, 262)] == \
+        [True, True, True, True, True, False, False, False]   # 1, 2 and 2 parts: too few
     assert [pq_bits(n) for n in (20_000, 9_984, 9_983, 4_000, 78, 1)] == [8, 8, 7, 6, 1, 1]
     # 7x less memory than 8-bit codes at 10 million rows of 1280 (1.8 against 12.9 GB), and
     # under 300 MB a million (158 MB of codes measured, FAISS's table of 131 MB at 1,000 lists)
@@ -159,6 +164,26 @@ def test_ivfpq_finds_95_percent_of_the_exact_top_10_with_exact_distances(metric)
         np.testing.assert_allclose(dist[both], want[np.isin(want_rows, rows)], rtol=1e-9)
         assert q not in rows and np.all(np.diff(dist) >= -1e-12)
     assert hits / (40 * 10) >= 0.95, hits
+
+
+def test_ivfpq_refuses_vectors_it_cannot_cut_into_enough_parts_and_the_policy_takes_ivf(
+        tmp_path):
+    x = mixtures(500, 257)                           # a user's model of 257 values: a prime
+    ids, hashes = id_hashes(len(x))
+    with pytest.raises(LookalikeError, match="257 values have no such cut .*'ivf'"):
+        ApproximateIndex.build(ids, hashes, ExactIndex(x), "Cosine", "ivfpq")
+    short = dict(free_memory=1_000)                  # not even IVF-PQ's codes would fit
+    assert choose_method(None, Situation(1_000_000, 257, **short), "Cosine", 10) == "ivf"
+    assert choose_method(None, Situation(1_000_000, 256, **short), "Cosine", 10) == "ivfpq"
+    assert choose_method(True, Situation(1_000, 257, **short), "Cosine", 10) == "scan"
+    with pytest.raises(LookalikeError, match="only 1\\)"):
+        choose_method("ivfpq", Situation(1_000, 257), "Cosine", 10)
+    names = [f"/v/{i:03d}.jpg" for i in range(len(x))]
+    with lookalike.Collection.create(tmp_path / "c.db") as col:
+        col.add_vectors(names, x, model="m")
+        with pytest.raises(LookalikeError, match="^IVF-PQ cuts each vector"):
+            col.nearest(names[0], k=5, approximate="ivfpq")
+        assert col.nearest(names[0], k=5, approximate="ivf").method == "ivf"
 
 
 def test_ivfpq_follows_adds_removals_and_changes_and_loads_as_saved(tmp_path):

@@ -112,7 +112,7 @@ def _search_options(p: argparse.ArgumentParser) -> None:
                              "or once the graph index is built): distances stay exact, a few "
                              "true neighbours may be missed. KIND: hnsw (the graph, fastest "
                              "once built), ivf (inverted file), ivfpq (inverted file of "
-                             "compressed codes: 8x less memory, for 10 million images and "
+                             "compressed codes: 7x less memory, for 10 million images and "
                              "more), scan (8-bit scan of every image) or auto (the default: "
                              "the graph where it is built or fits in memory, else ivf, else "
                              "ivfpq)")

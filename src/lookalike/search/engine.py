@@ -26,6 +26,8 @@ from .approximate import (
     ApproximateIndex,
     codes_bytes,
     graph_bytes,
+    pq_usable,
+    refuse_unusable_pq,
     search as approximate_search,
     supports as approximate_supports,
 )
@@ -44,7 +46,8 @@ METHODS = ("exact", *KINDS)
 EXACT_BELOW = 20_000
 
 #: The graph is chosen only where free memory holds it this many times over; else IVF of
-#: 8-bit codes where memory holds them so, else IVF-PQ (about 8x smaller than 8-bit codes).
+#: 8-bit codes where memory holds them so, else IVF-PQ (with FAISS's precomputed table about
+#: 7x smaller than 8-bit codes: `ivfpq_bytes`).
 MEMORY_MARGIN = 2.0
 
 #: `approximate` as a caller gives it -> what it asks for ("default": the policy, exact for
@@ -246,8 +249,9 @@ def choose_method(approximate: bool | str | None, situation: Situation | int, me
 
     The policy: exact below EXACT_BELOW images (and below AUTO_THRESHOLD unless the graph is
     built); else the graph when it is built, or when it fits in free memory (MEMORY_MARGIN
-    times its size; built on first use); else IVF where its 8-bit codes fit so, else IVF-PQ.
-    Asked for approximate search on a small collection without a graph: the compressed scan
+    times its size; built on first use); else IVF where its 8-bit codes fit so, else IVF-PQ
+    (IVF where the vectors' length has no cut into PQ_MIN_PARTS parts, `pq_usable`). Asked
+    for approximate search on a small collection without a graph: the compressed scan
     (IVF-PQ where its codes do not fit)."""
     if isinstance(situation, int):
         situation = Situation(situation)
@@ -260,6 +264,8 @@ def choose_method(approximate: bool | str | None, situation: Situation | int, me
                                  "(approximate search covers Cosine, Euclidean, Pearson, "
                                  "Spearman, their absolute forms and Mahalanobis)")
         return "exact"
+    if asked == "ivfpq":
+        refuse_unusable_pq(situation.dim)
     if asked not in ("default", "approximate"):
         return asked
     n = situation.n
@@ -270,7 +276,7 @@ def choose_method(approximate: bool | str | None, situation: Situation | int, me
         return "hnsw"
     if n >= AUTO_THRESHOLD and situation.graph_fits:
         return "hnsw"
-    if not situation.codes_fit:
+    if not situation.codes_fit and pq_usable(situation.dim):
         return "ivfpq"
     return "ivf" if n >= AUTO_THRESHOLD else "scan"
 
