@@ -209,3 +209,11 @@ def test_a_cluster_indexes_a_prefix_as_a_plain_run_does(s3, bucket, tmp_path):
     assert sorted(got) == sorted(want) and len(want) == 6
     for path, vector in want.items():
         np.testing.assert_allclose(got[path], vector, rtol=1e-5, atol=1e-5, err_msg=path)
+
+
+def test_an_object_not_indexed_is_no_reference_and_says_so(s3, bucket, tmp_path):
+    upload(s3, bucket, {"set/a.png": png(1), "set/b.png": png(2), "elsewhere/c.png": png(3)})
+    col = lookalike.Collection.index([f"s3://{bucket}/set"], db=tmp_path / "c.db", model=MODEL)
+    with col, pytest.raises(LookalikeError, match="must be indexed first") as err:
+        col.nearest(f"s3://{bucket}/elsewhere/c.png")
+    assert "\n" not in str(err.value)

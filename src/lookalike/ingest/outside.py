@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import BadReferenceError, LookalikeError
-from ..locators import is_url
+from ..locators import is_store_url, is_url
 from . import decode as images, omezarr
 from .channels import reading_model
 from .folders import display_path
@@ -31,7 +31,7 @@ class OutsideEmbedder:
     def embed_file(self, ref: str | os.PathLike, model: str) -> np.ndarray:
         """The vector of an image file outside the collection."""
         shown = display_path(os.fspath(ref))
-        if isinstance(ref, str) and is_url(ref):
+        if isinstance(ref, str) and (is_url(ref) or is_store_url(ref)):
             raise BadReferenceError(f"{shown}: not an image of the collection; a reference "
                                     "URL must be indexed first (or give a local file)")
         if not os.path.exists(ref):
