@@ -2,6 +2,7 @@
 100,000 x 1280 (benchmarks/search.py's mixtures, 100 fresh queries, cosine top-10):
 
     nice .venv/bin/python benchmarks/search_storage.py [--rows 100000] [--queries 100]
+        [--skip graphs,codes] [--storages 8bit,fp16,float32]
 
 1. The graph (`ApproximateIndex`, kind "hnsw") built with 8-bit, fp16 and float32 rows: per
    efSearch, recall@10 after exact re-scoring, the CPU time of one query as `nearest` runs it
@@ -96,9 +97,10 @@ def row(name: str, found, truth, cpu, wall, batch: float, batch_1: float | None 
     return out
 
 
-def graph_storage(x, queries, truth, ids, hashes, exact) -> list[dict]:
+def graph_storage(x, queries, truth, ids, hashes, exact,
+                  storages=tuple(GRAPH_STORAGES)) -> list[dict]:
     rows = []
-    for storage in GRAPH_STORAGES:
+    for storage in storages:
         graph, cost = built(lambda: ApproximateIndex.build(ids, hashes, exact, "cosine", "hnsw",
                                                            storage=storage))
         print(f" {storage} graph: built in {cost['build_s']:.0f} s, {cost['memory_mb']:.0f} MB",
@@ -186,6 +188,9 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=100_000)
     parser.add_argument("--queries", type=int, default=100)
     parser.add_argument("--skip", default="", help="graphs and/or codes")
+    parser.add_argument("--storages", default=",".join(GRAPH_STORAGES),
+                        help="the graph storages to build (float32 also gives FAISS's own "
+                             "search of its graph); at 1M each build takes minutes")
     args = parser.parse_args()
     machine = print_machine()
     base = real_vectors()
@@ -200,7 +205,8 @@ def main() -> None:
     print(f"{n:,} rows x {x.shape[1]}, {len(queries)} queries", flush=True)
     result: dict = {"machine": machine, "rows": n, "dim": int(x.shape[1])}
     if "graphs" not in args.skip:
-        result["graphs"] = graph_storage(x, queries, truth, ids, hashes, exact)
+        result["graphs"] = graph_storage(x, queries, truth, ids, hashes, exact,
+                                         tuple(args.storages.split(",")))
     if "codes" not in args.skip:
         result["codes"] = codes(x, queries, truth, ids, hashes, exact)
     OUT.mkdir(exist_ok=True)
