@@ -8,6 +8,7 @@ again. The schema is versioned with `PRAGMA user_version` and upgraded by `MIGRA
 
 from __future__ import annotations
 
+import json
 import os
 import sqlite3
 import threading
@@ -21,6 +22,19 @@ from typing import overload
 import numpy as np
 
 from ..errors import LookalikeError
+
+
+def extras_dict(extras: str | bytes | dict | None) -> dict:
+    """The `extras` of an image (a table source's other columns, plate columns...) as a dict:
+    the JSON object text the catalogue keeps, or a dict already read; {} when there is none
+    or it is not a JSON object."""
+    if isinstance(extras, (str, bytes)) and extras:
+        try:
+            extras = json.loads(extras)
+        except ValueError:
+            return {}
+    return dict(extras) if isinstance(extras, dict) else {}
+
 
 SCHEMA_VERSION = 6
 

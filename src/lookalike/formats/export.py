@@ -19,6 +19,7 @@ from typing import Any, BinaryIO, Protocol
 
 import numpy as np
 
+from ..catalogue.store import extras_dict
 from ..errors import LookalikeError
 from ..fileio import atomic_file
 from .orange import orange_flags, orange_image_value, orange_origin, unique_name
@@ -125,15 +126,7 @@ def extras_of(row: dict) -> dict[str, Any]:
     """Extra metadata of a catalogue row (columns a table source carried), as a dict.
 
     A row may hold them under "extras", as a dict or as a JSON object in text."""
-    extras = row.get("extras")
-    if not extras:
-        return {}
-    if isinstance(extras, (str, bytes)):
-        try:
-            extras = json.loads(extras)
-        except ValueError:
-            return {}
-    return dict(extras) if isinstance(extras, dict) else {}
+    return extras_dict(row.get("extras"))
 
 
 class _Extras:

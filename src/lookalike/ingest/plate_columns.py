@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from dataclasses import replace
 from typing import Any
 
-from ..catalogue.store import KnownFile
+from ..catalogue.store import KnownFile, extras_dict
 from .folders import ImageFile, RemoteImage, SourceError, Unreadable
 from .wells import well_columns
 
@@ -103,8 +103,8 @@ def with_file_name_columns(found: Sequence[ImageFile | RemoteImage | Unreadable]
         if given is None and not kept:
             out.append(item)
             continue
-        extras = {**kept, **_loads(item.extras), **(given or {})}
-        same = before is not None and before.extras and _loads(before.extras) == extras
+        extras = {**kept, **extras_dict(item.extras), **(given or {})}
+        same = before is not None and before.extras and extras_dict(before.extras) == extras
         # The stored text when nothing changed: the catalogue is then not written at all.
         text = before.extras if same and before is not None else json.dumps(extras,
                                                                            ensure_ascii=False)
@@ -122,17 +122,7 @@ def _ome_columns_kept(item: ImageFile | RemoteImage, known: KnownFile | None) ->
     if (known is None or not known.extras or not isinstance(item, ImageFile)
             or (known.size, known.mtime_ns) != (item.size, item.mtime_ns)):
         return {}
-    return {k: v for k, v in _loads(known.extras).items() if k in OME_COLUMNS}
-
-
-def _loads(extras: str | None) -> dict[str, Any]:
-    if not extras:
-        return {}
-    try:
-        value = json.loads(extras)
-    except ValueError:
-        return {}
-    return value if isinstance(value, dict) else {}
+    return {k: v for k, v in extras_dict(known.extras).items() if k in OME_COLUMNS}
 
 
 def with_ome_columns(extras: str | None, data: bytes) -> str | None:
@@ -141,7 +131,7 @@ def with_ome_columns(extras: str | None, data: bytes) -> str | None:
     found = ome_columns(data)
     if not found:
         return extras
-    return json.dumps({**found, **_loads(extras)}, ensure_ascii=False)
+    return json.dumps({**found, **extras_dict(extras)}, ensure_ascii=False)
 
 
 def ome_columns(data: bytes) -> dict[str, Any]:

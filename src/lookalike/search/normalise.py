@@ -10,13 +10,13 @@ model's matrix and keeps it in memory for the catalogue's generation.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
+from ..catalogue.store import extras_dict
 from ..errors import LookalikeError
 
 #: A dimension's spread is floored at this share of the median spread over all dimensions of
@@ -78,7 +78,7 @@ def normalise(matrix: np.ndarray, extras: Sequence[str | dict | None],
     The spread is the group's, not the references': a few control wells cannot estimate a
     thousand spreads (scaling by theirs lost 9 points of P@10 on the synthetic plates).
     LookalikeError, in one line, when a column is missing or a group has no reference."""
-    columns = [_loads(e) for e in extras]
+    columns = [extras_dict(e) for e in extras]
     groups, names = _groups(columns, how.by)
     reference = _references(columns, how)
     out = np.empty(matrix.shape, np.float32)
@@ -98,18 +98,6 @@ def normalise(matrix: np.ndarray, extras: Sequence[str | dict | None],
         out[rows] = centred / np.maximum(spread, spread_floor * max(float(np.median(spread)),
                                                                     1e-12))
     return out
-
-
-def _loads(extras: str | dict | None) -> dict[str, Any]:
-    if isinstance(extras, dict):
-        return extras
-    if not extras:
-        return {}
-    try:
-        value = json.loads(extras)
-    except ValueError:
-        return {}
-    return value if isinstance(value, dict) else {}
 
 
 def _groups(columns: list[dict[str, Any]], by: tuple[str, ...]) -> tuple[np.ndarray, list]:
