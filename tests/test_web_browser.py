@@ -54,6 +54,16 @@ def browser():
         chromium.close()
 
 
+def indexed_and_served(folder: Path, db: Path, model: str = MODEL, **options):
+    """A browser test module's `site`: `folder` indexed into `db` with `model` and served;
+    yields (the live server, the collection), both closed after."""
+    col = lookalike.Collection.index([folder], db=db, model=model)
+    live = serve(db, **options)
+    yield live, col
+    live.stop()
+    col.close()
+
+
 def checked_page(browser):
     """A page in a context of its own (1280 x 800, downloads accepted) whose script errors
     and console errors fail the test: what each browser test module's `page` fixture yields."""

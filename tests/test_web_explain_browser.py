@@ -7,11 +7,15 @@ import pytest
 from PIL import Image
 from skimage import data
 
-import lookalike
 from lookalike.models import DEFAULT_MODEL
 from test_explain import HEAD, crop, inside
-from test_web_api import serve
-from test_web_browser import browser, checked_page, open_viewer, shot  # noqa: F401  (fixtures)
+from test_web_browser import (  # noqa: F401  (fixtures)
+    browser,
+    checked_page,
+    indexed_and_served,
+    open_viewer,
+    shot,
+)
 
 pytestmark = pytest.mark.browser
 
@@ -23,12 +27,8 @@ def site(tmp_path_factory):
     Image.fromarray(data.chelsea()).save(root / "photos" / "chelsea.png")
     Image.fromarray(crop(data.chelsea(), HEAD)).save(root / "photos" / "head.png")
     Image.fromarray(data.astronaut()).save(root / "photos" / "astronaut.png")
-    col = lookalike.Collection.index([root / "photos"], db=root / "photos.db",
-                                     model=DEFAULT_MODEL)
-    live = serve(root / "photos.db", warm_up=False)
-    yield live, col
-    live.stop()
-    col.close()
+    yield from indexed_and_served(root / "photos", root / "photos.db", DEFAULT_MODEL,
+                                  warm_up=False)
 
 
 @pytest.fixture

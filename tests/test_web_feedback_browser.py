@@ -8,10 +8,14 @@ from urllib.parse import parse_qs, urlparse
 
 import pytest
 
-import lookalike
 from test_indexing import photo_families
-from test_web_api import MODEL, serve
-from test_web_browser import browser, checked_page, open_viewer, shot  # noqa: F401  (fixtures)
+from test_web_browser import (  # noqa: F401  (fixtures)
+    browser,
+    checked_page,
+    indexed_and_served,
+    open_viewer,
+    shot,
+)
 
 pytestmark = pytest.mark.browser
 
@@ -20,11 +24,7 @@ pytestmark = pytest.mark.browser
 def site(tmp_path_factory):
     root = tmp_path_factory.mktemp("browser-feedback")
     photo_families(root / "photos")
-    col = lookalike.Collection.index([root / "photos"], db=root / "photos.db", model=MODEL)
-    live = serve(root / "photos.db", warm_up=False)
-    yield live, col
-    live.stop()
-    col.close()
+    yield from indexed_and_served(root / "photos", root / "photos.db", warm_up=False)
 
 
 @pytest.fixture

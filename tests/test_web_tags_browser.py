@@ -8,10 +8,15 @@ from urllib.parse import parse_qs, urlparse
 import httpx
 import pytest
 
-import lookalike
 from test_indexing import photo_families
-from test_web_api import MODEL, json_error, serve
-from test_web_browser import browser, checked_page, open_viewer, shot  # noqa: F401  (fixtures)
+from test_web_api import json_error
+from test_web_browser import (  # noqa: F401  (fixtures)
+    browser,
+    checked_page,
+    indexed_and_served,
+    open_viewer,
+    shot,
+)
 
 pytestmark = pytest.mark.browser
 
@@ -20,11 +25,7 @@ pytestmark = pytest.mark.browser
 def site(tmp_path_factory):
     root = tmp_path_factory.mktemp("browser-tags")
     photo_families(root / "photos")
-    col = lookalike.Collection.index([root / "photos"], db=root / "photos.db", model=MODEL)
-    live = serve(root / "photos.db", warm_up=False)
-    yield live, col
-    live.stop()
-    col.close()
+    yield from indexed_and_served(root / "photos", root / "photos.db", warm_up=False)
 
 
 @pytest.fixture
