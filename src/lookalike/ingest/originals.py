@@ -55,9 +55,7 @@ def read_catalogued(locator: bytes | str, expected_hash: bytes | None,
         raise FileChanged(f"larger than {max_bytes:,} bytes") from None
     except OSError as exc:
         raise FileGone(exc.strerror or str(exc)) from None
-    if expected_hash is not None and content_hash(data) != expected_hash:
-        raise FileChanged("its content changed since it was indexed; run `lookalike index` again")
-    return data
+    return _as_indexed(data, expected_hash, "its content changed since it was indexed")
 
 
 def _read_stored(url: str, expected_hash: bytes | None, max_bytes: int) -> bytes:
@@ -65,9 +63,7 @@ def _read_stored(url: str, expected_hash: bytes | None, max_bytes: int) -> bytes
         data = read_object(url, max_bytes)
     except ImageSkipped as exc:
         raise FileGone(exc.reason) from None
-    if expected_hash is not None and content_hash(data) != expected_hash:
-        raise FileChanged("the object changed since it was indexed; run `lookalike index` again")
-    return data
+    return _as_indexed(data, expected_hash, "the object changed since it was indexed")
 
 
 def _read_zarr(locator: bytes, expected_hash: bytes | None) -> bytes:
@@ -76,9 +72,7 @@ def _read_zarr(locator: bytes, expected_hash: bytes | None) -> bytes:
         found = omezarr.read_folder(locator)
     except ImageSkipped as exc:
         raise FileGone(exc.reason) from None
-    if expected_hash is not None and content_hash(found) != expected_hash:
-        raise FileChanged("its files changed since it was indexed; run `lookalike index` again")
-    return found
+    return _as_indexed(found, expected_hash, "its files changed since it was indexed")
 
 
 def _read_downloaded(url: str, expected_hash: bytes | None) -> bytes:
@@ -86,7 +80,11 @@ def _read_downloaded(url: str, expected_hash: bytes | None) -> bytes:
     if data is None:
         raise FileGone("not in the download cache; run `lookalike index` on its table again "
                        "to download it")
+    return _as_indexed(data, expected_hash, "the downloaded copy is not the one indexed")
+
+
+def _as_indexed(data: bytes, expected_hash: bytes | None, changed: str) -> bytes:
+    """`data`, refused with `changed` unless its content hash is the one indexed."""
     if expected_hash is not None and content_hash(data) != expected_hash:
-        raise FileChanged("the downloaded copy is not the one indexed; run `lookalike index` "
-                          "again")
+        raise FileChanged(f"{changed}; run `lookalike index` again")
     return data
