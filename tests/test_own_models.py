@@ -59,22 +59,28 @@ def write_model(path: Path, seed: int = 0, *, filters: int = 8, nan: bool = Fals
         nodes, "tiny", [helper.make_tensor_value_info("pixels", TensorProto.FLOAT,
                                                       ["N", 3, size, size])],
         [helper.make_tensor_value_info(out, TensorProto.FLOAT, shape)], [weights, bias])
+    return save_model(graph, path)
+
+
+def save_model(graph, path: Path) -> Path:
+    """`graph` saved as an ONNX file (opset 13, IR 7: what onnxruntime here reads)."""
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
     model.ir_version = 7
     onnx.save(model, path)
     return path
 
 
-def write_images(folder: Path) -> dict[str, list[Path]]:
-    """Three colour families of three images each (shades, noise and a ramp differ)."""
-    rng = np.random.default_rng(1)
+def write_images(folder: Path, colours: dict = COLOURS, *, seed: int = 1, ramp: float = 25,
+                 noise: float = 10) -> dict[str, list[Path]]:
+    """Three images of each colour family (shades, noise and a ramp differ)."""
+    rng = np.random.default_rng(seed)
     out: dict[str, list[Path]] = {}
-    for family, colour in COLOURS.items():
+    for family, colour in colours.items():
         (folder / family).mkdir(parents=True, exist_ok=True)
         out[family] = []
         for i in range(3):
-            ramp = np.linspace(-25, 25, 48)[None, :, None] * (i - 1)
-            pixels = np.asarray(colour, float) + ramp + rng.normal(0, 10, (40, 48, 3))
+            shade = np.linspace(-ramp, ramp, 48)[None, :, None] * (i - 1)
+            pixels = np.asarray(colour, float) + shade + rng.normal(0, noise, (40, 48, 3))
             path = folder / family / f"{i}.png"
             Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8)).save(path)
             out[family].append(path)

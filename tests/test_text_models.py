@@ -9,10 +9,8 @@ import json
 from pathlib import Path
 
 import numpy as np
-import onnx
 import pytest
 from onnx import TensorProto, helper
-from PIL import Image
 from tokenizers import Regex, Tokenizer, normalizers, pre_tokenizers, processors
 from tokenizers.models import BPE
 
@@ -29,7 +27,7 @@ from lookalike.models import (
 )
 from lookalike.models.own import registry_path
 from lookalike.models.tokenizer import END, START, load_tokenizer
-from test_own_models import one_line_error, run_cli
+from test_own_models import one_line_error, run_cli, save_model, write_images as write_colour_images
 from test_web_api import serve
 
 SIZE = 32
@@ -113,7 +111,7 @@ def write_image_model(path: Path, floor: float = 0.05) -> Path:
         nodes, "image_tower",
         [helper.make_tensor_value_info("pixels", TensorProto.FLOAT, ["N", 3, SIZE, SIZE])],
         [helper.make_tensor_value_info("image_embeds", TensorProto.FLOAT, ["N", DIM])], [w, b])
-    return _save(graph, path)
+    return save_model(graph, path)
 
 
 def write_text_model(path: Path, ids: dict[str, int], vocab_size: int, *, dim: int = DIM,
@@ -142,30 +140,12 @@ def write_text_model(path: Path, ids: dict[str, int], vocab_size: int, *, dim: i
         [helper.make_tensor("table", TensorProto.FLOAT, list(table.shape), table.ravel().tolist()),
          helper.make_tensor("axis", TensorProto.INT64, [1], [1])]
         + [helper.make_tensor("last", TensorProto.INT64, [1], [2])] * mask)
-    return _save(graph, path)
-
-
-def _save(graph, path: Path) -> Path:
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
-    model.ir_version = 7
-    onnx.save(model, path)
-    return path
+    return save_model(graph, path)
 
 
 def write_images(folder: Path) -> dict[str, list[Path]]:
     """Three images of each colour (shades, a ramp and noise differ)."""
-    rng = np.random.default_rng(5)
-    out: dict[str, list[Path]] = {}
-    for family, colour in COLOURS.items():
-        (folder / family).mkdir(parents=True, exist_ok=True)
-        out[family] = []
-        for i in range(3):
-            ramp = np.linspace(-20, 20, 48)[None, :, None] * (i - 1)
-            pixels = np.asarray(colour, float) + ramp + rng.normal(0, 8, (40, 48, 3))
-            path = folder / family / f"{i}.png"
-            Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8)).save(path)
-            out[family].append(path)
-    return out
+    return write_colour_images(folder, COLOURS, seed=5, ramp=20, noise=8)
 
 
 class Pair:
