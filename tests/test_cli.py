@@ -154,7 +154,8 @@ def test_models_of_a_collection_name_the_built_in_model_and_its_reading_options(
                      reading=reading).close()
     held = json.loads(run("models", "--db", tmp_path / "c.db", "--format", "json").stdout)
     assert held["collection"] == [{"name": reading.vector_key("squeezenet"), "dim": 1000,
-                                   "images": 2, "own": False, "reading": "--channels 2,1,0"}]
+                                   "images": 2, "own": False, "reading": "--channels 2,1,0",
+                                   "search": "exact search (under 20,000 images)"}]
     table = run("models", "--db", tmp_path / "c.db").stdout
     assert "built in, read with --channels 2,1,0" in table and "your own" not in table
 

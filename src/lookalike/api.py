@@ -513,6 +513,12 @@ class Collection:
         search/exact.py, built anyway after a few searches): a server calls it at start-up."""
         self.engine.prepare(self._model(model))
 
+    def search_plan(self, model: str | None = None, metric: str = DEFAULT_METRIC):
+        """Which search answers a top-10 search now (exact, or which approximate index), why,
+        and the approximate indexes saved for `model` with the recall each was calibrated to
+        (`search.engine.SearchPlan`; `.describe()` says it in one line)."""
+        return self.engine.plan(self._model(model), canonical_metric(metric))
+
     def prepare_graph(self, model: str | None = None, metric: str = DEFAULT_METRIC) -> bool:
         """Build (or load and bring up to date) the graph index that later searches of
         `metric` use, unless the collection is too small for it to be used (then False): a

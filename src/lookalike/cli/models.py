@@ -148,6 +148,8 @@ def _list_models(args) -> int:
         print(f"in {args.db}:")
         print(text_table(["name", "dim", "images", "model"],
                      [[m["name"], m["dim"], f"{m['images']:,}", m["model"]] for m in held]))
+        for m in held:
+            print(f"{m['name']}: a top-10 cosine search takes {m['search']}")
         print()
     print(text_table(["name", "dim", "input", "licence", "package", "installed", "default"],
                  [[m.name, m.dim, f"{m.input_size}px", m.licence, m.package or f"yours: {m.file}",
@@ -167,8 +169,9 @@ def _list_models(args) -> int:
 def _collection_models(db) -> list[dict]:
     """The models a collection holds vectors of: name, dim, images, whether one of the user's
     own (a registered model, or vectors imported under a name lookalike does not know), what
-    it is, in words, and the reading options its images were read with (vectors stored as
-    MODEL~HASH8: `ReadingOptions.vector_key`)."""
+    it is, in words, the reading options its images were read with (vectors stored as
+    MODEL~HASH8: `ReadingOptions.vector_key`), and which search answers a top-10 cosine
+    search of its vectors now, and why (`Collection.search_plan`)."""
     from ..api import Collection
     from ..ingest.reading import base_model
 
@@ -184,7 +187,8 @@ def _collection_models(db) -> list[dict]:
             if reading is not None:
                 what += f", read with {reading}"
             out.append({"name": name, "dim": col.store.vector_dim(name), "images": count,
-                        "own": own, "model": what, "reading": reading})
+                        "own": own, "model": what, "reading": reading,
+                        "search": col.search_plan(name).describe()})
     return out
 
 

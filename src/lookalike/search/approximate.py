@@ -33,6 +33,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import LookalikeError
+from .calibration import Calibration
 from .exact import ExactIndex
 from .metrics import canonical_metric, mahalanobis_transform, rank_rows
 
@@ -234,6 +235,9 @@ class ApproximateIndex:
         self.labels = np.zeros(0, np.int64)
         self.storage = storage              # the graph's; scan and IVF "8bit", IVF-PQ "pq"
         self.ef_search = GRAPH_STORAGES.get(storage, GRAPH_STORAGES[GRAPH_STORAGE])[1]
+        #: How far its searches look (efSearch, nprobe) as measured on the collection
+        #: (search/calibration.py); None: not measured, its kind's default.
+        self.calibration: Calibration | None = None
         self._params: dict[int, Any] = {}   # SearchParametersHNSW by efSearch
         self._rows_for: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
 
@@ -261,6 +265,28 @@ class ApproximateIndex:
     @property
     def ntotal(self) -> int:
         return sum(s.ntotal for s in self.shards)
+
+    @property
+    def default_reach(self) -> int:
+        """How far its searches look before calibration: the graph's efSearch for its storage,
+        the inverted files' NPROBE."""
+        if self.kind == "hnsw":
+            return GRAPH_STORAGES.get(self.storage, GRAPH_STORAGES[GRAPH_STORAGE])[1]
+        return NPROBE
+
+    def calibrated(self, calibration: Calibration) -> None:
+        """Search from now on as far as `calibration` chose."""
+        self.calibration = calibration
+        if self.kind == "hnsw":
+            self.ef_search = calibration.reach
+        else:
+            self.nprobe = calibration.reach
+
+    def candidate_count(self, k: int) -> int:
+        """How many candidates a search for k hands to the exact re-scoring."""
+        if self.kind == "hnsw":
+            return max(GRAPH_MIN_CANDIDATES, GRAPH_CANDIDATES_PER_K * k)
+        return max(CANDIDATES, 8 * k)
 
     # -- building ----------------------------------------------------------------------------
 
@@ -390,12 +416,13 @@ class ApproximateIndex:
         found = np.where(labels >= 0, self.labels[np.maximum(labels, 0)], -1)
         return found
 
-    def _graph_search(self, q: np.ndarray, count: int) -> np.ndarray:
+    def _graph_search(self, q: np.ndarray, count: int, ef_search: int | None = None
+                      ) -> np.ndarray:
         """The graph's positions (-1: none) of about `count` nearest per query, asked for as
-        many more as tombstones' share of the graph."""
+        many more as tombstones' share of the graph (efSearch: `ef_search`, else its own)."""
         extra = int(np.ceil(count * self.tombstones / max(1, self.ntotal)))
         want = min(count + extra, max(1, self.ntotal))
-        ef = max(self.ef_search, want)
+        ef = max(ef_search or self.ef_search, want)
         params = self._params.get(ef)
         if params is None:  # made once: a SWIG object per search cost 5 us
             params = self._params[ef] = _faiss().SearchParametersHNSW(efSearch=ef)
@@ -416,6 +443,22 @@ class ApproximateIndex:
         finally:
             faiss.omp_set_num_threads(before)
         return self._row_table(ids)[positions]
+
+    def rows_per_query(self, q: np.ndarray, count: int, ids: np.ndarray, reach: int
+                       ) -> np.ndarray:
+        """Rows of the sorted `ids` of the `count` candidates of each (transformed) query,
+        -1 where none, searching as far as `reach` (efSearch or nprobe): what `calibrate`
+        measures. The scan has no reach and is not asked."""
+        if self.kind == "hnsw":
+            return self._row_table(ids)[self._graph_search(q, count, reach)]
+        ivf = self.shards[0]
+        params = _faiss().SearchParametersIVF(nprobe=min(reach, ivf.nlist))
+        found = ivf.search(q, min(count, max(1, self.ntotal)), params=params)[1]
+        rows = np.minimum(np.searchsorted(ids, found), max(0, len(ids) - 1))
+        known = (found >= 0) & (len(ids) > 0)
+        if len(ids):
+            known &= ids[rows] == found
+        return np.where(known, rows, -1)
 
     def _row_table(self, ids: np.ndarray) -> np.ndarray:
         """Each graph position's row of `ids`, -1 for a tombstone or an id not in `ids`, and a
@@ -454,7 +497,9 @@ class ApproximateIndex:
                     raise OSError(f"cannot write {tmp}: {exc}") from None
             meta = {"kind": self.kind, "family": self.transform.family,
                     "trained_on": self.trained_on, "shards": len(self.shards),
-                    "storage": self.storage}
+                    "storage": self.storage,
+                    "calibration": None if self.calibration is None
+                    else self.calibration.to_dict()}
             extra: dict[str, Any] = {"ids": self.ids, "hashes": self.hashes,
                                      "lo": self.transform.lo, "scale": self.transform.scale}
             if self.transform.whitening is not None:
@@ -473,6 +518,17 @@ class ApproximateIndex:
             for leftover in tmps:
                 if os.path.exists(leftover):
                     os.unlink(leftover)
+
+    @staticmethod
+    def saved_calibration(path: Path) -> Calibration | None:
+        """The calibration of the index saved at `path`, read without loading the index
+        (None: not saved, not measured, or unreadable)."""
+        try:
+            with np.load(path) as extra:
+                meta = json.loads(str(extra["meta"]))
+            return Calibration.from_dict(meta.get("calibration"))
+        except Exception:
+            return None
 
     @classmethod
     def load(cls, path: Path) -> ApproximateIndex | None:
@@ -493,6 +549,9 @@ class ApproximateIndex:
                    meta.get("storage", "8bit"))  # saved before storage was recorded: 8-bit
         if labels is not None:
             made.labels = labels
+        calibration = Calibration.from_dict(meta.get("calibration"))
+        if calibration is not None:
+            made.calibrated(calibration)
         if made.kind == "hnsw" and len(made.labels) != made.ntotal:
             return None  # not whole: it will be rebuilt
         return made
@@ -545,10 +604,7 @@ def search(approx: ApproximateIndex, exact: ExactIndex, ids: np.ndarray, queries
     """(rows, exact distances) of about the k nearest rows, from FAISS candidates re-scored;
     with `return_query`, also the position of each row's nearest query (ties: the first)."""
     n_exclude = 0 if exclude_rows is None else len(exclude_rows)
-    if approx.kind == "hnsw":
-        want = candidates or max(GRAPH_MIN_CANDIDATES, GRAPH_CANDIDATES_PER_K * k)
-    else:
-        want = candidates or max(CANDIDATES, 8 * k)
+    want = candidates or approx.candidate_count(k)
     found = approx.candidates(queries, metric, want + n_exclude)
     rows = np.searchsorted(ids, found)
     rows = rows[(rows < len(ids)) & (ids[np.minimum(rows, len(ids) - 1)] == found)]

@@ -9,6 +9,7 @@ graph index is built. The engine speaks image ids; rows of the matrix stay insid
 
 from __future__ import annotations
 
+import logging
 import threading
 from dataclasses import dataclass
 
@@ -31,6 +32,7 @@ from .approximate import (
     search as approximate_search,
     supports as approximate_supports,
 )
+from .calibration import Calibration, calibrate, needs_calibration
 from .exact import ExactIndex
 from .graph_search import GraphRequests, supports as graph_answers_each
 from .memory import available_memory
@@ -55,18 +57,26 @@ MEMORY_MARGIN = 2.0
 _ASKED = {None: "default", False: "exact", True: "approximate"}
 _NAMED = {"auto": "approximate", **{kind: kind for kind in KINDS}}
 
+log = logging.getLogger(__name__)
+
 
 @dataclass(frozen=True)
 class Situation:
     """What the policy weighs: the collection's size and vector length, whether the graph
     index of the metric's family is built (loaded or saved beside the database, not being
     built), and the memory available (bytes; None: unknown, taken as plenty). The float32
-    matrix is memory-mapped from disk and counts in none of these."""
+    matrix is memory-mapped from disk and counts in none of these. `graph_short`: the built
+    graph's calibration fell short of calibration.TARGET_RECALL at its longest walk."""
 
     n: int
     dim: int = 1280
     graph_built: bool = False
     free_memory: int | None = None
+    graph_short: bool = False
+
+    @property
+    def graph_usable(self) -> bool:
+        return self.graph_built and not self.graph_short
 
     @property
     def graph_fits(self) -> bool:
@@ -79,6 +89,42 @@ class Situation:
 
     def _fits(self, size: int) -> bool:
         return self.free_memory is None or self.free_memory >= MEMORY_MARGIN * size
+
+
+@dataclass(frozen=True)
+class SearchPlan:
+    """What `SearchEngine.plan` tells: the method the policy takes for a top-10 search, the
+    situation it weighed, and the approximate indexes saved for the metric's family with their
+    calibrations (None: not measured)."""
+
+    method: str
+    situation: Situation
+    indexes: dict[str, Calibration | None]
+
+    def describe(self) -> str:
+        """The choice and its reason, in one line for people."""
+        s, names = self.situation, {"hnsw": "the graph index (HNSW)", "ivf": "the inverted "
+                                    "file (IVF, 8-bit codes)", "ivfpq": "the inverted file of "
+                                    "product-quantised codes (IVF-PQ)", "scan": "the "
+                                    "compressed scan"}
+        if self.method == "exact":
+            why = (f"under {EXACT_BELOW:,} images" if s.n < EXACT_BELOW else
+                   f"under {AUTO_THRESHOLD:,} images and no graph index that meets the recall "
+                   "sought" if s.n < AUTO_THRESHOLD else "the metric has no approximate search")
+            return f"exact search ({why})"
+        if self.method == "scan":  # compares every row: nothing to calibrate
+            return names["scan"] + " of every row's 8-bit code"
+        measured = self.indexes.get(self.method)
+        line = names[self.method] + (
+            f", {measured.describe(self.method)}" if measured else
+            ", not yet calibrated (measured at its next search)" if self.method in self.indexes
+            else ", built on the first search")
+        graph = self.indexes.get("hnsw")
+        if self.method != "hnsw" and s.graph_short and graph is not None:
+            line += f" (the graph falls short: {graph.describe('hnsw')})"
+        elif self.method != "hnsw" and not s.graph_fits:
+            line += " (the graph index would not fit twice in free memory)"
+        return line
 
 
 class SearchEngine:
@@ -97,6 +143,9 @@ class SearchEngine:
             share._building if share is not None else {}
         self._locks_lock: threading.Lock = (share._locks_lock if share is not None
                                             else threading.Lock())
+        # Saved graphs' calibrations by index, with the file's mtime: read once per change.
+        self._saved_calibrations: dict[tuple[str, str, str], tuple[int, Calibration | None]] = \
+            share._saved_calibrations if share is not None else {}
         # Single-query graph searches from several threads (a server's requests) merge here.
         self._graph_requests: GraphRequests = (share._graph_requests if share is not None
                                                else GraphRequests())
@@ -125,18 +174,44 @@ class SearchEngine:
     def prepare_graph(self, model: str, metric: str = "Cosine") -> bool:
         """Build (or load and bring up to date) the graph index of `model` for `metric`'s
         family now, unless the policy would never use it (a small collection): a server
-        calls it in the background at start-up. Returns whether it is ready."""
+        calls it in the background at start-up. A graph whose calibration falls short of the
+        recall sought is kept, and the index the policy takes instead (the inverted file, on
+        a collection large enough to search approximately) is built too. Returns whether the
+        graph is ready."""
         ids, index = self.index(model)
         if len(ids) < EXACT_BELOW or not approximate_supports(metric):
             return False
         self._approximate_index(model, metric, "hnsw", ids, index)
+        instead = choose_method(None, self.situation(model, metric, len(ids), index.dim), metric,
+                                k=10)
+        if instead not in ("exact", "hnsw"):
+            self._approximate_index(model, metric, instead, ids, index)
         return True
 
     def situation(self, model: str, metric: str, n: int, dim: int) -> Situation:
         """What `choose_method` needs to know about this collection now."""
         built = self._graph_built(model, metric)
+        short = built and self._graph_short(model, metric)
         # Free memory matters only while the graph is not built (reading it: /proc/meminfo).
-        return Situation(n, dim, built, None if built else available_memory())
+        return Situation(n, dim, built, None if built and not short else available_memory(),
+                         short)
+
+    def plan(self, model: str, metric: str = "Cosine") -> SearchPlan:
+        """Which search answers a top-10 search of `model` by `metric` now, and why; with the
+        approximate indexes saved for it and their calibrations."""
+        ids, index = self.index(model)
+        situation = self.situation(model, metric, len(ids), index.dim)
+        method = choose_method(None, situation, metric, 10)
+        saved = {}
+        if approximate_supports(metric):
+            for kind in KINDS:
+                key = (model, FAMILY[metric], kind)
+                loaded = self._approx.get(key)
+                if loaded is not None:
+                    saved[kind] = loaded[1].calibration
+                elif self._index_path(key).is_file():
+                    saved[kind] = ApproximateIndex.saved_calibration(self._index_path(key))
+        return SearchPlan(method, situation, saved)
 
     def _graph_built(self, model: str, metric: str) -> bool:
         if not approximate_supports(metric):
@@ -146,6 +221,26 @@ class SearchEngine:
         if lock.locked():  # being built (or brought up to date): not yet
             return False
         return key in self._approx or self._index_path(key).is_file()
+
+    def _graph_short(self, model: str, metric: str) -> bool:
+        """Whether the built graph's calibration fell short of the recall sought: read from
+        the graph in memory, else from its saved metadata (once per change of the file)."""
+        key = (model, FAMILY[metric], "hnsw")
+        loaded = self._approx.get(key)
+        if loaded is not None:
+            calibration = loaded[1].calibration
+        else:
+            path = self._index_path(key)
+            try:
+                stamp = path.stat().st_mtime_ns
+            except OSError:
+                return False
+            known = self._saved_calibrations.get(key)
+            if known is None or known[0] != stamp:
+                known = self._saved_calibrations[key] = (
+                    stamp, ApproximateIndex.saved_calibration(path))
+            calibration = known[1]
+        return calibration is not None and not calibration.met
 
     def _lock(self, key: tuple[str, str, str]) -> threading.Lock:
         with self._locks_lock:
@@ -229,6 +324,11 @@ class SearchEngine:
             changed = approx.sync(ids, hashes, index) > 0
             if approx.stale:  # too many tombstones in the graph
                 approx = ApproximateIndex.build(ids, hashes, index, metric, kind)
+        if needs_calibration(approx):  # built, or grown by a quarter since it was measured
+            measured = calibrate(approx, index, ids)
+            if measured is not None:
+                log.info("%s index of %s: %s", kind, model, measured.describe(kind))
+                changed = True
         if changed:
             try:
                 approx.save(path)
@@ -248,7 +348,8 @@ def choose_method(approximate: bool | str | None, situation: Situation | int, me
     (an error if FAISS was asked for).
 
     The policy: exact below EXACT_BELOW images (and below AUTO_THRESHOLD unless the graph is
-    built); else the graph when it is built, or when it fits in free memory (MEMORY_MARGIN
+    built); else the graph when it is built and its calibration met the recall sought
+    (search/calibration.py), or when it is not built and fits in free memory (MEMORY_MARGIN
     times its size; built on first use); else IVF where its 8-bit codes fit so, else IVF-PQ
     (IVF where the vectors' length has no cut into PQ_MIN_PARTS parts, `pq_usable`). Asked
     for approximate search on a small collection without a graph: the compressed scan
@@ -270,11 +371,11 @@ def choose_method(approximate: bool | str | None, situation: Situation | int, me
         return asked
     n = situation.n
     if asked == "default" and (n < EXACT_BELOW or (n < AUTO_THRESHOLD
-                                                   and not situation.graph_built)):
+                                                   and not situation.graph_usable)):
         return "exact"
-    if situation.graph_built:
+    if situation.graph_usable:
         return "hnsw"
-    if n >= AUTO_THRESHOLD and situation.graph_fits:
+    if n >= AUTO_THRESHOLD and situation.graph_fits and not situation.graph_built:
         return "hnsw"
     if not situation.codes_fit and pq_usable(situation.dim):
         return "ivfpq"

@@ -14,7 +14,7 @@ import threading
 
 import numpy as np
 
-from .approximate import GRAPH_CANDIDATES_PER_K, GRAPH_MIN_CANDIDATES, ApproximateIndex
+from .approximate import ApproximateIndex
 from .exact import ExactIndex
 from .metrics import canonical_metric, cosine_to_rows
 
@@ -41,8 +41,7 @@ def search_each(approx: ApproximateIndex, exact: ExactIndex, ids: np.ndarray,
     m = len(queries)
     ks = [k] * m if isinstance(k, int) else list(k)
     excludes = excludes or [None] * m
-    want = max(max(GRAPH_MIN_CANDIDATES, GRAPH_CANDIDATES_PER_K * kk) + _count(ex)
-               for kk, ex in zip(ks, excludes))
+    want = max(approx.candidate_count(kk) + _count(ex) for kk, ex in zip(ks, excludes))
     rows = approx.graph_rows(approx.transform.queries(queries), want, ids, threads)  # -1: none
     for i, ex in enumerate(excludes):
         if ex is not None and len(ex):
