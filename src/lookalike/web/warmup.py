@@ -7,11 +7,25 @@ is being built) and later ones come from the graph."""
 from __future__ import annotations
 
 import logging
+import sys
 import threading
 
 from ..api import Collection
 
 log = logging.getLogger("lookalike.web")
+
+
+def announce_search_choice() -> None:
+    """Print, when the warm-up has decided it, which exact cosine pass serves this machine and
+    the timings it was chosen by (search/exact.py logs it; large collections only)."""
+    logger = logging.getLogger("lookalike.search.exact")
+    if not any(getattr(h, "lookalike_announce", False) for h in logger.handlers):
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("lookalike: %(message)s"))
+        handler.setLevel(logging.INFO)
+        handler.lookalike_announce = True  # type: ignore[attr-defined]
+        logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
 
 
 class WarmUp:
