@@ -261,6 +261,20 @@ def test_a_number_of_workers_under_one_is_one_clear_line(db):
     assert proc.stderr.splitlines()[-1].endswith("--workers: '0' must be at least 1")
 
 
+def test_a_port_another_server_shares_out_is_still_a_busy_port(db):
+    import socket
+
+    other = socket.socket()  # as another `serve --workers N` binds: open to joiners
+    other.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    other.bind(("127.0.0.1", 0))
+    other.listen()
+    try:
+        with pytest.raises(LookalikeError, match=str(other.getsockname()[1])):
+            serve_viewer(db, port=other.getsockname()[1], workers=2)
+    finally:
+        other.close()
+
+
 def test_more_workers_than_cores_is_allowed_with_a_note():
     assert workers_note(2, 2) is None and workers_note(1, None) is None
     assert workers_note(8, 2) == ("lookalike: note: 8 worker processes on 2 cores: more than "

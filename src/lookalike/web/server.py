@@ -42,8 +42,8 @@ def serve(db: str | os.PathLike | None = None, host: str = "127.0.0.1", port: in
         print(warning, file=sys.stderr, flush=True)
     col = Collection.open(db)
     try:
-        sock = _listen(host, port)
-        port = sock.getsockname()[1]
+        sockets = _listen_for(host, port, workers)
+        port = sockets[0].getsockname()[1]
         allowed_hosts = None if is_loopback(host) else ["*"]
         url, *elsewhere = addresses.urls(host, port)
         serving = "" if workers == 1 else f" by {workers} worker processes"
@@ -60,12 +60,12 @@ def serve(db: str | os.PathLike | None = None, host: str = "127.0.0.1", port: in
             threading.Timer(1.0, webbrowser.open, [url]).start()
         if workers > 1:
             col.close()  # each worker opens its own
-            run_workers(col.store.path, allowed_hosts, sock, workers)
+            run_workers(col.store.path, allowed_hosts, sockets, workers)
         else:
             announce_search_choice()
             app = create_app(col, allowed_hosts=allowed_hosts)
             try:
-                uvicorn.Server(server_config(app)).run(sockets=[sock])
+                uvicorn.Server(server_config(app)).run(sockets=sockets)
             except KeyboardInterrupt:  # uvicorn stops gracefully, then re-raises Ctrl-C
                 pass
         print("lookalike: viewer stopped", file=sys.stderr)
@@ -90,8 +90,30 @@ def workers_note(workers: int, cores: int | None) -> str | None:
             "cores serve no faster, and each holds its own search structures in memory")
 
 
-def _listen(host: str, port: int):
-    """A socket bound to (host, port), so that a busy port is a clear error before start-up."""
+def _listen_for(host: str, port: int, workers: int) -> list:
+    """The listening sockets of `workers` processes: one, or with several workers where the
+    system has SO_REUSEPORT (Linux spreads connections evenly over the sockets of a port),
+    one each, bound to the same port."""
+    import socket
+
+    if workers == 1 or not hasattr(socket, "SO_REUSEPORT"):
+        return [_listen(host, port)]
+    if port:  # a port another server holds, even one with SO_REUSEPORT, is an error here
+        _listen(host, port).close()
+    sockets = [_listen(host, port, reuse_port=True)]
+    try:
+        for _ in range(workers - 1):
+            sockets.append(_listen(host, sockets[0].getsockname()[1], reuse_port=True))
+    except LookalikeError:
+        for sock in sockets:
+            sock.close()
+        raise
+    return sockets
+
+
+def _listen(host: str, port: int, reuse_port: bool = False):
+    """A socket bound to (host, port), so that a busy port is a clear error before start-up;
+    `reuse_port`: others may bind to the port too (each worker's own socket)."""
     import socket
 
     try:
@@ -106,6 +128,8 @@ def _listen(host: str, port: int):
     # accepted connections (else each response waits ~40 ms for a delayed ACK).
     sock = socket.socket(family, kind, proto)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    if reuse_port:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
     try:
         sock.bind(address)
         sock.listen(2048)  # connections wait in the backlog until uvicorn accepts them
