@@ -275,6 +275,22 @@ def test_a_port_another_server_shares_out_is_still_a_busy_port(db):
         other.close()
 
 
+def test_a_worker_that_cannot_open_the_collection_says_why_and_stops_them_all(tmp_path,
+                                                                             monkeypatch,
+                                                                             capsys):
+    from uvicorn.config import STARTUP_FAILURE
+
+    from lookalike.web.workers import ENVIRONMENT, worker_app
+
+    monkeypatch.setenv(ENVIRONMENT, json.dumps({"db": str(tmp_path / "gone.db"),
+                                                "allowed_hosts": None}))
+    with pytest.raises(SystemExit) as stopped:
+        worker_app()
+    assert stopped.value.code == STARTUP_FAILURE  # the supervisor stops rather than restart it
+    [line] = capsys.readouterr().err.splitlines()
+    assert line.startswith("lookalike: error: ") and "gone.db" in line
+
+
 def test_more_workers_than_cores_is_allowed_with_a_note():
     assert workers_note(2, 2) is None and workers_note(1, None) is None
     assert workers_note(8, 2) == ("lookalike: note: 8 worker processes on 2 cores: more than "
