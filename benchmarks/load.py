@@ -152,11 +152,13 @@ def mixed(ids: list[int], thumbnail_share: float = 0.5) -> Callable[[random.Rand
 
 
 class Server:
-    """`lookalike serve --port 0`; its log is kept to look for errors afterwards."""
+    """`lookalike serve --port 0 [--workers N]`; its log is kept to look for errors
+    afterwards."""
 
-    def __init__(self, db: Path):
+    def __init__(self, db: Path, workers: int = 1):
         self.proc = subprocess.Popen([sys.executable, "-m", "lookalike", "serve", "--db", str(db),
-                                      "--port", "0"], stderr=subprocess.PIPE, text=True)
+                                      "--port", "0", "--workers", str(workers)],
+                                     stderr=subprocess.PIPE, text=True)
         line = self.proc.stderr.readline()
         found = re.search(r"at (http://127\.0\.0\.1:\d+)/", line)
         if not found:

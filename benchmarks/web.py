@@ -2,6 +2,7 @@
 
     .venv/bin/python benchmarks/web.py [--images 100000] [--requests 200] [--runs 5]
     .venv/bin/python benchmarks/web.py --neighbours-only [--servers 2]   # look-alikes only
+    .venv/bin/python benchmarks/web.py --neighbours-only --workers 2   # one serve, 2 workers
 
 The collection: 100,000 distinct tiny PNG files (8x8, in 20 category folders; each carries
 its number in a text chunk, so every file has its own content hash) written directly, and
@@ -185,9 +186,17 @@ def first_paint(url: str, runs: int, scroll: bool = True) -> dict:
 
 
 def cpu_seconds(pid: int) -> float:
-    """User + system CPU time a process has used so far (Linux /proc; 10 ms ticks)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    """User + system CPU time a process and its live child processes (a server's workers)
+    have used so far (Linux /proc; 10 ms ticks)."""
+    ticks = 0
+    for entry in Path("/proc").iterdir():
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except (OSError, ValueError, IndexError):
+            continue
+        if entry.name == str(pid) or fields[1] == str(pid):
+            ticks += int(fields[11]) + int(fields[12])
+    return ticks / os.sysconf("SC_CLK_TCK")
 
 
 def neighbor_latency(servers: list[load.Server], ids: list[int], clients: int,
@@ -223,13 +232,20 @@ def neighbor_latency(servers: list[load.Server], ids: list[int], clients: int,
             "client_cpu_ms_per_request": 1000 * client_cpu / stats["requests"]}
 
 
-def wait_for_graph(url: str) -> None:
-    """Until the default search is answered by the graph (the warm-up builds or loads it)."""
+def wait_for_graph(url: str, in_a_row: int = 1) -> None:
+    """Until the default search is answered by the graph (the warm-up builds or loads it)
+    `in_a_row` times running, each on a connection of its own (which a server with several
+    workers hands to any of them), and the warm-up is done."""
     import httpx
 
-    while httpx.post(url + "/api/neighbors", json={"references": [1], "k": 10},
-                     timeout=300).json()["method"] != "hnsw":
-        time.sleep(0.5)
+    row = 0
+    while row < in_a_row:
+        answered = httpx.post(url + "/api/neighbors", json={"references": [1], "k": 10},
+                              timeout=300).json()["method"] == "hnsw"
+        warm = not httpx.get(url + "/api/collection", timeout=60).json()["warming_up"]
+        row = row + 1 if answered and warm else 0
+        if not row:
+            time.sleep(0.5)
 
 
 def recall(approximate: dict, url: str) -> float:
@@ -257,18 +273,22 @@ def main() -> None:
                         help="time only the neighbour requests (no browser, no IVF)")
     parser.add_argument("--servers", type=int, default=1,
                         help="with --neighbours-only: this many `lookalike serve` processes "
-                             "on the collection, the clients spread over them (what several "
-                             "worker processes behind one port would give)")
+                             "on the collection, the clients spread over them")
+    parser.add_argument("--workers", type=int, default=1,
+                        help="with --neighbours-only: one `lookalike serve --workers N`, every "
+                             "client on its one port")
     args = parser.parse_args()
-    if args.servers > 1 and not args.neighbours_only:
-        parser.error("--servers needs --neighbours-only")
+    if (args.servers > 1 or args.workers > 1) and not args.neighbours_only:
+        parser.error("--servers and --workers need --neighbours-only")
+    if args.servers > 1 and args.workers > 1:
+        parser.error("--servers or --workers, not both")
     print_machine()
     import httpx
 
     db = build_collection(OUT / f"web-{args.images // 1000}k", args.images)
     shutil.rmtree(db.with_name(db.name + ".thumbs"), ignore_errors=True)  # first run: cold
     started = time.perf_counter()
-    server = load.Server(db)
+    server = load.Server(db, workers=args.workers)
     servers = [server]
     try:
         # Opened at once: the server's warm-up is still running, no thumbnail exists yet.
@@ -286,6 +306,7 @@ def main() -> None:
         # it once it is ready (exactly meanwhile).
         wait_for_graph(server.url)
         graph_s = time.perf_counter() - started
+        wait_for_graph(server.url, in_a_row=10 * args.workers if args.workers > 1 else 1)
         for _ in range(args.servers - 1):  # one by one: a failed start stops those started
             servers.append(load.Server(db))
         for other in servers[1:]:  # the graph saved by the first is loaded
@@ -307,7 +328,8 @@ def main() -> None:
                       + f"; CPU per request: server {r['server_cpu_ms_per_request']:.2f} ms, "
                         f"load generator {r['client_cpu_ms_per_request']:.2f} ms)")
             print(f"graph ready {graph_s:.1f} s after start; {len(servers)} server process"
-                  f"{'es' if len(servers) > 1 else ''}")
+                  f"{'es' if len(servers) > 1 else ''}"
+                  + (f" with {args.workers} workers" if args.workers > 1 else ""))
             return
         t = time.perf_counter()
         httpx.post(server.url + "/api/neighbors", timeout=300,

@@ -121,14 +121,14 @@ def test_the_8_bit_pass_serves_up_to_as_many_queries_as_it_won_at(rows, monkeypa
 def test_the_server_says_which_exact_pass_it_chose(rows, monkeypatch, capsys):
     import logging
 
-    from lookalike.web import server
+    from lookalike.web import warmup
 
     monkeypatch.setattr(search, "INT8_MIN_ROWS", 1000)
     logger = logging.getLogger("lookalike.search.exact")
     before = list(logger.handlers)
     try:
-        server._announce_search_choice()
-        server._announce_search_choice()  # once per process, however many servers
+        warmup.announce_search_choice()
+        warmup.announce_search_choice()  # once per process, however many servers
         ExactIndex(rows).start_int8(wait=True)
     finally:
         for handler in set(logger.handlers) - set(before):

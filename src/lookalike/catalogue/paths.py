@@ -1,8 +1,8 @@
 """The files and folders kept beside a catalogue database `<db>`: the search matrix cache
 (`<db>.vectors/`), the FAISS indexes (`<db>.faiss/`), the web viewer's thumbnails
-(`<db>.thumbs/`), the maps (`<db>.maps/`) and the matrix cut in shards for a cluster's workers
-(`<db>.shards/`). Each is named here once; all are caches, rebuilt
-when missing."""
+(`<db>.thumbs/`), the maps (`<db>.maps/`), the matrix cut in shards for a cluster's workers
+(`<db>.shards/`) and what the viewer's worker processes share (`<db>.viewer/`). Each is named
+here once; all are caches, rebuilt when missing."""
 
 from __future__ import annotations
 
@@ -39,4 +39,11 @@ def shards_folder(db: Path) -> Path:
     return beside(db, ".shards")
 
 
-__all__ = ["faiss_folder", "maps_folder", "shards_folder", "thumbnails_folder", "vectors_folder"]
+def viewer_folder(db: Path) -> Path:
+    """What the web viewer's worker processes share: the locks of the computations that one
+    of them does for all (maps, analyses, groups of copies) and the groups it found."""
+    return beside(db, ".viewer")
+
+
+__all__ = ["faiss_folder", "maps_folder", "shards_folder", "thumbnails_folder", "vectors_folder",
+           "viewer_folder"]

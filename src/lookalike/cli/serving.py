@@ -25,6 +25,10 @@ def add_serve(commands: Commands) -> None:
     p.add_argument("--port", type=int, default=8000,
                    help="the port to listen on (default 8000; 0 picks a free one)")
     p.add_argument("--open", action="store_true", help="open the page in a web browser")
+    p.add_argument("--workers", type=positive_int, default=1, metavar="N",
+                   help="server processes behind the one port (default 1): more use more "
+                        "cores for many simultaneous users, each holding its own search "
+                        "structures in memory")
     p.set_defaults(handler=cmd_serve)
 
 
@@ -38,7 +42,8 @@ def cmd_serve(args) -> int:
     open_browser = args.open and has_browser()
     if args.open and not open_browser:
         print("no graphical browser here: open the address below in one", file=sys.stderr)
-    serve(args.db, host=args.host, port=args.port, open_browser=open_browser)
+    serve(args.db, host=args.host, port=args.port, open_browser=open_browser,
+          workers=args.workers)
     return 0
 
 

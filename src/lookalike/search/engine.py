@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from dataclasses import dataclass
 
 import numpy as np
@@ -20,6 +21,7 @@ from ..catalogue.matrix import load_matrix
 from ..catalogue.paths import faiss_folder
 from ..catalogue.store import Store
 from ..errors import LookalikeError
+from ..locks import held
 from .approximate import (
     AUTO_THRESHOLD,
     FAMILY,
@@ -146,6 +148,9 @@ class SearchEngine:
         # Saved graphs' calibrations by index, with the file's mtime: read once per change.
         self._saved_calibrations: dict[tuple[str, str, str], tuple[int, Calibration | None]] = \
             share._saved_calibrations if share is not None else {}
+        # (size, modification time) of each index file as this engine last loaded or saved it
+        self._saved: dict[tuple[str, str, str], tuple[int, int] | None] = \
+            share._saved if share is not None else {}
         # Single-query graph searches from several threads (a server's requests) merge here.
         self._graph_requests: GraphRequests = (share._graph_requests if share is not None
                                                else GraphRequests())
@@ -298,7 +303,13 @@ class SearchEngine:
         cached = self._approx.get(key)
         if cached is not None and cached[0] == self.store.generation:
             return cached[1], ids, index
-        with self._lock(key):
+        path = self._index_path(key)
+
+        def waiting() -> None:
+            log.info("%s: waiting for another process that is bringing it up to date", path.name)
+        # Across processes too (a server's workers, two commands on one database): one builds
+        # or updates the saved index, the others wait and then load what it saved.
+        with self._lock(key), held(path.with_name(path.name + ".lock"), on_wait=waiting):
             return self._bring_up_to_date(key, metric, ids, index)
 
     def _bring_up_to_date(self, key: tuple[str, str, str], metric: str, ids: np.ndarray,
@@ -309,7 +320,7 @@ class SearchEngine:
         if cached is not None and cached[0] == generation:  # another thread just did it
             return cached[1], ids, index
         path = self._index_path(key)
-        approx = cached[1] if cached is not None else ApproximateIndex.load(path)
+        approx = self._saved_or(key, cached, path)
         current_ids, hashes = self.store.vector_hashes(model)
         if not np.array_equal(current_ids, ids):  # the catalogue moved on since the matrix loaded
             ids, index = self.index(model)
@@ -318,12 +329,12 @@ class SearchEngine:
         outgrown = kind != "hnsw" and approx is not None and len(ids) >= 2 * max(
             approx.trained_on, 1)
         if approx is None or outgrown or approx.kind != kind:
-            approx = ApproximateIndex.build(ids, hashes, index, metric, kind)
+            approx = _built(path, ids, hashes, index, metric, kind)
             changed = True
         else:
             changed = approx.sync(ids, hashes, index) > 0
             if approx.stale:  # too many tombstones in the graph
-                approx = ApproximateIndex.build(ids, hashes, index, metric, kind)
+                approx = _built(path, ids, hashes, index, metric, kind)
         if needs_calibration(approx):  # built, or grown by a quarter since it was measured
             measured = calibrate(approx, index, ids)
             if measured is not None:
@@ -334,8 +345,21 @@ class SearchEngine:
                 approx.save(path)
             except OSError:
                 pass  # still usable from memory
+        self._saved[key] = _stamp(path)
         self._approx[key] = (generation, approx)
         return approx, ids, index
+
+    def _saved_or(self, key: tuple[str, str, str], cached: tuple[int, ApproximateIndex] | None,
+                  path) -> ApproximateIndex | None:
+        """The index to bring up to date: the one in memory, unless another process has saved
+        a newer one since this one was loaded or saved (then that: it may need no change)."""
+        if cached is not None and self._saved.get(key) == _stamp(path):
+            return cached[1]
+        loaded = ApproximateIndex.load(path)
+        if loaded is not None:
+            log.info("%s: loaded (%d vectors)", path.name, loaded.ntotal)
+            return loaded
+        return cached[1] if cached is not None else None
 
 
 def choose_method(approximate: bool | str | None, situation: Situation | int, metric: str,
@@ -401,6 +425,24 @@ def _rows_of(ids: np.ndarray, wanted: np.ndarray) -> np.ndarray:
     inside = rows < len(ids)
     rows, wanted = rows[inside], wanted[inside]
     return rows[ids[rows] == wanted]
+
+
+def _built(path, ids: np.ndarray, hashes: np.ndarray, index: ExactIndex, metric: str,
+           kind: str) -> ApproximateIndex:
+    started = time.perf_counter()
+    made = ApproximateIndex.build(ids, hashes, index, metric, kind)
+    log.info("%s: built (%d vectors) in %.1f s", path.name, made.ntotal,
+             time.perf_counter() - started)
+    return made
+
+
+def _stamp(path) -> tuple[int, int] | None:
+    """(size, modification time in ns) of a saved index, None when there is none."""
+    try:
+        stat = path.stat()
+    except OSError:
+        return None
+    return stat.st_size, stat.st_mtime_ns
 
 
 def _exact_index(store: Store, model: str) -> tuple[np.ndarray, ExactIndex]:

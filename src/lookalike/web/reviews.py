@@ -2,7 +2,9 @@
 of its own (which shares what the viewer's has loaded), one computation at a time and never
 under the viewer's lock, and kept per (query, catalogue generation, not-duplicates marks), so
 that coming back to the view is instant and a request for groups being computed waits for
-them instead of computing them again."""
+them instead of computing them again. A server's worker processes share them (kept_groups.py):
+one computes while the others wait, then they read what it kept, so every process answers the
+same groups and none computes what another has."""
 
 from __future__ import annotations
 
@@ -14,6 +16,8 @@ from dataclasses import dataclass
 
 from ..analysis.duplicates import DuplicateGroup, check_window
 from ..api import Collection
+from ..locks import held
+from .kept_groups import KeptGroups, Stamp
 
 
 @dataclass(frozen=True)
@@ -41,10 +45,12 @@ class DuplicateReviews:
     def __init__(self, collection: Collection):
         self.collection = collection
         self.computations = 0   # how many times groups were computed (not taken from the cache)
-        #: (pairs checked, pairs to check) of the computation under way; None when idle
-        self.progress: tuple[int, int] | None = None
+        self._progress: tuple[int, int] | None = None
+        self._waiting = False   # for another process's computation
         self._guard = threading.Lock()
         self._answers: OrderedDict[tuple, Future[list[DuplicateGroup]]] = OrderedDict()
+        self._stamps: dict[tuple, Stamp] = {}  # of the kept groups each answer was read as
+        self._kept = KeptGroups(collection.store.path, collection.store.rows)
         self._worker = ThreadPoolExecutor(1, thread_name_prefix="lookalike-duplicates")
         self._side: Collection | None = None
 
@@ -55,12 +61,21 @@ class DuplicateReviews:
         with self._guard:
             future = self._answers.get(key)
             failed = future is not None and future.done() and future.exception() is not None
-            if future is None or failed or (fresh and future.done()):
-                future = self._worker.submit(self._compute, query)
+            if future is None or failed or (fresh and future.done()) or self._outdated(key):
+                future = self._worker.submit(self._compute, query, key, fresh)
                 self._answers[key] = future
             self._answers.move_to_end(key)
             self._evict()
         return future.result()
+
+    @property
+    def progress(self) -> tuple[int, int] | None:
+        """(pairs checked, pairs to check) of the computation under way, in this process or
+        another of the server's; None when there is none."""
+        local = self._progress
+        if local is not None and not self._waiting:
+            return local
+        return self._kept.progress()
 
     def ready(self, query: GroupsQuery, start: bool = False) -> list[DuplicateGroup] | None:
         """The groups `query` asks for if they are cached, else None (`start`: and have them
@@ -69,8 +84,8 @@ class DuplicateReviews:
         with self._guard:
             future = self._answers.get(key)
             failed = future is not None and future.done() and future.exception() is not None
-            if (future is None or failed) and start:
-                future = self._worker.submit(self._compute, query)
+            if (future is None or failed or self._outdated(key)) and start:
+                future = self._worker.submit(self._compute, query, key, False)
                 self._answers[key] = future
                 self._evict()
         if future is None or not future.done():
@@ -98,7 +113,10 @@ class DuplicateReviews:
                 if all(chosen.issuperset(g.ids) for g in dropped):
                     derived: Future[list[DuplicateGroup]] = Future()
                     derived.set_result(kept)
-                    self._answers[key[:-1] + (after,)] = derived
+                    new_key = key[:-1] + (after,)
+                    self._answers[new_key] = derived
+                    # kept for the other processes too, unless one kept them first
+                    self._stamps[new_key] = self._kept.write(new_key, kept, replace=False)
             self._evict()
         return changed
 
@@ -120,20 +138,47 @@ class DuplicateReviews:
             digest.update(a + b"/" + b)
         return digest.hexdigest()
 
-    def _compute(self, query: GroupsQuery) -> list[DuplicateGroup]:
+    def _outdated(self, key: tuple) -> bool:
+        """Whether another process has kept other groups for `key` since this one's answer
+        (computed again with `fresh`): then this process reads them rather than answer its
+        own."""
+        future = self._answers.get(key)
+        if future is None or not future.done() or future.exception() is not None:
+            return False
+        return self._kept.stamp(key) != self._stamps.get(key)
+
+    def _compute(self, query: GroupsQuery, key: tuple, fresh: bool) -> list[DuplicateGroup]:
+        def waiting() -> None:
+            self._waiting = True
+        self._progress = (0, 0)
+        try:
+            with held(self._kept.lock, on_wait=waiting):
+                self._waiting = False
+                kept = None if fresh else self._kept.read(key)
+                if kept is not None:
+                    self._stamps[key] = kept[1]
+                    return kept[0]
+                groups = self._computed(query)
+                self._stamps[key] = self._kept.write(key, groups)
+                return groups
+        finally:
+            self._progress = None
+            self._waiting = False
+
+    def _computed(self, query: GroupsQuery) -> list[DuplicateGroup]:
         if self._side is None:
             self._side = Collection.open(self.collection.store.path, share_with=self.collection)
         self.computations += 1
-        self.progress = (0, 0)
 
         def report(checked: int, total: int) -> None:
-            self.progress = (checked, total)
+            self._progress = (checked, total)
+            self._kept.report(checked, total)
 
         try:
             return self._side.duplicates(query.tier, range=(query.lo, query.hi),
                                          model=query.model, progress=report)
         finally:
-            self.progress = None
+            self._kept.finished()
 
     def _evict(self) -> None:
         while len(self._answers) > self.KEEP:

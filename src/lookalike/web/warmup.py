@@ -7,11 +7,32 @@ is being built) and later ones come from the graph."""
 from __future__ import annotations
 
 import logging
+import sys
 import threading
 
 from ..api import Collection
 
 log = logging.getLogger("lookalike.web")
+
+
+#: Where the warm-up says which search answers look-alikes (printed by a server that
+#: announces its choices: `announce_search_choice`).
+plan_log = logging.getLogger("lookalike.web.search")
+
+
+def announce_search_choice() -> None:
+    """Print, when the warm-up has decided them, which exact cosine pass serves this machine
+    and the timings it was chosen by (search/exact.py logs it; large collections only), and
+    which search answers look-alikes once the graph index is ready, with its calibration
+    (`Collection.search_plan`, logged below)."""
+    for logger in (logging.getLogger("lookalike.search.exact"), plan_log):
+        if not any(getattr(h, "lookalike_announce", False) for h in logger.handlers):
+            handler = logging.StreamHandler(sys.stderr)
+            handler.setFormatter(logging.Formatter("lookalike: %(message)s"))
+            handler.setLevel(logging.INFO)
+            handler.lookalike_announce = True  # type: ignore[attr-defined]
+            logger.addHandler(handler)
+        logger.setLevel(logging.INFO)
 
 
 class WarmUp:
@@ -58,6 +79,7 @@ class WarmUp:
                     self.done.set()
                     if side.prepare_graph():
                         log.info("graph index of cosine search ready")
+                        plan_log.info("look-alikes: %s", side.search_plan().describe())
         except Exception:  # an empty collection, say: requests will tell the user
             log.debug("warm-up failed", exc_info=True)
         finally:

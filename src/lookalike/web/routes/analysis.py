@@ -35,7 +35,7 @@ def analysis(state: State, model: str | None = None, wait: Wait = WAIT):
         clusters = stored_clusters(side.store, model or side.default_model)
         return compact(side.analyze(model or None, clusters))
     done, answer = state.jobs.answer(("analysis", model or None, col.store.generation), what,
-                                     compute, wait)
+                                     compute, wait, lock=f"analysis {model or None}")
     if not done:
         return computing(answer, model=model)
     return JSONResponse(answer)

@@ -68,7 +68,8 @@ def collection_map(state: State, method: str = "umap", model: str | None = None,
     model, method = model or None, method.lower()
     what = f"Laying out {len(col):,} images by {method.upper()} ({_SPEED[method]})"
     done, answer = state.jobs.answer(("map", model, method, col.store.generation), what,
-                                     lambda side: side.map(model=model, method=method), wait)
+                                     lambda side: side.map(model=model, method=method), wait,
+                                     lock=f"map {method} {model}")
     if not done:
         return computing(answer, method=method, model=model)
     if format == "binary":
