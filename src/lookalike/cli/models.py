@@ -148,8 +148,8 @@ def _list_models(args) -> int:
         print(f"in {args.db}:")
         print(text_table(["name", "dim", "images", "model"],
                      [[m["name"], m["dim"], f"{m['images']:,}", m["model"]] for m in held]))
-        for m in held:
-            print(f"{m['name']}: a top-10 cosine search takes {m['search']}")
+        for own in held:
+            print(f"{own['name']}: a top-10 cosine search takes {own['search']}")
         print()
     print(text_table(["name", "dim", "input", "licence", "package", "installed", "default"],
                  [[m.name, m.dim, f"{m.input_size}px", m.licence, m.package or f"yours: {m.file}",
