@@ -15,13 +15,11 @@ ladder's end is passed over by the policy (engine.choose_method) for the inverte
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import Any, Protocol
 
 import numpy as np
 
-if TYPE_CHECKING:
-    from .approximate import ApproximateIndex
-    from .exact import ExactIndex
+from .exact import ExactIndex
 
 #: What the reach is chosen for: this share of each query's exact top CALIBRATION_K among the
 #: candidates (the re-scoring is exact, so that is the answer's recall@10).
@@ -78,7 +76,29 @@ class Calibration:
                 f"{self.queries} of its {self.rows:,} images{verdict}")
 
 
-def ladder(approx: ApproximateIndex) -> tuple[int, ...]:
+class Calibrated(Protocol):
+    """What calibration asks of an index (approximate.ApproximateIndex)."""
+
+    kind: str
+    shards: list
+    transform: Any
+    calibration: Calibration | None
+
+    @property
+    def ntotal(self) -> int: ...
+
+    @property
+    def default_reach(self) -> int: ...
+
+    def candidate_count(self, k: int) -> int: ...
+
+    def rows_per_query(self, q: np.ndarray, count: int, ids: np.ndarray, reach: int
+                       ) -> np.ndarray: ...
+
+    def calibrated(self, calibration: Calibration) -> None: ...
+
+
+def ladder(approx: Calibrated) -> tuple[int, ...]:
     """The reaches `calibrate` tries for this index, smallest first (empty: nothing to choose,
     the compressed scan looks at every row)."""
     if approx.kind == "hnsw":
@@ -90,7 +110,7 @@ def ladder(approx: ApproximateIndex) -> tuple[int, ...]:
     return ()
 
 
-def needs_calibration(approx: ApproximateIndex) -> bool:
+def needs_calibration(approx: Calibrated) -> bool:
     """Whether the index was never measured, or has grown by RECALIBRATE_GROWTH since."""
     if not ladder(approx) or approx.ntotal <= CALIBRATION_K:
         return False
@@ -98,7 +118,7 @@ def needs_calibration(approx: ApproximateIndex) -> bool:
     return known is None or approx.ntotal > (1 + RECALIBRATE_GROWTH) * known.rows
 
 
-def calibrate(approx: ApproximateIndex, exact: ExactIndex, ids: np.ndarray,
+def calibrate(approx: Calibrated, exact: ExactIndex, ids: np.ndarray,
               seed: int = 0) -> Calibration | None:
     """Measure the smallest reach of `approx`'s ladder at which its candidates hold
     TARGET_RECALL of CALIBRATION_QUERIES of its own rows' exact top CALIBRATION_K (`exact`'s
@@ -126,7 +146,7 @@ def calibrate(approx: ApproximateIndex, exact: ExactIndex, ids: np.ndarray,
     return best
 
 
-def true_neighbours(approx: ApproximateIndex, exact: ExactIndex, rows: np.ndarray,
+def true_neighbours(approx: Calibrated, exact: ExactIndex, rows: np.ndarray,
                     k: int) -> np.ndarray:
     """Each of `rows`' k nearest other rows (one row per query), exactly, by L2 in the index's
     metric space (its transform), which ranks as the index's metric does."""
