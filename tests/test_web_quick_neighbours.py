@@ -43,6 +43,14 @@ def ask(live, reference: int, **query) -> httpx.Response:
     return live.client.post("/api/neighbors", json={"references": [reference], **query})
 
 
+def route(live, reference: int, **query) -> httpx.Response:
+    """The route's answer: the GET twin with a parameter it ignores, which the quick path
+    leaves to it."""
+    params = {"ref": reference, "ignored": "yes",
+              **{k: str(v).lower() if isinstance(v, bool) else v for k, v in query.items()}}
+    return live.client.get("/api/neighbors", params=params)
+
+
 @pytest.mark.parametrize("query", [
     {}, {"k": 1}, {"k": 100, "include_references": True},
     {"metric": "cosine", "model": "m", "approximate": "hnsw"}])
@@ -50,17 +58,18 @@ def test_an_answer_given_on_the_event_loop_is_the_routes_byte_for_byte(site, que
     live, col, _, _ = site
     assert col.answers_from_graph(query.get("model"), query.get("metric", "Cosine"),
                                   query.get("k", 10), query.get("approximate"))
-    quick = ask(live, 123, **query)
+    posted = ask(live, 123, **query)
     params = {"ref": 123, **{k: str(v).lower() if isinstance(v, bool) else v
                              for k, v in query.items()}}
-    route = live.client.get("/api/neighbors", params=params)  # the route's twin of POST
-    assert quick.status_code == route.status_code == 200
-    assert quick.json()["method"] == "hnsw"
-    assert len(quick.json()["neighbors"]) == query.get("k", 10)
-    assert quick.content == route.content
+    got = live.client.get("/api/neighbors", params=params)  # the page's way
+    expected = route(live, 123, **query)
+    assert posted.status_code == got.status_code == expected.status_code == 200
+    assert posted.json()["method"] == "hnsw"
+    assert len(posted.json()["neighbors"]) == query.get("k", 10)
+    assert posted.content == got.content == expected.content
     for header in ("content-type", "content-length", "x-content-type-options",
                    "x-frame-options"):
-        assert quick.headers[header] == route.headers[header]
+        assert posted.headers[header] == got.headers[header] == expected.headers[header]
 
 
 def test_refusals_and_other_requests_are_the_routes(site):
@@ -75,12 +84,23 @@ def test_refusals_and_other_requests_are_the_routes(site):
         assert answer.status_code == 422 and "error" in answer.json()
     unknown = ask(live, 1, metric="nonsense")
     assert unknown.status_code == 400 and "nonsense" in unknown.json()["error"]
+    for target in ("/api/neighbors?ref=10000000000", "/api/neighbors?ref=1&k=0",
+                   "/api/neighbors?ref=1&metric=nonsense", "/api/neighbors?ref=x",
+                   "/api/neighbors?ref=99999999999999999999"):
+        assert live.client.get(target).json() == route_answer(live, target)
+    # The same values written otherwise (leading zeros, a name twice): the route reads them.
+    same = live.client.get("/api/neighbors?ref=007&k=05&k=5")
+    assert same.content == route(live, 7, k=5).content
     # Not quick (a large k, exact search, two references): the route answers as before.
     assert not col.answers_from_graph(k=None) and not col.answers_from_graph(approximate=False)
     assert len(ask(live, 1, k=150).json()["neighbors"]) == 150
     assert ask(live, 1, approximate=False).json()["method"] == "exact"
     both = live.client.post("/api/neighbors", json={"references": [1, 2], "k": 5}).json()
     assert [r["id"] for r in both["references"]] == [1, 2]
+
+
+def route_answer(live, target: str) -> dict:
+    return live.client.get(target + "&ignored=yes").json()
 
 
 def test_an_image_added_changed_or_removed_shows_in_the_next_answer(site):
@@ -90,7 +110,10 @@ def test_an_image_added_changed_or_removed_shows_in_the_next_answer(site):
     twin = "/new/twin.jpg"
 
     def neighbours() -> list[str]:
-        return [n["path"] for n in ask(live, 321, k=5).json()["neighbors"]]
+        posted = [n["path"] for n in ask(live, 321, k=5).json()["neighbors"]]
+        got = live.client.get("/api/neighbors?ref=321&k=5").json()["neighbors"]
+        assert [n["path"] for n in got] == posted
+        return posted
 
     with lookalike.Collection.open(db) as other:  # as another process would write it
         other.add_vectors([twin], vectors[row] + 1e-4, model="m")
