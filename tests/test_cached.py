@@ -52,3 +52,13 @@ def test_many_keys_start_again():
     for key in range(5):
         cache.get(1, key, lambda key=key: key)
     assert cache.get(1, 0, lambda: "again") == "again"
+
+
+def test_a_peek_sees_only_answers_known_for_this_generation_and_computes_nothing():
+    cache, calls = ByGeneration(), []
+    assert cache.peek(1, "models") is None
+    cache.get(1, "models", lambda: calls.append(1) or {"m": 3})
+    assert cache.peek(1, "models") == {"m": 3}
+    assert cache.peek(2, "models") is None  # the catalogue moved on: stale, not shown
+    assert cache.peek(1, "other") is None
+    assert len(calls) == 1

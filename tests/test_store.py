@@ -149,3 +149,25 @@ def test_table_rows_keep_their_columns_and_can_be_updated_alone(tmp_path):
         after = store.find(b"/pics/a.png")
         assert (after["category"], after["extras"]) == ("pets", '{"label": "dog"}')
         assert after["content_hash"] == before["content_hash"] and after["id"] == before["id"]
+
+
+def test_a_snapshot_reads_one_state_of_the_catalogue_and_each_setting_once(tmp_path):
+    with Store(tmp_path / "c.db") as store, Store(tmp_path / "c.db", create=False) as other:
+        store.write([row("a.png")])
+        before = store.generation
+        with store.snapshot():
+            assert store.generation == before
+            other.write([row("b.png")])  # another process's write, while the snapshot lasts
+            other.set_setting("last_model", "m")
+            assert store.generation == before and store.get_setting("last_model") is None
+            assert store.count_images() == 1
+            with store.snapshot():  # an inner snapshot is the outer one
+                assert store.generation == before
+            assert store.get_setting("last_model", "none") == "none"
+        assert store.generation > before and store.get_setting("last_model") == "m"
+        assert store.count_images() == 2
+        with pytest.raises(sqlite3.OperationalError), store.snapshot():
+            store.set_setting("k", "v")  # nothing is written inside a snapshot
+        assert store.get_setting("k") is None
+        store.set_setting("k", "v")  # and the snapshot is over
+        assert store.get_setting("k") == "v"

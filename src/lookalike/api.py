@@ -525,6 +525,22 @@ class Collection:
         server calls it in the background, answering exactly meanwhile."""
         return self.engine.prepare_graph(self._model(model), canonical_metric(metric))
 
+    def answers_from_graph(self, model: str | None = None, metric: str = DEFAULT_METRIC,
+                           k: int | None = DEFAULT_K,
+                           approximate: bool | str | None = None) -> bool:
+        """Whether `nearest_to_ids` of one image with these arguments (and no filter) would be
+        answered by the graph index as it is in memory now, with nothing to count, load,
+        build or bring up to date first: a search of well under a millisecond at 100,000
+        images, which a server may answer without handing it to a worker thread. Computes
+        nothing and waits for nothing; False for arguments a search would refuse."""
+        if self._counts.peek(self.store.generation, "models") is None:
+            return False  # the models are counted first (10-20 ms at 100,000 images)
+        try:
+            name, canonical = self._model(model), canonical_metric(metric)
+        except LookalikeError:
+            return False
+        return self.engine.answers_from_graph(name, canonical, k, approximate)
+
     def _model(self, model: str | None) -> str:
         if model is None:
             return self.default_model

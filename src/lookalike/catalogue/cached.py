@@ -55,6 +55,14 @@ class ByGeneration:
                     del self._computing[key]
             mine.set()
 
+    def peek(self, generation: int, key: Hashable) -> Any:
+        """The answer for `key` at `generation` if it is known, else None (nothing computed,
+        nothing waited for)."""
+        with self._lock:
+            if generation != self._generation:
+                return None
+            return self._values.get(key)
+
     def clear(self) -> None:
         """Forget every answer (they would be recomputed at the next generation anyway)."""
         with self._lock:

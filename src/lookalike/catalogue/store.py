@@ -327,8 +327,15 @@ class Store:
     def get_setting(self, key: str, default: None = None) -> str | None: ...
 
     def get_setting(self, key: str, default: str | None = None) -> str | None:
-        row = self.conn.execute("SELECT value FROM settings WHERE key = ?", (key,)).fetchone()
-        return row[0] if row else default
+        held = getattr(self._local, "settings", None)  # inside a snapshot: read once
+        if held is not None and key in held:
+            value = held[key]
+        else:
+            row = self.conn.execute("SELECT value FROM settings WHERE key = ?", (key,)).fetchone()
+            value = row[0] if row else None
+            if held is not None:
+                held[key] = value
+        return default if value is None else value
 
     def set_setting(self, key: str, value: str) -> None:
         with self.transaction():
@@ -732,11 +739,18 @@ class Store:
 
     @contextmanager
     def snapshot(self) -> Iterator[None]:
-        """A read transaction: what is read inside it comes from one state of the catalogue."""
+        """A read transaction: what this thread reads inside it comes from one state of the
+        catalogue, and each setting (the generation, say) is read once. An inner snapshot is
+        the outer one; nothing can be written inside."""
+        if getattr(self._local, "settings", None) is not None:
+            yield
+            return
         self.conn.execute("BEGIN")
+        self._local.settings = {}
         try:
             yield
         finally:
+            self._local.settings = None
             self.conn.execute("COMMIT")
 
 _CATEGORY_CLAUSE = " AND (category = ? OR category LIKE ? ESCAPE '\\')"

@@ -315,7 +315,10 @@ def neighbor_records(res: Neighbors) -> list[dict[str, Any]]:
     """One flat dict per neighbour: RECORD_FIELDS, then the extra columns by their names."""
     records = _neighbor_records(res)
     columns = neighbor_columns(records)
-    return [{c.name: _json_value(_value(r, c)) for c in columns} for r in records]
+    if any(c.key.startswith("extra:") for c in columns):
+        return [{c.name: _json_value(_value(r, c)) for c in columns} for r in records]
+    named = [(c.name, c.key) for c in columns]  # no extras: a third less time (web answers)
+    return [{name: _json_value(r.get(key)) for name, key in named} for r in records]
 
 
 def write_neighbors(res: Neighbors, format: str,

@@ -218,6 +218,27 @@ class SearchEngine:
                     saved[kind] = ApproximateIndex.saved_calibration(self._index_path(key))
         return SearchPlan(method, situation, saved)
 
+    def answers_from_graph(self, model: str, metric: str, k: int | None,
+                           approximate: bool | str | None = None) -> bool:
+        """Whether `search` of one query with these arguments and no filter would be answered
+        by the graph as it is in memory now: the model's matrix and the graph of `metric`'s
+        family loaded for the catalogue's current generation, so that nothing is loaded,
+        built or brought up to date first. Computes nothing and waits for nothing."""
+        if not approximate_supports(metric):
+            return False
+        generation = self.store.generation
+        loaded = self._exact.peek(generation, model)
+        graph = self._approx.get((model, FAMILY[metric], "hnsw"))
+        if loaded is None or graph is None or graph[0] != generation:
+            return False
+        ids, index = loaded
+        try:
+            method = choose_method(approximate, self.situation(model, metric, len(ids),
+                                                               index.dim), metric, k)
+        except LookalikeError:
+            return False
+        return method == "hnsw" and graph_answers_each(graph[1], metric)
+
     def _graph_built(self, model: str, metric: str) -> bool:
         if not approximate_supports(metric):
             return False

@@ -45,7 +45,7 @@ def search_each(approx: ApproximateIndex, exact: ExactIndex, ids: np.ndarray,
     rows = approx.graph_rows(approx.transform.queries(queries), want, ids, threads)  # -1: none
     for i, ex in enumerate(excludes):
         if ex is not None and len(ex):
-            rows[i, np.isin(rows[i], ex)] = -1
+            rows[i, _among(rows[i], ex)] = -1
     valid = rows >= 0
     dist = _rescore(exact, queries, np.where(valid, rows, 0), name)
     dist[~valid] = np.inf
@@ -56,6 +56,14 @@ def search_each(approx: ApproximateIndex, exact: ExactIndex, ids: np.ndarray,
         pick = pick[valid[i, pick]]
         out.append((rows[i, pick], dist[i, pick], np.zeros(len(pick), np.int64)))
     return out
+
+
+def _among(values: np.ndarray, few: np.ndarray) -> np.ndarray:
+    """`np.isin(values, few)`; for a few values (a search's references) by comparing with each,
+    about 4 us where `isin` takes 20 (a look-alike request of one reference)."""
+    if len(few) > 16:
+        return np.isin(values, few)
+    return (values[:, None] == np.asarray(few)[None, :]).any(axis=1)
 
 
 def _count(exclude: np.ndarray | None) -> int:

@@ -20,6 +20,7 @@ from .errors import EXCEPTION_HANDLERS, refusals
 from .files import ThumbnailCache
 from .guard import ENVELOPE_BYTES, MAX_UPLOAD_BYTES, RequestGuard, accepted_hosts
 from .jobs import Jobs
+from .quick_neighbours import QuickNeighbours
 from .reviews import DuplicateReviews
 from .routes import ROUTERS
 from .routes.pages import DOCS_ASSETS, STATIC
@@ -56,6 +57,7 @@ def create_app(collection: Collection | str | os.PathLike | None = None, *,
                                           "request the collection cannot answer"))
     app.state.viewer = state
     app.state.collection = col  # the same object as state.collection, for a quick look
+    app.add_middleware(QuickNeighbours, state=state)  # added first: runs inside the guard
     app.add_middleware(RequestGuard, max_body=max_upload_bytes + ENVELOPE_BYTES,
                        hosts=accepted_hosts(allowed_hosts))
     for router in ROUTERS:

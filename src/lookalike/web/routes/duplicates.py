@@ -35,10 +35,12 @@ class GroupsAsked(BaseModel):
     """Which groups: as `lookalike duplicates --tier --threshold | --range --model`."""
 
     tier: str = Field(DEFAULT_TIER, description=f"one of {', '.join(TIERS)}")
-    threshold: float | None = Field(None, description="the largest cosine distance of a "
-                                                      "candidate pair (0-2)")
-    lo: float | None = Field(None, description="with hi: candidate pairs between lo and hi")
-    hi: float | None = None
+    # Strict: JSON `false` or "0.1" is not a distance (FastAPI would have made them 0 and 0.1).
+    threshold: float | None = Field(None, strict=True, description="the largest cosine "
+                                    "distance of a candidate pair (0-2)")
+    lo: float | None = Field(None, strict=True, description="with hi: candidate pairs between "
+                                                           "lo and hi")
+    hi: float | None = Field(None, strict=True)
     model: str | None = Field(None, description="whose vectors find the candidates (null: "
                                                 "the collection's default)")
 

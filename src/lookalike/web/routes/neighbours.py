@@ -80,7 +80,7 @@ def neighbors(state: State, query: NeighborsQuery):
     nearest reference), nearest first, with the fields of `lookalike similar --format
     json`; `notes` are sentences a person should read with the answer (Mahalanobis on too
     few images, say); `normalised`, with `normalise`, says how the vectors were normalised."""
-    return _find_neighbors(state, query)
+    return find_neighbors(state, query)
 
 
 @router.get("/api/neighbors", summary="The look-alikes, as the page's URL asks for them",
@@ -97,7 +97,7 @@ def neighbors_get(state: State,
                   normalise: Annotated[str | None, Query(max_length=200)] = None,
                   controls: Annotated[str | None, Query(max_length=2000)] = None):
     """The JSON twin of the page's `/?ref=...` view; same answer as `POST /api/neighbors`."""
-    return _find_neighbors(state, NeighborsQuery(
+    return find_neighbors(state, NeighborsQuery(
         references=ref, k=k, metric=metric, model=model,
         include_references=include_references, category=category,
         approximate=_approximate(approximate), unlike=unlike or [], like=like or [],
@@ -151,7 +151,8 @@ def neighbors_text(state: State,
                                [{"name": res.references[0], "text": q.strip()}], k)
 
 
-def _find_neighbors(state: ViewerState, query: NeighborsQuery) -> JSONResponse:
+def find_neighbors(state: ViewerState, query: NeighborsQuery) -> JSONResponse:
+    """The answer of `POST /api/neighbors` (and of its GET twin) to a validated query."""
     col = state.collection
     ids = list(dict.fromkeys(query.references))
     references = _usable_rows(col, ids)
