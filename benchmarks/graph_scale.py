@@ -127,7 +127,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--parts", default="sweep,calibration,peers")
-    parser.add_argument("--ef-construction", type=int, default=approximate.GRAPH_EF_CONSTRUCTION)
+    parser.add_argument("--ef-construction", type=int, default=None,
+                        help="the graph's (default: lookalike's for that many rows)")
     args = parser.parse_args()
     parts = set(args.parts.split(","))
     print_machine()
@@ -144,13 +145,16 @@ def main() -> None:
     truth = [exact.search(q, 10, "cosine")[0] for q in fresh]
     own = [exact.search(x[r], 11, "cosine")[0] for r in rows]
     truth_rows = [t[t != r][:10] for t, r in zip(own, rows)]
-    result: dict = {"rows": n, "ef_construction": args.ef_construction}
-    if parts & {"sweep", "calibration"}:
+    if args.ef_construction is not None:
         approximate.GRAPH_EF_CONSTRUCTION = args.ef_construction
+        approximate.GRAPH_EF_CONSTRUCTION_LARGE = args.ef_construction
+    efc = approximate.graph_ef_construction(n)
+    result: dict = {"rows": n, "ef_construction": efc}
+    if parts & {"sweep", "calibration"}:
         start = time.perf_counter()
         graph = ApproximateIndex.build(ids, hashes, exact, "cosine", "hnsw")
         result["graph_build_s"] = time.perf_counter() - start
-        print(f"graph (fp16, M={approximate.GRAPH_M}, efConstruction {args.ef_construction}) "
+        print(f"graph (fp16, M={approximate.GRAPH_M}, efConstruction {efc}) "
               f"built in {result['graph_build_s']:.0f} s", flush=True)
         if "sweep" in parts:
             result["sweep"] = sweep(graph, exact, ids, fresh, truth, rows, truth_rows)

@@ -107,7 +107,9 @@ def test_a_graph_that_never_gets_there_says_so(weak_graph):
     measured = calibrate(graph, exact, ids)
     assert not measured.met and measured.recall < 0.95
     assert measured.reach == max(ladder(graph)) == graph.ef_search
-    assert "short of the 0.99 sought" in measured.describe("hnsw")
+    assert measured.describe("hnsw") == (
+        f"efSearch 512: recall@10 {measured.recall:.3f} for 300 of its own 4,000, short of "
+        "the 0.99 sought")
 
 
 def test_the_inverted_files_are_calibrated_by_nprobe():
@@ -126,26 +128,24 @@ def test_the_inverted_files_are_calibrated_by_nprobe():
 def test_the_calibration_is_saved_with_the_index_and_read_alone(weak_graph, tmp_path):
     graph, exact, ids = weak_graph(6, 16, random_rows(2_000))
     path = tmp_path / "m.cosine.hnsw.index"
-    assert needs_calibration(graph)  # never measured
+    assert needs_calibration(graph, 2_000)  # never measured
     measured = calibrate(graph, exact, ids)
     graph.save(path)
     assert ApproximateIndex.saved_calibration(path) == measured
     loaded = ApproximateIndex.load(path)
     assert loaded.calibration == measured and loaded.ef_search == measured.reach
-    assert not needs_calibration(loaded)
+    assert not needs_calibration(loaded, 2_000)
     assert ApproximateIndex.saved_calibration(tmp_path / "missing") is None
 
 
-def test_a_graph_is_measured_again_once_it_has_grown_by_a_quarter():
+def test_a_graph_is_due_again_once_it_will_have_grown_by_a_quarter():
     x = random_rows(2_600, 16)
     ids, hashes = keyed(x)
     graph = ApproximateIndex.build(ids[:2_000], hashes[:2_000], ExactIndex(x[:2_000]),
                                    "cosine", "hnsw")
     calibrate(graph, ExactIndex(x[:2_000]), ids[:2_000])
-    graph.sync(ids[:2_400], hashes[:2_400], ExactIndex(x[:2_400]))
-    assert not needs_calibration(graph)             # 20% more
-    graph.sync(ids, hashes, ExactIndex(x))
-    assert needs_calibration(graph)                 # 30% more
+    assert not needs_calibration(graph, 2_400)      # 20% more
+    assert needs_calibration(graph, 2_600)          # 30% more
 
 
 @pytest.mark.parametrize("situation, expected", [
@@ -189,7 +189,13 @@ def test_a_collection_calibrates_its_graph_and_searches_the_inverted_file_instea
 def test_calibration_round_trips_as_a_dict():
     c = Calibration(96, 0.995, 1_000_000, 300)
     assert Calibration.from_dict(c.to_dict()) == c and Calibration.from_dict(None) is None
-    assert c.met and c.describe("hnsw").startswith("efSearch 96: recall@10 0.995 on 300")
+    assert c.met and c.describe("hnsw") == (
+        "efSearch 96: recall@10 0.995 for 300 of its own 1,000,000")
+    held = Calibration(96, 0.995, 1_000_000, 300, held_out=True)
+    assert Calibration.from_dict(held.to_dict()) == held
+    assert held.describe("hnsw").endswith("for 300 new images held out of its 1,000,000")
+    assert Calibration.from_dict({"reach": 8, "recall": 1, "rows": 9, "queries": 3}).held_out \
+        is False  # saved before held-out queries
 
 
 def test_the_search_plan_says_what_answers_and_why(tmp_path, monkeypatch):
@@ -214,7 +220,7 @@ def test_the_search_plan_says_what_answers_and_why(tmp_path, monkeypatch):
         plan = col.search_plan("m")
         assert plan.method == "hnsw" and plan.indexes["hnsw"].met
         assert plan.describe().startswith("the graph index (HNSW), efSearch 64: recall@10 ")
-        assert plan.describe().endswith(" on 300 of its 1,500 images")
+        assert plan.describe().endswith(" for 300 new images held out of its 1,500")
         short = Calibration(512, 0.9, 1_500, 300)
         col.engine._approx[("m", "cosine", "hnsw")][1].calibrated(short)
         plan = col.search_plan("m")
@@ -227,3 +233,31 @@ def test_the_search_plan_says_what_answers_and_why(tmp_path, monkeypatch):
                          capture_output=True, text=True, check=True).stdout
     # In a fresh process the thresholds are the real ones: 1,500 images are searched exactly.
     assert "m: a top-10 cosine search takes exact search (under 20,000 images)" in out
+
+
+def test_the_queries_are_new_images_held_out_of_the_index_then_added(tmp_path, monkeypatch):
+    """A collection's graph is built without 300 of its images, measured on them (queries it
+    has never seen, as an upload is), then holds them; when the collection grows by more than a
+    quarter the graph is measured again on 300 of the new images, which it then holds too."""
+    import lookalike.search.engine as engine
+
+    monkeypatch.setattr(engine, "EXACT_BELOW", 500)
+    x = random_rows(2_600, 16, seed=5)
+    key = ("m", "cosine", "hnsw")
+    with lookalike.Collection.create(tmp_path / "c.db") as col:
+        col.add_vectors([f"/v/{i:05d}.jpg" for i in range(2_000)], x[:2_000], model="m")
+        col.prepare_graph(model="m")
+        graph = col.engine._approx[key][1]
+        first = graph.calibration
+        assert first.held_out and first.queries == 300 and first.rows == 2_000
+        assert graph.ntotal == 2_000 and len(graph.ids) == 2_000  # the held-out rows added
+        ids, exact = col.engine.index("m")
+        everyone = graph.rows_per_query(graph.transform.queries(x[:2_000]), 1, ids,
+                                        graph.ef_search)[:, 0]
+        assert (everyone == np.arange(2_000)).mean() > 0.99  # each image finds itself
+        col.add_vectors([f"/v/{i:05d}.jpg" for i in range(2_000, 2_600)], x[2_000:], model="m")
+        col.nearest("/v/00003.jpg", k=5, model="m", approximate="hnsw")
+        graph = col.engine._approx[key][1]
+        again = graph.calibration
+        assert again != first and again.held_out and again.rows == 2_600
+        assert again.queries == min(300, 600 // 4) and graph.ntotal == 2_600

@@ -366,3 +366,21 @@ def test_simultaneous_single_searches_each_get_their_own_answer(graph):
         alone_rows, alone_dist = approximate_search(approx, exact, ids, q[None], 5, "cosine")
         assert rows.tolist() == alone_rows.tolist()
         np.testing.assert_array_equal(dist, alone_dist)
+
+
+def test_a_large_graph_is_built_and_grown_with_the_longer_walk(monkeypatch):
+    """From GRAPH_LARGE rows efConstruction is GRAPH_EF_CONSTRUCTION_LARGE: for a graph built
+    that large, and for one that grows past it (its later rows are linked with the longer
+    walk; the earlier keep theirs)."""
+    import lookalike.search.approximate as approximate
+
+    monkeypatch.setattr(approximate, "GRAPH_LARGE", 1_000)
+    x = clustered(1_500)
+    ids = np.arange(len(x), dtype=np.int64)
+    hashes = np.array([int(i).to_bytes(8, "little") for i in ids], dtype="S16")
+    small = ApproximateIndex.build(ids[:800], hashes[:800], ExactIndex(x[:800]), "cosine", "hnsw")
+    assert small.shards[0].hnsw.efConstruction == GRAPH_EF_CONSTRUCTION
+    small.sync(ids[:1_200], hashes[:1_200], ExactIndex(x[:1_200]))
+    assert small.shards[0].hnsw.efConstruction == approximate.GRAPH_EF_CONSTRUCTION_LARGE
+    large = ApproximateIndex.build(ids, hashes, ExactIndex(x), "cosine", "hnsw")
+    assert large.shards[0].hnsw.efConstruction == approximate.GRAPH_EF_CONSTRUCTION_LARGE > 128

@@ -34,7 +34,7 @@ from .approximate import (
     search as approximate_search,
     supports as approximate_supports,
 )
-from .calibration import Calibration, calibrate, needs_calibration
+from .calibration import Calibration, calibrate, held_out_rows, needs_calibration
 from .exact import ExactIndex
 from .graph_search import GraphRequests, supports as graph_answers_each
 from .memory import available_memory
@@ -349,18 +349,17 @@ class SearchEngine:
         # A graph has nothing trained to outgrow; the others are retrained at twice the size.
         outgrown = kind != "hnsw" and approx is not None and len(ids) >= 2 * max(
             approx.trained_on, 1)
+        held = None  # calibration's queries, held out of the index until it is measured
         if approx is None or outgrown or approx.kind != kind:
-            approx = _built(path, ids, hashes, index, metric, kind)
+            approx, held = _built(path, ids, hashes, index, metric, kind)
             changed = True
         else:
-            changed = approx.sync(ids, hashes, index) > 0
+            if needs_calibration(approx, len(ids)):  # grown by a quarter since it was measured
+                held = held_out_rows(approx.new_rows(ids))
+            changed = approx.sync(ids, hashes, index, hold_out=held) > 0
             if approx.stale:  # too many tombstones in the graph
-                approx = _built(path, ids, hashes, index, metric, kind)
-        if needs_calibration(approx):  # built, or grown by a quarter since it was measured
-            measured = calibrate(approx, index, ids)
-            if measured is not None:
-                log.info("%s index of %s: %s", kind, model, measured.describe(kind))
-                changed = True
+                approx, held = _built(path, ids, hashes, index, metric, kind)
+        changed = _calibrated(approx, model, index, ids, hashes, held) or changed
         if changed:
             try:
                 approx.save(path)
@@ -449,12 +448,29 @@ def _rows_of(ids: np.ndarray, wanted: np.ndarray) -> np.ndarray:
 
 
 def _built(path, ids: np.ndarray, hashes: np.ndarray, index: ExactIndex, metric: str,
-           kind: str) -> ApproximateIndex:
+           kind: str) -> tuple[ApproximateIndex, np.ndarray | None]:
+    """(the index of `kind` over every row, but those held out for its calibration, which
+    `_calibrated` adds; those rows, None when none)."""
     started = time.perf_counter()
-    made = ApproximateIndex.build(ids, hashes, index, metric, kind)
+    held = None if kind == "scan" else held_out_rows(np.arange(len(ids)))
+    made = ApproximateIndex.build(ids, hashes, index, metric, kind, hold_out=held)
     log.info("%s: built (%d vectors) in %.1f s", path.name, made.ntotal,
              time.perf_counter() - started)
-    return made
+    return made, held
+
+
+def _calibrated(approx: ApproximateIndex, model: str, index: ExactIndex, ids: np.ndarray,
+                hashes: np.ndarray, held: np.ndarray | None) -> bool:
+    """Calibrate `approx` if it is due (search/calibration.py), on the `held` rows when some
+    were held out of it, which are then added. Returns whether it changed."""
+    if held is None and not needs_calibration(approx, len(ids)):
+        return False
+    measured = calibrate(approx, index, ids, held_out=held)
+    if held is not None:
+        approx.add_rows(ids, hashes, index, held)
+    if measured is not None:
+        log.info("%s index of %s: %s", approx.kind, model, measured.describe(approx.kind))
+    return True
 
 
 def _stamp(path) -> tuple[int, int] | None:
