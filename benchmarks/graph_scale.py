@@ -8,9 +8,10 @@ Parts (each builds what it needs; at a million rows a graph takes 5-15 minutes o
 - sweep: lookalike's graph (fp16, M=32, `--ef-construction`) at efSearch 64-1024, recall@10
   after exact re-scoring of 20 and of 40 candidates, for 200 fresh queries and for 200 rows
   of the matrix as queries (each left out of its own answer, as `calibrate` measures);
-- calibration: that graph and a fresh IVF calibrated (search/calibration.py), with the time
-  each took, then the graph timed at its calibrated efSearch and a few others (single queries
-  as `nearest` runs them, 20 from threads through GraphRequests);
+- calibration: that graph and a fresh IVF calibrated as the product does (search/calibration.py:
+  300 rows held out of each until measured on them, then added), with the time each took, then
+  the graph timed at its calibrated efSearch and a few others (single queries as `nearest`
+  runs them, 20 from threads through GraphRequests);
 - peers: lookalike's IVF at nprobe 16 and at its calibrated nprobe beside hnswlib (efC 200)
   and usearch (bf16, efC 128) at ef 64-512 (benchmarks/search_peers.py's measure).
 Prints the machine line first; results to benchmarks/out/graph_scale.json.
@@ -32,7 +33,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 import lookalike.search.approximate as approximate  # noqa: E402
 import search_peers  # noqa: E402
 from lookalike.search.approximate import ApproximateIndex, search as approx_search  # noqa: E402
-from lookalike.search.calibration import calibrate  # noqa: E402
+from lookalike.search.calibration import calibrate, held_out_rows  # noqa: E402
 from lookalike.search.exact import ExactIndex  # noqa: E402
 from lookalike.search.graph_search import GraphRequests, search_each  # noqa: E402
 from machine import print_machine  # noqa: E402
@@ -72,10 +73,14 @@ def sweep(graph, exact, ids, fresh, truth_fresh, rows, truth_rows) -> dict:
     return out
 
 
-def calibrated(graph, exact, ids, hashes, queries, truth) -> dict:
+def calibrated(graph, held, exact, ids, hashes, queries, truth) -> dict:
+    """The graph (built without the `held` rows) calibrated on them as the product does,
+    then given them; timed at its calibrated efSearch and others; then IVF likewise."""
     out: dict = {}
     start = time.perf_counter()
-    measured = calibrate(graph, exact, ids)
+    measured = calibrate(graph, exact, ids, held_out=held)
+    if held is not None:
+        graph.add_rows(ids, hashes, exact, held)
     out["graph"] = {"seconds": time.perf_counter() - start, **measured.to_dict()}
     print(f"  graph calibrated in {out['graph']['seconds']:.0f} s: {measured.describe('hnsw')}",
           flush=True)
@@ -91,10 +96,10 @@ def calibrated(graph, exact, ids, hashes, queries, truth) -> dict:
             queries, truth))
     out["graph_rows"] = rows
     start = time.perf_counter()
-    ivf = ApproximateIndex.build(ids, hashes, exact, "cosine", "ivf")
+    ivf = ApproximateIndex.build(ids, hashes, exact, "cosine", "ivf", hold_out=held)
     built = time.perf_counter() - start
     start = time.perf_counter()
-    measured = calibrate(ivf, exact, ids)
+    measured = calibrate(ivf, exact, ids, held_out=held)
     out["ivf"] = {"build_s": built, "seconds": time.perf_counter() - start, **measured.to_dict()}
     print(f"  IVF built in {built:.0f} s, calibrated in {out['ivf']['seconds']:.0f} s: "
           f"{measured.describe('ivf')}", flush=True)
@@ -151,15 +156,19 @@ def main() -> None:
     efc = approximate.graph_ef_construction(n)
     result: dict = {"rows": n, "ef_construction": efc}
     if parts & {"sweep", "calibration"}:
+        held = held_out_rows(np.arange(n))  # as the product builds an index to calibrate
         start = time.perf_counter()
-        graph = ApproximateIndex.build(ids, hashes, exact, "cosine", "hnsw")
+        graph = ApproximateIndex.build(ids, hashes, exact, "cosine", "hnsw", hold_out=held)
         result["graph_build_s"] = time.perf_counter() - start
         print(f"graph (fp16, M={approximate.GRAPH_M}, efConstruction {efc}) "
               f"built in {result['graph_build_s']:.0f} s", flush=True)
+        if "calibration" in parts:
+            result["calibration"] = calibrated(graph, held, exact, ids, hashes, queries,
+                                               truth[:100])
+        elif held is not None:
+            graph.add_rows(ids, hashes, exact, held)
         if "sweep" in parts:
             result["sweep"] = sweep(graph, exact, ids, fresh, truth, rows, truth_rows)
-        if "calibration" in parts:
-            result["calibration"] = calibrated(graph, exact, ids, hashes, queries, truth[:100])
         del graph
     if "peers" in parts:
         result["peers"] = peers(exact, ids, hashes, x, queries, truth[:100])
