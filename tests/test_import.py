@@ -168,7 +168,8 @@ def test_cli_import_then_similar_and_models(tmp_path):
     assert "None" not in table and "img001.jpg" in table
     listed = json.loads(run("models", "--db", db, "--format", "json").stdout)
     assert listed["collection"] == [{"name": "dino", "dim": DIM, "images": 20, "own": True,
-                                   "reading": None}]
+                                   "reading": None,
+                                   "search": "exact search (under 20,000 images)"}]
     # A mistyped file leaves no database behind.
     proc = run("import", tmp_path / "missing.npz", "--db", tmp_path / "other.db", check=False)
     one_line_error(proc, "no such file")
