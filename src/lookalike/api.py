@@ -541,6 +541,12 @@ class Collection:
             return False
         return self.engine.answers_from_graph(name, canonical, k, approximate)
 
+    def vectors_model(self, model: str | None = None) -> str:
+        """The name under which the vectors that `model` (None: the default model) stands for
+        are stored: the model read the collection's way (`ReadingOptions.vector_key`) where
+        it was indexed so. LookalikeError when the collection has none of its vectors."""
+        return self._model(model)
+
     def _model(self, model: str | None) -> str:
         if model is None:
             return self.default_model

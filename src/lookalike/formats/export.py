@@ -61,7 +61,7 @@ class Collection(Protocol):
     """What `export_collection` reads of `lookalike.Collection`."""
     store: Any
 
-    def _model(self, model: str | None) -> str: ...
+    def vectors_model(self, model: str | None = None) -> str: ...
 
     def vectors(self, model: str | None = None) -> tuple[np.ndarray, np.ndarray]: ...
 
@@ -550,7 +550,7 @@ def export_collection(col: Collection, path: str | os.PathLike, format: str | No
     usable = store.count_images(usable_only=True)
     matrix = None
     if vectors:
-        model = col._model(model)
+        model = col.vectors_model(model)
         ids, matrix = col.vectors(model)
         dim = int(matrix.shape[1]) if len(ids) else 0
     else:
@@ -635,7 +635,7 @@ def _computed_columns(col: Collection, model: str | None, ids: np.ndarray
 
     if model is None:
         try:
-            model = col._model(None)
+            model = col.vectors_model()
         except LookalikeError:  # no vectors at all
             model = None
     return stored_columns(col.store, model, ids)
