@@ -112,11 +112,12 @@ def test_a_graph_that_never_gets_there_says_so(weak_graph):
         "the 0.99 sought")
 
 
-def test_the_inverted_files_are_calibrated_by_nprobe():
+@pytest.mark.parametrize("kind", ["ivf", "ivfpq"])
+def test_the_inverted_files_are_calibrated_by_nprobe(kind):
     x = random_rows(6_000, 16, seed=1)
     ids, hashes = keyed(x)
     exact = ExactIndex(x)
-    ivf = ApproximateIndex.build(ids, hashes, exact, "cosine", "ivf")
+    ivf = ApproximateIndex.build(ids, hashes, exact, "cosine", kind)
     assert ivf.nprobe == NPROBE
     reaches = ladder(ivf)
     assert reaches[0] < NPROBE and reaches[-1] <= ivf.shards[0].nlist
