@@ -262,3 +262,18 @@ def test_the_queries_are_new_images_held_out_of_the_index_then_added(tmp_path, m
         again = graph.calibration
         assert again != first and again.held_out and again.rows == 2_600
         assert again.queries == min(300, 600 // 4) and graph.ntotal == 2_600
+
+
+def test_the_search_plan_reads_counts_not_the_vectors(tmp_path):
+    """`models --db` asks every model's plan: that loads or builds no search matrix (a minute
+    per model at a million images)."""
+    from lookalike.catalogue.paths import vectors_folder
+
+    db = tmp_path / "c.db"
+    with lookalike.Collection.create(db) as col:
+        col.add_vectors([f"/v/{i:03d}.jpg" for i in range(40)], random_rows(40, 8), model="m")
+    with lookalike.Collection.open(db) as col:
+        assert col.search_plan("m").describe() == "exact search (under 20,000 images)"
+        assert not list(vectors_folder(col.store.path).glob("*.npy"))
+        col.nearest("/v/001.jpg", k=3, model="m")  # a search does build it
+        assert list(vectors_folder(col.store.path).glob("*.npy"))

@@ -516,8 +516,11 @@ class Collection:
     def search_plan(self, model: str | None = None, metric: str = DEFAULT_METRIC):
         """Which search answers a top-10 search now (exact, or which approximate index), why,
         and the approximate indexes saved for `model` with the recall each was calibrated to
-        (`search.engine.SearchPlan`; `.describe()` says it in one line)."""
-        return self.engine.plan(self._model(model), canonical_metric(metric))
+        (`search.engine.SearchPlan`; `.describe()` says it in one line). Reads the catalogue's
+        counts, not the vectors: no search matrix is loaded or built for it."""
+        name = self._model(model)
+        return self.engine.plan(name, canonical_metric(metric), self.models[name],
+                                self.store.vector_dim(name) or 0)
 
     def prepare_graph(self, model: str | None = None, metric: str = DEFAULT_METRIC) -> bool:
         """Build (or load and bring up to date) the graph index that later searches of

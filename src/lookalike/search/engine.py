@@ -145,8 +145,9 @@ class SearchEngine:
             share._building if share is not None else {}
         self._locks_lock: threading.Lock = (share._locks_lock if share is not None
                                             else threading.Lock())
-        # Saved graphs' calibrations by index, with the file's mtime: read once per change.
-        self._saved_calibrations: dict[tuple[str, str, str], tuple[int, Calibration | None]] = \
+        # Saved graphs' calibrations by index, with the file's stamp: read once per change.
+        self._saved_calibrations: dict[tuple[str, str, str],
+                                       tuple[tuple[int, int], Calibration | None]] = \
             share._saved_calibrations if share is not None else {}
         # (size, modification time) of each index file as this engine last loaded or saved it
         self._saved: dict[tuple[str, str, str], tuple[int, int] | None] = \
@@ -201,11 +202,11 @@ class SearchEngine:
         return Situation(n, dim, built, None if built and not short else available_memory(),
                          short)
 
-    def plan(self, model: str, metric: str = "Cosine") -> SearchPlan:
-        """Which search answers a top-10 search of `model` by `metric` now, and why; with the
-        approximate indexes saved for it and their calibrations."""
-        ids, index = self.index(model)
-        situation = self.situation(model, metric, len(ids), index.dim)
+    def plan(self, model: str, metric: str, n: int, dim: int) -> SearchPlan:
+        """Which search answers a top-10 search of `model` (`n` vectors of `dim` values) by
+        `metric` now, and why; with the approximate indexes saved for it and their
+        calibrations."""
+        situation = self.situation(model, metric, n, dim)
         method = choose_method(None, situation, metric, 10)
         saved = {}
         if approximate_supports(metric):
@@ -257,9 +258,8 @@ class SearchEngine:
             calibration = loaded[1].calibration
         else:
             path = self._index_path(key)
-            try:
-                stamp = path.stat().st_mtime_ns
-            except OSError:
+            stamp = _stamp(path)
+            if stamp is None:
                 return False
             known = self._saved_calibrations.get(key)
             if known is None or known[0] != stamp:
